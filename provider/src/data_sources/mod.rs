@@ -1,0 +1,3 @@
+//! Read-only lookups.
+
+pub mod account;

@@ -1,0 +1,17 @@
+//! terraform-provider-idis: one Terraform resource that builds and keeps a
+//! whole IDIS environment on AWS.
+//!
+//! Layers, each with one job:
+//! - [`protocol`]: tfplugin5 over gRPC, the go-plugin handshake, values on
+//!   the wire. Nothing below it sees a protobuf type.
+//! - [`provider`]: the provider block, AWS configuration and clients, and
+//!   dispatch to data sources and resources.
+//! - [`data_sources`]: read-only lookups (`idis_account`).
+
+pub mod data_sources;
+pub mod logging;
+pub mod protocol;
+pub mod provider;
+
+/// The provider's version, as Terraform's registry address records it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

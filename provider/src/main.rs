@@ -1,0 +1,75 @@
+//! The `terraform-provider-idis` binary: Terraform starts it and speaks
+//! tfplugin5 to it. Run by hand it explains that and exits 1.
+
+use std::process::ExitCode;
+
+use terraform_provider_idis::protocol::handshake::{self, HandshakeError, Mode};
+use terraform_provider_idis::protocol::server::panic_message;
+use terraform_provider_idis::provider::IdisProvider;
+use terraform_provider_idis::{logging, VERSION};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--version" || a == "-version") {
+        println!(
+            "terraform-provider-idis {VERSION} (plugin protocol {})",
+            handshake::PROTOCOL_VERSION
+        );
+        return ExitCode::SUCCESS;
+    }
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "{}\n\nUsage: terraform-provider-idis [--version | --debug]",
+            handshake::NOT_BY_HAND
+        );
+        return ExitCode::SUCCESS;
+    }
+    let mode = if args.iter().any(|a| a == "--debug") {
+        Mode::Debug
+    } else {
+        match handshake::negotiate(|k| std::env::var(k).ok()) {
+            Ok(mode) => mode,
+            Err(e @ HandshakeError::NotByTerraform) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                logging::error(&e.to_string());
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+
+    // A panic is turned into a diagnostic by the server; the hook only
+    // makes sure it is logged in Terraform's format, not as raw text.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        logging::error(&format!(
+            "panic{location}: {}",
+            panic_message(info.payload())
+        ));
+    }));
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("terraform-provider-idis: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(handshake::serve(mode, IdisProvider::new())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            logging::error(&e.to_string());
+            eprintln!("terraform-provider-idis: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

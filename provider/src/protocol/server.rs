@@ -1,0 +1,718 @@
+//! The tfplugin5 `Provider` service. It decodes every DynamicValue with the
+//! schema of its type, hands typed values to a [`Backend`], encodes the
+//! answers, and turns every failure — including a panic — into diagnostics,
+//! so Terraform never sees "plugin crashed".
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use tonic::{Request, Response, Status};
+
+use super::cty::{self, Path, Type, Value};
+use super::diag::{Diagnostic, Diagnostics};
+use super::proto::tfplugin5 as pb;
+use super::schema::Schema;
+use crate::logging;
+
+/// What a provider implementation gives the protocol layer: schemas and
+/// operations on decoded values. Resource methods have defaults that report
+/// an unknown type, so a backend implements only what it has.
+#[tonic::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    fn provider_schema(&self) -> Schema;
+    fn data_source_schemas(&self) -> BTreeMap<String, Schema>;
+    fn resource_schemas(&self) -> BTreeMap<String, Schema> {
+        BTreeMap::new()
+    }
+
+    fn validate_provider(&self, config: &Value) -> Diagnostics;
+    async fn configure(&self, config: Value, terraform_version: String) -> Diagnostics;
+
+    fn validate_data_source(&self, type_name: &str, config: &Value) -> Diagnostics;
+    async fn read_data_source(&self, type_name: &str, config: Value) -> Result<Value, Diagnostics>;
+
+    fn validate_resource(&self, type_name: &str, _config: &Value) -> Diagnostics {
+        unknown_type("resource", type_name).into()
+    }
+    /// Brings stored state of an older schema version to the current one.
+    fn upgrade_resource_state(
+        &self,
+        _type_name: &str,
+        _version: i64,
+        state: Value,
+    ) -> Result<Value, Diagnostics> {
+        Ok(state)
+    }
+    async fn read_resource(&self, req: ReadRequest) -> ReadResponse {
+        ReadResponse::failed(unknown_type("resource", &req.type_name).into())
+    }
+    async fn plan_resource(&self, req: PlanRequest) -> PlanResponse {
+        PlanResponse::failed(unknown_type("resource", &req.type_name).into())
+    }
+    async fn apply_resource(&self, req: ApplyRequest) -> ApplyResponse {
+        ApplyResponse::failed(unknown_type("resource", &req.type_name).into())
+    }
+    async fn import_resource(
+        &self,
+        type_name: &str,
+        _id: &str,
+    ) -> Result<Vec<Imported>, Diagnostics> {
+        Err(unknown_type("resource", type_name).into())
+    }
+
+    /// Terraform asked the provider to stop (Ctrl-C): cancel in-flight work.
+    fn stop(&self);
+}
+
+pub struct ReadRequest {
+    pub type_name: String,
+    pub state: Value,
+    pub private: Vec<u8>,
+}
+pub struct ReadResponse {
+    /// Null when the object is gone: Terraform drops it from state.
+    pub state: Value,
+    pub private: Vec<u8>,
+    pub diagnostics: Diagnostics,
+}
+impl ReadResponse {
+    pub fn failed(diagnostics: Diagnostics) -> Self {
+        ReadResponse {
+            state: Value::Null,
+            private: Vec::new(),
+            diagnostics,
+        }
+    }
+}
+
+pub struct PlanRequest {
+    pub type_name: String,
+    pub prior_state: Value,
+    pub proposed_new_state: Value,
+    pub config: Value,
+    pub prior_private: Vec<u8>,
+}
+pub struct PlanResponse {
+    pub planned_state: Value,
+    pub requires_replace: Vec<Path>,
+    pub planned_private: Vec<u8>,
+    pub diagnostics: Diagnostics,
+}
+impl PlanResponse {
+    pub fn failed(diagnostics: Diagnostics) -> Self {
+        PlanResponse {
+            planned_state: Value::Null,
+            requires_replace: Vec::new(),
+            planned_private: Vec::new(),
+            diagnostics,
+        }
+    }
+}
+
+pub struct ApplyRequest {
+    pub type_name: String,
+    pub prior_state: Value,
+    pub planned_state: Value,
+    pub config: Value,
+    pub planned_private: Vec<u8>,
+}
+pub struct ApplyResponse {
+    /// On failure, the partial state of what exists (Terraform taints it).
+    pub new_state: Value,
+    pub private: Vec<u8>,
+    pub diagnostics: Diagnostics,
+}
+impl ApplyResponse {
+    pub fn failed(diagnostics: Diagnostics) -> Self {
+        ApplyResponse {
+            new_state: Value::Null,
+            private: Vec::new(),
+            diagnostics,
+        }
+    }
+}
+
+pub struct Imported {
+    pub type_name: String,
+    pub state: Value,
+    pub private: Vec<u8>,
+}
+
+pub fn unknown_type(kind: &str, type_name: &str) -> Diagnostic {
+    Diagnostic::error(
+        format!("Unknown {kind} type {type_name:?}"),
+        format!(
+            "terraform-provider-idis {} has no {kind} named {type_name:?}.",
+            crate::VERSION
+        ),
+    )
+}
+
+/// Decodes a DynamicValue: msgpack normally, JSON where msgpack is empty,
+/// null when both are.
+pub fn decode(value: Option<&pb::DynamicValue>, ty: &Type) -> Result<Value, Diagnostics> {
+    let result = match value {
+        Some(v) if !v.msgpack.is_empty() => cty::decode_msgpack(&v.msgpack, ty),
+        Some(v) if !v.json.is_empty() => cty::decode_json(&v.json, ty),
+        _ => Ok(Value::Null),
+    };
+    result.map_err(|e| {
+        Diagnostic::error(
+            "Invalid value from Terraform",
+            format!("The provider could not decode a value Terraform sent: {e}"),
+        )
+        .into()
+    })
+}
+
+pub fn encode(value: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostics> {
+    cty::encode_msgpack(value, ty)
+        .map(|msgpack| pb::DynamicValue {
+            msgpack,
+            json: Vec::new(),
+        })
+        .map_err(|e| {
+            Diagnostic::error(
+                "Internal error encoding a value",
+                format!("The provider produced a value that does not fit its schema: {e}. This is a bug in terraform-provider-idis."),
+            )
+            .into()
+        })
+}
+
+/// Every response message carries its diagnostics in a field of its own.
+trait WithDiagnostics: Default {
+    fn diagnostics_mut(&mut self) -> &mut Vec<pb::Diagnostic>;
+}
+
+macro_rules! with_diagnostics {
+    ($($t:path),* $(,)?) => {
+        $(impl WithDiagnostics for $t {
+            fn diagnostics_mut(&mut self) -> &mut Vec<pb::Diagnostic> {
+                &mut self.diagnostics
+            }
+        })*
+    };
+}
+
+with_diagnostics!(
+    pb::get_metadata::Response,
+    pb::get_provider_schema::Response,
+    pb::prepare_provider_config::Response,
+    pb::validate_resource_type_config::Response,
+    pb::validate_data_source_config::Response,
+    pb::validate_ephemeral_resource_config::Response,
+    pb::upgrade_resource_state::Response,
+    pb::configure::Response,
+    pb::read_resource::Response,
+    pb::plan_resource_change::Response,
+    pb::apply_resource_change::Response,
+    pb::import_resource_state::Response,
+    pb::move_resource_state::Response,
+    pb::read_data_source::Response,
+    pb::open_ephemeral_resource::Response,
+    pb::renew_ephemeral_resource::Response,
+    pb::close_ephemeral_resource::Response,
+    pb::get_functions::Response,
+);
+
+/// Runs one RPC body. Errors become the response's diagnostics; a panic
+/// becomes an error diagnostic instead of crossing the gRPC boundary.
+async fn answer<R: WithDiagnostics>(
+    rpc: &'static str,
+    body: impl Future<Output = Result<R, Diagnostics>>,
+) -> Result<Response<R>, Status> {
+    logging::trace(&format!("{rpc} called"));
+    let outcome = AssertUnwindSafe(body).catch_unwind().await;
+    let diagnostics = match outcome {
+        Ok(Ok(response)) => return Ok(Response::new(response)),
+        Ok(Err(diagnostics)) => diagnostics,
+        Err(panic) => {
+            let message = panic_message(panic.as_ref());
+            logging::error(&format!("{rpc} panicked: {message}"));
+            Diagnostic::error(
+                "Internal error in terraform-provider-idis",
+                format!(
+                    "{rpc} failed unexpectedly ({message}). Nothing was changed by this call after the failure. \
+                     This is a bug: please report it with the output of TF_LOG_PROVIDER=debug."
+                ),
+            )
+            .into()
+        }
+    };
+    let mut response = R::default();
+    *response.diagnostics_mut() = diagnostics.to_proto();
+    Ok(Response::new(response))
+}
+
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+}
+
+struct Schemas {
+    provider: Schema,
+    data_sources: BTreeMap<String, Schema>,
+    resources: BTreeMap<String, Schema>,
+}
+
+/// The gRPC service Terraform talks to.
+pub struct ProviderService<B: Backend> {
+    backend: Arc<B>,
+    schemas: Arc<Schemas>,
+}
+
+impl<B: Backend> ProviderService<B> {
+    pub fn new(backend: B) -> Self {
+        let schemas = Schemas {
+            provider: backend.provider_schema(),
+            data_sources: backend.data_source_schemas(),
+            resources: backend.resource_schemas(),
+        };
+        ProviderService {
+            backend: Arc::new(backend),
+            schemas: Arc::new(schemas),
+        }
+    }
+
+    fn data_source(&self, type_name: &str) -> Result<&Schema, Diagnostics> {
+        self.schemas
+            .data_sources
+            .get(type_name)
+            .ok_or_else(|| unknown_type("data source", type_name).into())
+    }
+
+    fn resource(&self, type_name: &str) -> Result<&Schema, Diagnostics> {
+        self.schemas
+            .resources
+            .get(type_name)
+            .ok_or_else(|| unknown_type("resource", type_name).into())
+    }
+}
+
+fn capabilities() -> pb::ServerCapabilities {
+    pb::ServerCapabilities {
+        plan_destroy: true,
+        get_provider_schema_optional: true,
+        move_resource_state: false,
+    }
+}
+
+fn fail<T>(d: Diagnostic) -> Result<T, Diagnostics> {
+    Err(d.into())
+}
+
+fn ok_unless_errors(diagnostics: Diagnostics) -> Result<Diagnostics, Diagnostics> {
+    if diagnostics.has_errors() {
+        Err(diagnostics)
+    } else {
+        Ok(diagnostics)
+    }
+}
+
+#[tonic::async_trait]
+impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
+    async fn get_metadata(
+        &self,
+        _req: Request<pb::get_metadata::Request>,
+    ) -> Result<Response<pb::get_metadata::Response>, Status> {
+        answer("GetMetadata", async {
+            Ok(pb::get_metadata::Response {
+                server_capabilities: Some(capabilities()),
+                data_sources: self
+                    .schemas
+                    .data_sources
+                    .keys()
+                    .map(|name| pb::get_metadata::DataSourceMetadata {
+                        type_name: name.clone(),
+                    })
+                    .collect(),
+                resources: self
+                    .schemas
+                    .resources
+                    .keys()
+                    .map(|name| pb::get_metadata::ResourceMetadata {
+                        type_name: name.clone(),
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+        })
+        .await
+    }
+
+    async fn get_schema(
+        &self,
+        _req: Request<pb::get_provider_schema::Request>,
+    ) -> Result<Response<pb::get_provider_schema::Response>, Status> {
+        answer("GetProviderSchema", async {
+            let to_proto = |m: &BTreeMap<String, Schema>| {
+                m.iter().map(|(k, s)| (k.clone(), s.to_proto())).collect()
+            };
+            Ok(pb::get_provider_schema::Response {
+                provider: Some(self.schemas.provider.to_proto()),
+                resource_schemas: to_proto(&self.schemas.resources),
+                data_source_schemas: to_proto(&self.schemas.data_sources),
+                server_capabilities: Some(capabilities()),
+                ..Default::default()
+            })
+        })
+        .await
+    }
+
+    async fn prepare_provider_config(
+        &self,
+        req: Request<pb::prepare_provider_config::Request>,
+    ) -> Result<Response<pb::prepare_provider_config::Response>, Status> {
+        let req = req.into_inner();
+        answer("PrepareProviderConfig", async {
+            let ty = self.schemas.provider.value_type();
+            let config = decode(req.config.as_ref(), &ty)?;
+            let diagnostics = ok_unless_errors(self.backend.validate_provider(&config))?;
+            Ok(pb::prepare_provider_config::Response {
+                prepared_config: Some(encode(&config, &ty)?),
+                diagnostics: diagnostics.to_proto(),
+            })
+        })
+        .await
+    }
+
+    async fn validate_resource_type_config(
+        &self,
+        req: Request<pb::validate_resource_type_config::Request>,
+    ) -> Result<Response<pb::validate_resource_type_config::Response>, Status> {
+        let req = req.into_inner();
+        answer("ValidateResourceTypeConfig", async {
+            let schema = self.resource(&req.type_name)?;
+            let config = decode(req.config.as_ref(), &schema.value_type())?;
+            Ok(pb::validate_resource_type_config::Response {
+                diagnostics: self
+                    .backend
+                    .validate_resource(&req.type_name, &config)
+                    .to_proto(),
+            })
+        })
+        .await
+    }
+
+    async fn validate_data_source_config(
+        &self,
+        req: Request<pb::validate_data_source_config::Request>,
+    ) -> Result<Response<pb::validate_data_source_config::Response>, Status> {
+        let req = req.into_inner();
+        answer("ValidateDataSourceConfig", async {
+            let schema = self.data_source(&req.type_name)?;
+            let config = decode(req.config.as_ref(), &schema.value_type())?;
+            Ok(pb::validate_data_source_config::Response {
+                diagnostics: self
+                    .backend
+                    .validate_data_source(&req.type_name, &config)
+                    .to_proto(),
+            })
+        })
+        .await
+    }
+
+    async fn upgrade_resource_state(
+        &self,
+        req: Request<pb::upgrade_resource_state::Request>,
+    ) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
+        let req = req.into_inner();
+        answer("UpgradeResourceState", async {
+            let schema = self.resource(&req.type_name)?;
+            let ty = schema.value_type();
+            let raw = req.raw_state.unwrap_or_default();
+            if raw.json.is_empty() && !raw.flatmap.is_empty() {
+                return fail(Diagnostic::error(
+                    "Unsupported state format",
+                    format!("The stored state of this {} is in the legacy flatmap format, which this provider never wrote.", req.type_name),
+                ));
+            }
+            let state = if raw.json.is_empty() {
+                Value::Null
+            } else {
+                cty::decode_json(&raw.json, &ty).map_err(|e| {
+                    Diagnostics::from(Diagnostic::error(
+                        "Cannot read stored state",
+                        format!(
+                            "The stored state of this {} (schema version {}) does not fit the current schema: {e}",
+                            req.type_name, req.version
+                        ),
+                    ))
+                })?
+            };
+            let upgraded = self
+                .backend
+                .upgrade_resource_state(&req.type_name, req.version, state)?;
+            Ok(pb::upgrade_resource_state::Response {
+                upgraded_state: Some(encode(&upgraded, &ty)?),
+                diagnostics: Vec::new(),
+            })
+        })
+        .await
+    }
+
+    async fn configure(
+        &self,
+        req: Request<pb::configure::Request>,
+    ) -> Result<Response<pb::configure::Response>, Status> {
+        let req = req.into_inner();
+        answer("ConfigureProvider", async {
+            let config = decode(req.config.as_ref(), &self.schemas.provider.value_type())?;
+            let validation = ok_unless_errors(self.backend.validate_provider(&config))?;
+            let mut diagnostics = self.backend.configure(config, req.terraform_version).await;
+            diagnostics.0.splice(0..0, validation.0);
+            Ok(pb::configure::Response {
+                diagnostics: diagnostics.to_proto(),
+            })
+        })
+        .await
+    }
+
+    async fn read_resource(
+        &self,
+        req: Request<pb::read_resource::Request>,
+    ) -> Result<Response<pb::read_resource::Response>, Status> {
+        let req = req.into_inner();
+        answer("ReadResource", async {
+            let ty = self.resource(&req.type_name)?.value_type();
+            let state = decode(req.current_state.as_ref(), &ty)?;
+            let read = self
+                .backend
+                .read_resource(ReadRequest {
+                    type_name: req.type_name.clone(),
+                    state,
+                    private: req.private,
+                })
+                .await;
+            if read.diagnostics.has_errors() {
+                return Err(read.diagnostics);
+            }
+            Ok(pb::read_resource::Response {
+                new_state: Some(encode(&read.state, &ty)?),
+                diagnostics: read.diagnostics.to_proto(),
+                private: read.private,
+                deferred: None,
+            })
+        })
+        .await
+    }
+
+    async fn plan_resource_change(
+        &self,
+        req: Request<pb::plan_resource_change::Request>,
+    ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
+        let req = req.into_inner();
+        answer("PlanResourceChange", async {
+            let ty = self.resource(&req.type_name)?.value_type();
+            let plan = self
+                .backend
+                .plan_resource(PlanRequest {
+                    type_name: req.type_name.clone(),
+                    prior_state: decode(req.prior_state.as_ref(), &ty)?,
+                    proposed_new_state: decode(req.proposed_new_state.as_ref(), &ty)?,
+                    config: decode(req.config.as_ref(), &ty)?,
+                    prior_private: req.prior_private,
+                })
+                .await;
+            if plan.diagnostics.has_errors() {
+                return Err(plan.diagnostics);
+            }
+            Ok(pb::plan_resource_change::Response {
+                planned_state: Some(encode(&plan.planned_state, &ty)?),
+                requires_replace: plan
+                    .requires_replace
+                    .iter()
+                    .map(super::diag::path_to_proto)
+                    .collect(),
+                planned_private: plan.planned_private,
+                diagnostics: plan.diagnostics.to_proto(),
+                legacy_type_system: false,
+                deferred: None,
+            })
+        })
+        .await
+    }
+
+    async fn apply_resource_change(
+        &self,
+        req: Request<pb::apply_resource_change::Request>,
+    ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
+        let req = req.into_inner();
+        answer("ApplyResourceChange", async {
+            let ty = self.resource(&req.type_name)?.value_type();
+            let applied = self
+                .backend
+                .apply_resource(ApplyRequest {
+                    type_name: req.type_name.clone(),
+                    prior_state: decode(req.prior_state.as_ref(), &ty)?,
+                    planned_state: decode(req.planned_state.as_ref(), &ty)?,
+                    config: decode(req.config.as_ref(), &ty)?,
+                    planned_private: req.planned_private,
+                })
+                .await;
+            // A failed apply still returns what exists, so Terraform keeps it.
+            Ok(pb::apply_resource_change::Response {
+                new_state: Some(encode(&applied.new_state, &ty)?),
+                private: applied.private,
+                diagnostics: applied.diagnostics.to_proto(),
+                legacy_type_system: false,
+            })
+        })
+        .await
+    }
+
+    async fn import_resource_state(
+        &self,
+        req: Request<pb::import_resource_state::Request>,
+    ) -> Result<Response<pb::import_resource_state::Response>, Status> {
+        let req = req.into_inner();
+        answer("ImportResourceState", async {
+            self.resource(&req.type_name)?;
+            let imported = self
+                .backend
+                .import_resource(&req.type_name, &req.id)
+                .await?;
+            let mut resources = Vec::new();
+            for item in imported {
+                let ty = self.resource(&item.type_name)?.value_type();
+                resources.push(pb::import_resource_state::ImportedResource {
+                    type_name: item.type_name,
+                    state: Some(encode(&item.state, &ty)?),
+                    private: item.private,
+                });
+            }
+            Ok(pb::import_resource_state::Response {
+                imported_resources: resources,
+                ..Default::default()
+            })
+        })
+        .await
+    }
+
+    async fn move_resource_state(
+        &self,
+        req: Request<pb::move_resource_state::Request>,
+    ) -> Result<Response<pb::move_resource_state::Response>, Status> {
+        let req = req.into_inner();
+        answer("MoveResourceState", async {
+            fail(Diagnostic::error(
+                "Moving resources is not supported",
+                format!(
+                    "terraform-provider-idis cannot take over a {} from {}: use `terraform import` instead.",
+                    req.source_type_name, req.source_provider_address
+                ),
+            ))
+        })
+        .await
+    }
+
+    async fn read_data_source(
+        &self,
+        req: Request<pb::read_data_source::Request>,
+    ) -> Result<Response<pb::read_data_source::Response>, Status> {
+        let req = req.into_inner();
+        answer("ReadDataSource", async {
+            let ty = self.data_source(&req.type_name)?.value_type();
+            let config = decode(req.config.as_ref(), &ty)?;
+            let state = self
+                .backend
+                .read_data_source(&req.type_name, config)
+                .await?;
+            Ok(pb::read_data_source::Response {
+                state: Some(encode(&state, &ty)?),
+                ..Default::default()
+            })
+        })
+        .await
+    }
+
+    async fn validate_ephemeral_resource_config(
+        &self,
+        req: Request<pb::validate_ephemeral_resource_config::Request>,
+    ) -> Result<Response<pb::validate_ephemeral_resource_config::Response>, Status> {
+        let name = req.into_inner().type_name;
+        answer("ValidateEphemeralResourceConfig", async {
+            fail(unknown_type("ephemeral resource", &name))
+        })
+        .await
+    }
+
+    async fn open_ephemeral_resource(
+        &self,
+        req: Request<pb::open_ephemeral_resource::Request>,
+    ) -> Result<Response<pb::open_ephemeral_resource::Response>, Status> {
+        let name = req.into_inner().type_name;
+        answer("OpenEphemeralResource", async {
+            fail(unknown_type("ephemeral resource", &name))
+        })
+        .await
+    }
+
+    async fn renew_ephemeral_resource(
+        &self,
+        req: Request<pb::renew_ephemeral_resource::Request>,
+    ) -> Result<Response<pb::renew_ephemeral_resource::Response>, Status> {
+        let name = req.into_inner().type_name;
+        answer("RenewEphemeralResource", async {
+            fail(unknown_type("ephemeral resource", &name))
+        })
+        .await
+    }
+
+    async fn close_ephemeral_resource(
+        &self,
+        req: Request<pb::close_ephemeral_resource::Request>,
+    ) -> Result<Response<pb::close_ephemeral_resource::Response>, Status> {
+        let name = req.into_inner().type_name;
+        answer("CloseEphemeralResource", async {
+            fail(unknown_type("ephemeral resource", &name))
+        })
+        .await
+    }
+
+    async fn get_functions(
+        &self,
+        _req: Request<pb::get_functions::Request>,
+    ) -> Result<Response<pb::get_functions::Response>, Status> {
+        answer("GetFunctions", async {
+            Ok(pb::get_functions::Response::default())
+        })
+        .await
+    }
+
+    async fn call_function(
+        &self,
+        req: Request<pb::call_function::Request>,
+    ) -> Result<Response<pb::call_function::Response>, Status> {
+        let name = req.into_inner().name;
+        Ok(Response::new(pb::call_function::Response {
+            result: None,
+            error: Some(pb::FunctionError {
+                text: format!("terraform-provider-idis has no function named {name:?}"),
+                function_argument: None,
+            }),
+        }))
+    }
+
+    async fn stop(
+        &self,
+        _req: Request<pb::stop::Request>,
+    ) -> Result<Response<pb::stop::Response>, Status> {
+        logging::info("StopProvider: cancelling in-flight operations");
+        let backend = self.backend.clone();
+        let error = match std::panic::catch_unwind(AssertUnwindSafe(|| backend.stop())) {
+            Ok(()) => String::new(),
+            Err(panic) => panic_message(panic.as_ref()),
+        };
+        Ok(Response::new(pb::stop::Response { error }))
+    }
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs `terraform apply` of an example against a local moto server and prints
+# its outputs. Used by `make demo`; needs IDIS_PROVIDER_BIN and VENV.
+set -euo pipefail
+example=${1:?usage: demo.sh EXAMPLE_DIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+: "${IDIS_PROVIDER_BIN:?}" "${VENV:?}"
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
+
+work="$root/.build/demo"
+mirror="$work/mirror/registry.terraform.io/idis/idis/$version/linux_amd64"
+mkdir -p "$mirror"
+cp "$IDIS_PROVIDER_BIN" "$mirror/terraform-provider-idis_v$version"
+cat > "$work/terraformrc" <<CFG
+provider_installation {
+  filesystem_mirror {
+    path    = "$work/mirror"
+    include = ["registry.terraform.io/idis/idis"]
+  }
+  direct {
+    exclude = ["registry.terraform.io/idis/idis"]
+  }
+}
+CFG
+
+port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null && break
+  sleep 0.2
+done
+echo "moto server on http://127.0.0.1:$port (log: $work/moto.log)"
+
+export TF_CLI_CONFIG_FILE="$work/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+
+state="$work/$(basename "$example")"
+rm -rf "$state" && mkdir -p "$state"
+cp -r "$root/$example/." "$state/"
+cd "$state"
+terraform init -input=false -no-color >/dev/null
+terraform apply -input=false -auto-approve -no-color
