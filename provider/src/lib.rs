@@ -6,9 +6,13 @@
 //!   the wire. Nothing below it sees a protobuf type.
 //! - [`provider`]: the provider block, AWS configuration and clients, and
 //!   dispatch to data sources and resources.
+//! - [`environment`]: `idis_environment`: schema, plan, orchestration.
+//! - [`components`]: one module per AWS component (find / ensure / delete).
 //! - [`data_sources`]: read-only lookups (`idis_account`).
 
+pub mod components;
 pub mod data_sources;
+pub mod environment;
 pub mod logging;
 pub mod protocol;
 pub mod provider;

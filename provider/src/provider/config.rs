@@ -109,6 +109,20 @@ pub struct ProviderConfig {
     pub default_tags: Option<DefaultTags>,
 }
 
+impl ProviderConfig {
+    /// A configuration for an AWS emulator with dummy static credentials,
+    /// as tests and benchmarks use it.
+    pub fn emulator(endpoint_url: &str, region: &str) -> Self {
+        ProviderConfig {
+            region: Some(region.to_string()),
+            endpoint_url: Some(endpoint_url.to_string()),
+            access_key: Some("testing".to_string()),
+            secret_key: Some("testing".to_string()),
+            ..ProviderConfig::default()
+        }
+    }
+}
+
 #[derive(Default, Deserialize)]
 pub struct AssumeRole {
     pub role_arn: String,
@@ -256,6 +270,7 @@ pub struct Aws {
     endpoints: BTreeMap<String, String>,
     pub region: String,
     pub default_tags: BTreeMap<String, String>,
+    account_id: tokio::sync::OnceCell<String>,
 }
 
 impl Aws {
@@ -338,6 +353,7 @@ impl Aws {
             endpoints,
             region,
             default_tags: config.default_tags.and_then(|t| t.tags).unwrap_or_default(),
+            account_id: tokio::sync::OnceCell::new(),
         };
 
         if !config.skip_credentials_validation.unwrap_or(false) {
@@ -364,6 +380,9 @@ impl Aws {
                     "credentials valid for account {}",
                     identity.account().unwrap_or("?")
                 ));
+                if let Some(account) = identity.account() {
+                    let _ = self.account_id.set(account.to_string());
+                }
                 Ok(())
             }
             Ok(Err(e)) => Err(self.explain("sts", "check the AWS credentials (sts:GetCallerIdentity)", &e).into()),
@@ -444,6 +463,54 @@ impl Aws {
 
     client!(sts, aws_sdk_sts, "sts");
     client!(ec2, aws_sdk_ec2, "ec2");
+    client!(kms, aws_sdk_kms, "kms");
+    client!(iam, aws_sdk_iam, "iam");
+    client!(eks, aws_sdk_eks, "eks");
+    client!(rds, aws_sdk_rds, "rds");
+    client!(elasticache, aws_sdk_elasticache, "elasticache");
+    client!(wafv2, aws_sdk_wafv2, "wafv2");
+    client!(shield, aws_sdk_shield, "shield");
+    client!(cloudfront, aws_sdk_cloudfront, "cloudfront");
+    client!(secretsmanager, aws_sdk_secretsmanager, "secretsmanager");
+    client!(
+        tagging,
+        aws_sdk_resourcegroupstagging,
+        "resourcegroupstaggingapi"
+    );
+
+    /// S3 with path-style addressing whenever an endpoint is overridden:
+    /// emulators and private endpoints do not resolve bucket subdomains.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let mut conf = aws_sdk_s3::config::Builder::from(&self.sdk);
+        let endpoint = self.endpoint_override("s3");
+        conf.set_force_path_style(Some(endpoint.is_some()));
+        conf.set_endpoint_url(endpoint);
+        aws_sdk_s3::Client::from_conf(conf.build())
+    }
+
+    /// The account id, from STS once per provider process.
+    pub async fn account_id(&self) -> Result<String, Diagnostic> {
+        self.account_id
+            .get_or_try_init(|| async {
+                let identity = self
+                    .sts()
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| self.explain("sts", "read the caller identity", &e))?;
+                identity.account().map(str::to_string).ok_or_else(|| {
+                    Diagnostic::error(
+                        "AWS returned no account id",
+                        format!(
+                            "sts:GetCallerIdentity at {} answered without an account id.",
+                            self.describe_endpoint("sts")
+                        ),
+                    )
+                })
+            })
+            .await
+            .cloned()
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,256 @@
+//! One module per AWS component of an environment. Each exposes the same
+//! triad, after terraform-provider-aws's find/status/wait:
+//!
+//! - `find(ctx)`: read what exists for this environment, `Ok(None)` when the
+//!   component is absent (or being deleted). Never changes anything.
+//! - `ensure(ctx, spec, deps)`: make AWS match `spec`: adopt what exists
+//!   under the environment's deterministic names and ownership tags, create
+//!   what is missing, repair drift in place, wait until usable, and return
+//!   what it observed. Running it twice is a no-op; running it after a
+//!   killed apply converges.
+//! - `delete(ctx, spec)`: remove the component (or keep it, where the spec
+//!   says so), waiting until it is gone; absent is success.
+
+pub mod cache;
+pub mod cluster;
+pub mod database;
+pub mod edge;
+pub mod keys;
+pub mod network;
+pub mod storage;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tokio_util::sync::CancellationToken;
+
+use crate::provider::config::Aws;
+
+/// Tag keys that mark what the provider owns.
+pub const TAG_ENVIRONMENT: &str = "idis:environment";
+pub const TAG_COMPONENT: &str = "idis:component";
+pub const TAG_MANAGED_BY: &str = "managed-by";
+pub const MANAGED_BY: &str = "terraform-provider-idis";
+
+/// Everything a component needs to talk to AWS for one environment.
+#[derive(Clone)]
+pub struct Ctx {
+    pub aws: Arc<Aws>,
+    /// The environment name (`idis_environment.name`), already validated:
+    /// lowercase letters, digits and dashes, at most 23 characters.
+    pub env: String,
+    pub account_id: String,
+    pub region: String,
+    /// default_tags and the resource's `tags`, without ownership tags.
+    pub user_tags: BTreeMap<String, String>,
+    /// Cancelled by StopProvider.
+    pub cancel: CancellationToken,
+    /// When the current operation's timeout (`timeouts` block) runs out.
+    pub deadline: Instant,
+    /// First poll interval of waits; grows by half each poll up to 15 s.
+    pub poll_interval: Duration,
+}
+
+impl Ctx {
+    /// `idis-<env>`: the base of every deterministic name.
+    pub fn prefix(&self) -> String {
+        format!("idis-{}", self.env)
+    }
+
+    /// The full tag set for an object of `component`: user tags, then the
+    /// ownership tags (which win).
+    pub fn tags(&self, component: &str) -> BTreeMap<String, String> {
+        let mut tags = self.user_tags.clone();
+        tags.insert(TAG_ENVIRONMENT.to_string(), self.env.clone());
+        tags.insert(TAG_COMPONENT.to_string(), component.to_string());
+        tags.insert(TAG_MANAGED_BY.to_string(), MANAGED_BY.to_string());
+        tags
+    }
+
+    /// Polls `probe` until it returns `Ok(Some(_))`, with growing intervals,
+    /// bounded by the deadline and cancellable by StopProvider. A probe
+    /// error ends the wait (the SDK has already retried transient ones).
+    pub async fn wait_for<T, F, Fut>(
+        &self,
+        component: &'static str,
+        what: &str,
+        mut probe: F,
+    ) -> Result<T, ComponentError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>, ComponentError>>,
+    {
+        let started = Instant::now();
+        let mut interval = self.poll_interval;
+        loop {
+            if let Some(done) = probe().await? {
+                return Ok(done);
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
+                return Err(ComponentError::Timeout {
+                    component,
+                    what: what.to_string(),
+                    waited: now.duration_since(started),
+                });
+            }
+            let sleep = interval.min(self.deadline - now);
+            tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    return Err(ComponentError::Cancelled { component, what: what.to_string() });
+                }
+                _ = tokio::time::sleep(sleep) => {}
+            }
+            interval = (interval * 3 / 2).min(Duration::from_secs(15));
+        }
+    }
+
+    /// Fails fast when Terraform asked the provider to stop.
+    pub fn check_cancelled(
+        &self,
+        component: &'static str,
+        what: &str,
+    ) -> Result<(), ComponentError> {
+        if self.cancel.is_cancelled() {
+            Err(ComponentError::Cancelled {
+                component,
+                what: what.to_string(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// What went wrong in one component. Messages name the component, the AWS
+/// object and what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error("{component}: AWS refused to {action}: {message}")]
+    Aws {
+        component: &'static str,
+        action: String,
+        code: Option<String>,
+        message: String,
+    },
+    #[error("{component}: timed out after {}s waiting for {what}; raise the timeouts block or retry the apply, which resumes where this one stopped", waited.as_secs())]
+    Timeout {
+        component: &'static str,
+        what: String,
+        waited: Duration,
+    },
+    #[error("{component}: stopped by Terraform while {what}; the next apply resumes")]
+    Cancelled {
+        component: &'static str,
+        what: String,
+    },
+    #[error("{component}: {message}")]
+    Conflict {
+        component: &'static str,
+        message: String,
+    },
+}
+
+impl ComponentError {
+    pub fn component(&self) -> &'static str {
+        match self {
+            ComponentError::Aws { component, .. }
+            | ComponentError::Timeout { component, .. }
+            | ComponentError::Cancelled { component, .. }
+            | ComponentError::Conflict { component, .. } => component,
+        }
+    }
+
+    /// The AWS error code, e.g. `DBInstanceNotFound`.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ComponentError::Aws { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Wraps an SDK error with the component and the action that failed.
+pub fn aws_error<E, R>(
+    component: &'static str,
+    action: impl Into<String>,
+    err: SdkError<E, R>,
+) -> ComponentError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let code = err.code().map(str::to_string);
+    let message = match (&err, err.message()) {
+        (SdkError::ServiceError(_), Some(msg)) => {
+            format!("{}: {msg}", code.as_deref().unwrap_or("error"))
+        }
+        _ => root_cause(&err),
+    };
+    ComponentError::Aws {
+        component,
+        action: action.into(),
+        code,
+        message,
+    }
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+/// True for the "it does not exist" answers of the services we use.
+pub fn is_not_found<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    matches!(
+        err.code(),
+        Some(
+            "NotFoundException"
+                | "ResourceNotFoundException"
+                | "NoSuchEntity"
+                | "NoSuchBucket"
+                | "NoSuchDistribution"
+                | "DBInstanceNotFound"
+                | "DBInstanceNotFoundFault"
+                | "DBSubnetGroupNotFoundFault"
+                | "ReplicationGroupNotFoundFault"
+                | "CacheSubnetGroupNotFoundFault"
+                | "WAFNonexistentItemException"
+                | "InvalidVpcID.NotFound"
+                | "InvalidSubnetID.NotFound"
+                | "InvalidGroup.NotFound"
+                | "InvalidInternetGatewayID.NotFound"
+                | "InvalidAllocationID.NotFound"
+                | "NatGatewayNotFound"
+                | "InvalidRouteTableID.NotFound"
+        )
+    )
+}
+
+/// Converts a tag map into the (key, value) pairs the SDK builders take.
+pub fn tag_pairs(tags: &BTreeMap<String, String>) -> impl Iterator<Item = (&str, &str)> {
+    tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// User-visible tags of an object: without ownership tags and without the
+/// `aws:*` tags AWS manages itself.
+pub fn user_visible_tags(tags: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    tags.into_iter()
+        .filter(|(k, _)| {
+            !k.starts_with("aws:")
+                && k != TAG_ENVIRONMENT
+                && k != TAG_COMPONENT
+                && k != TAG_MANAGED_BY
+        })
+        .collect()
+}

@@ -1,0 +1,87 @@
+//! Shared by the component tests: a moto server of our own on a free
+//! loopback port (from the venv `make venv` creates), and a component
+//! context pointed at it. AWS state is checked through the SDK directly.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use terraform_provider_idis::components::Ctx;
+use terraform_provider_idis::provider::config::{Aws, ProviderConfig};
+use tokio_util::sync::CancellationToken;
+
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts `moto_server` from `$IDIS_MOTO_SERVER` or `<repo>/.venv/bin`.
+    pub fn start() -> Moto {
+        let server = std::env::var_os("IDIS_MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server")
+            });
+        assert!(
+            server.exists(),
+            "{} not found: run `make venv` first",
+            server.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { child, endpoint }
+    }
+
+    pub async fn aws(&self) -> Arc<Aws> {
+        let config = ProviderConfig::emulator(&self.endpoint, "us-east-1");
+        Arc::new(
+            Aws::connect(config, &CancellationToken::new())
+                .await
+                .unwrap_or_else(|d| panic!("provider configuration against moto failed: {d:?}")),
+        )
+    }
+
+    /// A context for environment `env`, with a 5-minute deadline and fast
+    /// polls (moto makes everything available at once).
+    pub async fn ctx(&self, env: &str) -> Ctx {
+        let aws = self.aws().await;
+        let account_id = aws.account_id().await.expect("account id");
+        Ctx {
+            region: aws.region.clone(),
+            aws,
+            env: env.to_string(),
+            account_id,
+            user_tags: BTreeMap::from([("team".to_string(), "platform".to_string())]),
+            cancel: CancellationToken::new(),
+            deadline: Instant::now() + Duration::from_secs(300),
+            poll_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
