@@ -793,6 +793,81 @@ fn index_step(i: usize) -> PathStep {
 // msgpack
 // ---------------------------------------------------------------------------
 
+/// Builders and in-place edits, for code that assembles planned or read
+/// state attribute by attribute.
+impl Value {
+    pub fn string(s: impl Into<String>) -> Value {
+        Value::String(s.into())
+    }
+
+    pub fn int(i: i64) -> Value {
+        Value::Number(Number::Int(i))
+    }
+
+    pub fn opt_string(s: Option<impl Into<String>>) -> Value {
+        s.map_or(Value::Null, |s| Value::String(s.into()))
+    }
+
+    pub fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Value {
+        Value::List(items.into_iter().map(|s| Value::String(s.into())).collect())
+    }
+
+    pub fn string_map<K: Into<String>, V: Into<String>>(
+        items: impl IntoIterator<Item = (K, V)>,
+    ) -> Value {
+        Value::Map(
+            items
+                .into_iter()
+                .map(|(k, v)| (k.into(), Value::String(v.into())))
+                .collect(),
+        )
+    }
+
+    /// Sets an attribute, turning a null value into an empty object first.
+    pub fn set_attr(&mut self, name: &str, value: Value) {
+        if !matches!(self, Value::Object(_)) {
+            *self = Value::Object(BTreeMap::new());
+        }
+        if let Value::Object(attrs) = self {
+            attrs.insert(name.to_string(), value);
+        }
+    }
+
+    /// A mutable handle on an attribute of an object (created as null).
+    pub fn attr_mut(&mut self, name: &str) -> &mut Value {
+        if !matches!(self, Value::Object(_)) {
+            *self = Value::Object(BTreeMap::new());
+        }
+        match self {
+            Value::Object(attrs) => attrs.entry(name.to_string()).or_insert(Value::Null),
+            _ => unreachable!("made an object just above"),
+        }
+    }
+
+    /// Strings of a known list or set; None when null, unknown or not all
+    /// elements are known strings.
+    pub fn as_strings(&self) -> Option<Vec<String>> {
+        match self {
+            Value::List(items) | Value::Set(items) | Value::Tuple(items) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => None,
+        }
+    }
+
+    /// A known map of strings as a BTreeMap.
+    pub fn as_string_map(&self) -> Option<BTreeMap<String, String>> {
+        match self {
+            Value::Map(items) | Value::Object(items) => items
+                .iter()
+                .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect(),
+            _ => None,
+        }
+    }
+}
+
 /// Decodes a tfplugin5 `DynamicValue.msgpack` of type `ty`.
 pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, Error> {
     check_size(bytes.len(), false)?;

@@ -398,6 +398,23 @@ impl Aws {
         }
     }
 
+    /// The same configuration in another region (an environment's `region`
+    /// may differ from the provider's).
+    pub fn with_region(&self, region: &str) -> Aws {
+        Aws {
+            sdk: self
+                .sdk
+                .clone()
+                .into_builder()
+                .region(Region::new(region.to_string()))
+                .build(),
+            endpoints: self.endpoints.clone(),
+            region: region.to_string(),
+            default_tags: self.default_tags.clone(),
+            account_id: self.account_id.clone(),
+        }
+    }
+
     /// The endpoint set for one service (per-service, then general), if any.
     pub fn endpoint_override(&self, service: &str) -> Option<String> {
         self.endpoints

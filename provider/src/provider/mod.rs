@@ -10,10 +10,14 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use crate::data_sources::account;
+use crate::environment::{orchestrate, plan, schema as environment, validate};
 use crate::protocol::cty::{self, Value};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
 use crate::protocol::schema::Schema;
-use crate::protocol::server::{unknown_type, Backend};
+use crate::protocol::server::{
+    unknown_type, ApplyRequest, ApplyResponse, Backend, Imported, PlanRequest, PlanResponse,
+    ReadRequest, ReadResponse,
+};
 use config::Aws;
 
 #[derive(Default)]
@@ -51,6 +55,99 @@ impl Backend for IdisProvider {
 
     fn data_source_schemas(&self) -> BTreeMap<String, Schema> {
         BTreeMap::from([(account::TYPE_NAME.to_string(), account::schema())])
+    }
+
+    fn resource_schemas(&self) -> BTreeMap<String, Schema> {
+        BTreeMap::from([(environment::TYPE_NAME.to_string(), environment::schema())])
+    }
+
+    fn validate_resource(&self, type_name: &str, config: &Value) -> Diagnostics {
+        match type_name {
+            environment::TYPE_NAME => validate::validate(config),
+            other => unknown_type("resource", other).into(),
+        }
+    }
+
+    async fn plan_resource(&self, req: PlanRequest) -> PlanResponse {
+        if req.type_name != environment::TYPE_NAME {
+            return PlanResponse::failed(unknown_type("resource", &req.type_name).into());
+        }
+        let region = match self.aws() {
+            Ok(aws) => aws.region.clone(),
+            Err(d) => return PlanResponse::failed(d),
+        };
+        let plan = plan::plan(
+            &req.prior_state,
+            &req.proposed_new_state,
+            &req.config,
+            &region,
+        );
+        PlanResponse {
+            planned_state: plan.planned,
+            requires_replace: plan.requires_replace,
+            planned_private: req.prior_private,
+            diagnostics: plan.diagnostics,
+        }
+    }
+
+    async fn apply_resource(&self, req: ApplyRequest) -> ApplyResponse {
+        if req.type_name != environment::TYPE_NAME {
+            return ApplyResponse::failed(unknown_type("resource", &req.type_name).into());
+        }
+        let aws = match self.aws() {
+            Ok(aws) => aws,
+            Err(d) => return ApplyResponse::failed(d),
+        };
+        let applied = if req.planned_state.is_null() {
+            orchestrate::destroy(&aws, &req.prior_state, &self.stop).await
+        } else {
+            orchestrate::converge(&aws, &req.prior_state, &req.planned_state, &self.stop).await
+        };
+        ApplyResponse {
+            new_state: applied.state,
+            private: Vec::new(),
+            diagnostics: applied.diagnostics,
+        }
+    }
+
+    async fn read_resource(&self, req: ReadRequest) -> ReadResponse {
+        if req.type_name != environment::TYPE_NAME {
+            return ReadResponse::failed(unknown_type("resource", &req.type_name).into());
+        }
+        let aws = match self.aws() {
+            Ok(aws) => aws,
+            Err(d) => return ReadResponse::failed(d),
+        };
+        match orchestrate::refresh(&aws, &req.state, &self.stop).await {
+            Ok(state) => ReadResponse {
+                state,
+                private: req.private,
+                diagnostics: Diagnostics::new(),
+            },
+            // Keep the prior state: a failed read must not drop the resource.
+            Err(diagnostics) => ReadResponse {
+                state: req.state,
+                private: req.private,
+                diagnostics,
+            },
+        }
+    }
+
+    async fn import_resource(
+        &self,
+        type_name: &str,
+        id: &str,
+    ) -> Result<Vec<Imported>, Diagnostics> {
+        if type_name != environment::TYPE_NAME {
+            return Err(unknown_type("resource", type_name).into());
+        }
+        let aws = self.aws()?;
+        let state = orchestrate::import(&aws, id, &self.stop).await?;
+        Ok(vec![Imported {
+            type_name: type_name.to_string(),
+            state,
+            private: Vec::new(),
+        }])
     }
 
     fn validate_provider(&self, config: &Value) -> Diagnostics {

@@ -1,0 +1,68 @@
+# One IDIS environment: network, keys, EKS, PostgreSQL, Redis, the WORM
+# audit bucket and the edge, as one idis_environment resource.
+
+resource "idis_environment" "this" {
+  name   = var.environment
+  region = var.region
+  tags   = var.tags
+
+  network {
+    vpc_cidr = var.vpc_cidr
+  }
+
+  keys {
+    tenants              = var.tenants
+    deletion_window_days = var.key_deletion_window_days
+  }
+
+  cluster {
+    kubernetes_version     = var.kubernetes_version
+    endpoint_public_access = var.eks_endpoint_public_access
+    node_instance_types    = [var.eks_node_instance_type]
+    node_min_size          = var.eks_node_min_count
+    node_max_size          = var.eks_node_max_count
+  }
+
+  database {
+    engine_version        = var.db_engine_version
+    instance_class        = var.db_instance_class
+    multi_az              = var.db_multi_az
+    allocated_storage_gb  = var.db_allocated_storage_gb
+    backup_retention_days = var.db_backup_retention
+    read_replicas         = var.db_read_replicas
+    deletion_protection   = var.deletion_protection
+    skip_final_snapshot   = var.skip_final_snapshot
+  }
+
+  cache {
+    engine_version = var.cache_engine_version
+    node_type      = var.cache_node_type
+    node_count     = var.cache_node_count
+  }
+
+  audit_storage {
+    versioning        = var.s3_versioning_enabled
+    worm              = var.s3_worm_enabled
+    retention_mode    = var.audit_retention_mode
+    retention_days    = var.audit_retention_days
+    retain_on_destroy = var.retain_audit_bucket_on_destroy
+  }
+
+  edge {
+    waf             = var.enable_waf
+    ddos_protection = var.enable_ddos_protection
+    rate_limit      = var.waf_rate_limit
+    origin_domain   = var.cdn_origin_domain
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.eks_node_min_count <= var.eks_node_max_count
+      error_message = "eks_node_min_count (${var.eks_node_min_count}) must not exceed eks_node_max_count (${var.eks_node_max_count})."
+    }
+    precondition {
+      condition     = !var.s3_worm_enabled || var.s3_versioning_enabled
+      error_message = "s3_worm_enabled requires s3_versioning_enabled = true: S3 Object Lock needs versioning."
+    }
+  }
+}

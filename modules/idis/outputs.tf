@@ -1,0 +1,144 @@
+output "environment" {
+  description = "Environment name."
+  value       = idis_environment.this.name
+}
+
+output "region" {
+  description = "AWS region."
+  value       = idis_environment.this.region
+}
+
+output "vpc_id" {
+  description = "VPC id."
+  value       = idis_environment.this.vpc_id
+}
+
+output "availability_zones" {
+  description = "The three availability zones."
+  value       = idis_environment.this.network[0].availability_zones
+}
+
+output "public_subnet_ids" {
+  description = "Public subnet ids, in zone order."
+  value       = idis_environment.this.public_subnet_ids
+}
+
+output "private_subnet_ids" {
+  description = "Private subnet ids, in zone order."
+  value       = idis_environment.this.private_subnet_ids
+}
+
+output "platform_key_arn" {
+  description = "Platform KMS key ARN."
+  value       = idis_environment.this.platform_key_arn
+}
+
+output "tenant_key_arns" {
+  description = "Tenant name to KMS key ARN."
+  value       = idis_environment.this.tenant_key_arns
+}
+
+output "cluster_name" {
+  description = "EKS cluster name."
+  value       = idis_environment.this.cluster_name
+}
+
+output "cluster_arn" {
+  description = "EKS cluster ARN."
+  value       = idis_environment.this.cluster_arn
+}
+
+output "cluster_endpoint" {
+  description = "Kubernetes API endpoint."
+  value       = idis_environment.this.cluster_endpoint
+}
+
+output "cluster_certificate_authority_data" {
+  description = "Base64 CA certificate of the Kubernetes API."
+  value       = idis_environment.this.cluster_certificate_authority_data
+}
+
+output "cluster_oidc_issuer_url" {
+  description = "OIDC issuer URL for IAM roles for service accounts."
+  value       = idis_environment.this.cluster_oidc_issuer_url
+}
+
+output "node_group_arn" {
+  description = "EKS managed node group ARN."
+  value       = idis_environment.this.node_group_arn
+}
+
+output "database_endpoint" {
+  description = "PostgreSQL host."
+  value       = idis_environment.this.database_endpoint
+}
+
+output "database_port" {
+  description = "PostgreSQL port."
+  value       = idis_environment.this.database_port
+}
+
+output "database_arn" {
+  description = "RDS instance ARN."
+  value       = idis_environment.this.database_arn
+}
+
+output "database_master_secret_arn" {
+  description = "Secrets Manager ARN of the master credentials (kept by AWS)."
+  value       = idis_environment.this.database_master_secret_arn
+}
+
+output "database_replica_endpoints" {
+  description = "Read replica hosts."
+  value       = idis_environment.this.database_replica_endpoints
+}
+
+output "cache_primary_endpoint" {
+  description = "Redis primary endpoint."
+  value       = idis_environment.this.cache_primary_endpoint
+}
+
+output "cache_reader_endpoint" {
+  description = "Redis reader endpoint."
+  value       = idis_environment.this.cache_reader_endpoint
+}
+
+output "cache_auth_secret_arn" {
+  description = "Secrets Manager ARN of the Redis auth token."
+  value       = idis_environment.this.cache_auth_secret_arn
+}
+
+output "audit_bucket_name" {
+  description = "Audit bucket name."
+  value       = idis_environment.this.audit_bucket_name
+}
+
+output "audit_bucket_arn" {
+  description = "Audit bucket ARN."
+  value       = idis_environment.this.audit_bucket_arn
+}
+
+output "web_acl_arn" {
+  description = "WAFv2 web ACL ARN (null without WAF)."
+  value       = idis_environment.this.web_acl_arn
+}
+
+output "shield_protection_id" {
+  description = "Shield protection id (null without DDoS protection)."
+  value       = idis_environment.this.shield_protection_id
+}
+
+output "cdn_domain_name" {
+  description = "CloudFront domain name (null without cdn_origin_domain)."
+  value       = idis_environment.this.cdn_domain_name
+}
+
+output "app_config" {
+  description = "Non-secret IDIS_* settings for the application's ConfigMap."
+  value       = idis_environment.this.app_config
+}
+
+output "secret_refs" {
+  description = "Secret IDIS_* settings mapped to Secrets Manager ARNs."
+  value       = idis_environment.this.secret_refs
+}

@@ -1,0 +1,230 @@
+# --- The contract (names and types are fixed; see DESIGN.md) ---------------
+
+variable "environment" {
+  description = "Environment name: lowercase letters, digits and dashes, starting with a letter, at most 23 characters (e.g. production, staging)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z]([a-z0-9]|-[a-z0-9]){0,22}$", var.environment)) && length(var.environment) <= 23
+    error_message = "environment must be 1 to 23 lowercase letters, digits and single dashes, starting with a letter and not ending with a dash."
+  }
+}
+
+variable "region" {
+  description = "AWS region of the environment, e.g. us-east-1."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]+$", var.region))
+    error_message = "region must be an AWS region name such as \"us-east-1\"."
+  }
+}
+
+variable "vpc_cidr" {
+  description = "IPv4 CIDR of the VPC, /16 to /24, in a private range."
+  type        = string
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && try(tonumber(split("/", var.vpc_cidr)[1]) >= 16 && tonumber(split("/", var.vpc_cidr)[1]) <= 24, false)
+    error_message = "vpc_cidr must be an IPv4 CIDR block from /16 to /24, e.g. \"10.0.0.0/16\"."
+  }
+}
+
+variable "db_instance_class" {
+  description = "RDS instance class of the PostgreSQL database."
+  type        = string
+  default     = "db.r6g.xlarge"
+  validation {
+    condition     = can(regex("^db\\.[a-z0-9-]+\\.[a-z0-9]+$", var.db_instance_class))
+    error_message = "db_instance_class must be an RDS instance class such as \"db.r6g.xlarge\"."
+  }
+}
+
+variable "db_multi_az" {
+  description = "Run the database Multi-AZ (synchronous standby in a second zone)."
+  type        = bool
+  default     = true
+}
+
+variable "db_backup_retention" {
+  description = "Days of automated database backups (point-in-time restore window), 1 to 35."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.db_backup_retention >= 1 && var.db_backup_retention <= 35 && floor(var.db_backup_retention) == var.db_backup_retention
+    error_message = "db_backup_retention must be a whole number of days from 1 to 35."
+  }
+}
+
+variable "eks_node_instance_type" {
+  description = "EC2 instance type of the EKS node group."
+  type        = string
+  default     = "m6i.xlarge"
+  validation {
+    condition     = can(regex("^[a-z0-9-]+\\.[a-z0-9]+$", var.eks_node_instance_type))
+    error_message = "eks_node_instance_type must be an EC2 instance type such as \"m6i.xlarge\"."
+  }
+}
+
+variable "eks_node_min_count" {
+  description = "Minimum number of EKS nodes."
+  type        = number
+  default     = 3
+  validation {
+    condition     = var.eks_node_min_count >= 1 && floor(var.eks_node_min_count) == var.eks_node_min_count
+    error_message = "eks_node_min_count must be a whole number, at least 1."
+  }
+}
+
+variable "eks_node_max_count" {
+  description = "Maximum number of EKS nodes; at least eks_node_min_count."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.eks_node_max_count >= 1 && var.eks_node_max_count <= 450 && floor(var.eks_node_max_count) == var.eks_node_max_count
+    error_message = "eks_node_max_count must be a whole number from 1 to 450."
+  }
+}
+
+variable "s3_versioning_enabled" {
+  description = "Versioning of the audit bucket (required when s3_worm_enabled)."
+  type        = bool
+  default     = true
+}
+
+variable "s3_worm_enabled" {
+  description = "S3 Object Lock (WORM) on the audit bucket. Cannot be turned off later."
+  type        = bool
+  default     = true
+}
+
+variable "enable_waf" {
+  description = "Create the WAFv2 web ACL with AWS managed rules and a rate limit."
+  type        = bool
+  default     = true
+}
+
+variable "enable_ddos_protection" {
+  description = "Shield protection of the environment's public entry point."
+  type        = bool
+  default     = true
+}
+
+# --- Optional extras --------------------------------------------------------
+
+variable "tenants" {
+  description = "Tenants; each gets its own KMS key alias/idis/<environment>/<tenant>. Removing one schedules its key for deletion."
+  type        = list(string)
+  default     = ["default"]
+  validation {
+    condition     = length(var.tenants) == length(distinct(var.tenants)) && alltrue([for t in var.tenants : can(regex("^[a-z0-9][a-z0-9-]{0,31}$", t)) && t != "platform"])
+    error_message = "tenants must be unique names of 1 to 32 lowercase letters, digits and dashes (\"platform\" is reserved)."
+  }
+}
+
+variable "key_deletion_window_days" {
+  description = "Days a removed KMS key waits before deletion, 7 to 30."
+  type        = number
+  default     = 30
+}
+
+variable "kubernetes_version" {
+  description = "EKS Kubernetes version."
+  type        = string
+  default     = "1.31"
+}
+
+variable "eks_endpoint_public_access" {
+  description = "Expose the Kubernetes API endpoint publicly."
+  type        = bool
+  default     = false
+}
+
+variable "db_engine_version" {
+  description = "PostgreSQL version: \"16\", \"15\" or a full version such as \"16.4\"."
+  type        = string
+  default     = "16"
+}
+
+variable "db_allocated_storage_gb" {
+  description = "Database storage in GiB (can only grow)."
+  type        = number
+  default     = 100
+}
+
+variable "db_read_replicas" {
+  description = "Number of read replicas, 0 to 5."
+  type        = number
+  default     = 0
+  validation {
+    condition     = var.db_read_replicas >= 0 && var.db_read_replicas <= 5 && floor(var.db_read_replicas) == var.db_read_replicas
+    error_message = "db_read_replicas must be a whole number from 0 to 5."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Refuse to delete the database, and so the environment."
+  type        = bool
+  default     = true
+}
+
+variable "skip_final_snapshot" {
+  description = "Delete the database without a final snapshot."
+  type        = bool
+  default     = false
+}
+
+variable "cache_engine_version" {
+  description = "Redis version: \"7\" or a full 7.x version."
+  type        = string
+  default     = "7"
+}
+
+variable "cache_node_type" {
+  description = "ElastiCache node type."
+  type        = string
+  default     = "cache.r6g.large"
+}
+
+variable "cache_node_count" {
+  description = "Redis nodes (primary plus replicas), 2 to 6 for Multi-AZ."
+  type        = number
+  default     = 2
+}
+
+variable "audit_retention_mode" {
+  description = "Default Object Lock mode of audit objects: COMPLIANCE or GOVERNANCE."
+  type        = string
+  default     = "COMPLIANCE"
+  validation {
+    condition     = contains(["COMPLIANCE", "GOVERNANCE"], var.audit_retention_mode)
+    error_message = "audit_retention_mode must be \"COMPLIANCE\" or \"GOVERNANCE\"."
+  }
+}
+
+variable "audit_retention_days" {
+  description = "Default retention of audit objects in days."
+  type        = number
+  default     = 365
+}
+
+variable "retain_audit_bucket_on_destroy" {
+  description = "Keep the audit bucket when the environment is destroyed."
+  type        = bool
+  default     = true
+}
+
+variable "waf_rate_limit" {
+  description = "Requests per 5 minutes from one IP before the WAF blocks it."
+  type        = number
+  default     = 2000
+}
+
+variable "cdn_origin_domain" {
+  description = "Origin domain of a CloudFront distribution in front of the application; none when null."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags for every AWS object of the environment."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,543 @@
+//! Apply, refresh, import and destroy of a whole environment.
+//!
+//! Order: keys and network first; then cluster, database, cache and audit
+//! storage concurrently; edge last. Destroy runs the same graph backwards.
+//! Refresh reads all seven components concurrently. A failure stops only
+//! what depends on the failed component; the state returned says what
+//! exists, so the next apply resumes instead of duplicating.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::observe::{self, Mode, Observed};
+use super::plan;
+use super::spec::*;
+use super::validate::parse_duration;
+use crate::components::{
+    cache, cluster, database, edge, keys, network, storage, ComponentError, Ctx,
+};
+use crate::logging;
+use crate::protocol::cty::{self, Value};
+use crate::protocol::diag::{Diagnostic, Diagnostics};
+use crate::provider::config::Aws;
+
+/// The first poll interval of waits. Real AWS components take minutes, so
+/// polls start at 5 s; `IDIS_POLL_INTERVAL_MS` shortens it for tests and
+/// benchmarks against an emulator.
+fn poll_interval() -> Duration {
+    std::env::var("IDIS_POLL_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(5))
+}
+
+fn timeout_of(state: &Value, op: &str, default: &str) -> Duration {
+    let text = state
+        .get_attr("timeouts")
+        .get_attr(op)
+        .as_str()
+        .unwrap_or(default)
+        .to_string();
+    Duration::from_secs(
+        parse_duration(&text)
+            .or_else(|| parse_duration(default))
+            .unwrap_or(5400),
+    )
+}
+
+/// Builds the component context for the environment described by `state`.
+async fn context(
+    aws: &Arc<Aws>,
+    state: &Value,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<Ctx, Diagnostics> {
+    let name = state
+        .get_attr("name")
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let region = state
+        .get_attr("region")
+        .as_str()
+        .unwrap_or(&aws.region)
+        .to_string();
+    let aws = if region == aws.region {
+        aws.clone()
+    } else {
+        Arc::new(aws.with_region(&region))
+    };
+    let account_id = aws.account_id().await.map_err(Diagnostics::from)?;
+    let mut user_tags = aws.default_tags.clone();
+    user_tags.extend(state.get_attr("tags").as_string_map().unwrap_or_default());
+    Ok(Ctx {
+        aws,
+        env: name,
+        account_id,
+        region,
+        user_tags,
+        cancel: cancel.clone(),
+        deadline: Instant::now() + timeout,
+        poll_interval: poll_interval(),
+    })
+}
+
+fn component_error(e: &ComponentError) -> Diagnostic {
+    let summary = match e {
+        ComponentError::Timeout { .. } => format!("{}: timed out", e.component()),
+        ComponentError::Cancelled { .. } => format!("{}: stopped", e.component()),
+        _ => format!("{} failed", e.component()),
+    };
+    Diagnostic::error(summary, e.to_string())
+}
+
+fn block<T: serde::de::DeserializeOwned>(planned: &Value, name: &str) -> Result<T, Diagnostics> {
+    cty::from_value(planned.get_attr(name)).map_err(|e| {
+        Diagnostics::from(Diagnostic::error(
+            format!("Invalid {name} settings"),
+            format!("The planned {name} block could not be read: {e}. This is a bug in terraform-provider-idis."),
+        ))
+    })
+}
+
+struct Specs {
+    network: NetworkSpec,
+    keys: KeysSpec,
+    cluster: ClusterSpec,
+    database: DatabaseSpec,
+    cache: CacheSpec,
+    storage: AuditStorageSpec,
+    edge: EdgeSpec,
+}
+
+fn specs(planned: &Value) -> Result<Specs, Diagnostics> {
+    Ok(Specs {
+        network: block(planned, "network")?,
+        keys: block(planned, "keys")?,
+        cluster: block(planned, "cluster")?,
+        database: block(planned, "database")?,
+        cache: block(planned, "cache")?,
+        storage: block(planned, "audit_storage")?,
+        edge: block(planned, "edge")?,
+    })
+}
+
+/// The first three available zones of the region, for a network whose
+/// zones were left to the provider.
+async fn choose_zones(ctx: &Ctx) -> Result<Vec<String>, Diagnostics> {
+    let zones = ctx
+        .aws
+        .ec2()
+        .describe_availability_zones()
+        .send()
+        .await
+        .map_err(|e| Diagnostics::from(ctx.aws.explain("ec2", "list availability zones", &e)))?;
+    let mut names: Vec<String> = zones
+        .availability_zones()
+        .iter()
+        .filter(|z| z.state().is_none_or(|s| s.as_str() == "available"))
+        .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
+        .filter_map(|z| z.zone_name().map(str::to_string))
+        .collect();
+    names.sort();
+    if names.len() < 3 {
+        return Err(Diagnostic::error(
+            "Not enough availability zones",
+            format!(
+                "network: region {} offers {} available zones; an environment needs three.",
+                ctx.region,
+                names.len()
+            ),
+        )
+        .into());
+    }
+    names.truncate(3);
+    Ok(names)
+}
+
+/// Best effort: what exists of a component whose ensure failed.
+async fn salvage<T, F>(found: F) -> Option<T>
+where
+    F: std::future::Future<Output = Result<Option<T>, ComponentError>>,
+{
+    found.await.ok().flatten()
+}
+
+pub struct Applied {
+    pub state: Value,
+    pub diagnostics: Diagnostics,
+}
+
+/// Create or update: converge every component on the planned values.
+pub async fn converge(
+    aws: &Arc<Aws>,
+    prior: &Value,
+    planned: &Value,
+    cancel: &CancellationToken,
+) -> Applied {
+    let (op, default) = if prior.is_null() {
+        ("create", "90m")
+    } else {
+        ("update", "90m")
+    };
+    let mut planned = planned.clone();
+    let ctx = match context(aws, &planned, timeout_of(&planned, op, default), cancel).await {
+        Ok(ctx) => ctx,
+        Err(diagnostics) => {
+            return Applied {
+                state: prior_or_null(prior),
+                diagnostics,
+            }
+        }
+    };
+    if !planned
+        .get_attr("network")
+        .get_attr("availability_zones")
+        .is_known()
+    {
+        match choose_zones(&ctx).await {
+            Ok(zones) => planned
+                .attr_mut("network")
+                .set_attr("availability_zones", Value::strings(zones)),
+            Err(diagnostics) => {
+                return Applied {
+                    state: prior_or_null(prior),
+                    diagnostics,
+                }
+            }
+        }
+    }
+    let specs = match specs(&planned) {
+        Ok(s) => s,
+        Err(diagnostics) => {
+            return Applied {
+                state: prior_or_null(prior),
+                diagnostics,
+            }
+        }
+    };
+    let started = Instant::now();
+    let mut diagnostics = Diagnostics::new();
+    let mut observed = Observed::default();
+
+    // Phase 1: keys and network.
+    let (keys_result, network_result) = tokio::join!(
+        keys::ensure(&ctx, &specs.keys),
+        network::ensure(&ctx, &specs.network)
+    );
+    logging::info(&format!(
+        "{}: keys and network done after {:?}",
+        ctx.env,
+        started.elapsed()
+    ));
+    match keys_result {
+        Ok(k) => observed.keys = Some(k),
+        Err(e) => {
+            diagnostics.push(component_error(&e));
+            observed.keys = salvage(keys::find(&ctx)).await;
+        }
+    }
+    match network_result {
+        Ok(n) => observed.network = Some(n),
+        Err(e) => {
+            diagnostics.push(component_error(&e));
+            observed.network = salvage(network::find(&ctx)).await;
+        }
+    }
+
+    // Phase 2: what needs network and keys, concurrently.
+    if let (false, Some(net), Some(k)) = (
+        diagnostics.has_errors(),
+        observed.network.clone(),
+        observed.keys.clone(),
+    ) {
+        let (c, d, ca, s) = tokio::join!(
+            cluster::ensure(&ctx, &specs.cluster, &net, &k),
+            database::ensure(&ctx, &specs.database, &net, &k),
+            cache::ensure(&ctx, &specs.cache, &net, &k),
+            storage::ensure(&ctx, &specs.storage, &k),
+        );
+        logging::info(&format!(
+            "{}: cluster, database, cache and storage done after {:?}",
+            ctx.env,
+            started.elapsed()
+        ));
+        match c {
+            Ok(v) => observed.cluster = Some(v),
+            Err(e) => {
+                diagnostics.push(component_error(&e));
+                observed.cluster = salvage(cluster::find(&ctx)).await;
+            }
+        }
+        match d {
+            Ok(v) => observed.database = Some(v),
+            Err(e) => {
+                diagnostics.push(component_error(&e));
+                observed.database = salvage(database::find(&ctx)).await;
+            }
+        }
+        match ca {
+            Ok(v) => observed.cache = Some(v),
+            Err(e) => {
+                diagnostics.push(component_error(&e));
+                observed.cache = salvage(cache::find(&ctx)).await;
+            }
+        }
+        match s {
+            Ok(v) => observed.storage = Some(v),
+            Err(e) => {
+                diagnostics.push(component_error(&e));
+                observed.storage = salvage(storage::find(&ctx)).await;
+            }
+        }
+        // Phase 3: the edge, once everything behind it stands.
+        if !diagnostics.has_errors() {
+            match edge::ensure(&ctx, &specs.edge, &net).await {
+                Ok(v) => observed.edge = Some(v),
+                Err(e) => {
+                    diagnostics.push(component_error(&e));
+                    observed.edge = salvage(edge::find(&ctx)).await;
+                }
+            }
+        }
+    }
+    if diagnostics.has_errors() {
+        // Fill in what exists of components that were never reached.
+        let (c, d, ca, s, e) = tokio::join!(
+            async {
+                if observed.cluster.is_none() {
+                    salvage(cluster::find(&ctx)).await
+                } else {
+                    observed.cluster.clone()
+                }
+            },
+            async {
+                if observed.database.is_none() {
+                    salvage(database::find(&ctx)).await
+                } else {
+                    observed.database.clone()
+                }
+            },
+            async {
+                if observed.cache.is_none() {
+                    salvage(cache::find(&ctx)).await
+                } else {
+                    observed.cache.clone()
+                }
+            },
+            async {
+                if observed.storage.is_none() {
+                    salvage(storage::find(&ctx)).await
+                } else {
+                    observed.storage.clone()
+                }
+            },
+            async {
+                if observed.edge.is_none() {
+                    salvage(edge::find(&ctx)).await
+                } else {
+                    observed.edge.clone()
+                }
+            },
+        );
+        observed.cluster = c;
+        observed.database = d;
+        observed.cache = ca;
+        observed.storage = s;
+        observed.edge = e;
+    }
+    logging::info(&format!(
+        "{}: apply finished after {:?}",
+        ctx.env,
+        started.elapsed()
+    ));
+
+    let mode = if diagnostics.has_errors() {
+        Mode::Refresh
+    } else {
+        Mode::AfterApply
+    };
+    let mut state = planned;
+    observe::write(&mut state, &observed, &ctx.aws.default_tags, mode);
+    observe::resolve_unknowns(&mut state);
+    if diagnostics.has_errors() && observed.is_empty() && prior.is_null() {
+        state = Value::Null;
+    }
+    Applied { state, diagnostics }
+}
+
+fn prior_or_null(prior: &Value) -> Value {
+    prior.clone()
+}
+
+/// Reads every component concurrently.
+async fn observe_all(ctx: &Ctx) -> Result<Observed, Vec<ComponentError>> {
+    let (n, k, c, d, ca, s, e) = tokio::join!(
+        network::find(ctx),
+        keys::find(ctx),
+        cluster::find(ctx),
+        database::find(ctx),
+        cache::find(ctx),
+        storage::find(ctx),
+        edge::find(ctx),
+    );
+    fn keep<T>(
+        r: Result<Option<T>, ComponentError>,
+        errors: &mut Vec<ComponentError>,
+    ) -> Option<T> {
+        r.unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        })
+    }
+    let mut errors = Vec::new();
+    let observed = Observed {
+        network: keep(n, &mut errors),
+        keys: keep(k, &mut errors),
+        cluster: keep(c, &mut errors),
+        database: keep(d, &mut errors),
+        cache: keep(ca, &mut errors),
+        storage: keep(s, &mut errors),
+        edge: keep(e, &mut errors),
+    };
+    if errors.is_empty() {
+        Ok(observed)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Refresh: the state as AWS has it; null when nothing of it is left.
+pub async fn refresh(
+    aws: &Arc<Aws>,
+    prior: &Value,
+    cancel: &CancellationToken,
+) -> Result<Value, Diagnostics> {
+    let ctx = context(aws, prior, Duration::from_secs(300), cancel).await?;
+    let observed = observe_all(&ctx)
+        .await
+        .map_err(|errors| Diagnostics(errors.iter().map(component_error).collect()))?;
+    if observed.is_empty() {
+        logging::info(&format!(
+            "{}: no component found; the environment is gone",
+            ctx.env
+        ));
+        return Ok(Value::Null);
+    }
+    let mut state = prior.clone();
+    observe::write(&mut state, &observed, &ctx.aws.default_tags, Mode::Refresh);
+    observe::resolve_unknowns(&mut state);
+    Ok(state)
+}
+
+/// Import by name: the state of a configuration that sets only `name`
+/// (every default), then refreshed from AWS. Settings AWS does not record
+/// (deletion window, final snapshot, retain on destroy, timeouts) take
+/// their defaults.
+pub async fn import(
+    aws: &Arc<Aws>,
+    id: &str,
+    cancel: &CancellationToken,
+) -> Result<Value, Diagnostics> {
+    let (region, name) = match id.split_once('/') {
+        Some((region, name)) => (region.to_string(), name.to_string()),
+        None => (aws.region.clone(), id.to_string()),
+    };
+    if !super::validate::is_env_name(&name) {
+        return Err(Diagnostic::error(
+            "Invalid import id",
+            format!("{id:?} is not an environment name. Use `terraform import idis_environment.<label> <name>` or `<region>/<name>`."),
+        )
+        .into());
+    }
+    let mut config = Value::Object(BTreeMap::new());
+    config.set_attr("name", Value::string(&name));
+    config.set_attr("region", Value::string(&region));
+    let base = plan::plan(&Value::Null, &config, &config, &region).planned;
+    let state = refresh(aws, &base, cancel).await?;
+    if state.is_null() {
+        return Err(Diagnostic::error(
+            "Environment not found",
+            format!("No component of environment {name:?} was found in {region} (looked for resources tagged idis:environment = {name:?} and the deterministic names idis-{name}-*)."),
+        )
+        .into());
+    }
+    Ok(state)
+}
+
+/// Destroy, backwards: edge; cluster, database, cache and bucket
+/// concurrently; then network and keys. Refused before anything is
+/// deleted when the database has deletion protection in AWS.
+pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) -> Applied {
+    let keep = |diagnostics: Diagnostics| Applied {
+        state: prior.clone(),
+        diagnostics,
+    };
+    let ctx = match context(aws, prior, timeout_of(prior, "delete", "90m"), cancel).await {
+        Ok(ctx) => ctx,
+        Err(d) => return keep(d),
+    };
+    let specs = match specs(prior) {
+        Ok(s) => s,
+        Err(d) => return keep(d),
+    };
+    match database::find(&ctx).await {
+        Ok(Some(db)) if db.deletion_protection => {
+            return keep(
+                Diagnostic::error(
+                    "Destroy refused: the database has deletion protection",
+                    format!(
+                        "Database {} has deletion protection on in AWS, so nothing was deleted. Set database.deletion_protection = false, run terraform apply, then destroy again.",
+                        db.identifier
+                    ),
+                )
+                .into(),
+            )
+        }
+        Err(e) => return keep(component_error(&e).into()),
+        _ => {}
+    }
+    let mut diagnostics = Diagnostics::new();
+    let note =
+        |result: Result<Vec<String>, ComponentError>, diagnostics: &mut Diagnostics| match result {
+            Ok(warnings) => {
+                for w in warnings {
+                    diagnostics.push(Diagnostic::warning("Kept or scheduled", w));
+                }
+            }
+            Err(e) => diagnostics.push(component_error(&e)),
+        };
+    note(edge::delete(&ctx).await, &mut diagnostics);
+    if !diagnostics.has_errors() {
+        let (c, d, ca, s) = tokio::join!(
+            cluster::delete(&ctx),
+            database::delete(&ctx, &specs.database),
+            cache::delete(&ctx),
+            storage::delete(&ctx, &specs.storage),
+        );
+        for r in [c, d, ca, s] {
+            note(r, &mut diagnostics);
+        }
+    }
+    if !diagnostics.has_errors() {
+        let (n, k) = tokio::join!(network::delete(&ctx), keys::delete(&ctx, &specs.keys));
+        note(n, &mut diagnostics);
+        note(k, &mut diagnostics);
+    }
+    if diagnostics.has_errors() {
+        // Keep in state what is left, so destroy can be run again.
+        let state = match refresh(aws, prior, cancel).await {
+            Ok(v) => v,
+            Err(_) => prior.clone(),
+        };
+        return Applied { state, diagnostics };
+    }
+    Applied {
+        state: Value::Null,
+        diagnostics,
+    }
+}
