@@ -48,6 +48,18 @@ PROVIDER_ADDRESS = f"{PROVIDER_HOSTNAME}/{PROVIDER_NAMESPACE}/{PROVIDER_TYPE}"
 PROVIDER_VERSION = "0.1.0"
 PROVIDER_PLATFORM = "linux_amd64"
 
+# The terraform block every test configuration starts with.
+REQUIRED_PROVIDERS = """\
+terraform {
+  required_providers {
+    idis = {
+      source  = "idis/idis"
+      version = "0.1.0"
+    }
+  }
+}
+"""
+
 AWS_REGION = "us-east-1"
 AWS_ACCESS_KEY_ID = "testing"
 AWS_SECRET_ACCESS_KEY = "testing"

@@ -5,16 +5,7 @@ import time
 
 import pytest
 
-TERRAFORM_BLOCK = """\
-terraform {
-  required_providers {
-    idis = {
-      source  = "idis/idis"
-      version = "0.1.0"
-    }
-  }
-}
-"""
+from conftest import REQUIRED_PROVIDERS as TERRAFORM_BLOCK
 
 ACCOUNT_WITH_OUTPUTS = """\
 data "idis_account" "this" {}
