@@ -15,7 +15,7 @@ output "vpc_id" {
 
 output "availability_zones" {
   description = "The three availability zones."
-  value       = idis_environment.this.network[0].availability_zones
+  value       = idis_environment.this.network.availability_zones
 }
 
 output "public_subnet_ids" {

@@ -1,0 +1,315 @@
+"""`idis_environment` end to end through the module and examples/production:
+the real Terraform CLI, the provider, moto, and AWS state checked with boto3."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+
+from conftest import REPO_ROOT, REQUIRED_PROVIDERS, Terraform
+
+ENV = "production"
+PREFIX = f"idis-{ENV}"
+RESOURCE = "module.idis_production.idis_environment.this"
+
+
+@pytest.fixture
+def production(tmp_path, terraform_rc, moto) -> Terraform:
+    """examples/production with the module beside it, initialised, moto emptied."""
+    moto.reset()
+    root = tmp_path / "repo"
+    shutil.copytree(REPO_ROOT / "modules", root / "modules")
+    shutil.copytree(REPO_ROOT / "examples" / "production", root / "examples" / "production")
+    tf = Terraform(root / "examples" / "production", terraform_rc, moto.endpoint)
+    # moto makes everything available at once: poll fast.
+    tf.env["IDIS_POLL_INTERVAL_MS"] = "50"
+    tf.init()
+    return tf
+
+
+def state_of(tf: Terraform) -> dict:
+    """The idis_environment's attributes from `terraform show -json`."""
+    shown = json.loads(tf.run("show", "-json").stdout)
+    for module in shown["values"]["root_module"].get("child_modules", []):
+        for resource in module.get("resources", []):
+            if resource["type"] == "idis_environment":
+                return resource["values"]
+    raise AssertionError("no idis_environment in state")
+
+
+def tagged(aws, env: str = ENV) -> list[str]:
+    """ARNs the resource groups tagging API finds for the environment."""
+    pages = aws("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": "idis:environment", "Values": [env]}]
+    )
+    return [r["ResourceARN"] for page in pages for r in page["ResourceTagMappingList"]]
+
+
+def test_production_contract_lands_in_aws_and_replans_clean(production, aws):
+    production.apply()
+    out = production.output_json()
+
+    ec2 = aws("ec2")
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:idis:environment", "Values": [ENV]}])["Vpcs"]
+    assert [v["CidrBlock"] for v in vpcs] == ["10.0.0.0/16"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])["Subnets"]
+    assert len(subnets) == 6
+    assert len({s["AvailabilityZone"] for s in subnets}) == 3
+
+    eks = aws("eks")
+    group = eks.describe_nodegroup(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default")["nodegroup"]
+    assert group["instanceTypes"] == ["m6i.xlarge"]
+    assert (group["scalingConfig"]["minSize"], group["scalingConfig"]["maxSize"]) == (3, 10)
+    cluster = eks.describe_cluster(name=PREFIX)["cluster"]
+    state = state_of(production)
+    assert cluster["encryptionConfig"][0]["provider"]["keyArn"] == state["platform_key_arn"]
+
+    db = aws("rds").describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
+    assert db["Engine"] == "postgres" and db["EngineVersion"].startswith("16")
+    assert db["DBInstanceClass"] == "db.r6g.xlarge"
+    assert db["MultiAZ"] is True
+    assert db["BackupRetentionPeriod"] == 30
+    assert db["StorageEncrypted"] is True
+    assert db["DeletionProtection"] is True
+    assert db["MasterUserSecret"]["SecretArn"] == state["database_master_secret_arn"]
+
+    group = aws("elasticache").describe_replication_groups(ReplicationGroupId=f"{PREFIX}-cache")["ReplicationGroups"][0]
+    assert group["MultiAZ"] == "enabled"
+    assert group["AutomaticFailover"] == "enabled"
+    assert group["AtRestEncryptionEnabled"] is True
+    assert group["TransitEncryptionEnabled"] is True
+
+    s3 = aws("s3")
+    bucket = out["audit_bucket_name"]
+    lock = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+    assert lock["ObjectLockEnabled"] == "Enabled"
+    assert lock["Rule"]["DefaultRetention"]["Mode"] == "COMPLIANCE"
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values()), block
+
+    kms = aws("kms")
+    aliases = {a["AliasName"]: a["TargetKeyId"] for a in kms.list_aliases()["Aliases"] if a["AliasName"].startswith(f"alias/idis/{ENV}/")}
+    assert set(aliases) == {f"alias/idis/{ENV}/platform", f"alias/idis/{ENV}/acme", f"alias/idis/{ENV}/globex"}
+    for key_id in aliases.values():
+        assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is True
+    assert set(out["tenant_key_arns"]) == {"acme", "globex"}
+
+    acls = aws("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"]
+    assert [a["Name"] for a in acls] == [PREFIX]
+    protections = aws("shield").list_protections()["Protections"]
+    assert [p["Name"] for p in protections] == [PREFIX]
+
+    assert out["app_config"]["IDIS_S3_BUCKET"] == bucket
+    assert out["secret_refs"]["IDIS_DATABASE_CREDENTIALS"] == state["database_master_secret_arn"]
+
+    again = production.plan("-detailed-exitcode", check=False)
+    assert again.returncode == 0, again.describe("terraform plan -detailed-exitcode")
+
+
+def test_out_of_band_changes_show_as_drift_and_apply_repairs_them(production, aws):
+    production.apply()
+    bucket = production.output_json()["audit_bucket_name"]
+    kms, rds, eks, s3, waf = aws("kms"), aws("rds"), aws("eks"), aws("s3"), aws("wafv2")
+    key_of = {a["AliasName"]: a["TargetKeyId"] for a in kms.list_aliases()["Aliases"]}
+
+    # Six changes across five components, made behind Terraform's back.
+    rds.modify_db_instance(DBInstanceIdentifier=f"{PREFIX}-db", MultiAZ=False, ApplyImmediately=True)
+    eks.update_nodegroup_config(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default",
+                                scalingConfig={"minSize": 2, "maxSize": 10, "desiredSize": 3})
+    kms.disable_key_rotation(KeyId=key_of[f"alias/idis/{ENV}/acme"])
+    kms.delete_alias(AliasName=f"alias/idis/{ENV}/globex")
+    s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 30}}})
+    acl = waf.list_web_acls(Scope="REGIONAL")["WebACLs"][0]
+    current = waf.get_web_acl(Name=acl["Name"], Scope="REGIONAL", Id=acl["Id"])
+    rules = current["WebACL"]["Rules"]
+    for rule in rules:
+        if "RateBasedStatement" in rule["Statement"]:
+            rule["Statement"]["RateBasedStatement"]["Limit"] = 100000
+    waf.update_web_acl(Name=acl["Name"], Scope="REGIONAL", Id=acl["Id"], LockToken=current["LockToken"],
+                       DefaultAction=current["WebACL"]["DefaultAction"], Rules=rules,
+                       VisibilityConfig=current["WebACL"]["VisibilityConfig"])
+
+    drift = production.plan("-refresh-only", "-detailed-exitcode", check=False)
+    assert drift.returncode == 2, drift.describe("terraform plan -refresh-only -detailed-exitcode")
+    for attribute in ["multi_az", "node_min_size", "rotation_enabled", "globex", "retention_days", "rate_limit"]:
+        assert attribute in drift.stdout, f"{attribute} not named in the drift report:\n{drift.stdout}"
+
+    production.apply()
+
+    db = rds.describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
+    assert db["MultiAZ"] is True
+    group = eks.describe_nodegroup(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default")["nodegroup"]
+    assert group["scalingConfig"]["minSize"] == 3
+    assert kms.get_key_rotation_status(KeyId=key_of[f"alias/idis/{ENV}/acme"])["KeyRotationEnabled"] is True
+    aliases = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+    assert f"alias/idis/{ENV}/globex" in aliases
+    lock = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+    assert lock["Rule"]["DefaultRetention"]["Days"] == 365
+    current = waf.get_web_acl(Name=acl["Name"], Scope="REGIONAL", Id=acl["Id"])
+    limits = [r["Statement"]["RateBasedStatement"]["Limit"] for r in current["WebACL"]["Rules"] if "RateBasedStatement" in r["Statement"]]
+    assert limits == [2000]
+
+    clean = production.plan("-detailed-exitcode", check=False)
+    assert clean.returncode == 0, clean.describe("terraform plan -detailed-exitcode")
+
+
+def test_a_component_deleted_out_of_band_is_recreated_alone(production, aws):
+    production.apply()
+    before = state_of(production)
+    elasticache = aws("elasticache")
+    elasticache.delete_replication_group(ReplicationGroupId=f"{PREFIX}-cache")
+    assert not [g for g in elasticache.describe_replication_groups()["ReplicationGroups"] if g["ReplicationGroupId"] == f"{PREFIX}-cache"]
+
+    drift = production.plan("-refresh-only", "-detailed-exitcode", check=False)
+    assert drift.returncode == 2, drift.describe("plan -refresh-only")
+    assert "cache_primary_endpoint" in drift.stdout
+
+    production.apply()
+
+    groups = elasticache.describe_replication_groups(ReplicationGroupId=f"{PREFIX}-cache")["ReplicationGroups"]
+    assert len(groups) == 1
+    after = state_of(production)
+    for kept in ["vpc_id", "cluster_arn", "database_arn", "platform_key_arn", "audit_bucket_arn", "web_acl_arn"]:
+        assert after[kept] == before[kept], kept
+    assert after["cache_primary_endpoint"]
+    assert production.plan("-detailed-exitcode", check=False).returncode == 0
+
+
+def test_import_of_an_existing_environment_plans_no_change(production, aws):
+    production.apply()
+    (production.workdir / "terraform.tfstate").unlink()
+    for backup in production.workdir.glob("terraform.tfstate*"):
+        backup.unlink()
+
+    production.run("import", "-input=false", RESOURCE, ENV)
+
+    plan = production.plan("-detailed-exitcode", check=False)
+    assert plan.returncode == 0, plan.describe("terraform plan -detailed-exitcode after import")
+
+
+def test_destroy_is_refused_while_protected_then_removes_all_but_the_kept_bucket_and_keys(production, aws):
+    production.apply()
+    bucket = production.output_json()["audit_bucket_name"]
+    before = sorted(tagged(aws))
+
+    refused = production.destroy(check=False)
+    assert refused.returncode == 1
+    assert "deletion protection" in refused.stderr.replace("\n", " ")
+    assert sorted(tagged(aws)) == before, "a refused destroy deleted something"
+    assert aws("rds").describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"]
+
+    production.apply("-var", "deletion_protection=false")
+    production.destroy("-var", "deletion_protection=false")
+
+    ec2 = aws("ec2")
+    assert not ec2.describe_vpcs(Filters=[{"Name": "tag:idis:environment", "Values": [ENV]}])["Vpcs"]
+    assert not [d for d in aws("rds").describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"].startswith(PREFIX)]
+    assert not aws("elasticache").describe_replication_groups()["ReplicationGroups"]
+    assert PREFIX not in aws("eks").list_clusters()["clusters"]
+    assert not aws("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"]
+    assert not aws("shield").list_protections().get("Protections")
+    assert bucket in [b["Name"] for b in aws("s3").list_buckets()["Buckets"]], "the audit bucket is kept"
+    kms = aws("kms")
+    for arn in tagged(aws):
+        if ":kms:" in arn:
+            assert kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion", arn
+    leftovers = [arn for arn in tagged(aws) if ":kms:" not in arn and not arn.endswith(f":::{bucket}")]
+    assert leftovers == [], f"tagged leftovers after destroy: {leftovers}"
+
+
+def test_no_secret_reaches_state_plan_or_trace_logs(production, aws):
+    production.apply(env={"TF_LOG": "TRACE"})
+    applied_logs = production.run("apply", "-input=false", "-auto-approve", env={"TF_LOG": "TRACE"})
+    state = state_of(production)
+    sm = aws("secretsmanager")
+    secrets = [
+        sm.get_secret_value(SecretId=state["database_master_secret_arn"])["SecretString"],
+        sm.get_secret_value(SecretId=state["cache_auth_secret_arn"])["SecretString"],
+    ]
+    values = []
+    for secret in secrets:
+        try:
+            values.extend(v for v in json.loads(secret).values() if isinstance(v, str) and len(v) >= 12)
+        except (json.JSONDecodeError, AttributeError):
+            values.append(secret)
+    assert values, "no secret value found to look for"
+
+    production.run("plan", "-input=false", "-out=plan.tfplan", env={"TF_LOG": "TRACE"})
+    plan_json = production.run("show", "-json", "plan.tfplan").stdout
+    tfstate = (production.workdir / "terraform.tfstate").read_text()
+    for value in values:
+        assert value not in tfstate, "a secret is in terraform.tfstate"
+        assert value not in plan_json, "a secret is in the plan JSON"
+        assert value not in applied_logs.stdout + applied_logs.stderr, "a secret is in TF_LOG=trace output"
+
+
+BAD_MODULE_INPUTS = [
+    ('vpc_cidr = "10.0.0.0/28"', "vpc_cidr"),
+    ('vpc_cidr = "not-a-cidr"', "vpc_cidr"),
+    ("db_backup_retention = 40", "db_backup_retention"),
+    ('environment = "Prod_1"', "environment"),
+    ("eks_node_min_count = 5\n  eks_node_max_count = 3", "eks_node_min_count"),
+    ("s3_worm_enabled = true\n  s3_versioning_enabled = false", "s3_versioning_enabled"),
+    ('tenants = ["acme", "acme"]', "tenants"),
+]
+
+
+@pytest.mark.parametrize("inputs,attribute", BAD_MODULE_INPUTS, ids=[a for _, a in BAD_MODULE_INPUTS])
+def test_bad_module_input_fails_plan_naming_the_input(terraform, inputs, attribute):
+    (terraform.workdir / "modules").symlink_to(REPO_ROOT / "modules")
+    defaults = {"environment": '"production"', "region": '"us-east-1"', "vpc_cidr": '"10.0.0.0/16"'}
+    for line in inputs.splitlines():
+        defaults.pop(line.split("=")[0].strip(), None)
+    required = "\n  ".join(f"{k} = {v}" for k, v in defaults.items())
+    terraform.write(REQUIRED_PROVIDERS + f"""
+provider "idis" {{}}
+
+module "idis" {{
+  source = "./modules/idis"
+  {required}
+  {inputs}
+}}
+""")
+    terraform.init()
+    result = terraform.plan(check=False)
+    assert result.returncode == 1, result.describe("terraform plan")
+    assert attribute in result.stderr, result.describe("terraform plan")
+    assert "plugin crashed" not in result.stderr.lower()
+
+
+BAD_RESOURCE_ATTRIBUTES = [
+    ('name = "Production"', "name"),
+    ('name = "production"\n  network {\n    vpc_cidr = "10.0.0.0/8"\n  }', "network.vpc_cidr"),
+    ('name = "production"\n  network {\n    vpc_cidr = "10.0.0.1/16"\n  }', "network.vpc_cidr"),
+    ('name = "production"\n  cluster {\n    node_min_size = 4\n    node_max_size = 2\n  }', "cluster.node_min_size"),
+    ('name = "production"\n  database {\n    backup_retention_days = 0\n  }', "database.backup_retention_days"),
+    ('name = "production"\n  database {\n    engine_version = "13"\n  }', "database.engine_version"),
+    ('name = "production"\n  audit_storage {\n    worm = true\n    versioning = false\n  }', "audit_storage.versioning"),
+    ('name = "production"\n  keys {\n    tenants = ["a", "a"]\n  }', "keys.tenants[1]"),
+    ('name = "production"\n  cache {\n    node_count = 1\n  }', "cache.node_count"),
+    ('name = "production"\n  edge {\n    rate_limit = 5\n  }', "edge.rate_limit"),
+]
+
+
+@pytest.mark.parametrize("body,path", BAD_RESOURCE_ATTRIBUTES, ids=[p for _, p in BAD_RESOURCE_ATTRIBUTES])
+def test_bad_resource_attribute_fails_plan_naming_the_attribute(terraform, body, path):
+    terraform.write(REQUIRED_PROVIDERS + f"""
+provider "idis" {{}}
+
+resource "idis_environment" "this" {{
+  {body}
+}}
+""")
+    terraform.init()
+    result = terraform.plan(check=False)
+    assert result.returncode == 1, result.describe("terraform plan")
+    flat = " ".join(result.stderr.split())
+    assert f"{path} =" in flat, result.describe("terraform plan")
+    assert "plugin crashed" not in flat.lower()
