@@ -311,7 +311,7 @@ fn absent<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
 fn still_in_use<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     matches!(
         err.code(),
-        Some("DependencyViolation" | "InvalidIPAddress.InUse" | "AuthFailure")
+        Some("DependencyViolation" | "InvalidIPAddress.InUse")
     )
 }
 
@@ -357,7 +357,7 @@ struct Observed {
     subnets: Vec<Subnet>,
     /// Internet gateways tagged for this environment, attached or not.
     igws: Vec<InternetGateway>,
-    /// NAT gateways of the VPC that are not yet deleted.
+    /// NAT gateways of the VPC, including deleted ones AWS still lists.
     nats: Vec<NatGateway>,
     /// Elastic IPs tagged for this environment (read by ensure and delete).
     eips: Vec<Address>,
@@ -373,6 +373,14 @@ fn nat_active(nat: &NatGateway) -> bool {
     matches!(
         nat_state(nat),
         Some(NatGatewayState::Pending | NatGatewayState::Available)
+    )
+}
+
+/// Deleted or failed: holds nothing any more.
+fn nat_dead(nat: &NatGateway) -> bool {
+    matches!(
+        nat_state(nat),
+        Some(NatGatewayState::Deleted | NatGatewayState::Failed)
     )
 }
 
@@ -416,6 +424,28 @@ impl Observed {
         self.nats
             .iter()
             .filter(move |n| nat_active(n) && is_ours(ctx, n.tags()))
+    }
+
+    /// Our Elastic IPs that nothing live uses: unassociated, or still
+    /// bound to the interface of a NAT gateway that is gone (moto keeps
+    /// that binding after DeleteNatGateway; AWS drops it).
+    fn free_eips(&self) -> Vec<&Address> {
+        let dead: BTreeSet<&str> = self
+            .nats
+            .iter()
+            .filter(|n| nat_dead(n))
+            .flat_map(|n| n.nat_gateway_addresses())
+            .filter_map(|a| a.network_interface_id())
+            .collect();
+        self.eips
+            .iter()
+            .filter(|a| a.allocation_id().is_some())
+            .filter(|a| {
+                a.association_id().is_none()
+                    || a.network_interface_id()
+                        .is_some_and(|eni| dead.contains(eni))
+            })
+            .collect()
     }
 
     /// The zone of a NAT gateway, from its subnet.
@@ -639,12 +669,7 @@ async fn observe(
             .unwrap_or(false),
         subnets: subnets.subnets().to_vec(),
         igws: igws.internet_gateways().to_vec(),
-        nats: nats
-            .nat_gateways()
-            .iter()
-            .filter(|n| nat_state(n) != Some(&NatGatewayState::Deleted))
-            .cloned()
-            .collect(),
+        nats: nats.nat_gateways().to_vec(),
         eips,
         route_tables: tables.route_tables().to_vec(),
         security_groups: groups.security_groups().to_vec(),
@@ -932,7 +957,17 @@ pub async fn ensure(ctx: &Ctx, spec: &NetworkSpec) -> Result<NetworkState, Compo
     let nat_zones: Vec<&String> = if spec.nat_gateway_per_az {
         zones.iter().collect()
     } else {
-        zones.iter().take(1).collect()
+        // The single NAT gateway stays where it is if its zone is still
+        // listed (a reordered list must not replace it); else zone one.
+        let placed: BTreeSet<&str> = obs
+            .active_nats(ctx)
+            .filter_map(|n| obs.nat_zone(n))
+            .collect();
+        let zone = zones
+            .iter()
+            .find(|z| placed.contains(z.as_str()))
+            .unwrap_or(&zones[0]);
+        vec![zone]
     };
     let (nat_ids, extra_nats) = ensure_nat_gateways(
         ctx, &ec2, &names, &obs, zones, &nat_zones, &subnets, &changed,
@@ -1432,21 +1467,22 @@ async fn ensure_nat_gateways(
         }
         work.push((az.to_string(), subnet, existing.map(str::to_string)));
     }
-    let mut spare_eips: Vec<&Address> = obs
-        .eips
-        .iter()
-        .filter(|a| a.association_id().is_none() && a.allocation_id().is_some())
-        .collect();
+    let mut spare_eips: Vec<&Address> = obs.free_eips();
     let vpc_id = obs.vpc_id.as_str();
     let nat_ids = try_join_all(work.into_iter().map(|(az, subnet, existing)| {
-        // An unassociated Elastic IP left by a killed apply is reused.
+        // The free Elastic IP of this zone's NAT gateway (left by a killed
+        // apply, or by a NAT gateway deleted out of band) is reused.
         let name = names.nat(&az);
         let spare = spare_eips
             .iter()
             .position(|a| name_of(a.tags()) == Some(name.as_str()))
             .map(|i| spare_eips.remove(i))
-            .and_then(|a| a.allocation_id())
-            .map(str::to_string);
+            .map(|a| {
+                (
+                    a.allocation_id().unwrap_or_default().to_string(),
+                    a.association_id().map(str::to_string),
+                )
+            });
         async move {
             if let Some(id) = existing {
                 return Ok(id);
@@ -1454,7 +1490,27 @@ async fn ensure_nat_gateways(
             changed.store(true, Ordering::Relaxed);
             let tags = desired_tags(ctx, &name);
             let allocation = match spare {
-                Some(id) => id,
+                Some((id, stale_association)) => {
+                    if let Some(association) = stale_association {
+                        match ec2
+                            .disassociate_address()
+                            .association_id(&association)
+                            .send()
+                            .await
+                        {
+                            Ok(_) => {}
+                            Err(e) if absent(&e) => {}
+                            Err(e) => {
+                                return Err(aws_error(
+                                    COMPONENT,
+                                    format!("free Elastic IP {id} from its deleted NAT gateway"),
+                                    e,
+                                ))
+                            }
+                        }
+                    }
+                    id
+                }
                 None => ec2
                     .allocate_address()
                     .domain(DomainType::Vpc)
@@ -1492,7 +1548,15 @@ async fn ensure_nat_gateways(
     }))
     .await?;
 
-    wait_nat_gateways_available(ctx, ec2, &nat_ids).await?;
+    let all_ready = nat_ids.iter().all(|id| {
+        ours.iter().any(|n| {
+            n.nat_gateway_id() == Some(id.as_str())
+                && nat_state(n) == Some(&NatGatewayState::Available)
+        })
+    });
+    if !all_ready {
+        wait_nat_gateways_available(ctx, ec2, &nat_ids).await?;
+    }
 
     let extra = ours
         .into_iter()
@@ -1654,14 +1718,14 @@ async fn remove_nat_gateways(
     obs: &Observed,
     nats: &[NatGateway],
 ) -> Result<(), ComponentError> {
+    // Wait only for those not already gone: a failed NAT gateway never
+    // reaches "deleted".
     let ids: Vec<String> = nats
         .iter()
+        .filter(|n| !nat_dead(n))
         .filter_map(|n| n.nat_gateway_id())
         .map(str::to_string)
         .collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
     try_join_all(nats.iter().filter(|n| nat_active(n)).map(|n| async move {
         let id = n.nat_gateway_id().unwrap_or_default();
         match ec2.delete_nat_gateway().nat_gateway_id(id).send().await {
@@ -1673,17 +1737,16 @@ async fn remove_nat_gateways(
     .await?;
     let what = format!("NAT gateways {} to be deleted", ids.join(", "));
     ctx.wait_for(COMPONENT, &what, || async {
+        if ids.is_empty() {
+            return Ok(Some(()));
+        }
         match ec2
             .describe_nat_gateways()
             .set_nat_gateway_ids(Some(ids.clone()))
             .send()
             .await
         {
-            Ok(out) => Ok(out
-                .nat_gateways()
-                .iter()
-                .all(|n| nat_state(n) == Some(&NatGatewayState::Deleted))
-                .then_some(())),
+            Ok(out) => Ok(out.nat_gateways().iter().all(nat_dead).then_some(())),
             Err(e) if absent(&e) => Ok(Some(())),
             Err(e) => Err(aws_error(
                 COMPONENT,
@@ -1698,6 +1761,8 @@ async fn remove_nat_gateways(
         .iter()
         .flat_map(nat_allocation_ids)
         .filter(|a| ours.contains(a.as_str()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect();
     release_addresses(ctx, ec2, &allocations).await
 }
@@ -1800,6 +1865,21 @@ async fn delete_vpc(ctx: &Ctx, ec2: &Client, vpc: &Vpc) -> Result<(), ComponentE
     let obs = observe(ctx, ec2, vpc, true).await?;
     let vpc_id = obs.vpc_id.as_str();
 
+    // Subnets someone else made would block the VPC's deletion forever:
+    // say so before deleting anything.
+    let foreign: Vec<&str> = obs
+        .subnets
+        .iter()
+        .filter(|s| !is_ours(ctx, s.tags()))
+        .filter_map(|s| s.subnet_id())
+        .collect();
+    if !foreign.is_empty() {
+        return Err(conflict(format!(
+            "VPC {vpc_id} holds subnets this provider did not make ({}); delete them (and what runs in them) first, then destroy again",
+            foreign.join(", ")
+        )));
+    }
+
     // NAT gateways hold public addresses and network interfaces in the
     // public subnets: they go first, and their addresses with them.
     let nats: Vec<NatGateway> = obs
@@ -1810,9 +1890,8 @@ async fn delete_vpc(ctx: &Ctx, ec2: &Client, vpc: &Vpc) -> Result<(), ComponentE
         .collect();
     remove_nat_gateways(ctx, ec2, &obs, &nats).await?;
     let remaining: Vec<String> = obs
-        .eips
-        .iter()
-        .filter(|a| a.association_id().is_none())
+        .free_eips()
+        .into_iter()
         .filter_map(|a| a.allocation_id())
         .map(str::to_string)
         .filter(|a| !nats.iter().flat_map(nat_allocation_ids).any(|n| &n == a))
@@ -1940,8 +2019,11 @@ async fn delete_security_groups(
                         p.user_id_group_pairs()
                             .iter()
                             .map(|pair| {
+                                // As observed: moto matches the description too.
                                 UserIdGroupPair::builder()
                                     .set_group_id(pair.group_id().map(str::to_string))
+                                    .set_user_id(pair.user_id().map(str::to_string))
+                                    .set_description(pair.description().map(str::to_string))
                                     .build()
                             })
                             .collect(),
