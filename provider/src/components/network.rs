@@ -1,10 +1,42 @@
 //! network: VPC from the CIDR, public and private subnets in three zones, internet gateway, NAT gateways, route tables, and the security groups of the cluster, database and cache.
+//!
+//! Every object is found again by the VPC's ownership tags and, inside the
+//! VPC, by its deterministic `Name` tag, so a re-run after a killed apply
+//! adopts what the first run made instead of duplicating it.
+//!
+//! # Address plan
+//!
+//! The VPC block is split into 8 equal blocks, three bits longer than the
+//! VPC prefix (a /16 gives eight /19s, a /24 eight /27s), numbered in
+//! address order. The private subnet of the i-th zone takes block i
+//! (blocks 0..=3), the public subnet of the i-th zone takes block 4 + i
+//! (blocks 4..=7). Private subnets carry the pods, databases and caches;
+//! public subnets only the NAT gateways and load balancers, and the plan
+//! keeps them the same size so that it stays one rule. Should a block be
+//! taken by a subnet the provider does not recognise, a free block of the
+//! same half is used instead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use aws_sdk_ec2::types::{
+    Address, AttributeBooleanValue, DomainType, Filter, InternetGateway, IpPermission, NatGateway,
+    NatGatewayState, ResourceType, RouteState, RouteTable, SecurityGroup, Subnet, Tag,
+    TagSpecification, UserIdGroupPair, Vpc, VpcAttributeName,
+};
+use aws_sdk_ec2::Client;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 
-use super::{ComponentError, Ctx};
+use super::{
+    aws_error, is_not_found, tag_pairs, user_visible_tags, ComponentError, Ctx, TAG_COMPONENT,
+    TAG_ENVIRONMENT,
+};
 use crate::environment::spec::NetworkSpec;
 
 pub const COMPONENT: &str = "network";
@@ -26,29 +58,2080 @@ pub struct NetworkState {
     pub cluster_security_group_id: String,
     pub database_security_group_id: String,
     pub cache_security_group_id: String,
-    /// The VPC's user-visible tags (no ownership or aws:* tags).
+    /// The VPC's user-visible tags (no ownership or aws:* tags, and not the
+    /// provider's own `Name`).
     pub tags: BTreeMap<String, String>,
+    /// The attached internet gateway, empty when there is none.
+    #[serde(default)]
+    pub internet_gateway_id: String,
+    /// Out-of-band changes that the other fields cannot show: a deleted
+    /// route or association, DNS turned off, a revoked security group rule,
+    /// a missing subnet or NAT gateway in one zone. Empty when the network
+    /// is whole; `ensure` repairs every entry.
+    #[serde(default)]
+    pub drift: Vec<String>,
 }
 
-fn not_built() -> ComponentError {
-    ComponentError::Conflict {
-        component: COMPONENT,
-        message: "not implemented yet".to_string(),
+// ---------------------------------------------------------------------------
+// Address plan
+
+/// An IPv4 network: address with host bits zero, and prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ipv4Cidr {
+    network: u32,
+    prefix: u8,
+}
+
+impl Ipv4Cidr {
+    pub fn parse(text: &str) -> Result<Ipv4Cidr, String> {
+        let bad = || format!("{text:?} is not an IPv4 CIDR block; expected a.b.c.d/n");
+        let (addr, prefix) = text.trim().split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?;
+        let network = u32::from(addr);
+        let cidr = Ipv4Cidr { network, prefix };
+        if network & !cidr.mask() != 0 {
+            return Err(format!(
+                "{text:?} has host bits set; its network is {}/{prefix}",
+                Ipv4Addr::from(network & cidr.mask())
+            ));
+        }
+        Ok(cidr)
+    }
+
+    fn mask(self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        }
+    }
+
+    /// The `2^bits` equal blocks `bits` longer than this one, in address order.
+    fn split(self, bits: u8) -> Vec<Ipv4Cidr> {
+        let prefix = self.prefix + bits;
+        let size = 1u64 << (32 - u32::from(prefix));
+        (0..(1u64 << bits))
+            .map(|i| Ipv4Cidr {
+                network: (u64::from(self.network) + i * size) as u32,
+                prefix,
+            })
+            .collect()
     }
 }
 
-pub async fn find(ctx: &Ctx) -> Result<Option<NetworkState>, ComponentError> {
-    let _ = (ctx, BTreeMap::<String, String>::new());
-    Err(not_built())
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", Ipv4Addr::from(self.network), self.prefix)
+    }
 }
 
-pub async fn ensure(ctx: &Ctx, _spec: &NetworkSpec) -> Result<NetworkState, ComponentError> {
-    let _ = ctx;
-    Err(not_built())
+/// The subnet blocks of a VPC (see the module documentation).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubnetPlan {
+    /// Blocks 0..=3, for the private subnets of zones 1..=4.
+    pub private: Vec<String>,
+    /// Blocks 4..=7, for the public subnets of zones 1..=4.
+    pub public: Vec<String>,
 }
+
+/// Carves `vpc_cidr` into the eight subnet blocks. The VPC may be /16 to
+/// /25 (AWS's smallest subnet is a /28).
+pub fn subnet_plan(vpc_cidr: &str) -> Result<SubnetPlan, String> {
+    let vpc = Ipv4Cidr::parse(vpc_cidr)?;
+    if !(16..=25).contains(&vpc.prefix) {
+        return Err(format!(
+            "vpc_cidr {vpc_cidr:?} is a /{}; use a /16 to /25 so that it splits into eight subnets of at least /28",
+            vpc.prefix
+        ));
+    }
+    let blocks: Vec<String> = vpc.split(3).iter().map(Ipv4Cidr::to_string).collect();
+    Ok(SubnetPlan {
+        private: blocks[..4].to_vec(),
+        public: blocks[4..].to_vec(),
+    })
+}
+
+fn same_cidr(a: &str, b: &str) -> bool {
+    match (Ipv4Cidr::parse(a), Ipv4Cidr::parse(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a.trim() == b.trim(),
+    }
+}
+
+/// Sort key of a subnet: its network address.
+fn cidr_key(subnet: &Subnet) -> (u32, String) {
+    let cidr = subnet.cidr_block().unwrap_or_default();
+    let network = Ipv4Cidr::parse(cidr).map(|c| c.network).unwrap_or(u32::MAX);
+    (network, subnet.subnet_id().unwrap_or_default().to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Names and tags
+
+const ANYWHERE: &str = "0.0.0.0/0";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Tier {
+    Private,
+    Public,
+}
+
+impl Tier {
+    fn as_str(self) -> &'static str {
+        match self {
+            Tier::Private => "private",
+            Tier::Public => "public",
+        }
+    }
+}
+
+/// The security groups and the port each one opens to the cluster group.
+const CLUSTER: &str = "cluster";
+const SECURITY_GROUPS: [(&str, Option<i32>); 3] = [
+    (CLUSTER, None),
+    ("database", Some(5432)),
+    ("cache", Some(6379)),
+];
+
+/// The deterministic `Name` of every object of the network.
+struct Names {
+    prefix: String,
+}
+
+impl Names {
+    fn new(ctx: &Ctx) -> Names {
+        Names {
+            prefix: ctx.prefix(),
+        }
+    }
+    fn vpc(&self) -> String {
+        self.prefix.clone()
+    }
+    fn subnet(&self, tier: Tier, az: &str) -> String {
+        format!("{}-{}-{az}", self.prefix, tier.as_str())
+    }
+    fn nat(&self, az: &str) -> String {
+        format!("{}-nat-{az}", self.prefix)
+    }
+    fn public_route_table(&self) -> String {
+        format!("{}-public", self.prefix)
+    }
+    fn private_route_table(&self, az: &str) -> String {
+        format!("{}-private-{az}", self.prefix)
+    }
+    fn security_group(&self, role: &str) -> String {
+        format!("{}-{role}", self.prefix)
+    }
+}
+
+fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+fn name_of(tags: &[Tag]) -> Option<&str> {
+    tag_value(tags, "Name")
+}
+
+fn is_ours(ctx: &Ctx, tags: &[Tag]) -> bool {
+    tag_value(tags, TAG_ENVIRONMENT) == Some(ctx.env.as_str())
+        && tag_value(tags, TAG_COMPONENT) == Some(COMPONENT)
+}
+
+/// The tags of an object named `name`: user tags, ownership tags, Name.
+fn desired_tags(ctx: &Ctx, name: &str) -> BTreeMap<String, String> {
+    let mut tags = ctx.tags(COMPONENT);
+    tags.insert("Name".to_string(), name.to_string());
+    tags
+}
+
+/// The tags an existing object should have, keeping its Name (if any).
+fn desired_tags_keeping_name(ctx: &Ctx, tags: &[Tag]) -> BTreeMap<String, String> {
+    match name_of(tags) {
+        Some(name) => desired_tags(ctx, name),
+        None => ctx.tags(COMPONENT),
+    }
+}
+
+fn ec2_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tag_pairs(tags)
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn tag_spec(kind: ResourceType, tags: &BTreeMap<String, String>) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(ec2_tags(tags)))
+        .build()
+}
+
+fn lacks_tags(existing: &[Tag], desired: &BTreeMap<String, String>) -> bool {
+    desired
+        .iter()
+        .any(|(k, v)| tag_value(existing, k) != Some(v.as_str()))
+}
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+fn owned_filters(ctx: &Ctx) -> Vec<Filter> {
+    vec![
+        filter(&format!("tag:{TAG_ENVIRONMENT}"), &ctx.env),
+        filter(&format!("tag:{TAG_COMPONENT}"), COMPONENT),
+    ]
+}
+
+fn on(value: bool) -> AttributeBooleanValue {
+    AttributeBooleanValue::builder().value(value).build()
+}
+
+/// "Already gone" answers, beyond the shared ones.
+fn absent<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    is_not_found(err)
+        || matches!(
+            err.code(),
+            Some(
+                "InvalidNatGatewayID.NotFound"
+                    | "InvalidAssociationID.NotFound"
+                    | "InvalidAddress.NotFound"
+                    | "InvalidAllocationID.NotFound"
+                    | "InvalidPermission.NotFound"
+                    | "Gateway.NotAttached"
+            )
+        )
+}
+
+/// Answers that clear up by themselves once AWS finishes removing
+/// something else (network interfaces of a deleted NAT gateway, EKS or
+/// RDS, an address still mapped).
+fn still_in_use<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    matches!(
+        err.code(),
+        Some("DependencyViolation" | "InvalidIPAddress.InUse")
+    )
+}
+
+/// Runs a removal until it succeeds, retrying while AWS answers that
+/// something still depends on the object; "not found" counts as done.
+async fn remove<T, E, R, F, Fut>(
+    ctx: &Ctx,
+    what: String,
+    action: String,
+    mut call: F,
+) -> Result<(), ComponentError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let action = action.as_str();
+    ctx.wait_for(COMPONENT, &what, || {
+        let attempt = call();
+        async move {
+            match attempt.await {
+                Ok(_) => Ok(Some(())),
+                Err(e) if absent(&e) => Ok(Some(())),
+                Err(e) if still_in_use(&e) => Ok(None),
+                Err(e) => Err(aws_error(COMPONENT, action, e)),
+            }
+        }
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------
+// Observation
+
+/// Everything of one VPC the component reads, in one concurrent round.
+struct Observed {
+    vpc_id: String,
+    vpc_cidr: String,
+    vpc_tags: Vec<Tag>,
+    dns_support: bool,
+    dns_hostnames: bool,
+    subnets: Vec<Subnet>,
+    /// Internet gateways tagged for this environment, attached or not.
+    igws: Vec<InternetGateway>,
+    /// NAT gateways of the VPC, including deleted ones AWS still lists.
+    nats: Vec<NatGateway>,
+    /// Elastic IPs tagged for this environment (read by ensure and delete).
+    eips: Vec<Address>,
+    route_tables: Vec<RouteTable>,
+    security_groups: Vec<SecurityGroup>,
+}
+
+fn nat_state(nat: &NatGateway) -> Option<&NatGatewayState> {
+    nat.state()
+}
+
+fn nat_active(nat: &NatGateway) -> bool {
+    matches!(
+        nat_state(nat),
+        Some(NatGatewayState::Pending | NatGatewayState::Available)
+    )
+}
+
+/// Deleted or failed: holds nothing any more.
+fn nat_dead(nat: &NatGateway) -> bool {
+    matches!(
+        nat_state(nat),
+        Some(NatGatewayState::Deleted | NatGatewayState::Failed)
+    )
+}
+
+fn nat_allocation_ids(nat: &NatGateway) -> Vec<String> {
+    nat.nat_gateway_addresses()
+        .iter()
+        .filter_map(|a| a.allocation_id())
+        .map(str::to_string)
+        .collect()
+}
+
+impl Observed {
+    /// The subnet named for `tier` in `az`.
+    fn subnet(&self, names: &Names, tier: Tier, az: &str) -> Option<&Subnet> {
+        let name = names.subnet(tier, az);
+        self.subnets
+            .iter()
+            .filter(|s| {
+                name_of(s.tags()) == Some(name.as_str()) && s.availability_zone() == Some(az)
+            })
+            .min_by_key(|s| cidr_key(s))
+    }
+
+    /// The subnets of `tier`, one per zone, in address order.
+    fn tier_subnets(&self, names: &Names, tier: Tier) -> Vec<&Subnet> {
+        let zones: BTreeSet<&str> = self
+            .subnets
+            .iter()
+            .filter_map(|s| s.availability_zone())
+            .collect();
+        let mut found: Vec<&Subnet> = zones
+            .into_iter()
+            .filter_map(|az| self.subnet(names, tier, az))
+            .collect();
+        found.sort_by_key(|s| cidr_key(s));
+        found
+    }
+
+    /// Our NAT gateways that are pending or available.
+    fn active_nats<'a>(&'a self, ctx: &'a Ctx) -> impl Iterator<Item = &'a NatGateway> + 'a {
+        self.nats
+            .iter()
+            .filter(move |n| nat_active(n) && is_ours(ctx, n.tags()))
+    }
+
+    /// Our Elastic IPs that nothing live uses: unassociated, or still
+    /// bound to the interface of a NAT gateway that is gone (moto keeps
+    /// that binding after DeleteNatGateway; AWS drops it).
+    fn free_eips(&self) -> Vec<&Address> {
+        let dead: BTreeSet<&str> = self
+            .nats
+            .iter()
+            .filter(|n| nat_dead(n))
+            .flat_map(|n| n.nat_gateway_addresses())
+            .filter_map(|a| a.network_interface_id())
+            .collect();
+        self.eips
+            .iter()
+            .filter(|a| a.allocation_id().is_some())
+            .filter(|a| {
+                a.association_id().is_none()
+                    || a.network_interface_id()
+                        .is_some_and(|eni| dead.contains(eni))
+            })
+            .collect()
+    }
+
+    /// The zone of a NAT gateway, from its subnet.
+    fn nat_zone(&self, nat: &NatGateway) -> Option<&str> {
+        let subnet = nat.subnet_id()?;
+        self.subnets
+            .iter()
+            .find(|s| s.subnet_id() == Some(subnet))
+            .and_then(|s| s.availability_zone())
+    }
+
+    /// Our internet gateway attached to the VPC.
+    fn attached_igw(&self) -> Option<&InternetGateway> {
+        self.igws.iter().find(|g| {
+            g.attachments()
+                .iter()
+                .any(|a| a.vpc_id() == Some(self.vpc_id.as_str()) && attachment_live(a))
+        })
+    }
+
+    fn route_table(&self, name: &str) -> Option<&RouteTable> {
+        self.route_tables
+            .iter()
+            .filter(|t| name_of(t.tags()) == Some(name))
+            .min_by_key(|t| t.route_table_id().unwrap_or_default().to_string())
+    }
+
+    fn security_group(&self, name: &str) -> Option<&SecurityGroup> {
+        self.security_groups
+            .iter()
+            .find(|g| g.group_name() == Some(name))
+    }
+
+    /// The explicit association of `subnet` to a table, if any.
+    fn association_of(&self, subnet: &str) -> Option<(&str, &str)> {
+        self.route_tables.iter().find_map(|t| {
+            t.associations().iter().find_map(|a| {
+                if a.subnet_id() == Some(subnet) && a.main() != Some(true) {
+                    Some((t.route_table_id()?, a.route_table_association_id()?))
+                } else {
+                    None
+                }
+            })
+        })
+    }
+}
+
+fn attachment_live(a: &aws_sdk_ec2::types::InternetGatewayAttachment) -> bool {
+    use aws_sdk_ec2::types::AttachmentStatus;
+    !matches!(
+        a.state(),
+        Some(AttachmentStatus::Detached | AttachmentStatus::Detaching)
+    )
+}
+
+/// The default route of a table, if it is active.
+fn default_route_target(table: &RouteTable) -> Option<(Option<&str>, Option<&str>)> {
+    table
+        .routes()
+        .iter()
+        .find(|r| r.destination_cidr_block() == Some(ANYWHERE))
+        .filter(|r| r.state() != Some(&RouteState::Blackhole))
+        .map(|r| (r.gateway_id(), r.nat_gateway_id()))
+}
+
+fn has_default_route(table: &RouteTable) -> bool {
+    table
+        .routes()
+        .iter()
+        .any(|r| r.destination_cidr_block() == Some(ANYWHERE))
+}
+
+fn associated(table: &RouteTable, subnet: &str) -> bool {
+    table
+        .associations()
+        .iter()
+        .any(|a| a.subnet_id() == Some(subnet))
+}
+
+/// Whether `group` lets tcp/`port` in from `source`.
+fn allows(group: &SecurityGroup, port: i32, source: &str) -> bool {
+    group.ip_permissions().iter().any(|p| {
+        let tcp = matches!(p.ip_protocol(), Some("tcp") | Some("6") | Some("-1"));
+        let all = p.ip_protocol() == Some("-1");
+        let covers = all
+            || (p.from_port().is_some_and(|f| f <= port) && p.to_port().is_some_and(|t| t >= port));
+        tcp && covers
+            && p.user_id_group_pairs()
+                .iter()
+                .any(|g| g.group_id() == Some(source))
+    })
+}
+
+async fn find_vpc(ctx: &Ctx, ec2: &Client) -> Result<Option<Vpc>, ComponentError> {
+    let out = ec2
+        .describe_vpcs()
+        .set_filters(Some(owned_filters(ctx)))
+        .send()
+        .await
+        .map_err(|e| aws_error(COMPONENT, "look up the VPC by its tags", e))?;
+    let mut vpcs: Vec<Vpc> = out.vpcs().to_vec();
+    match vpcs.len() {
+        0 => Ok(None),
+        1 => Ok(vpcs.pop()),
+        _ => Err(ComponentError::Conflict {
+            component: COMPONENT,
+            message: format!(
+                "{} VPCs are tagged {TAG_ENVIRONMENT}={} ({}); keep one, delete the others (or remove their tags), then retry",
+                vpcs.len(),
+                ctx.env,
+                vpcs.iter()
+                    .filter_map(|v| v.vpc_id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+async fn observe(
+    ctx: &Ctx,
+    ec2: &Client,
+    vpc: &Vpc,
+    with_addresses: bool,
+) -> Result<Observed, ComponentError> {
+    let vpc_id = vpc.vpc_id().unwrap_or_default().to_string();
+    let in_vpc = || filter("vpc-id", &vpc_id);
+    let dns = |attribute: VpcAttributeName| {
+        ec2.describe_vpc_attribute()
+            .vpc_id(&vpc_id)
+            .attribute(attribute)
+            .send()
+    };
+    let addresses = async {
+        if !with_addresses {
+            return Ok(Vec::new());
+        }
+        ec2.describe_addresses()
+            .set_filters(Some(owned_filters(ctx)))
+            .send()
+            .await
+            .map(|o| o.addresses().to_vec())
+            .map_err(|e| aws_error(COMPONENT, "list the NAT gateways' Elastic IPs", e))
+    };
+    let (support, hostnames, subnets, igws, nats, eips, tables, groups) = tokio::try_join!(
+        async {
+            dns(VpcAttributeName::EnableDnsSupport)
+                .await
+                .map_err(|e| aws_error(COMPONENT, format!("read DNS support of VPC {vpc_id}"), e))
+        },
+        async {
+            dns(VpcAttributeName::EnableDnsHostnames)
+                .await
+                .map_err(|e| aws_error(COMPONENT, format!("read DNS hostnames of VPC {vpc_id}"), e))
+        },
+        async {
+            ec2.describe_subnets()
+                .filters(in_vpc())
+                .send()
+                .await
+                .map_err(|e| aws_error(COMPONENT, format!("list the subnets of VPC {vpc_id}"), e))
+        },
+        async {
+            ec2.describe_internet_gateways()
+                .set_filters(Some(owned_filters(ctx)))
+                .send()
+                .await
+                .map_err(|e| aws_error(COMPONENT, "list the internet gateways", e))
+        },
+        async {
+            ec2.describe_nat_gateways()
+                .filter(in_vpc())
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error(
+                        COMPONENT,
+                        format!("list the NAT gateways of VPC {vpc_id}"),
+                        e,
+                    )
+                })
+        },
+        addresses,
+        async {
+            ec2.describe_route_tables()
+                .filters(in_vpc())
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error(
+                        COMPONENT,
+                        format!("list the route tables of VPC {vpc_id}"),
+                        e,
+                    )
+                })
+        },
+        async {
+            ec2.describe_security_groups()
+                .filters(in_vpc())
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error(
+                        COMPONENT,
+                        format!("list the security groups of VPC {vpc_id}"),
+                        e,
+                    )
+                })
+        },
+    )?;
+    Ok(Observed {
+        vpc_cidr: vpc.cidr_block().unwrap_or_default().to_string(),
+        vpc_tags: vpc.tags().to_vec(),
+        dns_support: support
+            .enable_dns_support()
+            .and_then(|v| v.value())
+            .unwrap_or(false),
+        dns_hostnames: hostnames
+            .enable_dns_hostnames()
+            .and_then(|v| v.value())
+            .unwrap_or(false),
+        subnets: subnets.subnets().to_vec(),
+        igws: igws.internet_gateways().to_vec(),
+        nats: nats.nat_gateways().to_vec(),
+        eips,
+        route_tables: tables.route_tables().to_vec(),
+        security_groups: groups.security_groups().to_vec(),
+        vpc_id,
+    })
+}
+
+/// The state a user sees, plus the drift the fields cannot show.
+fn state_from(ctx: &Ctx, obs: &Observed) -> NetworkState {
+    let names = Names::new(ctx);
+    let private = obs.tier_subnets(&names, Tier::Private);
+    let zones: Vec<String> = private
+        .iter()
+        .filter_map(|s| s.availability_zone())
+        .map(str::to_string)
+        .collect();
+    let zone_rank = |az: Option<&str>| {
+        az.and_then(|az| zones.iter().position(|z| z == az))
+            .unwrap_or(usize::MAX)
+    };
+    let mut public = obs.tier_subnets(&names, Tier::Public);
+    public.sort_by_key(|s| (zone_rank(s.availability_zone()), cidr_key(s)));
+    let mut nats: Vec<&NatGateway> = obs.active_nats(ctx).collect();
+    nats.sort_by_key(|n| {
+        (
+            zone_rank(obs.nat_zone(n)),
+            n.nat_gateway_id().unwrap_or_default().to_string(),
+        )
+    });
+    let group_id = |role: &str| {
+        obs.security_group(&names.security_group(role))
+            .and_then(|g| g.group_id())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut tags = user_visible_tags(
+        obs.vpc_tags
+            .iter()
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect(),
+    );
+    if tags.get("Name") == Some(&names.vpc()) {
+        tags.remove("Name");
+    }
+    NetworkState {
+        vpc_id: obs.vpc_id.clone(),
+        vpc_cidr: obs.vpc_cidr.clone(),
+        availability_zones: zones,
+        public_subnet_ids: ids(&public, Subnet::subnet_id),
+        private_subnet_ids: ids(&private, Subnet::subnet_id),
+        nat_gateway_per_az: nats.len() > 1,
+        nat_gateway_ids: ids(&nats, NatGateway::nat_gateway_id),
+        nat_eip_allocation_ids: nats.iter().flat_map(|n| nat_allocation_ids(n)).collect(),
+        cluster_security_group_id: group_id(CLUSTER),
+        database_security_group_id: group_id("database"),
+        cache_security_group_id: group_id("cache"),
+        tags,
+        internet_gateway_id: obs
+            .attached_igw()
+            .and_then(|g| g.internet_gateway_id())
+            .unwrap_or_default()
+            .to_string(),
+        drift: drift(&names, obs, &nats),
+    }
+}
+
+fn ids<T>(items: &[&T], id: fn(&T) -> Option<&str>) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|i| id(i))
+        .map(str::to_string)
+        .collect()
+}
+
+/// What is broken beyond what the state's fields show. Spec-independent:
+/// it checks the network against itself (every zone has both subnets,
+/// every table routes where it must, ...).
+fn drift(names: &Names, obs: &Observed, nats: &[&NatGateway]) -> Vec<String> {
+    let mut out = Vec::new();
+    let vpc = &obs.vpc_id;
+    if !obs.dns_support {
+        out.push(format!("DNS resolution is off on VPC {vpc}"));
+    }
+    if !obs.dns_hostnames {
+        out.push(format!("DNS hostnames are off on VPC {vpc}"));
+    }
+    let private = obs.tier_subnets(names, Tier::Private);
+    let public = obs.tier_subnets(names, Tier::Public);
+    let zones: BTreeSet<&str> = private
+        .iter()
+        .chain(public.iter())
+        .filter_map(|s| s.availability_zone())
+        .collect();
+    for az in &zones {
+        for tier in [Tier::Private, Tier::Public] {
+            if obs.subnet(names, tier, az).is_none() {
+                out.push(format!("no {} subnet in zone {az}", tier.as_str()));
+            }
+        }
+    }
+    for s in &public {
+        if s.map_public_ip_on_launch() != Some(true) {
+            out.push(format!(
+                "public subnet {} does not map public IPs on launch",
+                s.subnet_id().unwrap_or_default()
+            ));
+        }
+    }
+    let igw = obs.attached_igw().and_then(|g| g.internet_gateway_id());
+    if igw.is_none() {
+        out.push(format!("no internet gateway is attached to VPC {vpc}"));
+    }
+    let table_name = names.public_route_table();
+    match obs.route_table(&table_name) {
+        None => out.push(format!("route table {table_name} is missing")),
+        Some(table) => {
+            if let Some(igw) = igw {
+                if default_route_target(table).and_then(|(g, _)| g) != Some(igw) {
+                    out.push(format!(
+                        "route table {table_name} does not send {ANYWHERE} to internet gateway {igw}"
+                    ));
+                }
+            }
+            for s in &public {
+                let id = s.subnet_id().unwrap_or_default();
+                if !associated(table, id) {
+                    out.push(format!(
+                        "public subnet {id} is not associated with route table {table_name}"
+                    ));
+                }
+            }
+        }
+    }
+    if nats.is_empty() {
+        out.push("no NAT gateway".to_string());
+    } else if nats.len() > 1 {
+        for s in &public {
+            let az = s.availability_zone().unwrap_or_default();
+            if !nats.iter().any(|n| obs.nat_zone(n) == Some(az)) {
+                out.push(format!("no NAT gateway in zone {az}"));
+            }
+        }
+    }
+    for s in &private {
+        let az = s.availability_zone().unwrap_or_default();
+        let id = s.subnet_id().unwrap_or_default();
+        let table_name = names.private_route_table(az);
+        let Some(table) = obs.route_table(&table_name) else {
+            out.push(format!("route table {table_name} is missing"));
+            continue;
+        };
+        let expected = match nats {
+            [only] => only.nat_gateway_id(),
+            _ => nats
+                .iter()
+                .find(|n| obs.nat_zone(n) == Some(az))
+                .and_then(|n| n.nat_gateway_id()),
+        };
+        if let Some(nat) = expected {
+            if default_route_target(table).and_then(|(_, n)| n) != Some(nat) {
+                out.push(format!(
+                    "route table {table_name} does not send {ANYWHERE} to NAT gateway {nat}"
+                ));
+            }
+        }
+        if !associated(table, id) {
+            out.push(format!(
+                "private subnet {id} is not associated with route table {table_name}"
+            ));
+        }
+    }
+    let cluster = obs
+        .security_group(&names.security_group(CLUSTER))
+        .and_then(|g| g.group_id());
+    for (role, port) in SECURITY_GROUPS {
+        let name = names.security_group(role);
+        match (obs.security_group(&name), port, cluster) {
+            (None, _, _) => out.push(format!("security group {name} is missing")),
+            (Some(group), Some(port), Some(cluster)) if !allows(group, port, cluster) => {
+                out.push(format!(
+                    "security group {name} does not let tcp/{port} in from the cluster group {cluster}"
+                ))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// find
+
+pub async fn find(ctx: &Ctx) -> Result<Option<NetworkState>, ComponentError> {
+    let ec2 = ctx.aws.ec2();
+    let Some(vpc) = find_vpc(ctx, &ec2).await? else {
+        return Ok(None);
+    };
+    let obs = observe(ctx, &ec2, &vpc, false).await?;
+    Ok(Some(state_from(ctx, &obs)))
+}
+
+// ---------------------------------------------------------------------------
+// ensure
+
+fn conflict(message: String) -> ComponentError {
+    ComponentError::Conflict {
+        component: COMPONENT,
+        message,
+    }
+}
+
+/// Subnet ids of the spec's zones, in the spec's zone order.
+struct SubnetIds {
+    private: Vec<String>,
+    public: Vec<String>,
+}
+
+struct GroupIds {
+    cluster: String,
+    database: String,
+    cache: String,
+}
+
+pub async fn ensure(ctx: &Ctx, spec: &NetworkSpec) -> Result<NetworkState, ComponentError> {
+    let plan = subnet_plan(&spec.vpc_cidr).map_err(conflict)?;
+    let zones = &spec.availability_zones;
+    let distinct: BTreeSet<&String> = zones.iter().collect();
+    if zones.is_empty() || zones.len() > 4 || distinct.len() != zones.len() {
+        return Err(conflict(format!(
+            "availability_zones must name one to four distinct zones, got {zones:?}"
+        )));
+    }
+    let ec2 = ctx.aws.ec2();
+    let names = Names::new(ctx);
+    let changed = AtomicBool::new(false);
+
+    let vpc = match find_vpc(ctx, &ec2).await? {
+        Some(vpc) => {
+            let cidr = vpc.cidr_block().unwrap_or_default();
+            if !same_cidr(cidr, &spec.vpc_cidr) {
+                return Err(conflict(format!(
+                    "VPC {} has CIDR {cidr} but vpc_cidr is {}; a VPC's CIDR cannot change in place, so the network must be replaced (destroy and re-create the environment, or set vpc_cidr back to {cidr})",
+                    vpc.vpc_id().unwrap_or_default(),
+                    spec.vpc_cidr
+                )));
+            }
+            vpc
+        }
+        None => {
+            changed.store(true, Ordering::Relaxed);
+            create_vpc(ctx, &ec2, &names, &spec.vpc_cidr).await?
+        }
+    };
+    let obs = observe(ctx, &ec2, &vpc, true).await?;
+
+    // Subnets cannot move between zones: a zone dropped from the spec
+    // would need its subnets (and what runs in them) replaced.
+    for tier in [Tier::Private, Tier::Public] {
+        for s in obs.tier_subnets(&names, tier) {
+            let az = s.availability_zone().unwrap_or_default();
+            if !zones.iter().any(|z| z == az) {
+                return Err(conflict(format!(
+                    "{} subnet {} is in zone {az}, which availability_zones {zones:?} no longer lists; subnets cannot move between zones, so the network must be replaced (or put {az} back)",
+                    tier.as_str(),
+                    s.subnet_id().unwrap_or_default()
+                )));
+            }
+        }
+    }
+
+    ctx.check_cancelled(COMPONENT, "building the network")?;
+    let (_, subnets, igw, _groups) = tokio::try_join!(
+        repair_vpc_and_tags(ctx, &ec2, &names, &obs, &changed),
+        ensure_subnets(ctx, &ec2, &names, &obs, zones, &plan, &changed),
+        ensure_internet_gateway(ctx, &ec2, &names, &obs, &changed),
+        ensure_security_groups(ctx, &ec2, &names, &obs, &changed),
+    )?;
+
+    ctx.check_cancelled(COMPONENT, "creating the NAT gateways")?;
+    let nat_zones: Vec<&String> = if spec.nat_gateway_per_az {
+        zones.iter().collect()
+    } else {
+        // The single NAT gateway stays where it is if its zone is still
+        // listed (a reordered list must not replace it); else zone one.
+        let placed: BTreeSet<&str> = obs
+            .active_nats(ctx)
+            .filter_map(|n| obs.nat_zone(n))
+            .collect();
+        let zone = zones
+            .iter()
+            .find(|z| placed.contains(z.as_str()))
+            .unwrap_or(&zones[0]);
+        vec![zone]
+    };
+    let (nat_ids, extra_nats) = ensure_nat_gateways(
+        ctx, &ec2, &names, &obs, zones, &nat_zones, &subnets, &changed,
+    )
+    .await?;
+
+    ctx.check_cancelled(COMPONENT, "routing the subnets")?;
+    let private_tables = zones.iter().enumerate().map(|(i, az)| {
+        let nat = if spec.nat_gateway_per_az {
+            nat_ids[i].clone()
+        } else {
+            nat_ids[0].clone()
+        };
+        let subnet = subnets.private[i].clone();
+        let name = names.private_route_table(az);
+        let changed = &changed;
+        let obs = &obs;
+        let ec2 = &ec2;
+        async move {
+            ensure_route_table(ctx, ec2, obs, &name, Target::Nat(nat), &[subnet], changed).await
+        }
+    });
+    let public_table = names.public_route_table();
+    tokio::try_join!(
+        ensure_route_table(
+            ctx,
+            &ec2,
+            &obs,
+            &public_table,
+            Target::Gateway(igw),
+            &subnets.public,
+            &changed,
+        ),
+        try_join_all(private_tables),
+    )?;
+
+    if !extra_nats.is_empty() {
+        changed.store(true, Ordering::Relaxed);
+        remove_nat_gateways(ctx, &ec2, &obs, &extra_nats).await?;
+    }
+
+    if changed.load(Ordering::Relaxed) {
+        let vpc = describe_vpc(ctx, &ec2, &obs.vpc_id).await?;
+        let obs = observe(ctx, &ec2, &vpc, false).await?;
+        Ok(state_from(ctx, &obs))
+    } else {
+        Ok(state_from(ctx, &obs))
+    }
+}
+
+async fn describe_vpc(ctx: &Ctx, ec2: &Client, vpc_id: &str) -> Result<Vpc, ComponentError> {
+    let _ = ctx;
+    let out = ec2
+        .describe_vpcs()
+        .vpc_ids(vpc_id)
+        .send()
+        .await
+        .map_err(|e| aws_error(COMPONENT, format!("read VPC {vpc_id}"), e))?;
+    out.vpcs().first().cloned().ok_or_else(|| {
+        conflict(format!(
+            "VPC {vpc_id} disappeared while it was being built; retry the apply"
+        ))
+    })
+}
+
+async fn create_vpc(
+    ctx: &Ctx,
+    ec2: &Client,
+    names: &Names,
+    cidr: &str,
+) -> Result<Vpc, ComponentError> {
+    let created = ec2
+        .create_vpc()
+        .cidr_block(cidr)
+        .tag_specifications(tag_spec(
+            ResourceType::Vpc,
+            &desired_tags(ctx, &names.vpc()),
+        ))
+        .send()
+        .await
+        .map_err(|e| aws_error(COMPONENT, format!("create the VPC {}", names.vpc()), e))?;
+    let vpc_id = created
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .unwrap_or_default()
+        .to_string();
+    ctx.wait_for(
+        COMPONENT,
+        &format!("VPC {vpc_id} to become available"),
+        || async {
+            let vpc = describe_vpc(ctx, ec2, &vpc_id).await?;
+            Ok((vpc.state() == Some(&aws_sdk_ec2::types::VpcState::Available)).then_some(vpc))
+        },
+    )
+    .await
+}
+
+/// DNS on, and the tags of every object we own back to what they should be.
+async fn repair_vpc_and_tags(
+    ctx: &Ctx,
+    ec2: &Client,
+    names: &Names,
+    obs: &Observed,
+    changed: &AtomicBool,
+) -> Result<(), ComponentError> {
+    let vpc_id = obs.vpc_id.as_str();
+    // DNS support must be on before hostnames can be, so one after the other.
+    if !obs.dns_support {
+        changed.store(true, Ordering::Relaxed);
+        ec2.modify_vpc_attribute()
+            .vpc_id(vpc_id)
+            .enable_dns_support(on(true))
+            .send()
+            .await
+            .map_err(|e| aws_error(COMPONENT, format!("turn on DNS support of VPC {vpc_id}"), e))?;
+    }
+    if !obs.dns_hostnames {
+        changed.store(true, Ordering::Relaxed);
+        ec2.modify_vpc_attribute()
+            .vpc_id(vpc_id)
+            .enable_dns_hostnames(on(true))
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    COMPONENT,
+                    format!("turn on DNS hostnames of VPC {vpc_id}"),
+                    e,
+                )
+            })?;
+    }
+
+    // (id, current tags, desired tags) of every object we own.
+    let mut objects: Vec<(String, &[Tag], BTreeMap<String, String>)> = Vec::new();
+    objects.push((
+        vpc_id.to_string(),
+        &obs.vpc_tags,
+        desired_tags(ctx, &names.vpc()),
+    ));
+    for s in &obs.subnets {
+        if let (Some(id), Some(name)) = (s.subnet_id(), name_of(s.tags())) {
+            for tier in [Tier::Private, Tier::Public] {
+                let az = s.availability_zone().unwrap_or_default();
+                if name == names.subnet(tier, az) {
+                    objects.push((id.to_string(), s.tags(), subnet_tags(ctx, names, tier, az)));
+                }
+            }
+        }
+    }
+    for t in &obs.route_tables {
+        if let (Some(id), true) = (t.route_table_id(), is_ours(ctx, t.tags())) {
+            objects.push((
+                id.to_string(),
+                t.tags(),
+                desired_tags_keeping_name(ctx, t.tags()),
+            ));
+        }
+    }
+    for g in &obs.security_groups {
+        if let (Some(id), Some(name)) = (g.group_id(), g.group_name()) {
+            if SECURITY_GROUPS
+                .iter()
+                .any(|(role, _)| names.security_group(role) == name)
+            {
+                objects.push((id.to_string(), g.tags(), desired_tags(ctx, name)));
+            }
+        }
+    }
+    if let Some(g) = obs.attached_igw() {
+        if let Some(id) = g.internet_gateway_id() {
+            objects.push((id.to_string(), g.tags(), desired_tags(ctx, &names.vpc())));
+        }
+    }
+    for n in obs.active_nats(ctx) {
+        if let Some(id) = n.nat_gateway_id() {
+            objects.push((
+                id.to_string(),
+                n.tags(),
+                desired_tags_keeping_name(ctx, n.tags()),
+            ));
+        }
+    }
+    for a in &obs.eips {
+        if let Some(id) = a.allocation_id() {
+            objects.push((
+                id.to_string(),
+                a.tags(),
+                desired_tags_keeping_name(ctx, a.tags()),
+            ));
+        }
+    }
+    let fixes = objects
+        .into_iter()
+        .filter(|(_, current, desired)| lacks_tags(current, desired))
+        .map(|(id, _, desired)| async move {
+            changed.store(true, Ordering::Relaxed);
+            ec2.create_tags()
+                .resources(&id)
+                .set_tags(Some(ec2_tags(&desired)))
+                .send()
+                .await
+                .map_err(|e| aws_error(COMPONENT, format!("tag {id}"), e))
+        });
+    try_join_all(fixes).await?;
+    Ok(())
+}
+
+fn subnet_tags(ctx: &Ctx, names: &Names, tier: Tier, az: &str) -> BTreeMap<String, String> {
+    let mut tags = desired_tags(ctx, &names.subnet(tier, az));
+    let role = match tier {
+        Tier::Private => "kubernetes.io/role/internal-elb",
+        Tier::Public => "kubernetes.io/role/elb",
+    };
+    tags.insert(role.to_string(), "1".to_string());
+    tags
+}
+
+async fn ensure_subnets(
+    ctx: &Ctx,
+    ec2: &Client,
+    names: &Names,
+    obs: &Observed,
+    zones: &[String],
+    plan: &SubnetPlan,
+    changed: &AtomicBool,
+) -> Result<SubnetIds, ComponentError> {
+    let mut used: BTreeSet<Ipv4Cidr> = obs
+        .subnets
+        .iter()
+        .filter_map(|s| Ipv4Cidr::parse(s.cidr_block().unwrap_or_default()).ok())
+        .collect();
+    // (tier, zone index, Some(existing id) | None + the block to create)
+    let mut work: Vec<(Tier, usize, Result<String, String>)> = Vec::new();
+    for tier in [Tier::Private, Tier::Public] {
+        let blocks = match tier {
+            Tier::Private => &plan.private,
+            Tier::Public => &plan.public,
+        };
+        for (i, az) in zones.iter().enumerate() {
+            if let Some(s) = obs.subnet(names, tier, az) {
+                let id = s.subnet_id().unwrap_or_default().to_string();
+                if tier == Tier::Public && s.map_public_ip_on_launch() != Some(true) {
+                    changed.store(true, Ordering::Relaxed);
+                    map_public_ips(ec2, &id).await?;
+                }
+                work.push((tier, i, Ok(id)));
+                continue;
+            }
+            let preferred = Ipv4Cidr::parse(&blocks[i]).map_err(conflict)?;
+            let block = if used.contains(&preferred) {
+                blocks
+                    .iter()
+                    .filter_map(|b| Ipv4Cidr::parse(b).ok())
+                    .find(|b| !used.contains(b))
+                    .ok_or_else(|| {
+                        conflict(format!(
+                            "no free {} block left in the VPC for zone {az}: blocks {blocks:?} are all taken by other subnets",
+                            tier.as_str()
+                        ))
+                    })?
+            } else {
+                preferred
+            };
+            used.insert(block);
+            work.push((tier, i, Err(block.to_string())));
+        }
+    }
+    let vpc_id = obs.vpc_id.as_str();
+    let results = try_join_all(work.into_iter().map(|(tier, i, item)| async move {
+        let id = match item {
+            Ok(id) => id,
+            Err(block) => {
+                changed.store(true, Ordering::Relaxed);
+                let az = &zones[i];
+                let name = names.subnet(tier, az);
+                let out = ec2
+                    .create_subnet()
+                    .vpc_id(vpc_id)
+                    .cidr_block(&block)
+                    .availability_zone(az)
+                    .tag_specifications(tag_spec(
+                        ResourceType::Subnet,
+                        &subnet_tags(ctx, names, tier, az),
+                    ))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        aws_error(COMPONENT, format!("create subnet {name} ({block})"), e)
+                    })?;
+                let id = out
+                    .subnet()
+                    .and_then(|s| s.subnet_id())
+                    .unwrap_or_default()
+                    .to_string();
+                if tier == Tier::Public {
+                    map_public_ips(ec2, &id).await?;
+                }
+                id
+            }
+        };
+        Ok::<_, ComponentError>((tier, i, id))
+    }))
+    .await?;
+    let mut ids = SubnetIds {
+        private: vec![String::new(); zones.len()],
+        public: vec![String::new(); zones.len()],
+    };
+    for (tier, i, id) in results {
+        match tier {
+            Tier::Private => ids.private[i] = id,
+            Tier::Public => ids.public[i] = id,
+        }
+    }
+    Ok(ids)
+}
+
+async fn map_public_ips(ec2: &Client, subnet_id: &str) -> Result<(), ComponentError> {
+    ec2.modify_subnet_attribute()
+        .subnet_id(subnet_id)
+        .map_public_ip_on_launch(on(true))
+        .send()
+        .await
+        .map_err(|e| {
+            aws_error(
+                COMPONENT,
+                format!("turn on public IPs on launch for subnet {subnet_id}"),
+                e,
+            )
+        })?;
+    Ok(())
+}
+
+async fn ensure_internet_gateway(
+    ctx: &Ctx,
+    ec2: &Client,
+    names: &Names,
+    obs: &Observed,
+    changed: &AtomicBool,
+) -> Result<String, ComponentError> {
+    if let Some(id) = obs.attached_igw().and_then(|g| g.internet_gateway_id()) {
+        return Ok(id.to_string());
+    }
+    changed.store(true, Ordering::Relaxed);
+    let vpc_id = obs.vpc_id.as_str();
+    // A gateway made by a killed apply but never attached is adopted.
+    let spare = obs
+        .igws
+        .iter()
+        .find(|g| g.attachments().iter().all(|a| !attachment_live(a)))
+        .and_then(|g| g.internet_gateway_id())
+        .map(str::to_string);
+    let id = match spare {
+        Some(id) => id,
+        None => ec2
+            .create_internet_gateway()
+            .tag_specifications(tag_spec(
+                ResourceType::InternetGateway,
+                &desired_tags(ctx, &names.vpc()),
+            ))
+            .send()
+            .await
+            .map_err(|e| aws_error(COMPONENT, "create the internet gateway", e))?
+            .internet_gateway()
+            .and_then(|g| g.internet_gateway_id())
+            .unwrap_or_default()
+            .to_string(),
+    };
+    ec2.attach_internet_gateway()
+        .internet_gateway_id(&id)
+        .vpc_id(vpc_id)
+        .send()
+        .await
+        .map_err(|e| {
+            aws_error(
+                COMPONENT,
+                format!("attach internet gateway {id} to VPC {vpc_id}"),
+                e,
+            )
+        })?;
+    Ok(id)
+}
+
+async fn ensure_security_groups(
+    ctx: &Ctx,
+    ec2: &Client,
+    names: &Names,
+    obs: &Observed,
+    changed: &AtomicBool,
+) -> Result<GroupIds, ComponentError> {
+    let vpc_id = obs.vpc_id.as_str();
+    let ids = try_join_all(SECURITY_GROUPS.iter().map(|(role, _)| async move {
+        let name = names.security_group(role);
+        if let Some(id) = obs.security_group(&name).and_then(|g| g.group_id()) {
+            return Ok(id.to_string());
+        }
+        changed.store(true, Ordering::Relaxed);
+        let out = ec2
+            .create_security_group()
+            .group_name(&name)
+            .description(format!("IDIS {} {role}", ctx.env))
+            .vpc_id(vpc_id)
+            .tag_specifications(tag_spec(
+                ResourceType::SecurityGroup,
+                &desired_tags(ctx, &name),
+            ))
+            .send()
+            .await
+            .map_err(|e| aws_error(COMPONENT, format!("create security group {name}"), e))?;
+        Ok::<_, ComponentError>(out.group_id().unwrap_or_default().to_string())
+    }))
+    .await?;
+    let groups = GroupIds {
+        cluster: ids[0].clone(),
+        database: ids[1].clone(),
+        cache: ids[2].clone(),
+    };
+    let rules = [
+        (groups.database.as_str(), 5432, "PostgreSQL"),
+        (groups.cache.as_str(), 6379, "Redis"),
+    ];
+    let cluster = groups.cluster.as_str();
+    try_join_all(rules.into_iter().map(|(group, port, what)| async move {
+        let present = obs
+            .security_groups
+            .iter()
+            .find(|g| g.group_id() == Some(group))
+            .is_some_and(|g| allows(g, port, cluster));
+        if present {
+            return Ok(());
+        }
+        changed.store(true, Ordering::Relaxed);
+        let rule = IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(port)
+            .to_port(port)
+            .user_id_group_pairs(
+                UserIdGroupPair::builder()
+                    .group_id(cluster)
+                    .description(format!("{what} from the cluster"))
+                    .build(),
+            )
+            .build();
+        match ec2
+            .authorize_security_group_ingress()
+            .group_id(group)
+            .ip_permissions(rule)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("InvalidPermission.Duplicate") => Ok(()),
+            Err(e) => Err(aws_error(
+                COMPONENT,
+                format!("let tcp/{port} into security group {group} from {cluster}"),
+                e,
+            )),
+        }
+    }))
+    .await?;
+    Ok(groups)
+}
+
+/// Makes sure each zone of `nat_zones` has an available NAT gateway in its
+/// public subnet. Returns the NAT ids aligned with `nat_zones`, and our
+/// NAT gateways that are no longer wanted (to remove once no route uses
+/// them).
+#[allow(clippy::too_many_arguments)]
+async fn ensure_nat_gateways(
+    ctx: &Ctx,
+    ec2: &Client,
+    names: &Names,
+    obs: &Observed,
+    zones: &[String],
+    nat_zones: &[&String],
+    subnets: &SubnetIds,
+    changed: &AtomicBool,
+) -> Result<(Vec<String>, Vec<NatGateway>), ComponentError> {
+    let public_of = |az: &str| {
+        zones
+            .iter()
+            .position(|z| z == az)
+            .map(|i| subnets.public[i].clone())
+            .unwrap_or_default()
+    };
+    let ours: Vec<&NatGateway> = obs.active_nats(ctx).collect();
+    let mut kept: BTreeSet<String> = BTreeSet::new();
+    let mut work = Vec::new();
+    for az in nat_zones {
+        let subnet = public_of(az);
+        let existing = ours
+            .iter()
+            .filter(|n| n.subnet_id() == Some(subnet.as_str()))
+            .filter_map(|n| n.nat_gateway_id())
+            .min();
+        if let Some(id) = existing {
+            kept.insert(id.to_string());
+        }
+        work.push((az.to_string(), subnet, existing.map(str::to_string)));
+    }
+    let mut spare_eips: Vec<&Address> = obs.free_eips();
+    let vpc_id = obs.vpc_id.as_str();
+    let nat_ids = try_join_all(work.into_iter().map(|(az, subnet, existing)| {
+        // The free Elastic IP of this zone's NAT gateway (left by a killed
+        // apply, or by a NAT gateway deleted out of band) is reused.
+        let name = names.nat(&az);
+        let spare = spare_eips
+            .iter()
+            .position(|a| name_of(a.tags()) == Some(name.as_str()))
+            .map(|i| spare_eips.remove(i))
+            .map(|a| {
+                (
+                    a.allocation_id().unwrap_or_default().to_string(),
+                    a.association_id().map(str::to_string),
+                )
+            });
+        async move {
+            if let Some(id) = existing {
+                return Ok(id);
+            }
+            changed.store(true, Ordering::Relaxed);
+            let tags = desired_tags(ctx, &name);
+            let allocation = match spare {
+                Some((id, stale_association)) => {
+                    if let Some(association) = stale_association {
+                        match ec2
+                            .disassociate_address()
+                            .association_id(&association)
+                            .send()
+                            .await
+                        {
+                            Ok(_) => {}
+                            Err(e) if absent(&e) => {}
+                            Err(e) => {
+                                return Err(aws_error(
+                                    COMPONENT,
+                                    format!("free Elastic IP {id} from its deleted NAT gateway"),
+                                    e,
+                                ))
+                            }
+                        }
+                    }
+                    id
+                }
+                None => ec2
+                    .allocate_address()
+                    .domain(DomainType::Vpc)
+                    .tag_specifications(tag_spec(ResourceType::ElasticIp, &tags))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        aws_error(COMPONENT, format!("allocate an Elastic IP for {name}"), e)
+                    })?
+                    .allocation_id()
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            let out = ec2
+                .create_nat_gateway()
+                .subnet_id(&subnet)
+                .allocation_id(&allocation)
+                .tag_specifications(tag_spec(ResourceType::Natgateway, &tags))
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error(
+                        COMPONENT,
+                        format!("create NAT gateway {name} in subnet {subnet} of VPC {vpc_id}"),
+                        e,
+                    )
+                })?;
+            Ok::<_, ComponentError>(
+                out.nat_gateway()
+                    .and_then(|n| n.nat_gateway_id())
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+    }))
+    .await?;
+
+    let all_ready = nat_ids.iter().all(|id| {
+        ours.iter().any(|n| {
+            n.nat_gateway_id() == Some(id.as_str())
+                && nat_state(n) == Some(&NatGatewayState::Available)
+        })
+    });
+    if !all_ready {
+        wait_nat_gateways_available(ctx, ec2, &nat_ids).await?;
+    }
+
+    let extra = ours
+        .into_iter()
+        .filter(|n| n.nat_gateway_id().is_some_and(|id| !kept.contains(id)))
+        .cloned()
+        .collect();
+    Ok((nat_ids, extra))
+}
+
+async fn wait_nat_gateways_available(
+    ctx: &Ctx,
+    ec2: &Client,
+    ids: &[String],
+) -> Result<(), ComponentError> {
+    let what = format!("NAT gateways {} to become available", ids.join(", "));
+    ctx.wait_for(COMPONENT, &what, || async {
+        let out = ec2
+            .describe_nat_gateways()
+            .set_nat_gateway_ids(Some(ids.to_vec()))
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            // Just created: not yet visible everywhere.
+            Err(e) if absent(&e) => return Ok(None),
+            Err(e) => return Err(aws_error(COMPONENT, "read the NAT gateways", e)),
+        };
+        let nats = out.nat_gateways();
+        if let Some(failed) = nats
+            .iter()
+            .find(|n| nat_state(n) == Some(&NatGatewayState::Failed))
+        {
+            return Err(conflict(format!(
+                "NAT gateway {} failed: {} ({}); the next apply creates a new one",
+                failed.nat_gateway_id().unwrap_or_default(),
+                failed.failure_message().unwrap_or("no reason given"),
+                failed.failure_code().unwrap_or("no code"),
+            )));
+        }
+        let ready = nats.len() == ids.len()
+            && nats
+                .iter()
+                .all(|n| nat_state(n) == Some(&NatGatewayState::Available));
+        Ok(ready.then_some(()))
+    })
+    .await
+}
+
+enum Target {
+    Gateway(String),
+    Nat(String),
+}
+
+/// One route table named `name` with `0.0.0.0/0 -> target`, associated to
+/// exactly `subnets` (taking them over from another table if needed).
+async fn ensure_route_table(
+    ctx: &Ctx,
+    ec2: &Client,
+    obs: &Observed,
+    name: &str,
+    target: Target,
+    subnets: &[String],
+    changed: &AtomicBool,
+) -> Result<String, ComponentError> {
+    let existing = obs.route_table(name);
+    let table_id = match existing.and_then(|t| t.route_table_id()) {
+        Some(id) => id.to_string(),
+        None => {
+            changed.store(true, Ordering::Relaxed);
+            ec2.create_route_table()
+                .vpc_id(&obs.vpc_id)
+                .tag_specifications(tag_spec(ResourceType::RouteTable, &desired_tags(ctx, name)))
+                .send()
+                .await
+                .map_err(|e| aws_error(COMPONENT, format!("create route table {name}"), e))?
+                .route_table()
+                .and_then(|t| t.route_table_id())
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+
+    let current = existing.and_then(default_route_target);
+    let (right, target_id) = match &target {
+        Target::Gateway(id) => (current.and_then(|(g, _)| g) == Some(id.as_str()), id),
+        Target::Nat(id) => (current.and_then(|(_, n)| n) == Some(id.as_str()), id),
+    };
+    if !right {
+        changed.store(true, Ordering::Relaxed);
+        let replace = existing.is_some_and(has_default_route);
+        let action = format!("route {ANYWHERE} of route table {name} to {target_id}");
+        let result = if replace {
+            let call = ec2
+                .replace_route()
+                .route_table_id(&table_id)
+                .destination_cidr_block(ANYWHERE);
+            let call = match &target {
+                Target::Gateway(id) => call.gateway_id(id),
+                Target::Nat(id) => call.nat_gateway_id(id),
+            };
+            call.send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_error(COMPONENT, action, e))
+        } else {
+            let call = ec2
+                .create_route()
+                .route_table_id(&table_id)
+                .destination_cidr_block(ANYWHERE);
+            let call = match &target {
+                Target::Gateway(id) => call.gateway_id(id),
+                Target::Nat(id) => call.nat_gateway_id(id),
+            };
+            call.send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_error(COMPONENT, action, e))
+        };
+        result?;
+    }
+
+    let associations = subnets.iter().map(|subnet| {
+        let table_id = table_id.as_str();
+        async move {
+            if existing.is_some_and(|t| associated(t, subnet)) {
+                return Ok(());
+            }
+            changed.store(true, Ordering::Relaxed);
+            let action = format!("associate subnet {subnet} with route table {name}");
+            match obs.association_of(subnet) {
+                Some((other, association)) if other != table_id => ec2
+                    .replace_route_table_association()
+                    .association_id(association)
+                    .route_table_id(table_id)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| aws_error(COMPONENT, action, e)),
+                _ => ec2
+                    .associate_route_table()
+                    .route_table_id(table_id)
+                    .subnet_id(subnet)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| aws_error(COMPONENT, action, e)),
+            }
+        }
+    });
+    try_join_all(associations).await?;
+    Ok(table_id)
+}
+
+/// Deletes NAT gateways, waits until they are gone, then releases their
+/// Elastic IPs (those tagged for this environment).
+async fn remove_nat_gateways(
+    ctx: &Ctx,
+    ec2: &Client,
+    obs: &Observed,
+    nats: &[NatGateway],
+) -> Result<(), ComponentError> {
+    // Wait only for those not already gone: a failed NAT gateway never
+    // reaches "deleted".
+    let ids: Vec<String> = nats
+        .iter()
+        .filter(|n| !nat_dead(n))
+        .filter_map(|n| n.nat_gateway_id())
+        .map(str::to_string)
+        .collect();
+    try_join_all(nats.iter().filter(|n| nat_active(n)).map(|n| async move {
+        let id = n.nat_gateway_id().unwrap_or_default();
+        match ec2.delete_nat_gateway().nat_gateway_id(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if absent(&e) => Ok(()),
+            Err(e) => Err(aws_error(COMPONENT, format!("delete NAT gateway {id}"), e)),
+        }
+    }))
+    .await?;
+    let what = format!("NAT gateways {} to be deleted", ids.join(", "));
+    ctx.wait_for(COMPONENT, &what, || async {
+        if ids.is_empty() {
+            return Ok(Some(()));
+        }
+        match ec2
+            .describe_nat_gateways()
+            .set_nat_gateway_ids(Some(ids.clone()))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.nat_gateways().iter().all(nat_dead).then_some(())),
+            Err(e) if absent(&e) => Ok(Some(())),
+            Err(e) => Err(aws_error(
+                COMPONENT,
+                "read the NAT gateways being deleted",
+                e,
+            )),
+        }
+    })
+    .await?;
+    let ours: BTreeSet<&str> = obs.eips.iter().filter_map(|a| a.allocation_id()).collect();
+    let allocations: Vec<String> = nats
+        .iter()
+        .flat_map(nat_allocation_ids)
+        .filter(|a| ours.contains(a.as_str()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    release_addresses(ctx, ec2, &allocations).await
+}
+
+async fn release_addresses(
+    ctx: &Ctx,
+    ec2: &Client,
+    allocations: &[String],
+) -> Result<(), ComponentError> {
+    try_join_all(allocations.iter().map(|id| {
+        remove(
+            ctx,
+            format!("Elastic IP {id} to be released"),
+            format!("release Elastic IP {id}"),
+            move || ec2.release_address().allocation_id(id).send(),
+        )
+    }))
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// delete
 
 /// Returns warnings for the plan/apply output (e.g. what was kept).
 pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
-    let _ = ctx;
-    Err(not_built())
+    let ec2 = ctx.aws.ec2();
+    let vpcs = ec2
+        .describe_vpcs()
+        .set_filters(Some(owned_filters(ctx)))
+        .send()
+        .await
+        .map_err(|e| aws_error(COMPONENT, "look up the VPC by its tags", e))?
+        .vpcs()
+        .to_vec();
+    for vpc in &vpcs {
+        ctx.check_cancelled(COMPONENT, "deleting the network")?;
+        delete_vpc(ctx, &ec2, vpc).await?;
+    }
+
+    // Leftovers of a killed apply outside any VPC: unattached gateways and
+    // unassociated addresses tagged for this environment.
+    let (igws, eips) = tokio::try_join!(
+        async {
+            ec2.describe_internet_gateways()
+                .set_filters(Some(owned_filters(ctx)))
+                .send()
+                .await
+                .map_err(|e| aws_error(COMPONENT, "list the internet gateways", e))
+        },
+        async {
+            ec2.describe_addresses()
+                .set_filters(Some(owned_filters(ctx)))
+                .send()
+                .await
+                .map_err(|e| aws_error(COMPONENT, "list the Elastic IPs", e))
+        },
+    )?;
+    let loose_igws = igws
+        .internet_gateways()
+        .iter()
+        .filter(|g| g.attachments().iter().all(|a| !attachment_live(a)))
+        .filter_map(|g| g.internet_gateway_id())
+        .map(|id| {
+            let ec2 = &ec2;
+            async move {
+                match ec2
+                    .delete_internet_gateway()
+                    .internet_gateway_id(id)
+                    .send()
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) if absent(&e) => Ok(()),
+                    Err(e) => Err(aws_error(
+                        COMPONENT,
+                        format!("delete internet gateway {id}"),
+                        e,
+                    )),
+                }
+            }
+        });
+    let loose_eips: Vec<String> = eips
+        .addresses()
+        .iter()
+        .filter(|a| a.association_id().is_none())
+        .filter_map(|a| a.allocation_id())
+        .map(str::to_string)
+        .collect();
+    tokio::try_join!(
+        try_join_all(loose_igws),
+        release_addresses(ctx, &ec2, &loose_eips)
+    )?;
+    Ok(Vec::new())
+}
+
+/// Everything in one VPC, in reverse dependency order, then the VPC.
+async fn delete_vpc(ctx: &Ctx, ec2: &Client, vpc: &Vpc) -> Result<(), ComponentError> {
+    let names = Names::new(ctx);
+    let obs = observe(ctx, ec2, vpc, true).await?;
+    let vpc_id = obs.vpc_id.as_str();
+
+    // Subnets someone else made would block the VPC's deletion forever:
+    // say so before deleting anything.
+    let foreign: Vec<&str> = obs
+        .subnets
+        .iter()
+        .filter(|s| !is_ours(ctx, s.tags()))
+        .filter_map(|s| s.subnet_id())
+        .collect();
+    if !foreign.is_empty() {
+        return Err(conflict(format!(
+            "VPC {vpc_id} holds subnets this provider did not make ({}); delete them (and what runs in them) first, then destroy again",
+            foreign.join(", ")
+        )));
+    }
+
+    // NAT gateways hold public addresses and network interfaces in the
+    // public subnets: they go first, and their addresses with them.
+    let nats: Vec<NatGateway> = obs
+        .nats
+        .iter()
+        .filter(|n| is_ours(ctx, n.tags()))
+        .cloned()
+        .collect();
+    remove_nat_gateways(ctx, ec2, &obs, &nats).await?;
+    let remaining: Vec<String> = obs
+        .free_eips()
+        .into_iter()
+        .filter_map(|a| a.allocation_id())
+        .map(str::to_string)
+        .filter(|a| !nats.iter().flat_map(nat_allocation_ids).any(|n| &n == a))
+        .collect();
+    release_addresses(ctx, ec2, &remaining).await?;
+
+    ctx.check_cancelled(COMPONENT, "deleting the network")?;
+    let tables = obs
+        .route_tables
+        .iter()
+        .filter(|t| is_ours(ctx, t.tags()))
+        .filter(|t| !t.associations().iter().any(|a| a.main() == Some(true)))
+        .map(|t| async move {
+            let id = t.route_table_id().unwrap_or_default();
+            try_join_all(
+                t.associations()
+                    .iter()
+                    .filter_map(|a| a.route_table_association_id())
+                    .map(|assoc| async move {
+                        match ec2
+                            .disassociate_route_table()
+                            .association_id(assoc)
+                            .send()
+                            .await
+                        {
+                            Ok(_) => Ok(()),
+                            Err(e) if absent(&e) => Ok(()),
+                            Err(e) => Err(aws_error(
+                                COMPONENT,
+                                format!("disassociate {assoc} from route table {id}"),
+                                e,
+                            )),
+                        }
+                    }),
+            )
+            .await?;
+            remove(
+                ctx,
+                format!("route table {id} to be deletable"),
+                format!("delete route table {id}"),
+                || ec2.delete_route_table().route_table_id(id).send(),
+            )
+            .await
+        });
+    let gateways = obs
+        .igws
+        .iter()
+        .filter_map(|g| g.internet_gateway_id())
+        .map(|id| async move {
+            remove(
+                ctx,
+                format!("internet gateway {id} to detach from VPC {vpc_id}"),
+                format!("detach internet gateway {id} from VPC {vpc_id}"),
+                || {
+                    ec2.detach_internet_gateway()
+                        .internet_gateway_id(id)
+                        .vpc_id(vpc_id)
+                        .send()
+                },
+            )
+            .await?;
+            remove(
+                ctx,
+                format!("internet gateway {id} to be deletable"),
+                format!("delete internet gateway {id}"),
+                || ec2.delete_internet_gateway().internet_gateway_id(id).send(),
+            )
+            .await
+        });
+    tokio::try_join!(
+        try_join_all(tables),
+        try_join_all(gateways),
+        delete_security_groups(ctx, ec2, &names, &obs),
+    )?;
+
+    ctx.check_cancelled(COMPONENT, "deleting the network")?;
+    let subnets = obs
+        .subnets
+        .iter()
+        .filter(|s| is_ours(ctx, s.tags()))
+        .filter_map(|s| s.subnet_id())
+        .map(|id| {
+            remove(
+                ctx,
+                format!("subnet {id} to lose its network interfaces"),
+                format!("delete subnet {id}"),
+                move || ec2.delete_subnet().subnet_id(id).send(),
+            )
+        });
+    try_join_all(subnets).await?;
+
+    remove(
+        ctx,
+        format!("VPC {vpc_id} to lose its last dependencies (network interfaces, subnets or security groups made outside this provider)"),
+        format!("delete VPC {vpc_id}"),
+        || ec2.delete_vpc().vpc_id(vpc_id).send(),
+    )
+    .await
+}
+
+/// Revokes the rules by which our groups reference each other, then
+/// deletes the groups.
+async fn delete_security_groups(
+    ctx: &Ctx,
+    ec2: &Client,
+    names: &Names,
+    obs: &Observed,
+) -> Result<(), ComponentError> {
+    let groups: Vec<&SecurityGroup> = SECURITY_GROUPS
+        .iter()
+        .filter_map(|(role, _)| obs.security_group(&names.security_group(role)))
+        .collect();
+    try_join_all(groups.iter().map(|g| async move {
+        let id = g.group_id().unwrap_or_default();
+        let referencing: Vec<IpPermission> = g
+            .ip_permissions()
+            .iter()
+            .filter(|p| !p.user_id_group_pairs().is_empty())
+            .map(|p| {
+                IpPermission::builder()
+                    .set_ip_protocol(p.ip_protocol().map(str::to_string))
+                    .set_from_port(p.from_port())
+                    .set_to_port(p.to_port())
+                    .set_user_id_group_pairs(Some(
+                        p.user_id_group_pairs()
+                            .iter()
+                            .map(|pair| {
+                                // As observed: moto matches the description too.
+                                UserIdGroupPair::builder()
+                                    .set_group_id(pair.group_id().map(str::to_string))
+                                    .set_user_id(pair.user_id().map(str::to_string))
+                                    .set_description(pair.description().map(str::to_string))
+                                    .build()
+                            })
+                            .collect(),
+                    ))
+                    .build()
+            })
+            .collect();
+        if referencing.is_empty() {
+            return Ok(());
+        }
+        match ec2
+            .revoke_security_group_ingress()
+            .group_id(id)
+            .set_ip_permissions(Some(referencing))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if absent(&e) => Ok(()),
+            Err(e) => Err(aws_error(
+                COMPONENT,
+                format!("revoke the group rules of security group {id}"),
+                e,
+            )),
+        }
+    }))
+    .await?;
+    try_join_all(groups.iter().filter_map(|g| g.group_id()).map(|id| {
+        remove(
+            ctx,
+            format!("security group {id} to lose its network interfaces"),
+            format!("delete security group {id}"),
+            move || ec2.delete_security_group().group_id(id).send(),
+        )
+    }))
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slash_16_splits_into_eight_slash_19s() {
+        let plan = subnet_plan("10.0.0.0/16").unwrap();
+        assert_eq!(
+            plan.private,
+            [
+                "10.0.0.0/19",
+                "10.0.32.0/19",
+                "10.0.64.0/19",
+                "10.0.96.0/19"
+            ]
+        );
+        assert_eq!(
+            plan.public,
+            [
+                "10.0.128.0/19",
+                "10.0.160.0/19",
+                "10.0.192.0/19",
+                "10.0.224.0/19"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_slash_24_splits_into_slash_27s() {
+        let plan = subnet_plan("192.168.7.0/24").unwrap();
+        assert_eq!(plan.private[0], "192.168.7.0/27");
+        assert_eq!(plan.private[3], "192.168.7.96/27");
+        assert_eq!(plan.public[0], "192.168.7.128/27");
+        assert_eq!(plan.public[3], "192.168.7.224/27");
+    }
+
+    #[test]
+    fn blocks_do_not_overflow_at_the_top_of_the_address_space() {
+        let plan = subnet_plan("255.255.0.0/16").unwrap();
+        assert_eq!(plan.public[3], "255.255.224.0/19");
+    }
+
+    #[test]
+    fn odd_prefixes_split_too() {
+        let plan = subnet_plan("172.16.0.0/20").unwrap();
+        assert_eq!(plan.private[1], "172.16.2.0/23");
+        assert_eq!(plan.public[0], "172.16.8.0/23");
+    }
+
+    #[test]
+    fn bad_cidrs_say_why() {
+        assert!(subnet_plan("10.0.0.0")
+            .unwrap_err()
+            .contains("not an IPv4 CIDR"));
+        assert!(subnet_plan("10.0.0.0/33").is_err());
+        assert!(subnet_plan("10.0.300.0/16").is_err());
+        assert!(subnet_plan("10.0.1.0/16")
+            .unwrap_err()
+            .contains("10.0.0.0/16"));
+        assert!(subnet_plan("10.0.0.0/8")
+            .unwrap_err()
+            .contains("/16 to /25"));
+        assert!(subnet_plan("10.0.0.0/26").is_err());
+    }
+
+    #[test]
+    fn cidrs_compare_by_value() {
+        assert!(same_cidr("10.0.0.0/16", " 10.0.0.0/16"));
+        assert!(!same_cidr("10.0.0.0/16", "10.1.0.0/16"));
+        assert!(!same_cidr("10.0.0.0/16", "10.0.0.0/17"));
+    }
 }
