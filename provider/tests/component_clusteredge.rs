@@ -1,0 +1,539 @@
+//! The cluster, audit storage and edge components against moto: what they
+//! build, what they adopt, what drift they see and repair, and what they
+//! leave behind. AWS state is checked through the SDK directly.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, ChecksumAlgorithm, DefaultRetention, ObjectLockConfiguration,
+    ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    VersioningConfiguration,
+};
+use aws_sdk_wafv2::types::Scope;
+use support::Moto;
+use terraform_provider_idis::components::keys::KeysState;
+use terraform_provider_idis::components::network::NetworkState;
+use terraform_provider_idis::components::{cluster, edge, storage, ComponentError, Ctx};
+use terraform_provider_idis::environment::spec::{AuditStorageSpec, ClusterSpec, EdgeSpec};
+use terraform_provider_idis::provider::config::Aws;
+
+/// moto only knows AWS managed IAM policies (AmazonEKSClusterPolicy, ...)
+/// when `MOTO_IAM_LOAD_MANAGED_POLICIES=true` is in its environment; the
+/// server inherits ours. Set once, before any test thread reads the
+/// environment (every test starts here).
+fn start_moto() -> Moto {
+    static ENV: std::sync::Once = std::sync::Once::new();
+    ENV.call_once(|| std::env::set_var("MOTO_IAM_LOAD_MANAGED_POLICIES", "true"));
+    Moto::start()
+}
+
+// ---------------------------------------------------------------- inputs built by hand
+
+/// A VPC with three private and three public subnets, a cluster security
+/// group and one NAT Elastic IP, as the network component would report it.
+async fn network(aws: &Aws) -> NetworkState {
+    let ec2 = aws.ec2();
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .send()
+        .await
+        .expect("create VPC")
+        .vpc
+        .and_then(|v| v.vpc_id)
+        .expect("VPC id");
+    let zones = ["us-east-1a", "us-east-1b", "us-east-1c"];
+    let mut private = Vec::new();
+    let mut public = Vec::new();
+    for (i, zone) in zones.iter().enumerate() {
+        for (list, offset) in [(&mut private, 0), (&mut public, 10)] {
+            let subnet = ec2
+                .create_subnet()
+                .vpc_id(&vpc)
+                .availability_zone(*zone)
+                .cidr_block(format!("10.0.{}.0/24", i + offset))
+                .send()
+                .await
+                .expect("create subnet")
+                .subnet
+                .and_then(|s| s.subnet_id)
+                .expect("subnet id");
+            list.push(subnet);
+        }
+    }
+    let sg = ec2
+        .create_security_group()
+        .group_name("idis-test-cluster")
+        .description("cluster")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .expect("create security group")
+        .group_id
+        .expect("group id");
+    let eip = ec2
+        .allocate_address()
+        .domain(aws_sdk_ec2::types::DomainType::Vpc)
+        .send()
+        .await
+        .expect("allocate EIP")
+        .allocation_id
+        .expect("allocation id");
+    NetworkState {
+        vpc_id: vpc,
+        vpc_cidr: "10.0.0.0/16".to_string(),
+        availability_zones: zones.iter().map(|z| z.to_string()).collect(),
+        public_subnet_ids: public,
+        private_subnet_ids: private,
+        nat_gateway_per_az: false,
+        nat_gateway_ids: vec!["nat-0123456789abcdef0".to_string()],
+        nat_eip_allocation_ids: vec![eip],
+        cluster_security_group_id: sg,
+        ..NetworkState::default()
+    }
+}
+
+/// A platform KMS key, as the keys component would report it.
+async fn keys(aws: &Aws) -> KeysState {
+    let key = aws
+        .kms()
+        .create_key()
+        .description("platform")
+        .send()
+        .await
+        .expect("create key")
+        .key_metadata
+        .expect("key metadata");
+    KeysState {
+        platform_key_arn: key.arn.clone().expect("key ARN"),
+        platform_key_id: key.key_id.clone(),
+        tenant_key_arns: BTreeMap::new(),
+        rotation_enabled: true,
+    }
+}
+
+fn cluster_spec() -> ClusterSpec {
+    ClusterSpec {
+        kubernetes_version: "1.31".to_string(),
+        endpoint_public_access: false,
+        node_instance_types: vec!["m6i.xlarge".to_string()],
+        node_min_size: 3,
+        node_max_size: 10,
+        node_desired_size: 4,
+    }
+}
+
+fn storage_spec() -> AuditStorageSpec {
+    AuditStorageSpec {
+        versioning: true,
+        worm: true,
+        retention_mode: "COMPLIANCE".to_string(),
+        retention_days: 30,
+        retain_on_destroy: false,
+    }
+}
+
+fn edge_spec() -> EdgeSpec {
+    EdgeSpec {
+        waf: true,
+        ddos_protection: true,
+        rate_limit: 2000,
+        origin_domain: Some("app.idis.example.com".to_string()),
+    }
+}
+
+fn expected_tags(ctx: &Ctx, component: &str) -> HashMap<String, String> {
+    ctx.tags(component).into_iter().collect()
+}
+
+fn conflict_message(err: ComponentError) -> String {
+    match err {
+        ComponentError::Conflict { message, .. } => message,
+        other => panic!("expected a Conflict error, got: {other}"),
+    }
+}
+
+// ---------------------------------------------------------------- cluster
+
+async fn role_policies(aws: &Aws, role: &str) -> Vec<String> {
+    let mut arns: Vec<String> = aws
+        .iam()
+        .list_attached_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .expect("list attached policies")
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_string))
+        .collect();
+    arns.sort();
+    arns
+}
+
+#[tokio::test]
+async fn cluster_is_built_as_specified_and_a_rerun_adopts_it() {
+    let moto = start_moto();
+    let ctx = moto.ctx("prod").await;
+    let aws = moto.aws().await;
+    let (net, keys) = (network(&aws).await, keys(&aws).await);
+    let spec = cluster_spec();
+
+    let built = cluster::ensure(&ctx, &spec, &net, &keys)
+        .await
+        .expect("ensure builds the cluster");
+
+    // The cluster, as EKS reports it.
+    let eks = aws.eks();
+    let c = eks
+        .describe_cluster()
+        .name("idis-prod")
+        .send()
+        .await
+        .expect("cluster exists")
+        .cluster
+        .expect("cluster");
+    assert_eq!(c.version(), Some("1.31"));
+    assert_eq!(
+        c.role_arn(),
+        Some("arn:aws:iam::123456789012:role/idis-prod-eks-cluster")
+    );
+    let vpc = c.resources_vpc_config().expect("vpc config");
+    let mut subnets: Vec<String> = vpc.subnet_ids().to_vec();
+    let mut wanted: Vec<String> = net
+        .private_subnet_ids
+        .iter()
+        .chain(&net.public_subnet_ids)
+        .cloned()
+        .collect();
+    subnets.sort();
+    wanted.sort();
+    assert_eq!(subnets, wanted);
+    assert_eq!(
+        vpc.security_group_ids(),
+        std::slice::from_ref(&net.cluster_security_group_id)
+    );
+    assert!(vpc.endpoint_private_access());
+    assert!(!vpc.endpoint_public_access());
+    let encryption = c.encryption_config();
+    assert_eq!(encryption.len(), 1);
+    assert_eq!(
+        encryption[0].provider().and_then(|p| p.key_arn()),
+        Some(keys.platform_key_arn.as_str())
+    );
+    assert_eq!(c.tags(), Some(&expected_tags(&ctx, "cluster")));
+
+    // The node group.
+    let g = eks
+        .describe_nodegroup()
+        .cluster_name("idis-prod")
+        .nodegroup_name("idis-prod-default")
+        .send()
+        .await
+        .expect("node group exists")
+        .nodegroup
+        .expect("node group");
+    assert_eq!(g.subnets(), net.private_subnet_ids.as_slice());
+    assert_eq!(
+        g.node_role(),
+        Some("arn:aws:iam::123456789012:role/idis-prod-eks-nodes")
+    );
+    assert_eq!(g.instance_types(), ["m6i.xlarge".to_string()]);
+    let scaling = g.scaling_config().expect("scaling");
+    assert_eq!(
+        (
+            scaling.min_size(),
+            scaling.max_size(),
+            scaling.desired_size()
+        ),
+        (Some(3), Some(10), Some(4))
+    );
+    assert_eq!(g.tags(), Some(&expected_tags(&ctx, "cluster")));
+
+    // The roles: trust, policies, tags.
+    let iam = aws.iam();
+    assert_eq!(
+        role_policies(&aws, "idis-prod-eks-cluster").await,
+        ["arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"]
+    );
+    assert_eq!(
+        role_policies(&aws, "idis-prod-eks-nodes").await,
+        [
+            "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+            "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+            "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+        ]
+    );
+    let role = iam
+        .get_role()
+        .role_name("idis-prod-eks-nodes")
+        .send()
+        .await
+        .expect("node role")
+        .role
+        .expect("role");
+    assert!(role
+        .assume_role_policy_document()
+        .is_some_and(|d| d.contains("ec2.amazonaws.com")));
+    let role_tags: HashMap<String, String> = role
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    assert_eq!(role_tags, expected_tags(&ctx, "cluster"));
+
+    // What ensure returned is what find reads back.
+    assert_eq!(built.name, "idis-prod");
+    assert_eq!(built.kubernetes_version, "1.31");
+    assert!(!built.endpoint_public_access);
+    assert!(built.endpoint_private_access);
+    assert_eq!(
+        built.secrets_key_arn.as_deref(),
+        Some(keys.platform_key_arn.as_str())
+    );
+    assert!(built.node_group_arn.is_some());
+    assert_eq!(built.node_instance_types, ["m6i.xlarge"]);
+    assert_eq!(
+        (
+            built.node_min_size,
+            built.node_max_size,
+            built.node_desired_size
+        ),
+        (3, 10, 4)
+    );
+    assert!(built.endpoint.is_some());
+    assert!(built.certificate_authority_data.is_some());
+    assert!(built.oidc_issuer.is_some());
+    assert_eq!(
+        built.tags,
+        BTreeMap::from([("team".to_string(), "platform".to_string())])
+    );
+    let found = cluster::find(&ctx).await.expect("find").expect("found");
+    assert_eq!(found, built);
+
+    // A second run adopts everything and duplicates nothing.
+    let again = cluster::ensure(&ctx, &spec, &net, &keys)
+        .await
+        .expect("second ensure");
+    assert_eq!(again, built);
+    let clusters = eks.list_clusters().send().await.expect("list clusters");
+    assert_eq!(clusters.clusters(), ["idis-prod".to_string()]);
+    let groups = eks
+        .list_nodegroups()
+        .cluster_name("idis-prod")
+        .send()
+        .await
+        .expect("list node groups");
+    assert_eq!(groups.nodegroups(), ["idis-prod-default".to_string()]);
+    let roles = iam.list_roles().send().await.expect("list roles");
+    let ours = roles
+        .roles()
+        .iter()
+        .filter(|r| r.role_name().starts_with("idis-prod-"))
+        .count();
+    assert_eq!(ours, 2);
+}
+
+#[tokio::test]
+async fn cluster_drift_is_seen_by_find_and_repaired_by_ensure() {
+    let moto = start_moto();
+    let ctx = moto.ctx("drift").await;
+    let aws = moto.aws().await;
+    let (net, keys) = (network(&aws).await, keys(&aws).await);
+    let spec = cluster_spec();
+    cluster::ensure(&ctx, &spec, &net, &keys)
+        .await
+        .expect("ensure");
+    let eks = aws.eks();
+
+    // Out of band: public endpoint on, scaling shrunk, a node policy detached.
+    eks.update_cluster_config()
+        .name("idis-drift")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .endpoint_public_access(true)
+                .endpoint_private_access(true)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("flip endpoint access");
+    eks.update_nodegroup_config()
+        .cluster_name("idis-drift")
+        .nodegroup_name("idis-drift-default")
+        .scaling_config(
+            aws_sdk_eks::types::NodegroupScalingConfig::builder()
+                .min_size(1)
+                .max_size(2)
+                .desired_size(1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("shrink node group");
+    aws.iam()
+        .detach_role_policy()
+        .role_name("idis-drift-eks-nodes")
+        .policy_arn("arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy")
+        .send()
+        .await
+        .expect("detach a policy");
+
+    let seen = cluster::find(&ctx).await.expect("find").expect("found");
+    assert!(seen.endpoint_public_access);
+    assert_eq!(
+        (
+            seen.node_min_size,
+            seen.node_max_size,
+            seen.node_desired_size
+        ),
+        (1, 2, 1)
+    );
+
+    // Repair: endpoint back to private only; min/max back; the desired size
+    // (1, below the new min) is clamped to 3, not reset to the spec's 4.
+    let repaired = cluster::ensure(&ctx, &spec, &net, &keys)
+        .await
+        .expect("ensure repairs");
+    assert!(!repaired.endpoint_public_access);
+    assert_eq!(
+        (
+            repaired.node_min_size,
+            repaired.node_max_size,
+            repaired.node_desired_size
+        ),
+        (3, 10, 3)
+    );
+    let c = eks
+        .describe_cluster()
+        .name("idis-drift")
+        .send()
+        .await
+        .expect("describe")
+        .cluster
+        .expect("cluster");
+    let vpc = c.resources_vpc_config().expect("vpc config");
+    assert!(!vpc.endpoint_public_access());
+    assert!(vpc.endpoint_private_access());
+    assert!(role_policies(&aws, "idis-drift-eks-nodes")
+        .await
+        .contains(&"arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy".to_string()));
+
+    // The autoscaler moved desired to 7, inside [min, max]: ensure leaves it.
+    eks.update_nodegroup_config()
+        .cluster_name("idis-drift")
+        .nodegroup_name("idis-drift-default")
+        .scaling_config(
+            aws_sdk_eks::types::NodegroupScalingConfig::builder()
+                .desired_size(7)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("autoscaler scales out");
+    let kept = cluster::ensure(&ctx, &spec, &net, &keys)
+        .await
+        .expect("ensure");
+    assert_eq!(kept.node_desired_size, 7);
+    let g = eks
+        .describe_nodegroup()
+        .cluster_name("idis-drift")
+        .nodegroup_name("idis-drift-default")
+        .send()
+        .await
+        .expect("describe node group")
+        .nodegroup
+        .expect("node group");
+    assert_eq!(g.scaling_config().and_then(|s| s.desired_size()), Some(7));
+}
+
+#[tokio::test]
+async fn cluster_refuses_changes_eks_cannot_make_in_place() {
+    let moto = start_moto();
+    let ctx = moto.ctx("strict").await;
+    let aws = moto.aws().await;
+    let (net, keys) = (network(&aws).await, keys(&aws).await);
+    cluster::ensure(&ctx, &cluster_spec(), &net, &keys)
+        .await
+        .expect("ensure");
+
+    let other_types = ClusterSpec {
+        node_instance_types: vec!["m7i.2xlarge".to_string()],
+        ..cluster_spec()
+    };
+    let err = cluster::ensure(&ctx, &other_types, &net, &keys)
+        .await
+        .expect_err("instance types cannot change in place");
+    let message = conflict_message(err);
+    assert!(
+        message.contains("m6i.xlarge") && message.contains("m7i.2xlarge"),
+        "{message}"
+    );
+
+    let older = ClusterSpec {
+        kubernetes_version: "1.30".to_string(),
+        ..cluster_spec()
+    };
+    let err = cluster::ensure(&ctx, &older, &net, &keys)
+        .await
+        .expect_err("no downgrade");
+    let message = conflict_message(err);
+    assert!(message.contains("cannot be downgraded"), "{message}");
+
+    // Nothing was changed by the refused runs.
+    let g = aws
+        .eks()
+        .describe_nodegroup()
+        .cluster_name("idis-strict")
+        .nodegroup_name("idis-strict-default")
+        .send()
+        .await
+        .expect("describe")
+        .nodegroup
+        .expect("node group");
+    assert_eq!(g.instance_types(), ["m6i.xlarge".to_string()]);
+}
+
+#[tokio::test]
+async fn cluster_delete_removes_node_group_cluster_and_roles_and_is_idempotent() {
+    let moto = start_moto();
+    let ctx = moto.ctx("gone").await;
+    let aws = moto.aws().await;
+    let (net, keys) = (network(&aws).await, keys(&aws).await);
+    cluster::ensure(&ctx, &cluster_spec(), &net, &keys)
+        .await
+        .expect("ensure");
+
+    let warnings = cluster::delete(&ctx).await.expect("delete");
+    assert!(warnings.is_empty());
+    let eks = aws.eks();
+    assert!(eks
+        .list_clusters()
+        .send()
+        .await
+        .expect("list")
+        .clusters()
+        .is_empty());
+    let iam = aws.iam();
+    for role in ["idis-gone-eks-cluster", "idis-gone-eks-nodes"] {
+        let err = iam
+            .get_role()
+            .role_name(role)
+            .send()
+            .await
+            .expect_err("role deleted");
+        assert_eq!(
+            aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&err),
+            Some("NoSuchEntity")
+        );
+    }
+    assert!(cluster::find(&ctx).await.expect("find").is_none());
+    assert!(cluster::delete(&ctx)
+        .await
+        .expect("second delete is a no-op")
+        .is_empty());
+}
