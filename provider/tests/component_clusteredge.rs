@@ -935,3 +935,381 @@ async fn empty_audit_bucket_is_deleted_and_a_second_delete_is_a_no_op() {
         .expect("delete")
         .is_empty());
 }
+
+// ---------------------------------------------------------------- edge
+
+async fn web_acl(aws: &Aws, name: &str) -> Option<aws_sdk_wafv2::types::WebAcl> {
+    let waf = aws.wafv2();
+    let list = waf
+        .list_web_acls()
+        .scope(Scope::Regional)
+        .send()
+        .await
+        .expect("list web ACLs");
+    let summary = list.web_acls().iter().find(|a| a.name() == Some(name))?;
+    waf.get_web_acl()
+        .name(name)
+        .scope(Scope::Regional)
+        .id(summary.id().expect("id"))
+        .send()
+        .await
+        .expect("get web ACL")
+        .web_acl
+}
+
+async fn protections(aws: &Aws) -> Vec<aws_sdk_shield::types::Protection> {
+    aws.shield()
+        .list_protections()
+        .send()
+        .await
+        .expect("list protections")
+        .protections()
+        .to_vec()
+}
+
+async fn distributions(aws: &Aws) -> Vec<aws_sdk_cloudfront::types::DistributionSummary> {
+    aws.cloudfront()
+        .list_distributions()
+        .send()
+        .await
+        .expect("list distributions")
+        .distribution_list
+        .map(|l| l.items().to_vec())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn edge_builds_the_web_acl_the_distribution_and_its_shield_protection() {
+    let moto = start_moto();
+    let ctx = moto.ctx("web").await;
+    let aws = moto.aws().await;
+    let net = network(&aws).await;
+    let spec = edge_spec();
+
+    let built = edge::ensure(&ctx, &spec, &net).await.expect("ensure");
+
+    // WAF: default allow, three managed groups with override none, a rate rule.
+    let acl = web_acl(&aws, "idis-web").await.expect("web ACL exists");
+    assert!(acl.default_action().and_then(|d| d.allow()).is_some());
+    let mut rules: Vec<_> = acl.rules().to_vec();
+    rules.sort_by_key(|r| r.priority());
+    let names: Vec<&str> = rules.iter().map(|r| r.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "AWSManagedRulesCommonRuleSet",
+            "AWSManagedRulesKnownBadInputsRuleSet",
+            "AWSManagedRulesAmazonIpReputationList",
+            "rate-limit"
+        ]
+    );
+    for rule in &rules[..3] {
+        let group = rule
+            .statement()
+            .and_then(|s| s.managed_rule_group_statement())
+            .expect("managed rule group");
+        assert_eq!((group.vendor_name(), group.name()), ("AWS", rule.name()));
+        assert!(rule.override_action().and_then(|o| o.none()).is_some());
+        assert!(rule.visibility_config().is_some());
+    }
+    let rate = rules[3]
+        .statement()
+        .and_then(|s| s.rate_based_statement())
+        .expect("rate statement");
+    assert_eq!(rate.limit(), 2000);
+    assert_eq!(
+        rate.aggregate_key_type(),
+        &aws_sdk_wafv2::types::RateBasedStatementAggregateKeyType::Ip
+    );
+    assert!(rules[3].action().and_then(|a| a.block()).is_some());
+    let acl_tags: HashMap<String, String> = aws
+        .wafv2()
+        .list_tags_for_resource()
+        .resource_arn(acl.arn())
+        .send()
+        .await
+        .expect("tags")
+        .tag_info_for_resource()
+        .expect("tag info")
+        .tag_list()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    assert_eq!(acl_tags, expected_tags(&ctx, "edge"));
+
+    // CloudFront: HTTPS-only origin, redirect to HTTPS, CachingOptimized,
+    // enabled, tagged, and without the regional ACL.
+    let dists = distributions(&aws).await;
+    assert_eq!(dists.len(), 1);
+    let got = aws
+        .cloudfront()
+        .get_distribution()
+        .id(dists[0].id())
+        .send()
+        .await
+        .expect("get distribution")
+        .distribution
+        .expect("distribution");
+    let config = got.distribution_config().expect("config");
+    assert_eq!(config.comment(), "idis-web");
+    assert!(config.enabled());
+    let origin = &config.origins().expect("origins").items()[0];
+    assert_eq!(origin.domain_name(), "app.idis.example.com");
+    assert_eq!(
+        origin
+            .custom_origin_config()
+            .map(|c| c.origin_protocol_policy().clone()),
+        Some(aws_sdk_cloudfront::types::OriginProtocolPolicy::HttpsOnly)
+    );
+    let behavior = config.default_cache_behavior().expect("behavior");
+    assert_eq!(
+        behavior.viewer_protocol_policy(),
+        &aws_sdk_cloudfront::types::ViewerProtocolPolicy::RedirectToHttps
+    );
+    assert_eq!(
+        behavior.cache_policy_id(),
+        Some(edge::CACHING_OPTIMIZED_POLICY_ID)
+    );
+    assert!(config.web_acl_id().unwrap_or_default().is_empty());
+    let cdn_tags: HashMap<String, String> = aws
+        .cloudfront()
+        .list_tags_for_resource()
+        .resource(got.arn())
+        .send()
+        .await
+        .expect("tags")
+        .tags()
+        .map(|t| {
+            t.items()
+                .iter()
+                .map(|t| {
+                    (
+                        t.key().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(cdn_tags, expected_tags(&ctx, "edge"));
+
+    // Shield covers the distribution.
+    let shielded = protections(&aws).await;
+    assert_eq!(shielded.len(), 1);
+    assert_eq!(shielded[0].name(), Some("idis-web"));
+    assert_eq!(shielded[0].resource_arn(), Some(got.arn()));
+
+    // State, and find reads the same back.
+    assert_eq!(built.web_acl_arn.as_deref(), Some(acl.arn()));
+    assert_eq!(built.web_acl_id.as_deref(), Some(acl.id()));
+    assert_eq!(built.rate_limit, Some(2000));
+    assert_eq!(built.web_acl_rules, names);
+    assert_eq!(built.cdn_distribution_id.as_deref(), Some(got.id()));
+    assert_eq!(built.cdn_domain_name.as_deref(), Some(got.domain_name()));
+    assert_eq!(
+        built.cdn_origin_domain.as_deref(),
+        Some("app.idis.example.com")
+    );
+    assert!(built.cdn_enabled);
+    assert_eq!(built.shield_protection_id.as_deref(), shielded[0].id());
+    assert_eq!(built.shield_resource_arn.as_deref(), Some(got.arn()));
+    assert_eq!(edge::find(&ctx).await.expect("find"), Some(built.clone()));
+
+    // A second run adopts all three.
+    assert_eq!(edge::ensure(&ctx, &spec, &net).await.expect("again"), built);
+    assert_eq!(distributions(&aws).await.len(), 1);
+    assert_eq!(protections(&aws).await.len(), 1);
+    let acls = aws
+        .wafv2()
+        .list_web_acls()
+        .scope(Scope::Regional)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(acls.web_acls().len(), 1);
+}
+
+#[tokio::test]
+async fn edge_drift_is_seen_and_repaired() {
+    let moto = start_moto();
+    let ctx = moto.ctx("web").await;
+    let aws = moto.aws().await;
+    let net = network(&aws).await;
+    let spec = edge_spec();
+    let built = edge::ensure(&ctx, &spec, &net).await.expect("ensure");
+
+    // Out of band: the rate rule loosened and a managed group dropped.
+    let waf = aws.wafv2();
+    let got = waf
+        .get_web_acl()
+        .name("idis-web")
+        .scope(Scope::Regional)
+        .id(built.web_acl_id.clone().expect("id"))
+        .send()
+        .await
+        .expect("get");
+    let acl = got.web_acl().expect("acl");
+    let loosened: Vec<aws_sdk_wafv2::types::Rule> = acl
+        .rules()
+        .iter()
+        .filter(|r| r.name() != "AWSManagedRulesKnownBadInputsRuleSet")
+        .map(|r| {
+            let mut r = r.clone();
+            if r.name() == "rate-limit" {
+                r.statement = Some(
+                    aws_sdk_wafv2::types::Statement::builder()
+                        .rate_based_statement(
+                            aws_sdk_wafv2::types::RateBasedStatement::builder()
+                                .limit(100_000)
+                                .aggregate_key_type(
+                                    aws_sdk_wafv2::types::RateBasedStatementAggregateKeyType::Ip,
+                                )
+                                .build()
+                                .expect("statement"),
+                        )
+                        .build(),
+                );
+            }
+            r
+        })
+        .collect();
+    waf.update_web_acl()
+        .name("idis-web")
+        .scope(Scope::Regional)
+        .id(acl.id())
+        .lock_token(got.lock_token().expect("lock token"))
+        .set_default_action(acl.default_action().cloned())
+        .set_visibility_config(acl.visibility_config().cloned())
+        .set_rules(Some(loosened))
+        .send()
+        .await
+        .expect("loosen the ACL");
+    // The Shield protection removed, and the distribution disabled.
+    aws.shield()
+        .delete_protection()
+        .protection_id(built.shield_protection_id.clone().expect("id"))
+        .send()
+        .await
+        .expect("remove protection");
+    let cf = aws.cloudfront();
+    let dist_id = built.cdn_distribution_id.clone().expect("distribution id");
+    let current = cf
+        .get_distribution_config()
+        .id(&dist_id)
+        .send()
+        .await
+        .expect("config");
+    let mut config = current.distribution_config().cloned().expect("config");
+    config.enabled = false;
+    cf.update_distribution()
+        .id(&dist_id)
+        .set_if_match(current.e_tag().map(str::to_string))
+        .distribution_config(config)
+        .send()
+        .await
+        .expect("disable distribution");
+
+    let seen = edge::find(&ctx).await.expect("find").expect("found");
+    assert_eq!(seen.rate_limit, Some(100_000));
+    assert!(!seen
+        .web_acl_rules
+        .contains(&"AWSManagedRulesKnownBadInputsRuleSet".to_string()));
+    assert_eq!(seen.shield_protection_id, None);
+    assert!(!seen.cdn_enabled);
+
+    let repaired = edge::ensure(&ctx, &spec, &net).await.expect("repair");
+    assert_eq!(repaired.rate_limit, Some(2000));
+    assert_eq!(repaired.web_acl_rules, built.web_acl_rules);
+    assert!(repaired.cdn_enabled);
+    assert_eq!(repaired.cdn_distribution_id, built.cdn_distribution_id);
+    assert_eq!(repaired.shield_resource_arn, built.shield_resource_arn);
+    assert!(repaired.shield_protection_id.is_some());
+
+    // Checked through the SDK.
+    let acl = web_acl(&aws, "idis-web").await.expect("acl");
+    assert_eq!(acl.rules().len(), 4);
+    let limit = acl
+        .rules()
+        .iter()
+        .find(|r| r.name() == "rate-limit")
+        .and_then(|r| r.statement())
+        .and_then(|s| s.rate_based_statement())
+        .map(|s| s.limit());
+    assert_eq!(limit, Some(2000));
+    let enabled = cf
+        .get_distribution_config()
+        .id(&dist_id)
+        .send()
+        .await
+        .expect("config")
+        .distribution_config()
+        .map(|c| c.enabled());
+    assert_eq!(enabled, Some(true));
+    let shielded = protections(&aws).await;
+    assert_eq!(shielded.len(), 1);
+    assert_eq!(
+        shielded[0].resource_arn(),
+        built.shield_resource_arn.as_deref()
+    );
+}
+
+#[tokio::test]
+async fn edge_without_a_cdn_protects_the_nat_ip_and_features_switch_off() {
+    let moto = start_moto();
+    let ctx = moto.ctx("web").await;
+    let aws = moto.aws().await;
+    let net = network(&aws).await;
+    let eip_arn = format!(
+        "arn:aws:ec2:us-east-1:123456789012:eip-allocation/{}",
+        net.nat_eip_allocation_ids[0]
+    );
+
+    // Start with a distribution, then drop the origin: the distribution is
+    // disabled and deleted, and the protection moves to the NAT IP.
+    edge::ensure(&ctx, &edge_spec(), &net)
+        .await
+        .expect("ensure");
+    let no_cdn = EdgeSpec {
+        origin_domain: None,
+        ..edge_spec()
+    };
+    let state = edge::ensure(&ctx, &no_cdn, &net).await.expect("ensure");
+    assert_eq!(state.cdn_distribution_id, None);
+    assert!(distributions(&aws).await.is_empty());
+    assert_eq!(state.shield_resource_arn.as_deref(), Some(eip_arn.as_str()));
+    let shielded = protections(&aws).await;
+    assert_eq!(shielded.len(), 1);
+    assert_eq!(shielded[0].resource_arn(), Some(eip_arn.as_str()));
+    assert!(state.web_acl_arn.is_some());
+
+    // WAF and DDoS protection off: the ACL and the protection go away.
+    let off = EdgeSpec {
+        waf: false,
+        ddos_protection: false,
+        ..no_cdn
+    };
+    let state = edge::ensure(&ctx, &off, &net).await.expect("ensure");
+    assert_eq!(state, edge::EdgeState::default());
+    assert!(web_acl(&aws, "idis-web").await.is_none());
+    assert!(protections(&aws).await.is_empty());
+    assert_eq!(edge::find(&ctx).await.expect("find"), None);
+}
+
+#[tokio::test]
+async fn edge_delete_removes_protection_distribution_and_acl_and_is_idempotent() {
+    let moto = start_moto();
+    let ctx = moto.ctx("web").await;
+    let aws = moto.aws().await;
+    let net = network(&aws).await;
+    edge::ensure(&ctx, &edge_spec(), &net)
+        .await
+        .expect("ensure");
+
+    let warnings = edge::delete(&ctx).await.expect("delete");
+    assert!(warnings.is_empty());
+    assert!(protections(&aws).await.is_empty());
+    assert!(distributions(&aws).await.is_empty());
+    assert!(web_acl(&aws, "idis-web").await.is_none());
+    assert_eq!(edge::find(&ctx).await.expect("find"), None);
+    assert!(edge::delete(&ctx).await.expect("second delete").is_empty());
+}
