@@ -1,14 +1,53 @@
 //! edge: WAFv2 web ACL (AWS managed rule groups and a rate rule), Shield protection, optional CloudFront distribution.
+//!
+//! - The web ACL `idis-<env>` is REGIONAL: it is meant for the load
+//!   balancers in front of the platform (associated by the ingress
+//!   controller). CloudFront can only use a CLOUDFRONT-scope web ACL, so it
+//!   is never attached to the distribution.
+//! - The CloudFront distribution is found by its comment `idis-<env>` and
+//!   confirmed by the ownership tags; its origin is reached over HTTPS only.
+//! - The Shield Advanced protection `idis-<env>` covers the distribution
+//!   when there is one, else the first NAT gateway Elastic IP. Shield
+//!   Advanced needs an active subscription on the account; this provider
+//!   never subscribes (a one-year commitment) on its own.
 
 use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_sdk_cloudfront::types::{
+    CustomOriginConfig, DefaultCacheBehavior, DistributionConfig, DistributionConfigWithTags,
+    Origin, OriginProtocolPolicy, OriginSslProtocols, Origins, SslProtocol, Tags,
+    ViewerProtocolPolicy,
+};
+use aws_sdk_wafv2::types::{
+    AllowAction, BlockAction, DefaultAction, ManagedRuleGroupStatement, NoneAction, OverrideAction,
+    RateBasedStatement, RateBasedStatementAggregateKeyType, Rule, RuleAction, Scope, Statement,
+    VisibilityConfig, WebAcl,
+};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::error::operation::BuildError;
 use serde::{Deserialize, Serialize};
 
 use super::network::NetworkState;
-use super::{ComponentError, Ctx};
+use super::{aws_error, is_not_found, user_visible_tags, ComponentError, Ctx, TAG_ENVIRONMENT};
 use crate::environment::spec::EdgeSpec;
 
 pub const COMPONENT: &str = "edge";
+
+/// The managed CachingOptimized cache policy of CloudFront.
+pub const CACHING_OPTIMIZED_POLICY_ID: &str = "658327ea-f89d-4fab-a63d-7e88639e58f6";
+
+/// AWS managed rule groups in the web ACL, in priority order.
+pub const MANAGED_RULE_GROUPS: &[&str] = &[
+    "AWSManagedRulesCommonRuleSet",
+    "AWSManagedRulesKnownBadInputsRuleSet",
+    "AWSManagedRulesAmazonIpReputationList",
+];
+
+/// Name of the rate-based rule.
+pub const RATE_RULE: &str = "rate-limit";
+
+const ORIGIN_ID: &str = "idis-origin";
 
 /// What exists in AWS for this component.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -19,31 +58,1188 @@ pub struct EdgeState {
     pub shield_protection_id: Option<String>,
     pub cdn_distribution_id: Option<String>,
     pub cdn_domain_name: Option<String>,
+    /// Names of the web ACL's rules, in priority order (a missing managed
+    /// rule group shows here).
+    #[serde(default)]
+    pub web_acl_rules: Vec<String>,
+    /// The web ACL's user-visible tags (no ownership or aws:* tags).
+    #[serde(default)]
+    pub web_acl_tags: BTreeMap<String, String>,
+    /// What the Shield protection covers: the distribution or an EIP allocation.
+    #[serde(default)]
+    pub shield_resource_arn: Option<String>,
+    #[serde(default)]
+    pub cdn_arn: Option<String>,
+    /// The distribution's origin domain, as CloudFront reports it.
+    #[serde(default)]
+    pub cdn_origin_domain: Option<String>,
+    #[serde(default)]
+    pub cdn_enabled: bool,
 }
 
-fn not_built() -> ComponentError {
+fn conflict(message: impl Into<String>) -> ComponentError {
     ComponentError::Conflict {
         component: COMPONENT,
-        message: "not implemented yet".to_string(),
+        message: message.into(),
     }
 }
 
+fn invalid(what: &str, e: BuildError) -> ComponentError {
+    conflict(format!("could not build the request for {what}: {e}"))
+}
+
+/// The ARN partition of a region: `aws`, `aws-cn` or `aws-us-gov`.
+fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+fn eip_allocation_arn(ctx: &Ctx, allocation_id: &str) -> String {
+    format!(
+        "arn:{}:ec2:{}:{}:eip-allocation/{allocation_id}",
+        partition(&ctx.region),
+        ctx.region,
+        ctx.account_id
+    )
+}
+
+/// Shield's API lives in us-east-1 for the whole `aws` partition.
+fn shield(ctx: &Ctx) -> aws_sdk_shield::Client {
+    let client = ctx.aws.shield();
+    if partition(&ctx.region) != "aws" || ctx.region == "us-east-1" {
+        return client;
+    }
+    let conf = client
+        .config()
+        .to_builder()
+        .region(aws_sdk_shield::config::Region::new("us-east-1"))
+        .build();
+    aws_sdk_shield::Client::from_conf(conf)
+}
+
+// ---------------------------------------------------------------- web ACL
+
+/// The web ACL as read from WAF.
+struct Acl {
+    acl: WebAcl,
+    lock_token: String,
+    tags: BTreeMap<String, String>,
+}
+
+impl Acl {
+    fn rate_limit(&self) -> Option<i64> {
+        self.acl
+            .rules()
+            .iter()
+            .find(|r| r.name() == RATE_RULE)
+            .and_then(|r| r.statement())
+            .and_then(|s| s.rate_based_statement())
+            .map(|s| s.limit())
+    }
+}
+
+async fn find_acl_summary(
+    ctx: &Ctx,
+) -> Result<Option<aws_sdk_wafv2::types::WebAclSummary>, ComponentError> {
+    let name = ctx.prefix();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = ctx
+            .aws
+            .wafv2()
+            .list_web_acls()
+            .scope(Scope::Regional)
+            .limit(100)
+            .set_next_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| aws_error(COMPONENT, "list the regional WAF web ACLs", e))?;
+        let found = page.web_acls().iter().find(|a| {
+            a.name() == Some(name.as_str())
+                && a.arn().is_some_and(|arn| arn.contains(":regional/webacl/"))
+        });
+        if let Some(found) = found {
+            return Ok(Some(found.clone()));
+        }
+        match page.next_marker() {
+            Some(next) if !page.web_acls().is_empty() => marker = Some(next.to_string()),
+            _ => return Ok(None),
+        }
+    }
+}
+
+async fn read_acl(ctx: &Ctx) -> Result<Option<Acl>, ComponentError> {
+    let Some(summary) = find_acl_summary(ctx).await? else {
+        return Ok(None);
+    };
+    let (Some(id), Some(arn)) = (summary.id(), summary.arn()) else {
+        return Ok(None);
+    };
+    let name = ctx.prefix();
+    let waf = ctx.aws.wafv2();
+    let (got, tags) = tokio::join!(
+        waf.get_web_acl()
+            .name(&name)
+            .scope(Scope::Regional)
+            .id(id)
+            .send(),
+        waf.list_tags_for_resource().resource_arn(arn).send(),
+    );
+    let got = match got {
+        Ok(g) => g,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => {
+            return Err(aws_error(
+                COMPONENT,
+                format!("read the WAF web ACL {name}"),
+                e,
+            ))
+        }
+    };
+    let tags = match tags {
+        Ok(t) => t
+            .tag_info_for_resource()
+            .map(|i| {
+                i.tag_list()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => {
+            return Err(aws_error(
+                COMPONENT,
+                format!("read the tags of the WAF web ACL {name}"),
+                e,
+            ))
+        }
+    };
+    let lock_token = got.lock_token().unwrap_or_default().to_string();
+    Ok(got.web_acl.map(|acl| Acl {
+        acl,
+        lock_token,
+        tags,
+    }))
+}
+
+fn visibility(ctx: &Ctx, metric: &str) -> Result<VisibilityConfig, ComponentError> {
+    VisibilityConfig::builder()
+        .sampled_requests_enabled(true)
+        .cloud_watch_metrics_enabled(true)
+        .metric_name(format!("{}-{metric}", ctx.prefix()))
+        .build()
+        .map_err(|e| invalid("the WAF visibility config", e))
+}
+
+/// The rules the web ACL must have, in priority order.
+fn desired_rules(ctx: &Ctx, rate_limit: i64) -> Result<Vec<Rule>, ComponentError> {
+    let mut rules = Vec::new();
+    for (priority, group) in (0..).zip(MANAGED_RULE_GROUPS) {
+        let statement = Statement::builder()
+            .managed_rule_group_statement(
+                ManagedRuleGroupStatement::builder()
+                    .vendor_name("AWS")
+                    .name(*group)
+                    .build()
+                    .map_err(|e| invalid("a managed rule group", e))?,
+            )
+            .build();
+        rules.push(
+            Rule::builder()
+                .name(*group)
+                .priority(priority)
+                .statement(statement)
+                .override_action(
+                    OverrideAction::builder()
+                        .none(NoneAction::builder().build())
+                        .build(),
+                )
+                .visibility_config(visibility(ctx, group)?)
+                .build()
+                .map_err(|e| invalid("a managed rule", e))?,
+        );
+    }
+    let rate = Statement::builder()
+        .rate_based_statement(
+            RateBasedStatement::builder()
+                .limit(rate_limit)
+                .aggregate_key_type(RateBasedStatementAggregateKeyType::Ip)
+                .build()
+                .map_err(|e| invalid("the rate-based statement", e))?,
+        )
+        .build();
+    rules.push(
+        Rule::builder()
+            .name(RATE_RULE)
+            .priority(MANAGED_RULE_GROUPS.len() as i32)
+            .statement(rate)
+            .action(
+                RuleAction::builder()
+                    .block(BlockAction::builder().build())
+                    .build(),
+            )
+            .visibility_config(visibility(ctx, RATE_RULE)?)
+            .build()
+            .map_err(|e| invalid("the rate rule", e))?,
+    );
+    Ok(rules)
+}
+
+/// True when the ACL allows by default and has exactly our rules, each
+/// with the statement, action and visibility we set. Compared on what we
+/// set, not field by field: WAF fills in defaults of its own.
+fn acl_converged(acl: &WebAcl, rate_limit: i64) -> bool {
+    let default_allow = acl.default_action().is_some_and(|d| d.allow().is_some());
+    let names: Vec<&str> = acl.rules().iter().map(Rule::name).collect();
+    let mut wanted: Vec<&str> = MANAGED_RULE_GROUPS.to_vec();
+    wanted.push(RATE_RULE);
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    wanted.sort_unstable();
+    if !default_allow || sorted != wanted {
+        return false;
+    }
+    acl.rules().iter().all(|rule| {
+        let visible = rule
+            .visibility_config()
+            .is_some_and(|v| v.cloud_watch_metrics_enabled() && v.sampled_requests_enabled());
+        let statement = rule.statement();
+        let shape = if rule.name() == RATE_RULE {
+            statement
+                .and_then(|s| s.rate_based_statement())
+                .is_some_and(|s| {
+                    s.limit() == rate_limit
+                        && s.aggregate_key_type() == &RateBasedStatementAggregateKeyType::Ip
+                        && s.scope_down_statement().is_none()
+                })
+                && rule.action().is_some_and(|a| a.block().is_some())
+        } else {
+            statement
+                .and_then(|s| s.managed_rule_group_statement())
+                .is_some_and(|s| s.vendor_name() == "AWS" && s.name() == rule.name())
+                && rule.override_action().is_some_and(|o| o.none().is_some())
+        };
+        visible && shape
+    })
+}
+
+/// Creates, adopts and repairs the web ACL. Returns what WAF holds after.
+async fn ensure_waf(ctx: &Ctx, spec: &EdgeSpec) -> Result<Option<Acl>, ComponentError> {
+    let name = ctx.prefix();
+    let waf = ctx.aws.wafv2();
+    let existing = read_acl(ctx).await?;
+    if !spec.waf {
+        if let Some(acl) = existing {
+            delete_acl(ctx, acl).await?;
+        }
+        return Ok(None);
+    }
+    let default_action = DefaultAction::builder()
+        .allow(AllowAction::builder().build())
+        .build();
+    let Some(mut acl) = existing else {
+        let mut create = waf
+            .create_web_acl()
+            .name(&name)
+            .scope(Scope::Regional)
+            .description(format!("IDIS environment {}: load balancers", ctx.env))
+            .default_action(default_action)
+            .set_rules(Some(desired_rules(ctx, spec.rate_limit)?))
+            .visibility_config(visibility(ctx, "web-acl")?);
+        for (k, v) in ctx.tags(COMPONENT) {
+            create = create.tags(waf_tag(&k, &v)?);
+        }
+        match create.send().await {
+            Ok(_) => {}
+            // Created meanwhile by a concurrent or killed run: adopt below.
+            Err(e) if e.code() == Some("WAFDuplicateItemException") => {}
+            Err(e) => {
+                return Err(aws_error(
+                    COMPONENT,
+                    format!("create the WAF web ACL {name}"),
+                    e,
+                ))
+            }
+        }
+        let acl = ctx
+            .wait_for(
+                COMPONENT,
+                &format!("WAF web ACL {name} to be readable"),
+                || read_acl(ctx),
+            )
+            .await?;
+        if acl_converged(&acl.acl, spec.rate_limit) {
+            return Ok(Some(acl));
+        }
+        return repair_acl(ctx, spec, acl).await.map(Some);
+    };
+
+    if !acl_converged(&acl.acl, spec.rate_limit) {
+        acl = repair_acl(ctx, spec, acl).await?;
+    }
+    let stale: Vec<(String, String)> = ctx
+        .tags(COMPONENT)
+        .into_iter()
+        .filter(|(k, v)| acl.tags.get(k) != Some(v))
+        .collect();
+    if !stale.is_empty() {
+        let mut call = waf.tag_resource().resource_arn(acl.acl.arn());
+        for (k, v) in &stale {
+            call = call.tags(waf_tag(k, v)?);
+        }
+        call.send()
+            .await
+            .map_err(|e| aws_error(COMPONENT, format!("tag the WAF web ACL {name}"), e))?;
+        acl.tags.extend(stale);
+    }
+    Ok(Some(acl))
+}
+
+/// Puts the rules and the default action back (UpdateWebACL replaces
+/// them whole). A stale lock token (someone else changed the ACL
+/// meanwhile) is retried with a fresh one.
+async fn repair_acl(ctx: &Ctx, spec: &EdgeSpec, mut acl: Acl) -> Result<Acl, ComponentError> {
+    let name = ctx.prefix();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let result = ctx
+            .aws
+            .wafv2()
+            .update_web_acl()
+            .name(&name)
+            .scope(Scope::Regional)
+            .id(acl.acl.id())
+            .lock_token(&acl.lock_token)
+            .default_action(
+                DefaultAction::builder()
+                    .allow(AllowAction::builder().build())
+                    .build(),
+            )
+            .set_rules(Some(desired_rules(ctx, spec.rate_limit)?))
+            .visibility_config(
+                acl.acl
+                    .visibility_config()
+                    .cloned()
+                    .map(Ok)
+                    .unwrap_or_else(|| visibility(ctx, "web-acl"))?,
+            )
+            .set_description(acl.acl.description().map(str::to_string))
+            .send()
+            .await;
+        match result {
+            Ok(_) => break,
+            Err(e) if e.code() == Some("WAFOptimisticLockException") && attempts < 3 => {
+                acl = read_acl(ctx).await?.ok_or_else(|| {
+                    conflict(format!(
+                        "WAF web ACL {name} disappeared while it was repaired"
+                    ))
+                })?;
+            }
+            Err(e) => {
+                return Err(aws_error(
+                    COMPONENT,
+                    format!("update the rules of the WAF web ACL {name}"),
+                    e,
+                ))
+            }
+        }
+    }
+    read_acl(ctx).await?.ok_or_else(|| {
+        conflict(format!(
+            "WAF web ACL {name} disappeared while it was repaired"
+        ))
+    })
+}
+
+fn waf_tag(key: &str, value: &str) -> Result<aws_sdk_wafv2::types::Tag, ComponentError> {
+    aws_sdk_wafv2::types::Tag::builder()
+        .key(key)
+        .value(value)
+        .build()
+        .map_err(|e| invalid("a WAF tag", e))
+}
+
+/// Deletes the web ACL; when load balancers still use it, disassociates
+/// them first.
+async fn delete_acl(ctx: &Ctx, mut acl: Acl) -> Result<(), ComponentError> {
+    let name = ctx.prefix();
+    let waf = ctx.aws.wafv2();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let result = waf
+            .delete_web_acl()
+            .name(&name)
+            .scope(Scope::Regional)
+            .id(acl.acl.id())
+            .lock_token(&acl.lock_token)
+            .send()
+            .await;
+        match result {
+            Ok(_) => break,
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) if attempts < 3 && e.code() == Some("WAFAssociatedItemException") => {
+                disassociate_all(ctx, acl.acl.arn()).await?;
+            }
+            Err(e) if attempts < 3 && e.code() == Some("WAFOptimisticLockException") => {}
+            Err(e) => {
+                return Err(aws_error(
+                    COMPONENT,
+                    format!("delete the WAF web ACL {name}"),
+                    e,
+                ))
+            }
+        }
+        match read_acl(ctx).await? {
+            Some(fresh) => acl = fresh,
+            None => return Ok(()),
+        }
+    }
+    ctx.wait_for(
+        COMPONENT,
+        &format!("WAF web ACL {name} to be deleted"),
+        || async { Ok(find_acl_summary(ctx).await?.is_none().then_some(())) },
+    )
+    .await
+}
+
+async fn disassociate_all(ctx: &Ctx, acl_arn: &str) -> Result<(), ComponentError> {
+    let waf = ctx.aws.wafv2();
+    let resources = waf
+        .list_resources_for_web_acl()
+        .web_acl_arn(acl_arn)
+        .send()
+        .await
+        .map_err(|e| {
+            aws_error(
+                COMPONENT,
+                format!(
+                    "list the resources that use the WAF web ACL {}",
+                    ctx.prefix()
+                ),
+                e,
+            )
+        })?;
+    futures_util::future::try_join_all(resources.resource_arns().iter().map(|resource| {
+        let waf = waf.clone();
+        async move {
+            match waf
+                .disassociate_web_acl()
+                .resource_arn(resource)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(e) => Err(aws_error(
+                    COMPONENT,
+                    format!("detach the WAF web ACL from {resource}"),
+                    e,
+                )),
+            }
+        }
+    }))
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- CloudFront
+
+/// The distribution as read from CloudFront.
+#[derive(Clone, Debug)]
+struct Cdn {
+    id: String,
+    arn: String,
+    domain_name: String,
+    status: String,
+    enabled: bool,
+    origins: Option<Origins>,
+    default_cache_behavior: Option<DefaultCacheBehavior>,
+    tags: BTreeMap<String, String>,
+}
+
+impl Cdn {
+    fn origin_domain(&self) -> Option<String> {
+        self.origins
+            .as_ref()
+            .and_then(|o| o.items().first())
+            .map(|o| o.domain_name().to_string())
+    }
+
+    /// Matches what `distribution_config` builds for `origin`.
+    fn converged(&self, origin: &str) -> bool {
+        let origin_ok = self.origins.as_ref().is_some_and(|o| {
+            o.items().len() == 1
+                && o.items().iter().all(|o| {
+                    o.id() == ORIGIN_ID
+                        && o.domain_name() == origin
+                        && o.custom_origin_config().is_some_and(|c| {
+                            c.origin_protocol_policy() == &OriginProtocolPolicy::HttpsOnly
+                        })
+                })
+        });
+        let behavior_ok = self.default_cache_behavior.as_ref().is_some_and(|b| {
+            b.target_origin_id() == ORIGIN_ID
+                && b.viewer_protocol_policy() == &ViewerProtocolPolicy::RedirectToHttps
+                && b.cache_policy_id() == Some(CACHING_OPTIMIZED_POLICY_ID)
+        });
+        self.enabled && origin_ok && behavior_ok
+    }
+}
+
+fn cf_tags(tags: Option<&Tags>) -> BTreeMap<String, String> {
+    tags.map(|t| {
+        t.items()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().to_string(),
+                    t.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+async fn cdn_tags(ctx: &Ctx, arn: &str) -> Result<BTreeMap<String, String>, ComponentError> {
+    let out = ctx
+        .aws
+        .cloudfront()
+        .list_tags_for_resource()
+        .resource(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            aws_error(
+                COMPONENT,
+                format!("read the tags of the CloudFront distribution {arn}"),
+                e,
+            )
+        })?;
+    Ok(cf_tags(out.tags()))
+}
+
+/// Finds our distribution: comment `idis-<env>` and our ownership tag.
+async fn read_distribution(ctx: &Ctx) -> Result<Option<Cdn>, ComponentError> {
+    let comment = ctx.prefix();
+    let cf = ctx.aws.cloudfront();
+    let mut candidates = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page = cf
+            .list_distributions()
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| aws_error(COMPONENT, "list the CloudFront distributions", e))?;
+        let Some(list) = page.distribution_list else {
+            break;
+        };
+        candidates.extend(
+            list.items()
+                .iter()
+                .filter(|d| d.comment() == comment)
+                .cloned(),
+        );
+        match list.next_marker() {
+            Some(next) if list.is_truncated() => marker = Some(next.to_string()),
+            _ => break,
+        }
+    }
+    let tagged =
+        futures_util::future::try_join_all(candidates.iter().map(|d| cdn_tags(ctx, d.arn())))
+            .await?;
+    Ok(candidates
+        .into_iter()
+        .zip(tagged)
+        .find(|(_, tags)| tags.get(TAG_ENVIRONMENT) == Some(&ctx.env))
+        .map(|(d, tags)| Cdn {
+            id: d.id().to_string(),
+            arn: d.arn().to_string(),
+            domain_name: d.domain_name().to_string(),
+            status: d.status().to_string(),
+            enabled: d.enabled(),
+            origins: d.origins().cloned(),
+            default_cache_behavior: d.default_cache_behavior().cloned(),
+            tags,
+        }))
+}
+
+fn cdn_from(
+    distribution: &aws_sdk_cloudfront::types::Distribution,
+    tags: BTreeMap<String, String>,
+) -> Cdn {
+    let config = distribution.distribution_config();
+    Cdn {
+        id: distribution.id().to_string(),
+        arn: distribution.arn().to_string(),
+        domain_name: distribution.domain_name().to_string(),
+        status: distribution.status().to_string(),
+        enabled: config.is_some_and(DistributionConfig::enabled),
+        origins: config.and_then(|c| c.origins()).cloned(),
+        default_cache_behavior: config.and_then(|c| c.default_cache_behavior()).cloned(),
+        tags,
+    }
+}
+
+fn origin(domain: &str) -> Result<Origins, ComponentError> {
+    let protocols = OriginSslProtocols::builder()
+        .quantity(1)
+        .items(SslProtocol::TlSv12)
+        .build()
+        .map_err(|e| invalid("the origin TLS protocols", e))?;
+    let custom = CustomOriginConfig::builder()
+        .http_port(80)
+        .https_port(443)
+        .origin_protocol_policy(OriginProtocolPolicy::HttpsOnly)
+        .origin_ssl_protocols(protocols)
+        .build()
+        .map_err(|e| invalid("the custom origin", e))?;
+    Origins::builder()
+        .quantity(1)
+        .items(
+            Origin::builder()
+                .id(ORIGIN_ID)
+                .domain_name(domain)
+                .custom_origin_config(custom)
+                .build()
+                .map_err(|e| invalid("the origin", e))?,
+        )
+        .build()
+        .map_err(|e| invalid("the origins", e))
+}
+
+fn default_behavior() -> Result<DefaultCacheBehavior, ComponentError> {
+    DefaultCacheBehavior::builder()
+        .target_origin_id(ORIGIN_ID)
+        .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+        .cache_policy_id(CACHING_OPTIMIZED_POLICY_ID)
+        .compress(true)
+        .build()
+        .map_err(|e| invalid("the default cache behavior", e))
+}
+
+/// Creates, adopts or repairs the distribution, and waits until CloudFront
+/// has deployed it.
+async fn ensure_distribution(
+    ctx: &Ctx,
+    domain: &str,
+    existing: Option<Cdn>,
+) -> Result<Cdn, ComponentError> {
+    let comment = ctx.prefix();
+    let cf = ctx.aws.cloudfront();
+    let mut cdn = match existing {
+        None => {
+            let millis = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default();
+            let config = DistributionConfig::builder()
+                .caller_reference(format!("{comment}-{millis}"))
+                .comment(&comment)
+                .enabled(true)
+                .origins(origin(domain)?)
+                .default_cache_behavior(default_behavior()?)
+                .build()
+                .map_err(|e| invalid("the distribution", e))?;
+            let mut tags = Tags::builder();
+            for (k, v) in ctx.tags(COMPONENT) {
+                tags = tags.items(
+                    aws_sdk_cloudfront::types::Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                        .map_err(|e| invalid("a CloudFront tag", e))?,
+                );
+            }
+            let created = cf
+                .create_distribution_with_tags()
+                .distribution_config_with_tags(
+                    DistributionConfigWithTags::builder()
+                        .distribution_config(config)
+                        .tags(tags.build())
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error(
+                        COMPONENT,
+                        format!("create the CloudFront distribution {comment} for {domain}"),
+                        e,
+                    )
+                })?;
+            let distribution = created.distribution().ok_or_else(|| {
+                conflict("CloudFront answered the create call without a distribution")
+            })?;
+            cdn_from(distribution, ctx.tags(COMPONENT))
+        }
+        Some(cdn) if cdn.converged(domain) => cdn,
+        Some(cdn) => {
+            let current = cf
+                .get_distribution_config()
+                .id(&cdn.id)
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error(
+                        COMPONENT,
+                        format!("read the CloudFront distribution {}", cdn.id),
+                        e,
+                    )
+                })?;
+            // Keep everything else of the configuration as it is.
+            let mut config = current.distribution_config().cloned().ok_or_else(|| {
+                conflict(format!(
+                    "CloudFront returned no configuration for {}",
+                    cdn.id
+                ))
+            })?;
+            config.enabled = true;
+            config.origins = Some(origin(domain)?);
+            config.default_cache_behavior = Some(default_behavior()?);
+            let updated = cf
+                .update_distribution()
+                .id(&cdn.id)
+                .set_if_match(current.e_tag().map(str::to_string))
+                .distribution_config(config)
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error(
+                        COMPONENT,
+                        format!(
+                            "update the CloudFront distribution {} to serve {domain}",
+                            cdn.id
+                        ),
+                        e,
+                    )
+                })?;
+            match updated.distribution() {
+                Some(d) => cdn_from(d, cdn.tags),
+                None => cdn,
+            }
+        }
+    };
+
+    let stale: Vec<(String, String)> = ctx
+        .tags(COMPONENT)
+        .into_iter()
+        .filter(|(k, v)| cdn.tags.get(k) != Some(v))
+        .collect();
+    if !stale.is_empty() {
+        let mut tags = Tags::builder();
+        for (k, v) in &stale {
+            tags = tags.items(
+                aws_sdk_cloudfront::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .map_err(|e| invalid("a CloudFront tag", e))?,
+            );
+        }
+        cf.tag_resource()
+            .resource(&cdn.arn)
+            .tags(tags.build())
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    COMPONENT,
+                    format!("tag the CloudFront distribution {}", cdn.id),
+                    e,
+                )
+            })?;
+        cdn.tags.extend(stale);
+    }
+
+    if cdn.status != "Deployed" {
+        let tags = cdn.tags.clone();
+        let id = cdn.id.clone();
+        cdn = ctx
+            .wait_for(
+                COMPONENT,
+                &format!("CloudFront distribution {id} to be deployed"),
+                || async {
+                    let got = get_distribution(ctx, &id).await?.ok_or_else(|| {
+                        conflict(format!(
+                            "CloudFront distribution {id} disappeared while it was deployed"
+                        ))
+                    })?;
+                    Ok((got.0.status() == "Deployed").then(|| cdn_from(&got.0, tags.clone())))
+                },
+            )
+            .await?;
+    }
+    Ok(cdn)
+}
+
+async fn get_distribution(
+    ctx: &Ctx,
+    id: &str,
+) -> Result<Option<(aws_sdk_cloudfront::types::Distribution, Option<String>)>, ComponentError> {
+    match ctx.aws.cloudfront().get_distribution().id(id).send().await {
+        Ok(out) => {
+            let etag = out.e_tag().map(str::to_string);
+            Ok(out.distribution.map(|d| (d, etag)))
+        }
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(aws_error(
+            COMPONENT,
+            format!("read the CloudFront distribution {id}"),
+            e,
+        )),
+    }
+}
+
+/// Disables the distribution, waits until CloudFront has deployed that,
+/// then deletes it with the ETag of that state and waits until it is gone.
+async fn delete_distribution(ctx: &Ctx, cdn: &Cdn) -> Result<(), ComponentError> {
+    let cf = ctx.aws.cloudfront();
+    let id = cdn.id.as_str();
+    let current = match cf.get_distribution_config().id(id).send().await {
+        Ok(c) => c,
+        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) => {
+            return Err(aws_error(
+                COMPONENT,
+                format!("read the CloudFront distribution {id}"),
+                e,
+            ))
+        }
+    };
+    if let Some(config) = current.distribution_config().filter(|c| c.enabled()) {
+        let mut disabled = config.clone();
+        disabled.enabled = false;
+        cf.update_distribution()
+            .id(id)
+            .set_if_match(current.e_tag().map(str::to_string))
+            .distribution_config(disabled)
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    COMPONENT,
+                    format!("disable the CloudFront distribution {id}"),
+                    e,
+                )
+            })?;
+    }
+    let etag = ctx
+        .wait_for(
+            COMPONENT,
+            &format!("CloudFront distribution {id} to be disabled and deployed"),
+            || async {
+                Ok(match get_distribution(ctx, id).await? {
+                    None => Some(None),
+                    Some((d, etag)) => {
+                        let disabled = d.distribution_config().is_some_and(|c| !c.enabled());
+                        (disabled && d.status() == "Deployed").then_some(Some(etag))
+                    }
+                })
+            },
+        )
+        .await?;
+    let Some(etag) = etag else {
+        return Ok(());
+    };
+    match cf
+        .delete_distribution()
+        .id(id)
+        .set_if_match(etag)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) => {
+            return Err(aws_error(
+                COMPONENT,
+                format!("delete the CloudFront distribution {id}"),
+                e,
+            ))
+        }
+    }
+    ctx.wait_for(
+        COMPONENT,
+        &format!("CloudFront distribution {id} to be deleted"),
+        || async { Ok(get_distribution(ctx, id).await?.is_none().then_some(())) },
+    )
+    .await
+}
+
+// ---------------------------------------------------------------- Shield
+
+async fn read_protection(
+    ctx: &Ctx,
+) -> Result<Option<aws_sdk_shield::types::Protection>, ComponentError> {
+    let name = ctx.prefix();
+    let client = shield(ctx);
+    let mut token: Option<String> = None;
+    loop {
+        let result = client
+            .list_protections()
+            .inclusion_filters(
+                aws_sdk_shield::types::InclusionProtectionFilters::builder()
+                    .protection_names(&name)
+                    .build(),
+            )
+            .set_next_token(token.take())
+            .send()
+            .await;
+        let page = match result {
+            Ok(p) => p,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => {
+                return Err(aws_error(
+                    COMPONENT,
+                    format!("look up the Shield protection {name}"),
+                    e,
+                ))
+            }
+        };
+        if let Some(p) = page
+            .protections()
+            .iter()
+            .find(|p| p.name() == Some(name.as_str()))
+        {
+            return Ok(Some(p.clone()));
+        }
+        match page.next_token() {
+            Some(next) => token = Some(next.to_string()),
+            None => return Ok(None),
+        }
+    }
+}
+
+async fn delete_protection(
+    ctx: &Ctx,
+    protection: &aws_sdk_shield::types::Protection,
+) -> Result<(), ComponentError> {
+    let Some(id) = protection.id() else {
+        return Ok(());
+    };
+    match shield(ctx)
+        .delete_protection()
+        .protection_id(id)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(aws_error(
+            COMPONENT,
+            format!("delete the Shield protection {} ({id})", ctx.prefix()),
+            e,
+        )),
+    }
+}
+
+/// Makes the protection cover `target` (or removes it when DDoS
+/// protection is off).
+async fn ensure_shield(
+    ctx: &Ctx,
+    spec: &EdgeSpec,
+    network: &NetworkState,
+    cdn: Option<&Cdn>,
+    existing: Option<aws_sdk_shield::types::Protection>,
+) -> Result<Option<aws_sdk_shield::types::Protection>, ComponentError> {
+    let name = ctx.prefix();
+    if !spec.ddos_protection {
+        if let Some(p) = &existing {
+            delete_protection(ctx, p).await?;
+        }
+        return Ok(None);
+    }
+    let target = match cdn {
+        Some(cdn) => cdn.arn.clone(),
+        None => network
+            .nat_eip_allocation_ids
+            .first()
+            .map(|id| eip_allocation_arn(ctx, id))
+            .ok_or_else(|| {
+                conflict("ddos_protection needs something to protect: a CloudFront distribution (origin_domain) or a NAT gateway Elastic IP, and there is neither")
+            })?,
+    };
+    if let Some(p) = &existing {
+        if p.resource_arn() == Some(target.as_str()) {
+            return Ok(existing);
+        }
+        delete_protection(ctx, p).await?;
+    }
+    let client = shield(ctx);
+    let mut create = client.create_protection().name(&name).resource_arn(&target);
+    for (k, v) in ctx.tags(COMPONENT) {
+        create = create.tags(
+            aws_sdk_shield::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build(),
+        );
+    }
+    match create.send().await {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("ResourceAlreadyExistsException") => {
+            // A protection covers the target already: ours (a killed run)
+            // is adopted below, anyone else's is reported.
+            let covering = client
+                .describe_protection()
+                .resource_arn(&target)
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error(
+                        COMPONENT,
+                        format!("read the Shield protection of {target}"),
+                        e,
+                    )
+                })?;
+            let other = covering.protection().and_then(|p| p.name()).unwrap_or("?");
+            if other != name {
+                return Err(conflict(format!(
+                    "{target} is already covered by the Shield protection {other:?}, which this environment does not own; delete it or rename it to {name}"
+                )));
+            }
+        }
+        Err(e) => {
+            return Err(aws_error(
+                COMPONENT,
+                format!("create the Shield protection {name} for {target} (Shield Advanced protections need an active Shield Advanced subscription on the account)"),
+                e,
+            ))
+        }
+    }
+    ctx.wait_for(
+        COMPONENT,
+        &format!("Shield protection {name} to be readable"),
+        || async {
+            Ok(read_protection(ctx)
+                .await?
+                .filter(|p| p.resource_arn() == Some(target.as_str())))
+        },
+    )
+    .await
+    .map(Some)
+}
+
+// ---------------------------------------------------------------- find / ensure / delete
+
+fn state(
+    acl: Option<&Acl>,
+    protection: Option<&aws_sdk_shield::types::Protection>,
+    cdn: Option<&Cdn>,
+) -> EdgeState {
+    EdgeState {
+        web_acl_arn: acl.map(|a| a.acl.arn().to_string()),
+        web_acl_id: acl.map(|a| a.acl.id().to_string()),
+        rate_limit: acl.and_then(Acl::rate_limit),
+        web_acl_rules: acl
+            .map(|a| {
+                let mut rules: Vec<&Rule> = a.acl.rules().iter().collect();
+                rules.sort_by_key(|r| r.priority());
+                rules.iter().map(|r| r.name().to_string()).collect()
+            })
+            .unwrap_or_default(),
+        web_acl_tags: acl
+            .map(|a| user_visible_tags(a.tags.clone()))
+            .unwrap_or_default(),
+        shield_protection_id: protection.and_then(|p| p.id()).map(str::to_string),
+        shield_resource_arn: protection
+            .and_then(|p| p.resource_arn())
+            .map(str::to_string),
+        cdn_distribution_id: cdn.map(|c| c.id.clone()),
+        cdn_domain_name: cdn.map(|c| c.domain_name.clone()),
+        cdn_arn: cdn.map(|c| c.arn.clone()),
+        cdn_origin_domain: cdn.and_then(Cdn::origin_domain),
+        cdn_enabled: cdn.is_some_and(|c| c.enabled),
+    }
+}
+
+/// What exists of the edge; `None` when none of its pieces exists.
 pub async fn find(ctx: &Ctx) -> Result<Option<EdgeState>, ComponentError> {
-    let _ = (ctx, BTreeMap::<String, String>::new());
-    Err(not_built())
+    let (acl, protection, cdn) =
+        tokio::try_join!(read_acl(ctx), read_protection(ctx), read_distribution(ctx))?;
+    if acl.is_none() && protection.is_none() && cdn.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(state(acl.as_ref(), protection.as_ref(), cdn.as_ref())))
 }
 
 pub async fn ensure(
     ctx: &Ctx,
-    _spec: &EdgeSpec,
-    _network: &NetworkState,
+    spec: &EdgeSpec,
+    network: &NetworkState,
 ) -> Result<EdgeState, ComponentError> {
-    let _ = ctx;
-    Err(not_built())
+    let cdn_and_shield = async {
+        let (mut protection, existing) =
+            tokio::try_join!(read_protection(ctx), read_distribution(ctx))?;
+        let cdn = match (&spec.origin_domain, existing) {
+            (None, None) => None,
+            (None, Some(old)) => {
+                // The protection must not outlive what it covers.
+                if let Some(p) = protection.take_if(|p| p.resource_arn() == Some(old.arn.as_str()))
+                {
+                    delete_protection(ctx, &p).await?;
+                }
+                delete_distribution(ctx, &old).await?;
+                None
+            }
+            (Some(domain), existing) => Some(ensure_distribution(ctx, domain, existing).await?),
+        };
+        let protection = ensure_shield(ctx, spec, network, cdn.as_ref(), protection).await?;
+        Ok::<_, ComponentError>((protection, cdn))
+    };
+    let (acl, (protection, cdn)) = tokio::try_join!(ensure_waf(ctx, spec), cdn_and_shield)?;
+    Ok(state(acl.as_ref(), protection.as_ref(), cdn.as_ref()))
 }
 
-/// Returns warnings for the plan/apply output (e.g. what was kept).
+/// Removes the protection, then the distribution (disable, wait, delete),
+/// and the web ACL alongside. Returns warnings for the plan/apply output
+/// (none today).
 pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
-    let _ = ctx;
-    Err(not_built())
+    let cdn_side = async {
+        let (protection, cdn) = tokio::try_join!(read_protection(ctx), read_distribution(ctx))?;
+        if let Some(p) = &protection {
+            delete_protection(ctx, p).await?;
+            let name = ctx.prefix();
+            ctx.wait_for(
+                COMPONENT,
+                &format!("Shield protection {name} to be deleted"),
+                || async { Ok(read_protection(ctx).await?.is_none().then_some(())) },
+            )
+            .await?;
+        }
+        if let Some(cdn) = &cdn {
+            delete_distribution(ctx, cdn).await?;
+        }
+        Ok::<(), ComponentError>(())
+    };
+    let acl_side = async {
+        if let Some(acl) = read_acl(ctx).await? {
+            delete_acl(ctx, acl).await?;
+        }
+        Ok::<(), ComponentError>(())
+    };
+    tokio::try_join!(cdn_side, acl_side)?;
+    Ok(Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_follow_the_region() {
+        assert_eq!(partition("us-east-1"), "aws");
+        assert_eq!(partition("cn-north-1"), "aws-cn");
+        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+    }
 }
