@@ -24,7 +24,7 @@ provider_installation {
 CFG
 
 port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+MOTO_IAM_LOAD_MANAGED_POLICIES=true "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
 moto_pid=$!
 trap 'kill $moto_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -36,10 +36,17 @@ echo "moto server on http://127.0.0.1:$port (log: $work/moto.log)"
 export TF_CLI_CONFIG_FILE="$work/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+# The emulator makes everything available at once: poll it quickly.
+export IDIS_POLL_INTERVAL_MS=200
 
 state="$work/$(basename "$example")"
 rm -rf "$state" && mkdir -p "$state"
-cp -r "$root/$example/." "$state/"
-cd "$state"
+# Keep the example's relative module path (../../modules/idis) working.
+mkdir -p "$state/examples" && cp -r "$root/$example" "$state/examples/"
+rm -rf "$state/modules" && cp -r "$root/modules" "$state/modules"
+cd "$state/examples/$(basename "$example")"
 terraform init -input=false -no-color >/dev/null
 terraform apply -input=false -auto-approve -no-color
+echo
+echo "Second plan (expect no changes):"
+terraform plan -input=false -no-color -detailed-exitcode | tail -n 3

@@ -327,7 +327,9 @@ def moto(tmp_path_factory):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [str(_moto_server_executable()), "-H", "127.0.0.1", "-p", str(port)],
-            env=_clean_environment(),
+            # AWS managed IAM policies (AmazonEKSClusterPolicy, ...) exist in
+            # moto only when it loads them.
+            env={**_clean_environment(), "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -21,13 +21,7 @@ use terraform_provider_idis::components::{cluster, edge, storage, ComponentError
 use terraform_provider_idis::environment::spec::{AuditStorageSpec, ClusterSpec, EdgeSpec};
 use terraform_provider_idis::provider::config::Aws;
 
-/// moto only knows AWS managed IAM policies (AmazonEKSClusterPolicy, ...)
-/// when `MOTO_IAM_LOAD_MANAGED_POLICIES=true` is in its environment; the
-/// server inherits ours. Set once, before any test thread reads the
-/// environment (every test starts here).
 fn start_moto() -> Moto {
-    static ENV: std::sync::Once = std::sync::Once::new();
-    ENV.call_once(|| std::env::set_var("MOTO_IAM_LOAD_MANAGED_POLICIES", "true"));
     Moto::start()
 }
 

@@ -39,6 +39,9 @@ impl Moto {
             .expect("a free loopback port");
         let child = Command::new(&server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // AWS managed IAM policies (AmazonEKSClusterPolicy, ...) exist
+            // in moto only when it loads them.
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -46,7 +49,10 @@ impl Moto {
         let endpoint = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not listen within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not listen within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Moto { child, endpoint }
