@@ -768,20 +768,29 @@ async fn converge_replica(
     match existing {
         Some(db) if !is_deleting(db) => {
             let mut changed = false;
+            let mut modify = rds
+                .modify_db_instance()
+                .db_instance_identifier(&id)
+                .apply_immediately(true);
+            let mut drift: Vec<&str> = Vec::new();
             if db.db_instance_class() != Some(spec.instance_class.as_str()) {
-                rds.modify_db_instance()
-                    .db_instance_identifier(&id)
-                    .db_instance_class(&spec.instance_class)
-                    .apply_immediately(true)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        aws_error(
-                            COMPONENT,
-                            format!("set the instance class of read replica {id}"),
-                            e,
-                        )
-                    })?;
+                modify = modify.db_instance_class(&spec.instance_class);
+                drift.push("instance class");
+            }
+            // Replicas hold nothing the primary does not: they stay
+            // deletable, whatever someone set by hand.
+            if db.deletion_protection() == Some(true) {
+                modify = modify.deletion_protection(false);
+                drift.push("deletion protection");
+            }
+            if !drift.is_empty() {
+                modify.send().await.map_err(|e| {
+                    aws_error(
+                        COMPONENT,
+                        format!("modify read replica {id} ({})", drift.join(", ")),
+                        e,
+                    )
+                })?;
                 changed = true;
             }
             changed |= reconcile_tags(rds, db, tags).await?;
@@ -805,6 +814,7 @@ async fn converge_replica(
                 .vpc_security_group_ids(&network.database_security_group_id)
                 .publicly_accessible(false)
                 .copy_tags_to_snapshot(true)
+                .deletion_protection(false)
                 .enable_performance_insights(spec.performance_insights)
                 .set_tags(Some(rds_tags(tags)));
             if spec.performance_insights {
@@ -944,6 +954,20 @@ pub async fn delete(ctx: &Ctx, spec: &DatabaseSpec) -> Result<Vec<String>, Compo
     let observed = describe(ctx, &rds).await?;
     let mut warnings = Vec::new();
 
+    if let Some((n, _)) = observed
+        .replicas
+        .iter()
+        .find(|(_, db)| !is_deleting(db) && db.deletion_protection() == Some(true))
+    {
+        let replica = replica_identifier(ctx, *n);
+        return Err(ComponentError::Conflict {
+            component: COMPONENT,
+            message: format!(
+                "read replica {replica} has deletion protection on, set outside Terraform, so nothing was deleted; \
+                 apply once (which turns it off: replicas hold no data of their own), then destroy again"
+            ),
+        });
+    }
     if let Some(primary) = &observed.primary {
         if !is_deleting(primary) && primary.deletion_protection() == Some(true) {
             return Err(ComponentError::Conflict {
