@@ -90,7 +90,9 @@ struct AuthToken(String);
 /// them.
 struct Observed {
     group: Option<ReplicationGroup>,
-    tags: BTreeMap<String, String>,
+    /// None when ElastiCache would not list them (it refuses while the
+    /// group is not available).
+    tags: Option<BTreeMap<String, String>>,
     engine_version: Option<String>,
     secret: Option<DescribeSecretOutput>,
 }
@@ -165,7 +167,7 @@ async fn list_tags(
                 .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
                 .collect(),
         )),
-        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) if is_not_found(&e) || e.code() == Some("InvalidReplicationGroupState") => Ok(None),
         Err(e) => Err(aws_error(COMPONENT, format!("read the tags of {arn}"), e)),
     }
 }
@@ -216,15 +218,15 @@ async fn observe(ctx: &Ctx) -> Result<Observed, ComponentError> {
     let Some(group) = group else {
         return Ok(Observed {
             group: None,
-            tags: BTreeMap::new(),
+            tags: None,
             engine_version: None,
             secret,
         });
     };
-    let mut tags = tags?.unwrap_or_default();
+    let mut tags = tags?;
     if let Some(real_arn) = group.arn() {
         if real_arn != arn {
-            tags = list_tags(&ec, real_arn).await?.unwrap_or_default();
+            tags = list_tags(&ec, real_arn).await?;
         }
     }
     let mut engine_version = engine_version?;
@@ -273,7 +275,7 @@ fn state_of(observed: &Observed, group: &ReplicationGroup) -> CacheState {
         transit_encryption: group.transit_encryption_enabled().unwrap_or(false),
         arn: group.arn().unwrap_or_default().to_string(),
         automatic_failover: failover_on(group),
-        tags: user_visible_tags(observed.tags.clone()),
+        tags: user_visible_tags(observed.tags.clone().unwrap_or_default()),
     }
 }
 
@@ -328,9 +330,17 @@ pub async fn ensure(
 
     match live_group {
         Some(group) => {
+            check_immutable(&id, group)?;
             changed |= repair_group(ctx, &ec, spec, group, &observed, token).await?;
-            let (set, remove) = tag_diff(&observed.tags, &tags);
-            changed |= apply_tags(&ec, group.arn().unwrap_or_default(), &id, set, remove).await?;
+            let arn = group.arn().unwrap_or_default();
+            let current = match &observed.tags {
+                Some(tags) => tags.clone(),
+                // Unreadable while the group was busy; it is available now.
+                None => list_tags(&ec, arn).await?.unwrap_or_default(),
+            };
+            let (set, remove) = tag_diff(&current, &tags);
+            let what = format!("replication group {id}");
+            changed |= apply_tags(&ec, arn, &what, set, remove).await?;
         }
         None => {
             if observed.group.is_some() {
@@ -367,6 +377,36 @@ pub async fn ensure(
             ),
         }),
     }
+}
+
+/// What ElastiCache cannot change on an existing group: it must be
+/// replaced, which this provider does not do behind the user's back.
+fn check_immutable(id: &str, group: &ReplicationGroup) -> Result<(), ComponentError> {
+    let conflict = |what: &str| {
+        Err(ComponentError::Conflict {
+            component: COMPONENT,
+            message: format!(
+                "replication group {id} was created without {what}, which ElastiCache cannot turn on for an existing group; \
+                 destroy the cache (delete the group) and apply again to recreate it encrypted"
+            ),
+        })
+    };
+    if group.at_rest_encryption_enabled() == Some(false) {
+        return conflict("encryption at rest");
+    }
+    if group.transit_encryption_enabled() == Some(false) {
+        return conflict("encryption in transit");
+    }
+    if group.cluster_enabled() == Some(true) {
+        return Err(ComponentError::Conflict {
+            component: COMPONENT,
+            message: format!(
+                "replication group {id} runs in cluster mode, but this environment's cache is a single-shard group; \
+                 delete the group and apply again to recreate it"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn check_inputs(
@@ -588,7 +628,12 @@ async fn ensure_secret(
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_exists_exception()) =>
             {
-                Ok((false, Some(read_token(&sm, &name).await?)))
+                let token = if need_token {
+                    Some(read_token(&sm, &name).await?)
+                } else {
+                    None
+                };
+                Ok((false, token))
             }
             Err(e) => Err(aws_error(COMPONENT, format!("create secret {name}"), e)),
         };

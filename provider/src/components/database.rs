@@ -248,6 +248,16 @@ pub async fn ensure(
     // The primary.
     match &observed.primary {
         Some(db) if !is_deleting(db) => {
+            // RDS refuses changes (and replicas) while an instance is busy,
+            // e.g. still being created by a killed apply: wait, then look
+            // again.
+            let fresh;
+            let db = if is_usable(db) {
+                db
+            } else {
+                fresh = wait_available(ctx, &rds, &id).await?;
+                &fresh
+            };
             changed |= repair_primary(ctx, &rds, spec, network, keys, db).await?;
             changed |= reconcile_tags(&rds, db, &tags).await?;
         }
@@ -634,6 +644,12 @@ async fn repair_primary(
             )));
         }
     }
+    if db.storage_encrypted() == Some(false) {
+        return Err(conflict(format!(
+            "DB instance {id} stores its data unencrypted and RDS cannot encrypt an instance in place; \
+             snapshot it, destroy the database and restore the snapshot encrypted with the platform key"
+        )));
+    }
     let storage = i64::from(db.allocated_storage().unwrap_or(0));
     if storage > spec.allocated_storage_gb {
         return Err(conflict(format!(
@@ -767,6 +783,13 @@ async fn converge_replica(
     let id = replica_identifier(ctx, n);
     match existing {
         Some(db) if !is_deleting(db) => {
+            let fresh;
+            let db = if is_usable(db) {
+                db
+            } else {
+                fresh = wait_available(ctx, rds, &id).await?;
+                &fresh
+            };
             let mut changed = false;
             let mut modify = rds
                 .modify_db_instance()
@@ -794,7 +817,7 @@ async fn converge_replica(
                 changed = true;
             }
             changed |= reconcile_tags(rds, db, tags).await?;
-            if changed || status(db) != "available" {
+            if changed {
                 wait_available(ctx, rds, &id).await?;
             }
             Ok(changed)
@@ -844,7 +867,7 @@ async fn remove_replica(
 ) -> Result<bool, ComponentError> {
     let id = replica_identifier(ctx, n);
     if !is_deleting(db) {
-        delete_instance(rds, &id, None).await?;
+        delete_instance(ctx, rds, &id, None).await?;
     }
     wait_gone(ctx, rds, &id).await?;
     Ok(true)
@@ -854,39 +877,49 @@ async fn remove_replica(
 /// fine. With `final_snapshot`, RDS takes that snapshot first and keeps the
 /// automated backups.
 async fn delete_instance(
+    ctx: &Ctx,
     rds: &aws_sdk_rds::Client,
     id: &str,
     final_snapshot: Option<&str>,
 ) -> Result<(), ComponentError> {
-    let mut delete = rds.delete_db_instance().db_instance_identifier(id);
-    delete = match final_snapshot {
-        Some(snapshot) => delete
-            .final_db_snapshot_identifier(snapshot)
-            .delete_automated_backups(false),
-        None => delete.skip_final_snapshot(true),
-    };
-    let err = match delete.send().await {
-        Ok(_) => return Ok(()),
-        Err(e) if is_not_found(&e) => return Ok(()),
-        Err(e) => e,
-    };
-    // "Invalid state" for an instance already being deleted is success.
-    let invalid_state = err
-        .as_service_error()
-        .is_some_and(|s| s.is_invalid_db_instance_state_fault());
-    if invalid_state
-        && describe_one(rds, id)
-            .await?
-            .as_ref()
-            .is_none_or(is_deleting)
-    {
-        return Ok(());
+    let mut waited = false;
+    loop {
+        let mut delete = rds.delete_db_instance().db_instance_identifier(id);
+        delete = match final_snapshot {
+            Some(snapshot) => delete
+                .final_db_snapshot_identifier(snapshot)
+                .delete_automated_backups(false),
+            None => delete.skip_final_snapshot(true),
+        };
+        let err = match delete.send().await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => e,
+        };
+        let invalid_state = err
+            .as_service_error()
+            .is_some_and(|s| s.is_invalid_db_instance_state_fault());
+        if invalid_state {
+            match describe_one(rds, id).await? {
+                // Already gone or being deleted: that is success.
+                None => return Ok(()),
+                Some(db) if is_deleting(&db) => return Ok(()),
+                // Busy (creating, modifying, backing up): RDS takes the
+                // delete once the instance is available.
+                Some(_) if !waited => {
+                    wait_available(ctx, rds, id).await?;
+                    waited = true;
+                    continue;
+                }
+                Some(_) => {}
+            }
+        }
+        return Err(aws_error(
+            COMPONENT,
+            format!("delete DB instance {id}"),
+            err,
+        ));
     }
-    Err(aws_error(
-        COMPONENT,
-        format!("delete DB instance {id}"),
-        err,
-    ))
 }
 
 /// Waits until `id` is available with no pending change of what we manage.
@@ -907,6 +940,15 @@ async fn wait_available(
             });
         };
         let state = status(&db);
+        if state == "deleting" {
+            return Err(ComponentError::Conflict {
+                component: COMPONENT,
+                message: format!(
+                    "DB instance {id} is being deleted by someone else while this apply waits for it; \
+                     apply again once it is gone to recreate it"
+                ),
+            });
+        }
         if STUCK_STATES.contains(&state) {
             return Err(ComponentError::Conflict {
                 component: COMPONENT,
@@ -916,10 +958,15 @@ async fn wait_available(
                 ),
             });
         }
-        let usable = matches!(state, "available" | "storage-optimization");
-        Ok((usable && !has_pending_changes(&db)).then_some(db))
+        Ok(is_usable(&db).then_some(db))
     })
     .await
+}
+
+/// Available (or optimizing storage, which serves traffic) with no change
+/// of ours still pending.
+fn is_usable(db: &DbInstance) -> bool {
+    matches!(status(db), "available" | "storage-optimization") && !has_pending_changes(db)
 }
 
 /// True while RDS still has to apply a change to what this component
@@ -998,7 +1045,7 @@ pub async fn delete(ctx: &Ctx, spec: &DatabaseSpec) -> Result<Vec<String>, Compo
                 format!("{id}-final-{now}")
             });
             ctx.check_cancelled(COMPONENT, &format!("deleting DB instance {id}"))?;
-            delete_instance(&rds, &id, snapshot.as_deref()).await?;
+            delete_instance(ctx, &rds, &id, snapshot.as_deref()).await?;
             if let Some(snapshot) = snapshot {
                 warnings.push(format!(
                     "kept the final snapshot {snapshot} of DB instance {id}; delete it with \
