@@ -635,6 +635,46 @@ async fn a_killed_apply_is_adopted_not_duplicated() {
 }
 
 #[tokio::test]
+async fn an_unencrypted_database_is_not_adopted_silently() {
+    let moto = Moto::start();
+    let ctx = moto.ctx(ENV).await;
+    let aws = moto.aws().await;
+    let (network, keys) = network_and_keys(&aws).await;
+    let mut spec = db_spec();
+    spec.read_replicas = 0;
+    database::ensure(&ctx, &spec, &network, &keys)
+        .await
+        .expect("ensure");
+    // Someone replaced it with an unencrypted instance of the same name.
+    let rds = aws.rds();
+    rds.delete_db_instance()
+        .db_instance_identifier(db_id())
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .expect("delete by hand");
+    rds.create_db_instance()
+        .db_instance_identifier(db_id())
+        .engine("postgres")
+        .engine_version("16")
+        .db_instance_class("db.r6g.large")
+        .allocated_storage(100)
+        .master_username("idis_admin")
+        .db_name("idis")
+        .manage_master_user_password(true)
+        .db_subnet_group_name(db_id())
+        .send()
+        .await
+        .expect("unencrypted instance");
+
+    let err = database::ensure(&ctx, &spec, &network, &keys)
+        .await
+        .expect_err("cannot encrypt in place");
+    assert!(matches!(err, ComponentError::Conflict { .. }), "{err}");
+    assert!(err.to_string().contains("unencrypted"), "{err}");
+}
+
+#[tokio::test]
 async fn delete_refuses_while_deletion_protection_is_on() {
     let moto = Moto::start();
     let ctx = moto.ctx(ENV).await;
@@ -775,6 +815,41 @@ async fn ensure_waits_while_rds_reports_creating() {
         .filter(|c| *c == "DescribeDBInstances")
         .count();
     assert!(polls_between >= 4, "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_refresh_reads_each_component_in_one_round_of_calls() {
+    let moto = Moto::start();
+    let proxy = lifecycle::Proxy::start(&moto.endpoint, 0).await;
+    let ctx = ctx_at(&proxy.endpoint).await;
+    let (network, keys) = network_and_keys(&ctx.aws).await;
+    database::ensure(&ctx, &db_spec(), &network, &keys)
+        .await
+        .expect("ensure database");
+    cache::ensure(&ctx, &cache_spec(), &network, &keys)
+        .await
+        .expect("ensure cache");
+
+    let before = proxy.calls().len();
+    database::find(&ctx).await.expect("find database");
+    let database_calls = proxy.calls()[before..].to_vec();
+    // The primary and every replica in one DescribeDBInstances.
+    assert_eq!(database_calls, ["DescribeDBInstances"]);
+
+    let before = proxy.calls().len();
+    cache::find(&ctx).await.expect("find cache");
+    let mut cache_calls = proxy.calls()[before..].to_vec();
+    cache_calls.sort();
+    // Four independent reads, sent concurrently.
+    assert_eq!(
+        cache_calls,
+        [
+            "DescribeCacheClusters",
+            "DescribeReplicationGroups",
+            "DescribeSecret",
+            "ListTagsForResource"
+        ]
+    );
 }
 
 // ------------------------------------------------------------------- cache
@@ -1484,9 +1559,16 @@ mod lifecycle {
         if request.is_empty() {
             return Ok(());
         }
-        let (_, body) = split(&request);
+        let (head, body) = split(&request);
         let params = form(&body);
-        let action = params.get("Action").cloned().unwrap_or_default();
+        // Query-protocol services name the action in the form; JSON ones
+        // (Secrets Manager) in X-Amz-Target.
+        let target = head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("x-amz-target")
+                .then(|| value.trim().rsplit('.').next().unwrap_or("").to_string())
+        });
+        let action = params.get("Action").cloned().or(target).unwrap_or_default();
         let param = |name: &str| params.get(name).cloned().unwrap_or_default();
         if let Ok(mut s) = state.lock() {
             if !action.is_empty() {
