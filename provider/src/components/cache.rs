@@ -835,9 +835,16 @@ async fn repair_group(
 ) -> Result<bool, ComponentError> {
     let id = replication_group_id(ctx);
     let mut changed = false;
-    if group.status() != Some("available") {
-        wait_available(ctx, ec, &id).await?;
-    }
+    // ElastiCache refuses changes while a group is busy (e.g. still being
+    // created by a killed apply): wait, and compare with what it is then.
+    let fresh;
+    let group = if group.status() == Some("available") {
+        group
+    } else {
+        fresh = wait_available(ctx, ec, &id).await?;
+        changed = true;
+        &fresh
+    };
     let nodes = node_count(group);
     let replicas = clamp_i32(spec.node_count - 1);
 

@@ -243,7 +243,10 @@ pub async fn ensure(
         ensure_subnet_group(ctx, &rds, network, &tags),
         describe(ctx, &rds)
     )?;
+    // Whether to read everything again at the end; whether the primary
+    // must be waited for before the replicas.
     let mut changed = subnet_group_changed;
+    let mut primary_changed = false;
 
     // The primary.
     match &observed.primary {
@@ -256,9 +259,11 @@ pub async fn ensure(
                 db
             } else {
                 fresh = wait_available(ctx, &rds, &id).await?;
+                // What was observed is stale now: read again at the end.
+                changed = true;
                 &fresh
             };
-            changed |= repair_primary(ctx, &rds, spec, network, keys, db).await?;
+            primary_changed |= repair_primary(ctx, &rds, spec, network, keys, db).await?;
             changed |= reconcile_tags(&rds, db, &tags).await?;
         }
         deleting => {
@@ -267,11 +272,12 @@ pub async fn ensure(
             }
             ctx.check_cancelled(COMPONENT, &format!("creating DB instance {id}"))?;
             create_primary(ctx, &rds, spec, network, keys, &tags).await?;
-            changed = true;
+            primary_changed = true;
         }
     }
-    if changed {
+    if primary_changed {
         wait_available(ctx, &rds, &id).await?;
+        changed = true;
     }
 
     // The read replicas: 1..=wanted exist, the higher-numbered ones go.
@@ -583,14 +589,14 @@ fn engine_upgrade(
         want.first().copied().unwrap_or(0),
         have.first().copied().unwrap_or(0),
     );
-    let downgrade = || {
-        ComponentError::Conflict {
+    let downgrade = || ComponentError::Conflict {
         component: COMPONENT,
         message: format!(
-            "DB instance {id} runs PostgreSQL {actual}, newer than database.engine_version = \"{wanted}\"; \
-             RDS cannot downgrade in place: set database.engine_version = \"{actual}\" (or \"{have_major}\" for any {have_major}.x)"
+            "DB instance {id} runs PostgreSQL {actual}, newer than \
+             database.engine_version = \"{wanted}\"; RDS cannot downgrade in place: \
+             set database.engine_version = \"{actual}\" \
+             (or \"{have_major}\" for any {have_major}.x)"
         ),
-    }
     };
     if want.len() == 1 {
         // A major alone: any minor of it will do.
@@ -784,13 +790,14 @@ async fn converge_replica(
     match existing {
         Some(db) if !is_deleting(db) => {
             let fresh;
+            let mut changed = false;
             let db = if is_usable(db) {
                 db
             } else {
                 fresh = wait_available(ctx, rds, &id).await?;
+                changed = true;
                 &fresh
             };
-            let mut changed = false;
             let mut modify = rds
                 .modify_db_instance()
                 .db_instance_identifier(&id)
