@@ -1209,6 +1209,95 @@ async fn a_lost_cache_secret_is_recreated_with_a_new_token() {
 }
 
 #[tokio::test]
+async fn a_cache_still_being_created_by_a_killed_apply_is_waited_for_and_adopted() {
+    let moto = Moto::start();
+    let proxy = lifecycle::Proxy::start(&moto.endpoint, 3).await;
+    let ctx = ctx_at(&proxy.endpoint).await;
+    let aws = moto.aws().await;
+    let (network, keys) = network_and_keys(&aws).await;
+    let spec = cache_spec();
+
+    // The killed apply had stored the token and asked for the group, which
+    // AWS is still creating.
+    let sm = ctx.aws.secretsmanager();
+    let token = sm
+        .get_random_password()
+        .password_length(64)
+        .exclude_punctuation(true)
+        .send()
+        .await
+        .expect("token")
+        .random_password
+        .expect("password");
+    sm.create_secret()
+        .name(secret_name())
+        .kms_key_id(&keys.platform_key_arn)
+        .secret_string(&token)
+        .send()
+        .await
+        .expect("secret");
+    let ec = ctx.aws.elasticache();
+    ec.create_cache_subnet_group()
+        .cache_subnet_group_name(cache_id())
+        .cache_subnet_group_description("left over")
+        .set_subnet_ids(Some(network.private_subnet_ids.clone()))
+        .send()
+        .await
+        .expect("subnet group");
+    ec.create_replication_group()
+        .replication_group_id(cache_id())
+        .replication_group_description("left over")
+        .engine("redis")
+        .engine_version("7.1")
+        .cache_node_type("cache.r6g.large")
+        .num_node_groups(1)
+        .replicas_per_node_group(2)
+        .automatic_failover_enabled(true)
+        .multi_az_enabled(true)
+        .at_rest_encryption_enabled(true)
+        .kms_key_id(&keys.platform_key_arn)
+        .transit_encryption_enabled(true)
+        .auth_token(&token)
+        .snapshot_retention_limit(7)
+        .cache_subnet_group_name(cache_id())
+        .security_group_ids(&network.cache_security_group_id)
+        .send()
+        .await
+        .expect("group");
+
+    let state = cache::ensure(&ctx, &spec, &network, &keys)
+        .await
+        .expect("ensure adopts");
+
+    assert_eq!(
+        proxy.creating_reads_left(&cache_id()),
+        Some(0),
+        "waited through creating"
+    );
+    let calls = proxy.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| *c == "CreateReplicationGroup")
+            .count(),
+        1,
+        "no second group: {calls:?}"
+    );
+    assert!(
+        !calls.iter().any(|c| c == "ModifyReplicationGroup"),
+        "nothing to repair, no token rotation: {calls:?}"
+    );
+    assert_eq!(
+        secret_value(&aws, &secret_name()).await,
+        token,
+        "token kept"
+    );
+    assert_eq!(state.node_count, 3);
+    assert_eq!(state.tags.get("team").map(String::as_str), Some("platform"));
+    assert_owned(&elasticache_tags(&aws, &state.arn).await, "cache");
+}
+
+#[tokio::test]
 async fn moto_gap_changing_the_cache_node_count_needs_replica_count_apis_moto_lacks() {
     let moto = Moto::start();
     let ctx = moto.ctx(ENV).await;
