@@ -107,6 +107,7 @@ async fn keys(aws: &Aws) -> KeysState {
         platform_key_id: key.key_id.clone(),
         tenant_key_arns: BTreeMap::new(),
         rotation_enabled: true,
+        ..KeysState::default()
     }
 }
 
