@@ -461,6 +461,16 @@ def terraform(tmp_path, terraform_rc, moto) -> Terraform:
 
 
 @pytest.fixture
+def aws_proxy(moto):
+    """Our proxy in front of moto (see awsproxy.py), fresh for each test."""
+    from awsproxy import AwsProxy
+
+    proxy = AwsProxy(moto.endpoint)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
 def closed_port() -> int:
     """A loopback TCP port nothing listens on: connections to it are refused."""
     return free_loopback_port()

@@ -17,13 +17,15 @@ RESOURCE = "module.idis_production.idis_environment.this"
 
 
 @pytest.fixture
-def production(tmp_path, terraform_rc, moto) -> Terraform:
-    """examples/production with the module beside it, initialised, moto emptied."""
+def production(tmp_path, terraform_rc, moto, aws_proxy) -> Terraform:
+    """examples/production with the module beside it, initialised, moto
+    emptied. The provider reaches moto through our proxy (which completes
+    deletions moto leaves unfinished); boto3 checks ask moto directly."""
     moto.reset()
     root = tmp_path / "repo"
     shutil.copytree(REPO_ROOT / "modules", root / "modules")
     shutil.copytree(REPO_ROOT / "examples" / "production", root / "examples" / "production")
-    tf = Terraform(root / "examples" / "production", terraform_rc, moto.endpoint)
+    tf = Terraform(root / "examples" / "production", terraform_rc, aws_proxy.endpoint)
     # moto makes everything available at once: poll fast.
     tf.env["IDIS_POLL_INTERVAL_MS"] = "50"
     tf.init()
@@ -163,22 +165,25 @@ def test_out_of_band_changes_show_as_drift_and_apply_repairs_them(production, aw
 def test_a_component_deleted_out_of_band_is_recreated_alone(production, aws):
     production.apply()
     before = state_of(production)
-    elasticache = aws("elasticache")
-    elasticache.delete_replication_group(ReplicationGroupId=f"{PREFIX}-cache")
-    assert not [g for g in elasticache.describe_replication_groups()["ReplicationGroups"] if g["ReplicationGroupId"] == f"{PREFIX}-cache"]
+    rds = aws("rds")
+    # Someone deletes the database by hand (moto finishes deletions at once;
+    # it never finishes an ElastiCache one, so the cache cannot serve here).
+    rds.modify_db_instance(DBInstanceIdentifier=f"{PREFIX}-db", DeletionProtection=False, ApplyImmediately=True)
+    rds.delete_db_instance(DBInstanceIdentifier=f"{PREFIX}-db", SkipFinalSnapshot=True)
+    assert not [d for d in rds.describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"] == f"{PREFIX}-db"]
 
     drift = production.plan("-refresh-only", "-detailed-exitcode", check=False)
     assert drift.returncode == 2, drift.describe("plan -refresh-only")
-    assert "cache_primary_endpoint" in drift.stdout
+    assert "database_endpoint" in drift.stdout
 
     production.apply()
 
-    groups = elasticache.describe_replication_groups(ReplicationGroupId=f"{PREFIX}-cache")["ReplicationGroups"]
-    assert len(groups) == 1
+    db = rds.describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
+    assert db["DeletionProtection"] is True and db["MultiAZ"] is True
     after = state_of(production)
-    for kept in ["vpc_id", "cluster_arn", "database_arn", "platform_key_arn", "audit_bucket_arn", "web_acl_arn"]:
+    for kept in ["vpc_id", "cluster_arn", "cache_replication_group_id", "platform_key_arn", "audit_bucket_arn", "web_acl_arn"]:
         assert after[kept] == before[kept], kept
-    assert after["cache_primary_endpoint"]
+    assert after["database_arn"] == db["DBInstanceArn"]
     assert production.plan("-detailed-exitcode", check=False).returncode == 0
 
 
@@ -194,7 +199,7 @@ def test_import_of_an_existing_environment_plans_no_change(production, aws):
     assert plan.returncode == 0, plan.describe("terraform plan -detailed-exitcode after import")
 
 
-def test_destroy_is_refused_while_protected_then_removes_all_but_the_kept_bucket_and_keys(production, aws):
+def test_destroy_is_refused_while_protected_then_removes_all_but_the_kept_bucket_and_keys(production, aws, aws_proxy):
     production.apply()
     bucket = production.output_json()["audit_bucket_name"]
     before = sorted(tagged(aws))
@@ -211,17 +216,52 @@ def test_destroy_is_refused_while_protected_then_removes_all_but_the_kept_bucket
     ec2 = aws("ec2")
     assert not ec2.describe_vpcs(Filters=[{"Name": "tag:idis:environment", "Values": [ENV]}])["Vpcs"]
     assert not [d for d in aws("rds").describe_db_instances()["DBInstances"] if d["DBInstanceIdentifier"].startswith(PREFIX)]
-    assert not aws("elasticache").describe_replication_groups()["ReplicationGroups"]
+    # moto 5.2.5 never finishes deleting a replication group: it stays in
+    # "deleting". That the deletion was asked for is what moto can show.
+    groups = aws("elasticache").describe_replication_groups()["ReplicationGroups"]
+    assert [g["Status"] for g in groups] in ([], ["deleting"]), groups
     assert PREFIX not in aws("eks").list_clusters()["clusters"]
     assert not aws("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"]
     assert not aws("shield").list_protections().get("Protections")
     assert bucket in [b["Name"] for b in aws("s3").list_buckets()["Buckets"]], "the audit bucket is kept"
-    kms = aws("kms")
+    # The tagging sweep: what is left must be kept on purpose.
+    kms, rds, sm = aws("kms"), aws("rds"), aws("secretsmanager")
+    kept = {"bucket": [], "keys": [], "final snapshot": [], "automated backups": [], "secret pending deletion": [],
+            "NAT gateways (deleted)": [], "cache (moto: deleting)": [], "cache subnet group (moto: cannot delete)": []}
+    leftovers = []
     for arn in tagged(aws):
-        if ":kms:" in arn:
+        if arn.endswith(f":::{bucket}"):
+            kept["bucket"].append(arn)
+        elif ":kms:" in arn:
             assert kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion", arn
-    leftovers = [arn for arn in tagged(aws) if ":kms:" not in arn and not arn.endswith(f":::{bucket}")]
+            kept["keys"].append(arn)
+        elif f":snapshot:{PREFIX}-db-final-" in arn:
+            kept["final snapshot"].append(arn)
+        elif f":snapshot:rds:{PREFIX}-db-" in arn:
+            # Automated backups are kept for their retention period
+            # (DeleteAutomatedBackups = false), for point-in-time restore.
+            kept["automated backups"].append(arn)
+        elif ":secretsmanager:" in arn:
+            assert sm.describe_secret(SecretId=arn).get("DeletedDate"), f"secret not scheduled for deletion: {arn}"
+            kept["secret pending deletion"].append(arn)
+        elif ":natgateway/" in arn:
+            # AWS (and moto) keep deleted NAT gateways visible for a while.
+            nat = arn.rsplit("/", 1)[1]
+            state = ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"]
+            assert state == "deleted", f"{arn} is {state}"
+            kept["NAT gateways (deleted)"].append(arn)
+        elif ":elasticache:" in arn and ":replicationgroup:" in arn:
+            kept["cache (moto: deleting)"].append(arn)
+        elif ":elasticache:" in arn and ":subnetgroup:" in arn:
+            # moto 5.2.5 has no DeleteCacheSubnetGroup; the proxy answered it.
+            assert arn.rsplit(":", 1)[1] in aws_proxy.deleted_cache_subnet_groups, arn
+            kept["cache subnet group (moto: cannot delete)"].append(arn)
+        else:
+            leftovers.append(arn)
     assert leftovers == [], f"tagged leftovers after destroy: {leftovers}"
+    assert len(kept["keys"]) == 3, kept
+    assert len(kept["final snapshot"]) == 1, "the final snapshot was taken"
+    print("kept after destroy:", {k: len(v) for k, v in kept.items()})
 
 
 def test_no_secret_reaches_state_plan_or_trace_logs(production, aws):

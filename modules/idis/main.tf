@@ -4,7 +4,8 @@
 resource "idis_environment" "this" {
   name   = var.environment
   region = var.region
-  tags   = var.tags
+  # No tags is null, not {}: an imported environment then plans clean.
+  tags = length(var.tags) > 0 ? var.tags : null
 
   network {
     vpc_cidr = var.vpc_cidr

@@ -54,8 +54,11 @@ fn main() -> ExitCode {
         ));
     }));
 
+    // An environment apply polls seven components' AWS SDK futures at
+    // once; in debug builds their frames exceed tokio's 2 MiB default.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(16 * 1024 * 1024)
         .build()
     {
         Ok(rt) => rt,

@@ -256,10 +256,10 @@ pub async fn converge(
         observed.keys.clone(),
     ) {
         let (c, d, ca, s) = tokio::join!(
-            cluster::ensure(&ctx, &specs.cluster, &net, &k),
-            database::ensure(&ctx, &specs.database, &net, &k),
-            cache::ensure(&ctx, &specs.cache, &net, &k),
-            storage::ensure(&ctx, &specs.storage, &k),
+            Box::pin(cluster::ensure(&ctx, &specs.cluster, &net, &k)),
+            Box::pin(database::ensure(&ctx, &specs.database, &net, &k)),
+            Box::pin(cache::ensure(&ctx, &specs.cache, &net, &k)),
+            Box::pin(storage::ensure(&ctx, &specs.storage, &k)),
         );
         logging::info(&format!(
             "{}: cluster, database, cache and storage done after {:?}",
@@ -296,7 +296,7 @@ pub async fn converge(
         }
         // Phase 3: the edge, once everything behind it stands.
         if !diagnostics.has_errors() {
-            match edge::ensure(&ctx, &specs.edge, &net).await {
+            match Box::pin(edge::ensure(&ctx, &specs.edge, &net)).await {
                 Ok(v) => observed.edge = Some(v),
                 Err(e) => {
                     diagnostics.push(component_error(&e));
@@ -377,13 +377,13 @@ fn prior_or_null(prior: &Value) -> Value {
 /// Reads every component concurrently.
 async fn observe_all(ctx: &Ctx) -> Result<Observed, Vec<ComponentError>> {
     let (n, k, c, d, ca, s, e) = tokio::join!(
-        network::find(ctx),
-        keys::find(ctx),
-        cluster::find(ctx),
-        database::find(ctx),
-        cache::find(ctx),
-        storage::find(ctx),
-        edge::find(ctx),
+        Box::pin(network::find(ctx)),
+        Box::pin(keys::find(ctx)),
+        Box::pin(cluster::find(ctx)),
+        Box::pin(database::find(ctx)),
+        Box::pin(cache::find(ctx)),
+        Box::pin(storage::find(ctx)),
+        Box::pin(edge::find(ctx)),
     );
     fn keep<T>(
         r: Result<Option<T>, ComponentError>,
@@ -511,20 +511,23 @@ pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) 
             }
             Err(e) => diagnostics.push(component_error(&e)),
         };
-    note(edge::delete(&ctx).await, &mut diagnostics);
+    note(Box::pin(edge::delete(&ctx)).await, &mut diagnostics);
     if !diagnostics.has_errors() {
         let (c, d, ca, s) = tokio::join!(
-            cluster::delete(&ctx),
-            database::delete(&ctx, &specs.database),
-            cache::delete(&ctx),
-            storage::delete(&ctx, &specs.storage),
+            Box::pin(cluster::delete(&ctx)),
+            Box::pin(database::delete(&ctx, &specs.database)),
+            Box::pin(cache::delete(&ctx)),
+            Box::pin(storage::delete(&ctx, &specs.storage)),
         );
         for r in [c, d, ca, s] {
             note(r, &mut diagnostics);
         }
     }
     if !diagnostics.has_errors() {
-        let (n, k) = tokio::join!(network::delete(&ctx), keys::delete(&ctx, &specs.keys));
+        let (n, k) = tokio::join!(
+            Box::pin(network::delete(&ctx)),
+            Box::pin(keys::delete(&ctx, &specs.keys))
+        );
         note(n, &mut diagnostics);
         note(k, &mut diagnostics);
     }

@@ -1,0 +1,220 @@
+"""A small HTTP proxy of our own between the provider and moto.
+
+It forwards every AWS call to moto unchanged, except where a rule steps in:
+
+- emulator gaps are filled the way AWS behaves, where moto 5.2.5 does not:
+  an ElastiCache replication group deleted through the proxy stops being
+  described (moto keeps it in "deleting" forever); DeleteCacheSubnetGroup
+  (absent from moto) succeeds; RDS instances report the Performance
+  Insights setting they were given (moto drops it);
+- fault rules (for the robustness tests) add latency, throttling and 5xx
+  answers, and count what they injected.
+
+Tests still check AWS state by asking moto directly with boto3, never
+through this proxy.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import re
+import threading
+import time
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate"}
+SERVICE_IN_AUTH = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+
+ELASTICACHE_NS = "http://elasticache.amazonaws.com/doc/2015-02-02/"
+
+
+@dataclass
+class Call:
+    service: str
+    action: str
+    params: dict[str, str]
+
+
+@dataclass
+class Counters:
+    calls: int = 0
+    by_service: dict[str, int] = field(default_factory=dict)
+    injected_latency: int = 0
+    injected_errors: int = 0
+    completed_deletions: int = 0
+
+
+def _query_error(code: str, message: str, status: int = 404, ns: str = ELASTICACHE_NS) -> tuple[int, dict, bytes]:
+    body = (
+        f'<ErrorResponse xmlns="{ns}"><Error><Type>Sender</Type><Code>{code}</Code>'
+        f"<Message>{message}</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    ).encode()
+    return status, {"Content-Type": "text/xml"}, body
+
+
+class AwsProxy:
+    """Runs on a free loopback port; `endpoint` is what the provider uses."""
+
+    def __init__(self, upstream: str, latency_ms: float = 0.0, error_rate: float = 0.0, seed: int = 7):
+        parsed = urllib.parse.urlparse(upstream)
+        self.upstream_host = parsed.hostname or "127.0.0.1"
+        self.upstream_port = parsed.port or 80
+        self.latency_ms = latency_ms
+        self.error_rate = error_rate
+        self.counters = Counters()
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+        self._deleted_groups: set[str] = set()
+        self._deleted_subnet_groups: set[str] = set()
+        self._performance_insights: dict[str, str] = {}
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, headers, payload = proxy._serve(self.command, self.path, dict(self.headers), body)
+                self.send_response(status)
+                for key, value in headers.items():
+                    if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def deleted_cache_subnet_groups(self) -> set[str]:
+        """Cache subnet groups the provider deleted (moto cannot delete them)."""
+        with self._lock:
+            return set(self._deleted_subnet_groups)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- request classification ------------------------------------------------
+
+    @staticmethod
+    def _classify(headers: dict, path: str, body: bytes) -> Call:
+        auth = headers.get("Authorization") or headers.get("authorization") or ""
+        match = SERVICE_IN_AUTH.search(auth)
+        service = match.group(1) if match else "unknown"
+        target = headers.get("X-Amz-Target") or headers.get("x-amz-target")
+        params: dict[str, str] = {}
+        if target:
+            action = target.rsplit(".", 1)[-1]
+        else:
+            content_type = headers.get("Content-Type") or headers.get("content-type") or ""
+            if "x-www-form-urlencoded" in content_type and body:
+                params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode(errors="replace")).items()}
+            action = params.get("Action", path.split("?")[0])
+        return Call(service=service, action=action, params=params)
+
+    # -- rules -------------------------------------------------------------------
+
+    def _lifecycle(self, call: Call) -> tuple[int, dict, bytes] | None:
+        """moto gaps: finish deletions AWS would finish."""
+        if call.service != "elasticache":
+            return None
+        group = call.params.get("ReplicationGroupId")
+        if call.action == "DescribeReplicationGroups" and group in self._deleted_groups:
+            return _query_error("ReplicationGroupNotFoundFault", f"ReplicationGroup {group} not found.")
+        if call.action == "DeleteCacheSubnetGroup":
+            name = call.params.get("CacheSubnetGroupName", "")
+            with self._lock:
+                self._deleted_subnet_groups.add(name)
+                self.counters.completed_deletions += 1
+            body = (
+                f'<DeleteCacheSubnetGroupResponse xmlns="{ELASTICACHE_NS}"><ResponseMetadata>'
+                f"<RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></DeleteCacheSubnetGroupResponse>"
+            ).encode()
+            return 200, {"Content-Type": "text/xml"}, body
+        if call.action == "DescribeCacheSubnetGroups" and call.params.get("CacheSubnetGroupName") in self._deleted_subnet_groups:
+            name = call.params["CacheSubnetGroupName"]
+            return _query_error("CacheSubnetGroupNotFoundFault", f"CacheSubnetGroup {name} not found.")
+        if call.action == "CreateCacheSubnetGroup":
+            self._deleted_subnet_groups.discard(call.params.get("CacheSubnetGroupName", ""))
+        return None
+
+    def _after(self, call: Call, status: int, payload: bytes) -> bytes:
+        if status != 200:
+            return payload
+        if call.service == "elasticache" and call.action == "DeleteReplicationGroup":
+            with self._lock:
+                self._deleted_groups.add(call.params.get("ReplicationGroupId", ""))
+                self.counters.completed_deletions += 1
+        if call.service == "rds":
+            ident = call.params.get("DBInstanceIdentifier", "")
+            if call.action in ("CreateDBInstance", "CreateDBInstanceReadReplica"):
+                self._performance_insights[ident] = call.params.get("EnablePerformanceInsights", "false").lower()
+            elif call.action == "ModifyDBInstance" and "EnablePerformanceInsights" in call.params:
+                self._performance_insights[ident] = call.params["EnablePerformanceInsights"].lower()
+            elif call.action == "DescribeDBInstances":
+                payload = self._with_performance_insights(payload)
+        return payload
+
+    def _with_performance_insights(self, payload: bytes) -> bytes:
+        text = payload.decode()
+
+        def add(match: re.Match) -> str:
+            enabled = self._performance_insights.get(match.group(1), "false")
+            return f"{match.group(0)}<PerformanceInsightsEnabled>{enabled}</PerformanceInsightsEnabled>"
+
+        if "<PerformanceInsightsEnabled>" in text:
+            return payload
+        return re.sub(r"<DBInstanceIdentifier>([^<]+)</DBInstanceIdentifier>", add, text).encode()
+
+    def _fault(self, call: Call) -> tuple[int, dict, bytes] | None:
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000)
+            with self._lock:
+                self.counters.injected_latency += 1
+        if self.error_rate and self._random.random() < self.error_rate:
+            with self._lock:
+                self.counters.injected_errors += 1
+            return 503, {"Content-Type": "text/plain"}, b"Service Unavailable (injected by the test proxy)"
+        return None
+
+    # -- forwarding --------------------------------------------------------------
+
+    def _serve(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
+        call = self._classify(headers, path, body)
+        with self._lock:
+            self.counters.calls += 1
+            self.counters.by_service[call.service] = self.counters.by_service.get(call.service, 0) + 1
+        answer = self._fault(call) or self._lifecycle(call)
+        if answer:
+            return answer
+        connection = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
+        try:
+            forwarded = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
+            connection.request(method, path, body=body or None, headers=forwarded)
+            response = connection.getresponse()
+            payload = response.read()
+            status = response.status
+            reply_headers = {k: v for k, v in response.getheaders()}
+        finally:
+            connection.close()
+        payload = self._after(call, status, payload)
+        return status, reply_headers, payload
