@@ -447,6 +447,47 @@ async fn cluster_drift_is_seen_by_find_and_repaired_by_ensure() {
 }
 
 #[tokio::test]
+async fn new_instance_types_replace_the_node_group() {
+    let moto = start_moto();
+    let ctx = moto.ctx("retype").await;
+    let aws = moto.aws().await;
+    let (net, keys) = (network(&aws).await, keys(&aws).await);
+    let before = cluster::ensure(&ctx, &cluster_spec(), &net, &keys)
+        .await
+        .expect("ensure");
+
+    let other_types = ClusterSpec {
+        node_instance_types: vec!["m7i.2xlarge".to_string()],
+        ..cluster_spec()
+    };
+    let after = cluster::ensure(&ctx, &other_types, &net, &keys)
+        .await
+        .expect("a new node group with the new instance types");
+
+    let group = aws
+        .eks()
+        .describe_nodegroup()
+        .cluster_name("idis-retype")
+        .nodegroup_name("idis-retype-default")
+        .send()
+        .await
+        .expect("describe node group")
+        .nodegroup
+        .expect("node group");
+    assert_eq!(group.instance_types(), ["m7i.2xlarge".to_string()]);
+    assert_eq!(after.node_instance_types, vec!["m7i.2xlarge".to_string()]);
+    assert_eq!(after.arn, before.arn, "the cluster itself is kept");
+    let groups = aws
+        .eks()
+        .list_nodegroups()
+        .cluster_name("idis-retype")
+        .send()
+        .await
+        .expect("list node groups");
+    assert_eq!(groups.nodegroups().len(), 1, "the old node group is gone");
+}
+
+#[tokio::test]
 async fn cluster_refuses_changes_eks_cannot_make_in_place() {
     let moto = start_moto();
     let ctx = moto.ctx("strict").await;
@@ -455,19 +496,6 @@ async fn cluster_refuses_changes_eks_cannot_make_in_place() {
     cluster::ensure(&ctx, &cluster_spec(), &net, &keys)
         .await
         .expect("ensure");
-
-    let other_types = ClusterSpec {
-        node_instance_types: vec!["m7i.2xlarge".to_string()],
-        ..cluster_spec()
-    };
-    let err = cluster::ensure(&ctx, &other_types, &net, &keys)
-        .await
-        .expect_err("instance types cannot change in place");
-    let message = conflict_message(err);
-    assert!(
-        message.contains("m6i.xlarge") && message.contains("m7i.2xlarge"),
-        "{message}"
-    );
 
     let older = ClusterSpec {
         kubernetes_version: "1.30".to_string(),

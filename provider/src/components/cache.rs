@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::KeysState;
 use super::network::NetworkState;
-use super::{aws_error, is_not_found, user_visible_tags, ComponentError, Ctx};
+use super::{aws_error, is_not_found, partition, user_visible_tags, ComponentError, Ctx};
 use crate::environment::spec::CacheSpec;
 
 pub const COMPONENT: &str = "cache";
@@ -95,16 +95,6 @@ struct Observed {
     tags: Option<BTreeMap<String, String>>,
     engine_version: Option<String>,
     secret: Option<DescribeSecretOutput>,
-}
-
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
 }
 
 fn group_arn(ctx: &Ctx) -> String {

@@ -11,8 +11,11 @@
 //!   secrets encryption when it is missing (`AssociateEncryptionConfig`),
 //!   node group min/max (`UpdateNodegroupConfig`), tags, role policies and
 //!   trust policies;
-//! - a Kubernetes downgrade, another secrets key, or other node instance
-//!   types are not possible in place: they are `Conflict` errors.
+//! - other node instance types cannot be set on a managed node group: the
+//!   group is replaced (deleted, then created with the new types), as
+//!   terraform-provider-aws does; the plan warns that nodes are drained;
+//! - a Kubernetes downgrade or another secrets key are not possible in
+//!   place: they are `Conflict` errors.
 //!
 //! The node group's desired size belongs to the cluster autoscaler once the
 //! group exists: `ensure` sets it when it creates the group, and afterwards
@@ -834,11 +837,19 @@ async fn ensure_node_group(
     observed.sort_unstable();
     wanted.sort_unstable();
     if observed != wanted {
-        return Err(conflict(format!(
-            "EKS node group {name} runs instance types [{}]; a managed node group cannot change them in place, so [{}] needs a new node group",
+        // A managed node group cannot change instance types: replace it.
+        crate::logging::info(&format!(
+            "EKS node group {name}: replacing [{}] with [{}]",
             group.instance_types().join(", "),
             spec.node_instance_types.join(", ")
-        )));
+        ));
+        delete_node_group(ctx).await?;
+        let desired = group
+            .scaling_config()
+            .and_then(|s| s.desired_size())
+            .unwrap_or(min)
+            .clamp(min, max);
+        return create_node_group(ctx, spec, network, role_arn, min, max, desired).await;
     }
 
     // Scaling: min and max are ours; desired belongs to the autoscaler and
@@ -997,31 +1008,7 @@ async fn wait_node_group_gone(ctx: &Ctx) -> Result<(), ComponentError> {
 /// each to be gone. Absent pieces are skipped. Returns warnings for the
 /// plan/apply output (none today).
 pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
-    let group_name = node_group_name(ctx);
-    if let Some(group) = describe_node_group(ctx).await? {
-        if group.status() != Some(&NodegroupStatus::Deleting) {
-            let result = ctx
-                .aws
-                .eks()
-                .delete_nodegroup()
-                .cluster_name(cluster_name(ctx))
-                .nodegroup_name(&group_name)
-                .send()
-                .await;
-            match result {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => {
-                    return Err(aws_error(
-                        COMPONENT,
-                        format!("delete the EKS node group {group_name}"),
-                        e,
-                    ))
-                }
-            }
-        }
-        wait_node_group_gone(ctx).await?;
-    }
+    delete_node_group(ctx).await?;
 
     let name = cluster_name(ctx);
     if let Some(cluster) = describe_cluster(ctx).await? {
@@ -1047,6 +1034,36 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
         delete_role(ctx, &nodes.name),
     )?;
     Ok(Vec::new())
+}
+
+/// Deletes the node group (if any) and waits until it is gone.
+async fn delete_node_group(ctx: &Ctx) -> Result<(), ComponentError> {
+    let group_name = node_group_name(ctx);
+    let Some(group) = describe_node_group(ctx).await? else {
+        return Ok(());
+    };
+    if group.status() != Some(&NodegroupStatus::Deleting) {
+        let result = ctx
+            .aws
+            .eks()
+            .delete_nodegroup()
+            .cluster_name(cluster_name(ctx))
+            .nodegroup_name(&group_name)
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => {
+                return Err(aws_error(
+                    COMPONENT,
+                    format!("delete the EKS node group {group_name}"),
+                    e,
+                ))
+            }
+        }
+    }
+    wait_node_group_gone(ctx).await
 }
 
 /// Detaches managed policies, deletes inline policies, leaves instance

@@ -29,7 +29,9 @@ use aws_smithy_types::error::operation::BuildError;
 use serde::{Deserialize, Serialize};
 
 use super::network::NetworkState;
-use super::{aws_error, is_not_found, user_visible_tags, ComponentError, Ctx, TAG_ENVIRONMENT};
+use super::{
+    aws_error, is_not_found, partition, user_visible_tags, ComponentError, Ctx, TAG_ENVIRONMENT,
+};
 use crate::environment::spec::EdgeSpec;
 
 pub const COMPONENT: &str = "edge";
@@ -86,17 +88,6 @@ fn conflict(message: impl Into<String>) -> ComponentError {
 
 fn invalid(what: &str, e: BuildError) -> ComponentError {
     conflict(format!("could not build the request for {what}: {e}"))
-}
-
-/// The ARN partition of a region: `aws`, `aws-cn` or `aws-us-gov`.
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
 }
 
 fn eip_allocation_arn(ctx: &Ctx, allocation_id: &str) -> String {
@@ -1230,16 +1221,4 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
     };
     tokio::try_join!(cdn_side, acl_side)?;
     Ok(Vec::new())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn partitions_follow_the_region() {
-        assert_eq!(partition("us-east-1"), "aws");
-        assert_eq!(partition("cn-north-1"), "aws-cn");
-        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
-    }
 }

@@ -237,6 +237,17 @@ where
     )
 }
 
+/// The AWS partition of a region, for ARNs.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
 /// Converts a tag map into the (key, value) pairs the SDK builders take.
 pub fn tag_pairs(tags: &BTreeMap<String, String>) -> impl Iterator<Item = (&str, &str)> {
     tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))
@@ -253,4 +264,16 @@ pub fn user_visible_tags(tags: BTreeMap<String, String>) -> BTreeMap<String, Str
                 && k != TAG_MANAGED_BY
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition;
+
+    #[test]
+    fn partitions_follow_the_region() {
+        assert_eq!(partition("us-east-1"), "aws");
+        assert_eq!(partition("cn-north-1"), "aws-cn");
+        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+    }
 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::keys::KeysState;
-use super::{aws_error, user_visible_tags, ComponentError, Ctx};
+use super::{aws_error, partition, user_visible_tags, ComponentError, Ctx};
 use crate::environment::spec::AuditStorageSpec;
 
 pub const COMPONENT: &str = "audit_storage";
@@ -59,16 +59,6 @@ pub struct AuditStorageState {
 /// `idis-<env>-audit-<account>-<region>`.
 pub fn bucket_name(ctx: &Ctx) -> String {
     format!("{}-audit-{}-{}", ctx.prefix(), ctx.account_id, ctx.region)
-}
-
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
 }
 
 fn bucket_arn(ctx: &Ctx, bucket: &str) -> String {

@@ -668,7 +668,7 @@ fn judge_update(prior: &Value, planned: &Value, requires_replace: &[Path]) -> Di
         changed("cluster", "node_instance_types"),
         "Node group will be replaced",
         format!(
-            "cluster: EKS cannot change instance types of a node group in place; the node group is replaced with {} and every node is drained and recreated.",
+            "cluster: EKS cannot change instance types of a node group in place; the node group is deleted and created again with {}: every node is drained, and pods wait for the new nodes (typically 5 to 15 minutes without worker capacity).",
             show(&now("cluster", "node_instance_types"))
         ),
     );

@@ -439,13 +439,16 @@ fn check_tags(c: &mut Checker) {
     let (tags, path) = c.value(None, "tags");
     if let Value::Map(items) = tags {
         for (key, value) in items {
-            let reserved =
-                key.starts_with("aws:") || key.starts_with("idis:") || key == "managed-by";
+            // `Name` is set by the provider on every object (idis-<name>-...).
+            let reserved = key.starts_with("aws:")
+                || key.starts_with("idis:")
+                || key == "managed-by"
+                || key == "Name";
             if key.is_empty() || key.len() > 128 || reserved {
                 c.fail(
                     path.key(key),
                     &Value::string(key.clone()),
-                    "tag keys are 1 to 128 characters and may not use the reserved prefixes \"aws:\" and \"idis:\" or the key \"managed-by\"",
+                    "tag keys are 1 to 128 characters and may not use the reserved prefixes \"aws:\" and \"idis:\" or the keys \"managed-by\" and \"Name\" (the provider names every object)",
                 );
             }
             if value.as_str().is_some_and(|v| v.len() > 256) {
@@ -636,6 +639,8 @@ mod tests {
     fn reserved_tag_keys_are_refused() {
         let (path, _) = error(&[("", "tags", Value::string_map([("idis:environment", "x")]))]);
         assert_eq!(path, "tags[\"idis:environment\"]");
+        let (path, _) = error(&[("", "tags", Value::string_map([("Name", "x")]))]);
+        assert_eq!(path, "tags[\"Name\"]");
     }
 
     #[test]
