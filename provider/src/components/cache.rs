@@ -31,7 +31,10 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::KeysState;
 use super::network::NetworkState;
-use super::{aws_error, is_not_found, partition, user_visible_tags, ComponentError, Ctx};
+use super::{
+    aws_error, is_not_found, partition, same_members, tag_diff, user_visible_tags, ComponentError,
+    Ctx,
+};
 use crate::environment::spec::CacheSpec;
 
 pub const COMPONENT: &str = "cache";
@@ -450,25 +453,6 @@ fn ec_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-/// Tags to set and tag keys to remove so that `current` becomes `wanted`
-/// (AWS's own `aws:*` tags are left alone).
-fn tag_diff(
-    current: &BTreeMap<String, String>,
-    wanted: &BTreeMap<String, String>,
-) -> (BTreeMap<String, String>, Vec<String>) {
-    let set = wanted
-        .iter()
-        .filter(|(k, v)| current.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let remove = current
-        .keys()
-        .filter(|k| !k.starts_with("aws:") && !wanted.contains_key(*k))
-        .cloned()
-        .collect();
-    (set, remove)
-}
-
 async fn apply_tags(
     ec: &aws_sdk_elasticache::Client,
     arn: &str,
@@ -538,19 +522,11 @@ async fn ensure_subnet_group(
         return Ok(true);
     };
     let mut changed = false;
-    let mut current: Vec<&str> = group
-        .subnets()
-        .iter()
-        .filter_map(|s| s.subnet_identifier())
-        .collect();
-    current.sort_unstable();
-    let mut wanted: Vec<&str> = network
-        .private_subnet_ids
-        .iter()
-        .map(String::as_str)
-        .collect();
-    wanted.sort_unstable();
-    if current != wanted {
+    let current = group.subnets().iter().filter_map(|s| s.subnet_identifier());
+    if !same_members(
+        current,
+        network.private_subnet_ids.iter().map(String::as_str),
+    ) {
         ec.modify_cache_subnet_group()
             .cache_subnet_group_name(&name)
             .set_subnet_ids(Some(network.private_subnet_ids.clone()))

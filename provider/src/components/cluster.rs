@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::KeysState;
 use super::network::NetworkState;
-use super::{aws_error, is_not_found, user_visible_tags, ComponentError, Ctx};
+use super::{aws_error, is_not_found, same_members, user_visible_tags, ComponentError, Ctx};
 use crate::environment::spec::ClusterSpec;
 
 pub const COMPONENT: &str = "cluster";
@@ -828,15 +828,11 @@ async fn ensure_node_group(
         },
     };
 
-    let mut observed: Vec<&str> = group.instance_types().iter().map(String::as_str).collect();
-    let mut wanted: Vec<&str> = spec
-        .node_instance_types
-        .iter()
-        .map(String::as_str)
-        .collect();
-    observed.sort_unstable();
-    wanted.sort_unstable();
-    if observed != wanted {
+    let observed = group.instance_types().iter().map(String::as_str);
+    if !same_members(
+        observed,
+        spec.node_instance_types.iter().map(String::as_str),
+    ) {
         // A managed node group cannot change instance types: replace it.
         crate::logging::info(&format!(
             "EKS node group {name}: replacing [{}] with [{}]",

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::KeysState;
 use super::network::NetworkState;
-use super::{aws_error, is_not_found, user_visible_tags, ComponentError, Ctx};
+use super::{
+    aws_error, is_not_found, same_members, tag_diff, user_visible_tags, ComponentError, Ctx,
+};
 use crate::environment::spec::DatabaseSpec;
 
 pub const COMPONENT: &str = "database";
@@ -394,19 +396,11 @@ async fn ensure_subnet_group(
     };
 
     let mut changed = false;
-    let mut current: Vec<&str> = group
-        .subnets()
-        .iter()
-        .filter_map(|s| s.subnet_identifier())
-        .collect();
-    current.sort_unstable();
-    let mut wanted: Vec<&str> = network
-        .private_subnet_ids
-        .iter()
-        .map(String::as_str)
-        .collect();
-    wanted.sort_unstable();
-    if current != wanted {
+    let current = group.subnets().iter().filter_map(|s| s.subnet_identifier());
+    if !same_members(
+        current,
+        network.private_subnet_ids.iter().map(String::as_str),
+    ) {
         rds.modify_db_subnet_group()
             .db_subnet_group_name(&name)
             .set_subnet_ids(Some(network.private_subnet_ids.clone()))
@@ -444,25 +438,6 @@ async fn ensure_subnet_group(
         .await?;
     }
     Ok(changed)
-}
-
-/// Tags to set and tag keys to remove so that `current` becomes `wanted`
-/// (AWS's own `aws:*` tags are left alone).
-fn tag_diff(
-    current: &BTreeMap<String, String>,
-    wanted: &BTreeMap<String, String>,
-) -> (BTreeMap<String, String>, Vec<String>) {
-    let set = wanted
-        .iter()
-        .filter(|(k, v)| current.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let remove = current
-        .keys()
-        .filter(|k| !k.starts_with("aws:") && !wanted.contains_key(*k))
-        .cloned()
-        .collect();
-    (set, remove)
 }
 
 async fn apply_tag_diff(

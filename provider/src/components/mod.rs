@@ -248,6 +248,38 @@ pub fn partition(region: &str) -> &'static str {
     }
 }
 
+/// Tags to set and tag keys to remove so that `current` becomes `wanted`
+/// (AWS's own `aws:*` tags are left alone).
+pub fn tag_diff(
+    current: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let set = wanted
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let remove = current
+        .keys()
+        .filter(|k| !k.starts_with("aws:") && !wanted.contains_key(*k))
+        .cloned()
+        .collect();
+    (set, remove)
+}
+
+/// True when both hold the same items, in any order (subnet ids, instance
+/// types, ...).
+pub fn same_members<'a>(
+    a: impl IntoIterator<Item = &'a str>,
+    b: impl IntoIterator<Item = &'a str>,
+) -> bool {
+    let mut a: Vec<&str> = a.into_iter().collect();
+    let mut b: Vec<&str> = b.into_iter().collect();
+    a.sort_unstable();
+    b.sort_unstable();
+    a == b
+}
+
 /// Converts a tag map into the (key, value) pairs the SDK builders take.
 pub fn tag_pairs(tags: &BTreeMap<String, String>) -> impl Iterator<Item = (&str, &str)> {
     tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))
