@@ -353,3 +353,43 @@ resource "idis_environment" "this" {{
     flat = " ".join(result.stderr.split())
     assert f"{path} =" in flat, result.describe("terraform plan")
     assert "plugin crashed" not in flat.lower()
+
+
+def test_config_changes_are_planned_with_warnings_and_applied_in_place(production, aws):
+    production.apply()
+    before = state_of(production)
+    main_tf = production.workdir / "main.tf"
+    text = main_tf.read_text()
+    for old, new in [
+        ('db_instance_class   = "db.r6g.xlarge"', 'db_instance_class   = "db.r6g.2xlarge"'),
+        ("eks_node_max_count     = 10", "eks_node_max_count     = 12"),
+        ("enable_waf             = true", "enable_waf             = false"),
+        ('tenants             = ["acme", "globex"]', 'tenants             = ["acme", "initech"]'),
+    ]:
+        assert old in text, old
+        text = text.replace(old, new)
+    main_tf.write_text(text)
+
+    plan = production.plan()
+    flat = " ".join((plan.stdout + plan.stderr).split())
+    assert "1 to change, 0 to destroy" in flat, plan.describe("terraform plan")
+    for warning in ["Database instance class change", "Tenant key will be scheduled for deletion", "WAF will be removed"]:
+        assert warning in flat, f"missing warning {warning!r}:\n{plan.stdout}{plan.stderr}"
+    assert "globex" in flat and "failover" in flat
+
+    production.apply()
+
+    db = aws("rds").describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
+    assert db["DBInstanceClass"] == "db.r6g.2xlarge"
+    group = aws("eks").describe_nodegroup(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default")["nodegroup"]
+    assert group["scalingConfig"]["maxSize"] == 12
+    assert aws("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"] == []
+    kms = aws("kms")
+    aliases = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+    assert f"alias/idis/{ENV}/initech" in aliases and f"alias/idis/{ENV}/globex" not in aliases
+    globex_key = before["tenant_key_arns"]["globex"]
+    assert kms.describe_key(KeyId=globex_key)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    after = state_of(production)
+    assert after["web_acl_arn"] is None
+    assert after["database_arn"] == before["database_arn"] and after["vpc_id"] == before["vpc_id"]
+    assert production.plan("-detailed-exitcode", check=False).returncode == 0
