@@ -71,6 +71,7 @@ class AwsProxy:
         self._deleted_groups: set[str] = set()
         self._deleted_subnet_groups: set[str] = set()
         self._performance_insights: dict[str, str] = {}
+        self.calls: list[Call] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -108,6 +109,11 @@ class AwsProxy:
         """Cache subnet groups the provider deleted (moto cannot delete them)."""
         with self._lock:
             return set(self._deleted_subnet_groups)
+
+    def requests(self, service: str, action: str) -> list[dict[str, str]]:
+        """Parameters of every `action` call made to `service` so far."""
+        with self._lock:
+            return [c.params for c in self.calls if c.service == service and c.action == action]
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -201,6 +207,7 @@ class AwsProxy:
     def _serve(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
         call = self._classify(headers, path, body)
         with self._lock:
+            self.calls.append(call)
             self.counters.calls += 1
             self.counters.by_service[call.service] = self.counters.by_service.get(call.service, 0) + 1
         answer = self._fault(call) or self._lifecycle(call)

@@ -50,7 +50,7 @@ def tagged(aws, env: str = ENV) -> list[str]:
     return [r["ResourceARN"] for page in pages for r in page["ResourceTagMappingList"]]
 
 
-def test_production_contract_lands_in_aws_and_replans_clean(production, aws):
+def test_production_contract_lands_in_aws_and_replans_clean(production, aws, aws_proxy):
     production.apply()
     out = production.output_json()
 
@@ -83,6 +83,10 @@ def test_production_contract_lands_in_aws_and_replans_clean(production, aws):
     assert group["AutomaticFailover"] == "enabled"
     assert group["AtRestEncryptionEnabled"] is True
     assert group["TransitEncryptionEnabled"] is True
+    # moto 5.2.5 does not report a replication group's engine version, so
+    # the request is what can be checked: Redis 7 was asked for.
+    created = aws_proxy.requests("elasticache", "CreateReplicationGroup")
+    assert [(c.get("Engine"), c.get("EngineVersion")) for c in created] == [("redis", "7")]
 
     s3 = aws("s3")
     bucket = out["audit_bucket_name"]
