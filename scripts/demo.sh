@@ -33,8 +33,16 @@ for _ in $(seq 1 100); do
 done
 echo "moto server on http://127.0.0.1:$port (log: $work/moto.log)"
 
+# The provider reaches moto through our proxy, which completes what moto
+# leaves unfinished the way AWS does (see tests/awsproxy.py).
+coproc PROXY { exec "$VENV/bin/python" "$root/tests/awsproxy.py" "http://127.0.0.1:$port"; }
+proxy_pid=$PROXY_PID
+trap 'kill $proxy_pid $moto_pid 2>/dev/null || true' EXIT
+read -r endpoint <&"${PROXY[0]}"
+echo "AWS proxy on $endpoint"
+
 export TF_CLI_CONFIG_FILE="$work/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
-export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL="$endpoint" AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 # The emulator makes everything available at once: poll it quickly.
 export IDIS_POLL_INTERVAL_MS=200

@@ -225,3 +225,18 @@ class AwsProxy:
             connection.close()
         payload = self._after(call, status, payload)
         return status, reply_headers, payload
+
+
+def main() -> None:
+    """`python tests/awsproxy.py UPSTREAM`: serve until killed; prints the endpoint."""
+    import signal
+    import sys
+
+    proxy = AwsProxy(sys.argv[1])
+    print(proxy.endpoint, flush=True)
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    proxy.stop()
+
+
+if __name__ == "__main__":
+    main()
