@@ -7,6 +7,11 @@ It forwards every AWS call to moto unchanged, except where a rule steps in:
   described (moto keeps it in "deleting" forever); DeleteCacheSubnetGroup
   (absent from moto) succeeds; RDS instances report the Performance
   Insights setting they were given (moto drops it);
+- EC2 refuses to delete what something still depends on, as AWS does and
+  moto does not (DependencyViolation): a subnet that still holds network
+  interfaces or load balancers, a security group that network interfaces
+  or load balancers use or other groups' rules reference, a VPC that still
+  holds security groups besides its default one;
 - fault rules (for the robustness tests) add latency, throttling and 5xx
   answers, and count what they injected.
 
@@ -26,8 +31,11 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import boto3
+import botocore.exceptions
+
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate"}
-SERVICE_IN_AUTH = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+SERVICE_IN_AUTH = re.compile(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/aws4_request")
 
 ELASTICACHE_NS = "http://elasticache.amazonaws.com/doc/2015-02-02/"
 
@@ -37,15 +45,18 @@ class Call:
     service: str
     action: str
     params: dict[str, str]
+    region: str = "us-east-1"
 
 
 @dataclass
 class Counters:
     calls: int = 0
     by_service: dict[str, int] = field(default_factory=dict)
+    by_action: dict[str, int] = field(default_factory=dict)
     injected_latency: int = 0
     injected_errors: int = 0
     completed_deletions: int = 0
+    dependency_violations: int = 0
 
 
 def _query_error(code: str, message: str, status: int = 404, ns: str = ELASTICACHE_NS) -> tuple[int, dict, bytes]:
@@ -72,6 +83,9 @@ class AwsProxy:
         self._deleted_subnet_groups: set[str] = set()
         self._performance_insights: dict[str, str] = {}
         self.calls: list[Call] = []
+        self._clients: dict[tuple[str, str], object] = {}
+        # (action, what blocked it) for each deletion refused with DependencyViolation.
+        self.refused: list[tuple[str, list[str]]] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -125,7 +139,8 @@ class AwsProxy:
     def _classify(headers: dict, path: str, body: bytes) -> Call:
         auth = headers.get("Authorization") or headers.get("authorization") or ""
         match = SERVICE_IN_AUTH.search(auth)
-        service = match.group(1) if match else "unknown"
+        region = match.group(1) if match else "us-east-1"
+        service = match.group(2) if match else "unknown"
         target = headers.get("X-Amz-Target") or headers.get("x-amz-target")
         params: dict[str, str] = {}
         if target:
@@ -135,7 +150,7 @@ class AwsProxy:
             if "x-www-form-urlencoded" in content_type and body:
                 params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode(errors="replace")).items()}
             action = params.get("Action", path.split("?")[0])
-        return Call(service=service, action=action, params=params)
+        return Call(service=service, action=action, params=params, region=region)
 
     # -- rules -------------------------------------------------------------------
 
@@ -162,6 +177,92 @@ class AwsProxy:
         if call.action == "CreateCacheSubnetGroup":
             self._deleted_subnet_groups.discard(call.params.get("CacheSubnetGroupName", ""))
         return None
+
+    # -- EC2 dependencies, as AWS checks them -------------------------------------
+
+    def _moto(self, service: str, region: str):
+        """A boto3 client on moto itself, for the dependency checks."""
+        key = (service, region)
+        with self._lock:
+            if key not in self._clients:
+                session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+                self._clients[key] = session.client(
+                    service, region_name=region, endpoint_url=f"http://{self.upstream_host}:{self.upstream_port}"
+                )
+            return self._clients[key]
+
+    def _live_interfaces(self, region: str, filter_name: str, value: str) -> list[str]:
+        """Interfaces matching the filter, without those of deleted NAT
+        gateways (AWS deletes a NAT gateway's interface with it; moto keeps it)."""
+        ec2 = self._moto("ec2", region)
+        enis = ec2.describe_network_interfaces(Filters=[{"Name": filter_name, "Values": [value]}])["NetworkInterfaces"]
+        dead = {
+            address.get("NetworkInterfaceId")
+            for nat in ec2.describe_nat_gateways()["NatGateways"]
+            if nat["State"] in ("deleting", "deleted", "failed")
+            for address in nat.get("NatGatewayAddresses", [])
+        }
+        return [e["NetworkInterfaceId"] for e in enis if e["NetworkInterfaceId"] not in dead]
+
+    def _load_balancers(self, region: str) -> list[dict]:
+        return self._moto("elbv2", region).describe_load_balancers()["LoadBalancers"]
+
+    def _blockers(self, call: Call) -> list[str]:
+        """What still depends on the object this EC2 call deletes."""
+        region = call.region
+        if call.action == "DeleteSubnet":
+            subnet = call.params.get("SubnetId", "")
+            found = [f"network interface {e}" for e in self._live_interfaces(region, "subnet-id", subnet)]
+            found += [
+                f"load balancer {lb['LoadBalancerArn']}"
+                for lb in self._load_balancers(region)
+                if any(z.get("SubnetId") == subnet for z in lb.get("AvailabilityZones", []))
+            ]
+            return found
+        if call.action == "DeleteSecurityGroup":
+            group = call.params.get("GroupId", "")
+            if not group:
+                return []
+            found = [f"network interface {e}" for e in self._live_interfaces(region, "group-id", group)]
+            found += [
+                f"load balancer {lb['LoadBalancerArn']}"
+                for lb in self._load_balancers(region)
+                if group in lb.get("SecurityGroups", [])
+            ]
+            for other in self._moto("ec2", region).describe_security_groups()["SecurityGroups"]:
+                if other["GroupId"] == group:
+                    continue
+                for rule in other.get("IpPermissions", []) + other.get("IpPermissionsEgress", []):
+                    if any(pair.get("GroupId") == group for pair in rule.get("UserIdGroupPairs", [])):
+                        found.append(f"a rule of security group {other['GroupId']}")
+                        break
+            return found
+        if call.action == "DeleteVpc":
+            vpc = call.params.get("VpcId", "")
+            groups = self._moto("ec2", region).describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+            return [f"security group {g['GroupId']}" for g in groups if g["GroupName"] != "default"]
+        return []
+
+    def _dependencies(self, call: Call) -> tuple[int, dict, bytes] | None:
+        if call.service != "ec2" or call.action not in ("DeleteSubnet", "DeleteSecurityGroup", "DeleteVpc"):
+            return None
+        try:
+            blockers = self._blockers(call)
+        except botocore.exceptions.ClientError:  # the object itself is unknown: let moto answer
+            return None
+        if not blockers:
+            return None
+        with self._lock:
+            self.counters.dependency_violations += 1
+            self.refused.append((call.action, blockers))
+        target = call.params.get("SubnetId") or call.params.get("GroupId") or call.params.get("VpcId")
+        body = (
+            "<Response><Errors><Error><Code>DependencyViolation</Code>"
+            f"<Message>The {call.action[6:].lower()} '{target}' has dependencies and cannot be deleted "
+            f"(still used by {', '.join(blockers)}).</Message></Error></Errors>"
+            f"<RequestID>{uuid.uuid4()}</RequestID></Response>"
+        ).encode()
+        return 400, {"Content-Type": "text/xml"}, body
 
     def _after(self, call: Call, status: int, payload: bytes) -> bytes:
         if status != 200:
@@ -210,7 +311,8 @@ class AwsProxy:
             self.calls.append(call)
             self.counters.calls += 1
             self.counters.by_service[call.service] = self.counters.by_service.get(call.service, 0) + 1
-        answer = self._fault(call) or self._lifecycle(call)
+            self.counters.by_action[call.action] = self.counters.by_action.get(call.action, 0) + 1
+        answer = self._fault(call) or self._lifecycle(call) or self._dependencies(call)
         if answer:
             return answer
         connection = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)

@@ -50,6 +50,50 @@ def tagged(aws, env: str = ENV) -> list[str]:
     return [r["ResourceARN"] for page in pages for r in page["ResourceTagMappingList"]]
 
 
+def sweep_after_destroy(aws, aws_proxy, bucket: str) -> tuple[dict[str, list[str]], list[str]]:
+    """After a destroy: everything the tagging API still finds for the
+    environment, sorted into what is kept on purpose (checked to be in the
+    state it should be) and leftovers (which should be none)."""
+    ec2, kms, sm = aws("ec2"), aws("kms"), aws("secretsmanager")
+    kept = {"bucket": [], "keys": [], "final snapshot": [], "automated backups": [], "secret pending deletion": [],
+            "NAT gateways (deleted)": [], "cache (moto: deleting)": [], "cache subnet group (moto: cannot delete)": []}
+    leftovers = []
+    for arn in tagged(aws):
+        if arn.endswith(f":::{bucket}"):
+            kept["bucket"].append(arn)
+        elif ":kms:" in arn:
+            assert kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion", arn
+            kept["keys"].append(arn)
+        elif f":snapshot:{PREFIX}-db-final-" in arn:
+            kept["final snapshot"].append(arn)
+        elif f":snapshot:rds:{PREFIX}-db-" in arn:
+            # Automated backups are kept for their retention period
+            # (DeleteAutomatedBackups = false), for point-in-time restore.
+            kept["automated backups"].append(arn)
+        elif ":secretsmanager:" in arn:
+            assert sm.describe_secret(SecretId=arn).get("DeletedDate"), f"secret not scheduled for deletion: {arn}"
+            kept["secret pending deletion"].append(arn)
+        elif ":natgateway/" in arn:
+            # AWS (and moto) keep deleted NAT gateways visible for a while.
+            nat = arn.rsplit("/", 1)[1]
+            state = ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"]
+            assert state == "deleted", f"{arn} is {state}"
+            kept["NAT gateways (deleted)"].append(arn)
+        elif ":elasticache:" in arn and ":replicationgroup:" in arn:
+            # moto 5.2.5 never finishes deleting a replication group.
+            group = arn.rsplit(":", 1)[1]
+            status = aws("elasticache").describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"][0]["Status"]
+            assert status == "deleting", f"{arn} is {status}"
+            kept["cache (moto: deleting)"].append(arn)
+        elif ":elasticache:" in arn and ":subnetgroup:" in arn:
+            # moto 5.2.5 has no DeleteCacheSubnetGroup; the proxy answered it.
+            assert arn.rsplit(":", 1)[1] in aws_proxy.deleted_cache_subnet_groups, arn
+            kept["cache subnet group (moto: cannot delete)"].append(arn)
+        else:
+            leftovers.append(arn)
+    return kept, leftovers
+
+
 def test_production_contract_lands_in_aws_and_replans_clean(production, aws, aws_proxy):
     production.apply()
     out = production.output_json()
@@ -229,39 +273,7 @@ def test_destroy_is_refused_while_protected_then_removes_all_but_the_kept_bucket
     assert not aws("shield").list_protections().get("Protections")
     assert bucket in [b["Name"] for b in aws("s3").list_buckets()["Buckets"]], "the audit bucket is kept"
     # The tagging sweep: what is left must be kept on purpose.
-    kms, rds, sm = aws("kms"), aws("rds"), aws("secretsmanager")
-    kept = {"bucket": [], "keys": [], "final snapshot": [], "automated backups": [], "secret pending deletion": [],
-            "NAT gateways (deleted)": [], "cache (moto: deleting)": [], "cache subnet group (moto: cannot delete)": []}
-    leftovers = []
-    for arn in tagged(aws):
-        if arn.endswith(f":::{bucket}"):
-            kept["bucket"].append(arn)
-        elif ":kms:" in arn:
-            assert kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion", arn
-            kept["keys"].append(arn)
-        elif f":snapshot:{PREFIX}-db-final-" in arn:
-            kept["final snapshot"].append(arn)
-        elif f":snapshot:rds:{PREFIX}-db-" in arn:
-            # Automated backups are kept for their retention period
-            # (DeleteAutomatedBackups = false), for point-in-time restore.
-            kept["automated backups"].append(arn)
-        elif ":secretsmanager:" in arn:
-            assert sm.describe_secret(SecretId=arn).get("DeletedDate"), f"secret not scheduled for deletion: {arn}"
-            kept["secret pending deletion"].append(arn)
-        elif ":natgateway/" in arn:
-            # AWS (and moto) keep deleted NAT gateways visible for a while.
-            nat = arn.rsplit("/", 1)[1]
-            state = ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"]
-            assert state == "deleted", f"{arn} is {state}"
-            kept["NAT gateways (deleted)"].append(arn)
-        elif ":elasticache:" in arn and ":replicationgroup:" in arn:
-            kept["cache (moto: deleting)"].append(arn)
-        elif ":elasticache:" in arn and ":subnetgroup:" in arn:
-            # moto 5.2.5 has no DeleteCacheSubnetGroup; the proxy answered it.
-            assert arn.rsplit(":", 1)[1] in aws_proxy.deleted_cache_subnet_groups, arn
-            kept["cache subnet group (moto: cannot delete)"].append(arn)
-        else:
-            leftovers.append(arn)
+    kept, leftovers = sweep_after_destroy(aws, aws_proxy, bucket)
     assert leftovers == [], f"tagged leftovers after destroy: {leftovers}"
     assert len(kept["keys"]) == 3, kept
     assert len(kept["final snapshot"]) == 1, "the final snapshot was taken"

@@ -78,7 +78,9 @@ pub struct ClusterState {
     pub tags: BTreeMap<String, String>,
 }
 
-fn cluster_name(ctx: &Ctx) -> String {
+/// The EKS cluster's name, `idis-<env>`: what EKS and the cluster's
+/// controllers tag their own objects with.
+pub fn cluster_name(ctx: &Ctx) -> String {
     ctx.prefix()
 }
 

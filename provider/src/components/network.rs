@@ -30,7 +30,7 @@ use aws_sdk_ec2::types::{
 use aws_sdk_ec2::Client;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use futures_util::future::try_join_all;
+use futures_util::future::{join_all, try_join_all};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -38,6 +38,8 @@ use super::{
     TAG_ENVIRONMENT,
 };
 use crate::environment::spec::NetworkSpec;
+
+mod leftovers;
 
 pub const COMPONENT: &str = "network";
 
@@ -1880,15 +1882,34 @@ async fn delete_vpc(ctx: &Ctx, ec2: &Client, vpc: &Vpc) -> Result<(), ComponentE
         )));
     }
 
+    // What EKS and the cluster's controllers made in the VPC blocks the
+    // subnets and the VPC; what cannot go is refused before anything else.
+    let leftovers = leftovers::find(ctx, ec2, vpc_id, &obs.security_groups, |tags| {
+        is_ours(ctx, tags)
+    })
+    .await?;
+    leftovers::refuse_protected(ctx, &leftovers).await?;
+    if !leftovers.is_empty() {
+        crate::logging::info(&format!(
+            "{}: removing what the cluster left in VPC {vpc_id}: {}",
+            ctx.env,
+            leftovers.describe()
+        ));
+    }
+
     // NAT gateways hold public addresses and network interfaces in the
-    // public subnets: they go first, and their addresses with them.
+    // public subnets: they go first, and their addresses with them,
+    // while the cluster's load balancers and interfaces go too.
     let nats: Vec<NatGateway> = obs
         .nats
         .iter()
         .filter(|n| is_ours(ctx, n.tags()))
         .cloned()
         .collect();
-    remove_nat_gateways(ctx, ec2, &obs, &nats).await?;
+    tokio::try_join!(
+        remove_nat_gateways(ctx, ec2, &obs, &nats),
+        leftovers::remove_before_subnets(ctx, ec2, &leftovers),
+    )?;
     let remaining: Vec<String> = obs
         .free_eips()
         .into_iter()
@@ -1965,6 +1986,7 @@ async fn delete_vpc(ctx: &Ctx, ec2: &Client, vpc: &Vpc) -> Result<(), ComponentE
         try_join_all(tables),
         try_join_all(gateways),
         delete_security_groups(ctx, ec2, &names, &obs),
+        leftovers::remove_security_groups(ctx, ec2, &leftovers),
     )?;
 
     ctx.check_cancelled(COMPONENT, "deleting the network")?;
@@ -2004,63 +2026,118 @@ async fn delete_security_groups(
         .iter()
         .filter_map(|(role, _)| obs.security_group(&names.security_group(role)))
         .collect();
-    try_join_all(groups.iter().map(|g| async move {
+    delete_groups(ctx, ec2, &groups, "of this environment")
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// The rules of `rules` that reference other groups, as RevokeSecurityGroup*
+/// takes them back.
+fn group_references(rules: &[IpPermission]) -> Vec<IpPermission> {
+    rules
+        .iter()
+        .filter(|p| !p.user_id_group_pairs().is_empty())
+        .map(|p| {
+            IpPermission::builder()
+                .set_ip_protocol(p.ip_protocol().map(str::to_string))
+                .set_from_port(p.from_port())
+                .set_to_port(p.to_port())
+                .set_user_id_group_pairs(Some(
+                    p.user_id_group_pairs()
+                        .iter()
+                        .map(|pair| {
+                            // As observed: moto matches the description too.
+                            UserIdGroupPair::builder()
+                                .set_group_id(pair.group_id().map(str::to_string))
+                                .set_user_id(pair.user_id().map(str::to_string))
+                                .set_description(pair.description().map(str::to_string))
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build()
+        })
+        .collect()
+}
+
+/// Revokes the rules (in and out) by which `groups` reference other
+/// groups, then deletes each group, retrying while something still uses
+/// it. One result per group (`whose` describes them in messages), so a
+/// caller can name every group that did not go.
+async fn delete_groups(
+    ctx: &Ctx,
+    ec2: &Client,
+    groups: &[&SecurityGroup],
+    whose: &str,
+) -> Vec<Result<(), ComponentError>> {
+    let revoked = join_all(groups.iter().map(|g| async move {
         let id = g.group_id().unwrap_or_default();
-        let referencing: Vec<IpPermission> = g
-            .ip_permissions()
-            .iter()
-            .filter(|p| !p.user_id_group_pairs().is_empty())
-            .map(|p| {
-                IpPermission::builder()
-                    .set_ip_protocol(p.ip_protocol().map(str::to_string))
-                    .set_from_port(p.from_port())
-                    .set_to_port(p.to_port())
-                    .set_user_id_group_pairs(Some(
-                        p.user_id_group_pairs()
-                            .iter()
-                            .map(|pair| {
-                                // As observed: moto matches the description too.
-                                UserIdGroupPair::builder()
-                                    .set_group_id(pair.group_id().map(str::to_string))
-                                    .set_user_id(pair.user_id().map(str::to_string))
-                                    .set_description(pair.description().map(str::to_string))
-                                    .build()
-                            })
-                            .collect(),
+        let ingress = group_references(g.ip_permissions());
+        if !ingress.is_empty() {
+            match ec2
+                .revoke_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(Some(ingress))
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if absent(&e) => {}
+                Err(e) => {
+                    return Err(aws_error(
+                        COMPONENT,
+                        format!("revoke the group rules of security group {id} ({whose})"),
+                        e,
                     ))
-                    .build()
-            })
-            .collect();
-        if referencing.is_empty() {
-            return Ok(());
+                }
+            }
         }
-        match ec2
-            .revoke_security_group_ingress()
-            .group_id(id)
-            .set_ip_permissions(Some(referencing))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if absent(&e) => Ok(()),
-            Err(e) => Err(aws_error(
-                COMPONENT,
-                format!("revoke the group rules of security group {id}"),
-                e,
-            )),
+        let egress = group_references(g.ip_permissions_egress());
+        if !egress.is_empty() {
+            match ec2
+                .revoke_security_group_egress()
+                .group_id(id)
+                .set_ip_permissions(Some(egress))
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if absent(&e) => {}
+                Err(e) => {
+                    return Err(aws_error(
+                        COMPONENT,
+                        format!("revoke the outbound group rules of security group {id} ({whose})"),
+                        e,
+                    ))
+                }
+            }
         }
+        Ok(())
     }))
-    .await?;
-    try_join_all(groups.iter().filter_map(|g| g.group_id()).map(|id| {
-        remove(
-            ctx,
-            format!("security group {id} to lose its network interfaces"),
-            format!("delete security group {id}"),
-            move || ec2.delete_security_group().group_id(id).send(),
-        )
-    }))
-    .await?;
-    Ok(())
+    .await;
+    let mut results = Vec::new();
+    let mut deletable = Vec::new();
+    for (g, r) in groups.iter().zip(revoked) {
+        match r {
+            Ok(()) => deletable.extend(g.group_id()),
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    results.extend(
+        join_all(deletable.into_iter().map(|id| {
+            remove(
+                ctx,
+                format!(
+                    "security group {id} ({whose}) to lose its network interfaces and references"
+                ),
+                format!("delete security group {id} ({whose})"),
+                move || ec2.delete_security_group().group_id(id).send(),
+            )
+        }))
+        .await,
+    );
+    results
 }
 
 #[cfg(test)]

@@ -672,6 +672,33 @@ fn judge_update(prior: &Value, planned: &Value, requires_replace: &[Path]) -> Di
             show(&now("cluster", "node_instance_types"))
         ),
     );
+    if let (Some(running), Some(min), Some(max), Some(new)) = (
+        was("cluster", "node_desired_size").as_i64(),
+        now("cluster", "node_min_size").as_i64(),
+        now("cluster", "node_max_size").as_i64(),
+        now("cluster", "node_desired_size").as_i64(),
+    ) {
+        // Refresh keeps the stored size while AWS's stays within the bounds,
+        // so a size here outside them is what the node group runs.
+        if !(min..=max).contains(&running) && new != running {
+            let effect = if new < running {
+                format!(
+                    "{} node(s) are removed and their pods drained",
+                    running - new
+                )
+            } else {
+                format!("{} node(s) are added", new - running)
+            };
+            warn(
+                true,
+                "Node group size outside its bounds",
+                format!(
+                    "cluster.node_desired_size: the node group runs {running} nodes, outside node_min_size..node_max_size = [{min}, {max}], so apply sets it to {new}: {effect}. \
+                     Within [{min}, {max}] the cluster autoscaler owns the size and it is never drift; to keep {running} nodes, set node_min_size and node_max_size so that they include it."
+                ),
+            );
+        }
+    }
     if let (Some(old), Some(new)) = (
         was("keys", "tenants").as_strings(),
         now("keys", "tenants").as_strings(),
@@ -966,6 +993,8 @@ mod tests {
             p.planned.get_attr("cluster").get_attr("node_desired_size"),
             &Value::int(7)
         );
+        assert!(p.diagnostics.is_empty(), "{:?}", p.diagnostics);
+        // Refresh writes AWS's size only when it is outside the bounds.
         state
             .attr_mut("cluster")
             .set_attr("node_desired_size", Value::int(12));
@@ -974,5 +1003,22 @@ mod tests {
             p.planned.get_attr("cluster").get_attr("node_desired_size"),
             &Value::int(10)
         );
+        let why: Vec<&Diagnostic> = p
+            .diagnostics
+            .0
+            .iter()
+            .filter(|d| d.summary == "Node group size outside its bounds")
+            .collect();
+        assert_eq!(why.len(), 1, "{:?}", p.diagnostics);
+        assert!(!p.diagnostics.has_errors());
+        for part in [
+            "node_desired_size",
+            "12 nodes",
+            "[3, 10]",
+            "sets it to 10",
+            "2 node(s) are removed",
+        ] {
+            assert!(why[0].detail.contains(part), "{part}: {}", why[0].detail);
+        }
     }
 }

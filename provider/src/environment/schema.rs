@@ -66,7 +66,7 @@ pub fn schema() -> Schema {
         .attr(oc("node_instance_types", strings(), &format!("EC2 instance types of the node group. Default `[\"{NODE_INSTANCE_TYPE}\"]`.")))
         .attr(oc("node_min_size", Type::Number, &format!("Minimum nodes. Default `{NODE_MIN}`.")))
         .attr(oc("node_max_size", Type::Number, &format!("Maximum nodes. Default `{NODE_MAX}`.")))
-        .attr(oc("node_desired_size", Type::Number, "Initial node count. Default: `node_min_size`."));
+        .attr(oc("node_desired_size", Type::Number, "Initial node count. Default: `node_min_size`. Afterwards the cluster autoscaler owns the count: any size within [`node_min_size`, `node_max_size`] is not drift (the state keeps this value); a size outside them shows on refresh and the plan brings it back to the nearest bound, with a warning."));
     let database = Block::new("RDS PostgreSQL: Multi-AZ, gp3, encrypted with the platform key, master password managed by AWS Secrets Manager (never in state), backups, deletion protection, final snapshot.")
         .attr(oc("engine_version", Type::String, &format!("PostgreSQL version: a major (`16`, `15`; any minor of it satisfies) or a full version (`16.4`). Default `\"{DB_ENGINE_VERSION}\"`. Downgrades are refused.")))
         .attr(oc("instance_class", Type::String, &format!("DB instance class. Default `{DB_INSTANCE_CLASS}`.")))
@@ -117,7 +117,7 @@ pub fn schema() -> Schema {
     let block = Block::new("A whole IDIS environment on AWS: network, KMS keys, EKS, RDS PostgreSQL, ElastiCache Redis, the WORM audit bucket and the edge (WAF, Shield, CloudFront), built, read, repaired and destroyed as one unit.")
         .attr(Attribute::required("name", Type::String, "Environment name: lowercase letters, digits and dashes, starting with a letter, at most 23 characters. Every AWS name derives from it (`idis-<name>-...`). Changing it replaces the environment."))
         .attr(oc("region", Type::String, "AWS region. Default: the provider's. Changing it replaces the environment."))
-        .attr(Attribute::optional("tags", Type::map(Type::String), "Tags for every AWS object, on top of the provider's `default_tags` and the ownership tags `idis:environment`, `idis:component`, `managed-by`."))
+        .attr(Attribute::optional("tags", Type::map(Type::String), "Tags for every AWS object, on top of the provider's `default_tags` and the ownership tags `idis:environment`, `idis:component`, `managed-by`. Read back from the VPC; tags AWS manages (`aws:*`) and `kubernetes.io/cluster/<name>` tags that EKS and Kubernetes tooling add (unless set here) are not drift."))
         .attr(out("id", Type::String, "The environment name."))
         .attr(out("vpc_id", Type::String, "VPC id."))
         .attr(out("public_subnet_ids", strings(), "Public subnet ids, in zone order."))
@@ -134,7 +134,7 @@ pub fn schema() -> Schema {
         .attr(out("database_endpoint", Type::String, "Database host name."))
         .attr(out("database_port", Type::Number, "Database port."))
         .attr(out("database_master_secret_arn", Type::String, "ARN of the Secrets Manager secret AWS keeps the master credentials in."))
-        .attr(out("database_engine_version_actual", Type::String, "The full PostgreSQL version AWS runs."))
+        .attr(out("database_engine_version_actual", Type::String, "The PostgreSQL version AWS reported when the major was last set: at create, after a major upgrade, or always when `database.engine_version` pins a full version. Minor upgrades AWS applies under a major-only `engine_version` do not refresh it (they are not drift); ask RDS for the version running right now."))
         .attr(out("database_replica_endpoints", strings(), "Read replica host names."))
         .attr(out("cache_replication_group_id", Type::String, "ElastiCache replication group id."))
         .attr(out("cache_primary_endpoint", Type::String, "Redis primary endpoint."))

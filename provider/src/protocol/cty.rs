@@ -884,10 +884,34 @@ pub fn decode_msgpack(bytes: &[u8], ty: &Type) -> Result<Value, Error> {
     Ok(value)
 }
 
+/// How numbers are written to msgpack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Numbers {
+    /// As cty writes them: msgpack ints and floats where they are exact,
+    /// decimal text otherwise.
+    Compact,
+    /// Always as decimal text, which cty reads exactly as it reads a number
+    /// from JSON. For refreshed state: Terraform 1.11 decides whether a
+    /// refresh changed an object by comparing the object it decoded from
+    /// the provider's answer with the one it decoded from the stored JSON
+    /// state structurally (`reflect.DeepEqual`, big-float precision
+    /// included). A number read from a msgpack int carries another
+    /// precision than the same number read from JSON text, so with
+    /// [`Numbers::Compact`] every refresh of an object holding a number
+    /// counts as a change and `plan -refresh-only -detailed-exitcode` exits
+    /// 2 although nothing changed.
+    DecimalText,
+}
+
 /// Encodes `v` as a tfplugin5 `DynamicValue.msgpack` of type `ty`.
 pub fn encode_msgpack(v: &Value, ty: &Type) -> Result<Vec<u8>, Error> {
+    encode_msgpack_with(v, ty, Numbers::Compact)
+}
+
+/// [`encode_msgpack`] with numbers written as `numbers` says.
+pub fn encode_msgpack_with(v: &Value, ty: &Type, numbers: Numbers) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
-    encode_mp(&mut out, v, ty, &mut Path::root(), 0)?;
+    encode_mp(&mut out, v, ty, &mut Path::root(), 0, numbers)?;
     Ok(out)
 }
 
@@ -1305,8 +1329,9 @@ fn write_map_len(out: &mut Vec<u8>, n: usize, path: &Path) -> Result<(), Error> 
     write_len(out, n, (0x80, 16), None, 0xde, path)
 }
 
-fn write_number(out: &mut Vec<u8>, n: &Number, path: &Path) -> Result<(), Error> {
+fn write_number(out: &mut Vec<u8>, n: &Number, path: &Path, numbers: Numbers) -> Result<(), Error> {
     match n.canonical() {
+        Some(n) if numbers == Numbers::DecimalText => write_str(out, &n.to_string(), path)?,
         Some(Number::Int(i)) => write_int(out, i),
         Some(Number::Float(f)) => write_uint_be(out, 0xcb, &f.to_bits().to_be_bytes()),
         Some(Number::Big(text)) => write_str(out, &text, path)?,
@@ -1321,6 +1346,7 @@ fn encode_mp(
     ty: &Type,
     path: &mut Path,
     depth: usize,
+    numbers: Numbers,
 ) -> Result<(), Error> {
     check_depth(path, depth)?;
     match (ty, v) {
@@ -1331,10 +1357,10 @@ fn encode_mp(
             let inferred = infer_type(v, path, depth)?;
             write_array_len(out, 2, path)?;
             write_bin(out, &inferred.to_json_bytes(), path)?;
-            encode_mp(out, v, &inferred, path, depth + 1)?;
+            encode_mp(out, v, &inferred, path, depth + 1, numbers)?;
         }
         (Type::String, Value::String(s)) => write_str(out, s, path)?,
-        (Type::Number, Value::Number(n)) => write_number(out, n, path)?,
+        (Type::Number, Value::Number(n)) => write_number(out, n, path, numbers)?,
         (Type::Bool, Value::Bool(b)) => out.push(if *b { 0xc3 } else { 0xc2 }),
         (
             Type::List(elem) | Type::Set(elem),
@@ -1343,7 +1369,7 @@ fn encode_mp(
             write_array_len(out, items.len(), path)?;
             for (i, item) in items.iter().enumerate() {
                 in_step(path, index_step(i), |p| {
-                    encode_mp(out, item, elem, p, depth + 1)
+                    encode_mp(out, item, elem, p, depth + 1, numbers)
                 })?;
             }
         }
@@ -1352,7 +1378,7 @@ fn encode_mp(
             write_array_len(out, items.len(), path)?;
             for (i, (item, elem)) in items.iter().zip(elems).enumerate() {
                 in_step(path, index_step(i), |p| {
-                    encode_mp(out, item, elem, p, depth + 1)
+                    encode_mp(out, item, elem, p, depth + 1, numbers)
                 })?;
             }
         }
@@ -1361,7 +1387,9 @@ fn encode_mp(
             for (key, item) in entries {
                 write_str(out, key, path)?;
                 let step = PathStep::Key(key.clone());
-                in_step(path, step, |p| encode_mp(out, item, elem, p, depth + 1))?;
+                in_step(path, step, |p| {
+                    encode_mp(out, item, elem, p, depth + 1, numbers)
+                })?;
             }
         }
         (Type::Object(attrs), Value::Object(values) | Value::Map(values)) => {
@@ -1371,7 +1399,9 @@ fn encode_mp(
                 write_str(out, name, path)?;
                 let item = values.get(name).unwrap_or(&NULL);
                 let step = PathStep::Attr(name.clone());
-                in_step(path, step, |p| encode_mp(out, item, attr_ty, p, depth + 1))?;
+                in_step(path, step, |p| {
+                    encode_mp(out, item, attr_ty, p, depth + 1, numbers)
+                })?;
             }
         }
         (ty, v) => return Err(mismatch(path, ty.describe(), v.describe())),
@@ -2534,6 +2564,33 @@ mod tests {
         assert!(encode_msgpack(&float(f64::NAN), &n).is_err());
         assert!(encode_msgpack(&float(f64::INFINITY), &n).is_err());
         assert!(encode_msgpack(&big("twelve"), &n).is_err());
+    }
+
+    #[test]
+    fn numbers_as_decimal_text_read_back_as_the_same_numbers() {
+        let n = Type::Number;
+        for (v, text) in [
+            (int(5432), "5432"),
+            (int(-7), "-7"),
+            (int(0), "0"),
+            (float(0.5), "0.5"),
+            (big("0.1"), "0.1"),
+            (
+                big("123456789012345678901234567890"),
+                "123456789012345678901234567890",
+            ),
+        ] {
+            let bytes = encode_msgpack_with(&v, &n, Numbers::DecimalText).unwrap();
+            assert_eq!(bytes, mstr(text), "{v:?}");
+            assert_eq!(decode_msgpack(&bytes, &n).unwrap(), v);
+        }
+        // Inside collections too; other types are written as usual.
+        let ty = obj(&[("size", Type::Number), ("name", Type::String)]);
+        let v = oval(&[("size", int(3)), ("name", s("a"))]);
+        let text = encode_msgpack_with(&v, &ty, Numbers::DecimalText).unwrap();
+        assert_ne!(text, encode_msgpack(&v, &ty).unwrap());
+        assert_eq!(decode_msgpack(&text, &ty).unwrap(), v);
+        assert!(encode_msgpack_with(&float(f64::NAN), &n, Numbers::DecimalText).is_err());
     }
 
     #[test]

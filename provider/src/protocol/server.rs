@@ -169,7 +169,23 @@ pub fn decode(value: Option<&pb::DynamicValue>, ty: &Type) -> Result<Value, Diag
 }
 
 pub fn encode(value: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostics> {
-    cty::encode_msgpack(value, ty)
+    encode_with(value, ty, cty::Numbers::Compact)
+}
+
+/// A refreshed state, with numbers as decimal text so that Terraform reads
+/// an unchanged object back exactly as it reads the stored one (see
+/// [`cty::Numbers::DecimalText`]): otherwise every refresh looks like a
+/// change to `plan -refresh-only -detailed-exitcode`.
+pub fn encode_refreshed(value: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostics> {
+    encode_with(value, ty, cty::Numbers::DecimalText)
+}
+
+fn encode_with(
+    value: &Value,
+    ty: &Type,
+    numbers: cty::Numbers,
+) -> Result<pb::DynamicValue, Diagnostics> {
+    cty::encode_msgpack_with(value, ty, numbers)
         .map(|msgpack| pb::DynamicValue {
             msgpack,
             json: Vec::new(),
@@ -497,7 +513,7 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
                 return Err(read.diagnostics);
             }
             Ok(pb::read_resource::Response {
-                new_state: Some(encode(&read.state, &ty)?),
+                new_state: Some(encode_refreshed(&read.state, &ty)?),
                 diagnostics: read.diagnostics.to_proto(),
                 private: read.private,
                 deferred: None,

@@ -32,6 +32,7 @@ pub const SERVICES: &[&str] = &[
     "ec2",
     "eks",
     "elasticache",
+    "elasticloadbalancingv2",
     "iam",
     "kms",
     "rds",
@@ -485,6 +486,11 @@ impl Aws {
     client!(eks, aws_sdk_eks, "eks");
     client!(rds, aws_sdk_rds, "rds");
     client!(elasticache, aws_sdk_elasticache, "elasticache");
+    client!(
+        elbv2,
+        aws_sdk_elasticloadbalancingv2,
+        "elasticloadbalancingv2"
+    );
     client!(wafv2, aws_sdk_wafv2, "wafv2");
     client!(shield, aws_sdk_shield, "shield");
     client!(cloudfront, aws_sdk_cloudfront, "cloudfront");
