@@ -6,14 +6,21 @@ It forwards every AWS call to moto unchanged, except where a rule steps in:
   an ElastiCache replication group deleted through the proxy stops being
   described (moto keeps it in "deleting" forever); DeleteCacheSubnetGroup
   (absent from moto) succeeds; RDS instances report the Performance
-  Insights setting they were given (moto drops it);
+  Insights setting they were given (moto drops it); KMS ListAliases is
+  paginated (moto returns every alias at once; AWS returns `Limit` aliases,
+  50 by default, at most 100, and a `NextMarker`);
 - EC2 refuses to delete what something still depends on, as AWS does and
   moto does not (DependencyViolation): a subnet that still holds network
   interfaces or load balancers, a security group that network interfaces
   or load balancers use or other groups' rules reference, a VPC that still
   holds security groups besides its default one;
 - fault rules (for the robustness tests) add latency, throttling and 5xx
-  answers, and count what they injected.
+  answers, and count what they injected;
+- a delay table (for the benchmarks) holds chosen calls for a while before
+  forwarding them, e.g. `{"rds:CreateDBInstance": 8.0}`: the call returns
+  once the "provisioning" time has passed, so what depends on it waits;
+- with `record=True` every call is kept in `journal` with when it started
+  and finished, to see which calls ran concurrently.
 
 Tests still check AWS state by asking moto directly with boto3, never
 through this proxy.
@@ -22,6 +29,7 @@ through this proxy.
 from __future__ import annotations
 
 import http.client
+import json
 import random
 import re
 import threading
@@ -38,6 +46,14 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 SERVICE_IN_AUTH = re.compile(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/aws4_request")
 
 ELASTICACHE_NS = "http://elasticache.amazonaws.com/doc/2015-02-02/"
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a client opening more
+    # connections at once (the provider reads seven components
+    # concurrently) has the rest dropped until a retransmit, which no AWS
+    # endpoint does.
+    request_queue_size = 256
 
 
 @dataclass
@@ -57,6 +73,62 @@ class Counters:
     injected_errors: int = 0
     completed_deletions: int = 0
     dependency_violations: int = 0
+    # "service:Operation" -> calls (REST operations named as in the API).
+    by_operation: dict[str, int] = field(default_factory=dict)
+    injected_delays: int = 0
+
+
+@dataclass
+class Exchange:
+    """One call as the proxy saw it (time.monotonic() seconds)."""
+
+    service: str
+    operation: str
+    started: float
+    finished: float
+    status: int
+
+
+# REST operations the delay table and the journal name (method, service,
+# path pattern); query and JSON protocols carry their operation name.
+REST_OPERATIONS = [
+    ("PUT", "s3", re.compile(r"^/[^/?]+/?$"), "CreateBucket"),
+    ("HEAD", "s3", re.compile(r"^/[^/?]+/?$"), "HeadBucket"),
+    ("DELETE", "s3", re.compile(r"^/[^/?]+/?$"), "DeleteBucket"),
+    ("POST", "eks", re.compile(r"^/clusters/?$"), "CreateCluster"),
+    ("GET", "eks", re.compile(r"^/clusters/?$"), "ListClusters"),
+    ("POST", "eks", re.compile(r"^/clusters/[^/]+/node-groups/?$"), "CreateNodegroup"),
+    ("GET", "eks", re.compile(r"^/clusters/[^/]+/?$"), "DescribeCluster"),
+    ("GET", "eks", re.compile(r"^/clusters/[^/]+/node-groups/[^/]+/?$"), "DescribeNodegroup"),
+    ("POST", "cloudfront", re.compile(r"^/[^/]+/distribution/?$"), "CreateDistribution"),
+    ("GET", "cloudfront", re.compile(r"^/[^/]+/distribution/?$"), "ListDistributions"),
+    ("GET", "cloudfront", re.compile(r"^/[^/]+/tagging/?$"), "ListTagsForResource"),
+]
+
+
+S3_SUBRESOURCES = {
+    "object-lock": "ObjectLockConfiguration",
+    "publicAccessBlock": "PublicAccessBlock",
+    "uploads": "MultipartUploads",
+    "versions": "ObjectVersions",
+}
+
+
+def operation_name(call: Call, method: str, path: str) -> str:
+    """The API operation of a call: its Action or target, else the REST
+    operation its method and path stand for (else "METHOD /path")."""
+    if not call.action.startswith("/"):
+        return call.action
+    route, _, query = path.partition("?")
+    if call.service == "s3" and query:
+        # GET /bucket?versioning -> GetBucketVersioning, and so on.
+        sub = query.split("&")[0].split("=")[0]
+        verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete"}.get(method, method.title())
+        return verb + S3_SUBRESOURCES.get(sub, f"Bucket{sub[:1].upper()}{sub[1:]}")
+    for verb, service, pattern, name in REST_OPERATIONS:
+        if method == verb and call.service == service and pattern.match(route):
+            return name
+    return f"{method} {route}"
 
 
 def _query_error(code: str, message: str, status: int = 404, ns: str = ELASTICACHE_NS) -> tuple[int, dict, bytes]:
@@ -67,15 +139,46 @@ def _query_error(code: str, message: str, status: int = 404, ns: str = ELASTICAC
     return status, {"Content-Type": "text/xml"}, body
 
 
+def _page_of_aliases(request: bytes, payload: bytes) -> bytes:
+    """One page of a KMS ListAliases answer, as AWS pages it. The marker is
+    the position of the page in moto's (stable) list."""
+    try:
+        asked = json.loads(request or b"{}")
+        answer = json.loads(payload)
+    except ValueError:
+        return payload
+    aliases = answer.get("Aliases", [])
+    limit = max(1, min(int(asked.get("Limit") or 50), 100))
+    start = int(asked.get("Marker") or 0)
+    page = aliases[start : start + limit]
+    more = start + limit < len(aliases)
+    answer = {"Aliases": page, "Truncated": more}
+    if more:
+        answer["NextMarker"] = str(start + limit)
+    return json.dumps(answer).encode()
+
+
 class AwsProxy:
     """Runs on a free loopback port; `endpoint` is what the provider uses."""
 
-    def __init__(self, upstream: str, latency_ms: float = 0.0, error_rate: float = 0.0, seed: int = 7):
+    def __init__(
+        self,
+        upstream: str,
+        latency_ms: float = 0.0,
+        error_rate: float = 0.0,
+        seed: int = 7,
+        delays: dict[str, float] | None = None,
+        record: bool = False,
+    ):
         parsed = urllib.parse.urlparse(upstream)
         self.upstream_host = parsed.hostname or "127.0.0.1"
         self.upstream_port = parsed.port or 80
         self.latency_ms = latency_ms
         self.error_rate = error_rate
+        # "Operation" or "service:Operation" -> seconds to hold the call.
+        self.delays: dict[str, float] = dict(delays or {})
+        self.record = record
+        self.journal: list[Exchange] = []
         self.counters = Counters()
         self._lock = threading.Lock()
         self._random = random.Random(seed)
@@ -90,14 +193,18 @@ class AwsProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle on,
+            # the body waits for the client's delayed ACK (40 ms on Linux).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # quiet
                 pass
 
             def _handle(self):
+                started = time.monotonic()
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, headers, payload = proxy._serve(self.command, self.path, dict(self.headers), body)
+                status, headers, payload = proxy._serve(self.command, self.path, dict(self.headers), body, started)
                 self.send_response(status)
                 for key, value in headers.items():
                     if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
@@ -109,7 +216,7 @@ class AwsProxy:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -292,6 +399,13 @@ class AwsProxy:
             return payload
         return re.sub(r"<DBInstanceIdentifier>([^<]+)</DBInstanceIdentifier>", add, text).encode()
 
+    def _delay(self, call: Call, operation: str) -> None:
+        seconds = self.delays.get(f"{call.service}:{operation}", self.delays.get(operation, 0.0))
+        if seconds:
+            with self._lock:
+                self.counters.injected_delays += 1
+            time.sleep(seconds)
+
     def _fault(self, call: Call) -> tuple[int, dict, bytes] | None:
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
@@ -305,16 +419,36 @@ class AwsProxy:
 
     # -- forwarding --------------------------------------------------------------
 
-    def _serve(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
+    def _serve(
+        self, method: str, path: str, headers: dict, body: bytes, started: float | None = None
+    ) -> tuple[int, dict, bytes]:
+        started = time.monotonic() if started is None else started
         call = self._classify(headers, path, body)
+        operation = operation_name(call, method, path)
+        key = f"{call.service}:{operation}"
         with self._lock:
             self.calls.append(call)
             self.counters.calls += 1
             self.counters.by_service[call.service] = self.counters.by_service.get(call.service, 0) + 1
             self.counters.by_action[call.action] = self.counters.by_action.get(call.action, 0) + 1
+            self.counters.by_operation[key] = self.counters.by_operation.get(key, 0) + 1
+        status = 502
+        try:
+            status, reply_headers, payload = self._answer(method, path, headers, body, call, operation)
+            return status, reply_headers, payload
+        finally:
+            if self.record:
+                exchange = Exchange(call.service, operation, started, time.monotonic(), status)
+                with self._lock:
+                    self.journal.append(exchange)
+
+    def _answer(
+        self, method: str, path: str, headers: dict, body: bytes, call: Call, operation: str
+    ) -> tuple[int, dict, bytes]:
         answer = self._fault(call) or self._lifecycle(call) or self._dependencies(call)
         if answer:
             return answer
+        self._delay(call, operation)
         connection = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
         try:
             forwarded = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
@@ -326,6 +460,8 @@ class AwsProxy:
         finally:
             connection.close()
         payload = self._after(call, status, payload)
+        if call.service == "kms" and operation == "ListAliases" and status == 200:
+            payload = _page_of_aliases(body, payload)
         return status, reply_headers, payload
 
 

@@ -32,6 +32,9 @@ pub const TAG_TENANT: &str = "idis:tenant";
 /// How many tag reads run at once while looking for keys without alias.
 const SCAN_CONCURRENCY: usize = 8;
 
+/// The largest page ListAliases returns (its default is 50).
+const ALIASES_PER_PAGE: i32 = 100;
+
 /// What exists in AWS for this component.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct KeysState {
@@ -127,10 +130,16 @@ impl KeyView {
 }
 
 /// The environment's aliases: key name (`platform` or tenant) to target key id.
+///
+/// ListAliases lists every alias of the account and region, 50 a page by
+/// default; the pages come one after the other, so an account with many
+/// environments costs a round trip per page. Ask for the largest page KMS
+/// allows.
 async fn list_aliases(ctx: &Ctx, kms: &Client) -> Result<BTreeMap<String, String>, ComponentError> {
     let prefix = alias_prefix(ctx);
     let aliases: Vec<_> = kms
         .list_aliases()
+        .limit(ALIASES_PER_PAGE)
         .into_paginator()
         .items()
         .send()
