@@ -657,16 +657,16 @@ def time_to_first_line(argv: list[str], env: dict) -> tuple[float, str]:
     return elapsed, line.decode(errors="replace").strip()
 
 
-def jitter_share(binary: Path, env: dict, work: Path, runs: int = 5) -> float | None:
+def jitter_share(binary: Path, env: dict, work: Path, tag: str, runs: int = 5) -> float | None:
     """Share of the CPU samples of a start (exec to handshake line) whose
-    stack is in aws-lc's CPU jitter entropy code (`jent_*`, `*jitter*`), by
-    `perf record -g`; None when perf cannot be used here."""
+    stack is in aws-lc's CPU jitter entropy code (`jent_*`), by `perf
+    record -g`; None when perf cannot be used here."""
     perf = shutil.which("perf")
     if not perf:
         return None
     shares = []
     for i in range(runs):
-        data = work / f"startup.{i}.perf"
+        data = work / f"startup.{tag}.{i}.perf"
         proc = subprocess.Popen([perf, "record", "-q", "-F", "20000", "-g", "-o", str(data), "--", str(binary)],
                                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -686,7 +686,7 @@ def jitter_share(binary: Path, env: dict, work: Path, runs: int = 5) -> float | 
         samples = [block for block in script.split("\n\n") if block.strip()]
         if not samples:
             return None
-        jitter = sum(1 for block in samples if re.search(r"jent_|jitter", block))
+        jitter = sum(1 for block in samples if "jent_" in block)
         shares.append(jitter / len(samples))
     return statistics.median(shares)
 
@@ -717,7 +717,7 @@ def bench_startup(res: Results, ctx: Context, runs: int) -> None:
             floor.append(echo_seconds)
             other.append(other_seconds)
     p, f = Sample(provider), Sample(floor)
-    share = jitter_share(binary, env, ctx.work)
+    share = jitter_share(binary, env, ctx.work, "provider")
     met = p.median * 1000 <= TARGETS["startup_ms"]
     res.figures["startup"] = {"provider_s": provider, "echo_s": floor, "jitter_share": share}
     res.row("1", "1. Startup: exec to handshake line", p.short(1000, 1, "ms"), f"`echo` spawned the same way: {f.median * 1000:.1f} ms",
@@ -726,15 +726,15 @@ def bench_startup(res: Results, ctx: Context, runs: int) -> None:
     compare_text = ""
     if ctx.compare:
         o = Sample(other)
-        other_share = jitter_share(ctx.compare, env, ctx.work)
+        other_share = jitter_share(ctx.compare, env, ctx.work, "compare")
         res.figures["startup"]["compare_s"] = other
         res.figures["startup"]["compare_jitter_share"] = other_share
         compare_row = f"| provider, {ctx.compare_label} | {o.cells(1000, 2, 'ms')} |\n"
         compare_text = (
-            f"\nMeasured: a second build of the same commit with `{ctx.compare_label}`, given to the harness "
+            f"\nMeasured: a second build of the same commit with {ctx.compare_label}, given to the harness "
             f"with `--compare-provider` and timed in the same loop, reaches its handshake line in "
             f"**{o.median * 1000:.1f} ms** (median; {o.low * 1000:.1f}–{o.high * 1000:.1f})"
-            + (f"; {other_share * 100:.0f}% of its start-up samples are in jitter code" if other_share is not None else "")
+            + (f"; {other_share * 100:.0f}% of its start-up samples are in jitter entropy code" if other_share is not None else "")
             + ".\n"
         )
     if share is None:
@@ -743,7 +743,7 @@ def bench_startup(res: Results, ctx: Context, runs: int) -> None:
         profile = (
             f"Profile of this run (`perf record -F 20000 -g` of 5 starts, `perf script`): "
             f"**{share * 100:.0f}%** of the CPU samples from exec to the handshake line have aws-lc's CPU "
-            f"jitter entropy code on their stack (`tree_jitter_initialize_once`, `jent_*`): the one-time "
+            f"jitter entropy code on their stack (`jent_*`, under `tree_jitter_initialize_once`): the one-time "
             f"entropy collection that AWS-LC (since 1.60, aws-lc-sys 0.32) runs at the first use of "
             f"randomness in a process. The first randomness the provider needs is its TLS key, so every "
             f"start pays it."
@@ -1145,6 +1145,11 @@ def bench_plan_overhead(res: Results, ctx: Context, reps: int, count: int) -> No
     ops = "\n".join(f"| `{k}` | {v} |" for k, v in sorted(by_op.items()))
     services = ", ".join(f"{k} {v}" for k, v in sorted(by_service.items()))
     why = ""
+    start = res.figures.get("startup", {})
+    jitter_ms = (start.get("jitter_share") or 0) * Sample(start["provider_s"]).median * 1000 if start.get("provider_s") else 0
+    jitter_cpu = (f": about {n_proc * jitter_ms:.0f} ms of it is the jitter entropy collection of section 1 "
+                  f"({n_proc} × {jitter_ms:.0f} ms), which stands between exec and the handshake line and so "
+                  f"adds to the wall time directly." if jitter_ms else ".")
     if not met:
         why = f"""
 Why: `terraform_data` is built into Terraform, so the floor starts no
@@ -1163,18 +1168,17 @@ Starting the processes up to their first RPC took {to_first * 1000:.0f} ms in al
 processes lived {alive * 1000:.0f} ms in all, ConfigureProvider (SDK configuration and
 the STS credential check) took {configure * 1000:.0f} ms. The provider's own CPU time
 for the whole plan, all processes, is {cpu1 * 1000:.0f} ms for one environment and
-{cpun * 1000:.0f} ms for {n} (wait4 of the processes, as in section 2): most of it is
-the jitter entropy collection of section 1, once per process, which stands
-between exec and the handshake line and so adds to the wall time
-directly.
+{cpun * 1000:.0f} ms for {n} (wait4 of the processes, as in section 2){jitter_cpu}
 
 With more environments the cost per environment decides: {slope('idis') * 1000:.1f} ms
-per `idis_environment` against {slope('data') * 1000:.1f} ms per small `terraform_data`
+of wall time per `idis_environment`, against {slope('data') * 1000:.1f} ms per small `terraform_data`
 and {slope('big') * 1000:.1f} ms per `terraform_data` carrying an object as large as an
-environment's state ({ctx.state_size}). Against that state-sized
-floor the provider's plans take {b1:.2f}× (1) and {bn:.2f}× ({n}): most of the per-environment
-cost is Terraform's own handling of a large resource, which a small
-`terraform_data` does not have, and of its gRPC round trips.
+environment's state ({ctx.state_size}). The provider's CPU time grows by
+{max(0.0, (cpun - cpu1) / (n - 1)) * 1000:.1f} ms per environment; the rest of the {slope('idis') * 1000:.1f} ms is Terraform's
+own work per resource (decoding, validating and comparing an object of
+that size, three RPCs per environment), which a small `terraform_data` does
+not have: against the state-sized `terraform_data` the provider's plans
+take {b1:.2f}× (1 environment) and {bn:.2f}× ({n}).
 {compare_text}
 What would close it: the jitter entropy setting of section 1 takes about
 a fixed amount off each of the {n_proc} process starts. The rest is
