@@ -247,11 +247,26 @@ def test_destroy_removes_what_eks_and_the_ingress_controller_left_in_the_vpc(pro
     with pytest.raises(botocore.exceptions.ClientError, match="DependencyViolation"):
         proxied("ec2", aws_proxy.endpoint).delete_subnet(SubnetId=state["public_subnet_ids"][0])
 
+    # Someone asked for deletion protection on the load balancer: destroy
+    # refuses before it deletes anything, and names it.
+    elb = aws("elbv2")
+    lb = made["load balancers"][0]
+    protection = lambda on: elb.modify_load_balancer_attributes(  # noqa: E731
+        LoadBalancerArn=lb, Attributes=[{"Key": "deletion_protection.enabled", "Value": str(on).lower()}])
+    protection(True)
+    before = sorted(tagged(aws))
+    refused = production.destroy("-var", "deletion_protection=false", check=False)
+    assert refused.returncode == 1, refused.describe("terraform destroy")
+    flat = " ".join(refused.stderr.split())
+    assert "deletion protection" in flat and lb in flat, refused.describe("terraform destroy")
+    assert sorted(tagged(aws)) == before, "a refused destroy deleted something"
+    protection(False)
+
     started = time.monotonic()
     production.destroy("-var", "deletion_protection=false", timeout=300)
     print(f"destroy with EKS and controller leftovers took {time.monotonic() - started:.1f} s")
 
-    ec2, elb = aws("ec2"), aws("elbv2")
+    ec2 = aws("ec2")
     assert not ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [state["vpc_id"]]}])["Vpcs"]
     for group_id in made["security groups"]:
         assert not ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [group_id]}])["SecurityGroups"], group_id

@@ -1861,6 +1861,27 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
     Ok(Vec::new())
 }
 
+/// Fails when something in the environment's VPC will refuse to go on
+/// purpose (a load balancer of the cluster with deletion protection), so
+/// that destroy can stop before it deletes anything at all.
+pub async fn check_deletable(ctx: &Ctx) -> Result<(), ComponentError> {
+    let ec2 = ctx.aws.ec2();
+    let vpcs = ec2
+        .describe_vpcs()
+        .set_filters(Some(owned_filters(ctx)))
+        .send()
+        .await
+        .map_err(|e| aws_error(COMPONENT, "look up the VPC by its tags", e))?
+        .vpcs()
+        .to_vec();
+    for vpc in &vpcs {
+        let vpc_id = vpc.vpc_id().unwrap_or_default();
+        let found = leftovers::find(ctx, &ec2, vpc_id, &[], |_| true).await?;
+        leftovers::refuse_protected(ctx, &found).await?;
+    }
+    Ok(())
+}
+
 /// Everything in one VPC, in reverse dependency order, then the VPC.
 async fn delete_vpc(ctx: &Ctx, ec2: &Client, vpc: &Vpc) -> Result<(), ComponentError> {
     let names = Names::new(ctx);

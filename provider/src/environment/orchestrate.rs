@@ -471,7 +471,8 @@ pub async fn import(
 
 /// Destroy, backwards: edge; cluster, database, cache and bucket
 /// concurrently; then network and keys. Refused before anything is
-/// deleted when the database has deletion protection in AWS.
+/// deleted when the database has deletion protection in AWS, or when a
+/// load balancer the cluster left in the VPC has deletion protection.
 pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) -> Applied {
     let keep = |diagnostics: Diagnostics| Applied {
         state: prior.clone(),
@@ -500,6 +501,21 @@ pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) 
         }
         Err(e) => return keep(component_error(&e).into()),
         _ => {}
+    }
+    // What the cluster left in the VPC with deletion protection would stop
+    // the network's deletion at the very end: refuse before anything goes.
+    match network::check_deletable(&ctx).await {
+        Ok(()) => {}
+        Err(e @ ComponentError::Conflict { .. }) => {
+            return keep(
+                Diagnostic::error(
+                    "Destroy refused: a load balancer in the VPC has deletion protection",
+                    format!("{e}. Nothing was deleted."),
+                )
+                .into(),
+            )
+        }
+        Err(e) => return keep(component_error(&e).into()),
     }
     let mut diagnostics = Diagnostics::new();
     let note =

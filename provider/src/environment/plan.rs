@@ -700,6 +700,19 @@ fn judge_update(prior: &Value, planned: &Value, requires_replace: &[Path]) -> Di
         }
     }
     if let (Some(old), Some(new)) = (
+        was("cluster", "node_max_size").as_i64(),
+        now("cluster", "node_max_size").as_i64(),
+    ) {
+        // The state keeps the initial size while the autoscaler's stays
+        // within the bounds, so the plan cannot know how many nodes run:
+        // say what a lower maximum does to them.
+        warn(
+            new < old,
+            "Node group maximum lowered",
+            format!("cluster.node_max_size: lowered from {old} to {new}; if more than {new} nodes run, apply scales the node group down to {new} and the pods of the removed nodes are drained."),
+        );
+    }
+    if let (Some(old), Some(new)) = (
         was("keys", "tenants").as_strings(),
         now("keys", "tenants").as_strings(),
     ) {
@@ -1020,5 +1033,32 @@ mod tests {
         ] {
             assert!(why[0].detail.contains(part), "{part}: {}", why[0].detail);
         }
+    }
+
+    #[test]
+    fn lowering_the_maximum_warns_that_running_nodes_may_go() {
+        let c = config("production");
+        let state = applied(&plan(&Value::Null, &c, &c, "us-east-1").planned);
+        let mut smaller = config("production");
+        smaller
+            .attr_mut("cluster")
+            .set_attr("node_max_size", Value::int(5));
+        let p = plan(&state, &smaller, &smaller, "us-east-1");
+        assert!(!p.diagnostics.has_errors());
+        let warned: Vec<&str> = p.diagnostics.0.iter().map(|d| d.summary.as_str()).collect();
+        assert_eq!(
+            warned,
+            ["Node group maximum lowered"],
+            "{:?}",
+            p.diagnostics
+        );
+        assert!(p.diagnostics.0[0].detail.contains("from 10 to 5"));
+        let mut larger = config("production");
+        larger
+            .attr_mut("cluster")
+            .set_attr("node_max_size", Value::int(20));
+        assert!(plan(&state, &larger, &larger, "us-east-1")
+            .diagnostics
+            .is_empty());
     }
 }

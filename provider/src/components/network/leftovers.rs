@@ -365,7 +365,7 @@ pub(super) async fn refuse_protected(
     Err(ComponentError::Conflict {
         component: COMPONENT,
         message: format!(
-            "VPC {} holds load balancer(s) of cluster {} with deletion protection on: {}. Nothing of the network was deleted. \
+            "VPC {} holds load balancer(s) of cluster {} with deletion protection on: {}, so the VPC cannot be deleted and its deletion was not started. \
              Turn deletion protection off (aws elbv2 modify-load-balancer-attributes --attributes Key=deletion_protection.enabled,Value=false) \
              or delete them, then destroy again",
             leftovers.vpc_id,
