@@ -1,3 +1,4 @@
 //! Read-only lookups.
 
 pub mod account;
+pub mod environment;

@@ -159,8 +159,11 @@ pub const COMPONENT_OUTPUTS: &[(&str, &[&str])] = &[
     ("audit_storage", &["audit_bucket_arn", "audit_bucket_name"]),
 ];
 
-/// Paths whose change replaces the whole environment.
-const REPLACING: &[(Option<&str>, &str)] = &[
+/// Paths whose change replaces the whole environment, as (block, attribute).
+/// The schema's descriptions say "Changing this forces replacement." for
+/// exactly these (see `schema::schema`), and the docs are generated from
+/// those descriptions.
+pub const REPLACING: &[(Option<&str>, &str)] = &[
     (None, "name"),
     (None, "region"),
     (Some("network"), "vpc_cidr"),

@@ -5,6 +5,7 @@
 //! Every default lives in [`defaults`]; the plan writes them into the
 //! planned state explicitly, so drift on a defaulted attribute is visible.
 
+use super::plan;
 use crate::protocol::cty::Type;
 use crate::protocol::schema::{Attribute, Block, Nesting, Schema};
 
@@ -53,8 +54,8 @@ fn strings() -> Type {
 pub fn schema() -> Schema {
     use defaults::*;
     let network = Block::new("The VPC: public and private subnets in three availability zones, internet gateway, NAT, route tables, security groups.")
-        .attr(oc("vpc_cidr", Type::String, &format!("IPv4 CIDR of the VPC, /16 to /24, carved into 3 private and 3 public subnets. Default `{VPC_CIDR}`. Changing it replaces the environment.")))
-        .attr(oc("availability_zones", strings(), "Exactly three availability zones of the region. Default: the first three available zones, chosen at create. Changing them replaces the environment."))
+        .attr(oc("vpc_cidr", Type::String, &format!("IPv4 CIDR of the VPC, /16 to /24, carved into 3 private and 3 public subnets. Default `{VPC_CIDR}`.")))
+        .attr(oc("availability_zones", strings(), "Exactly three availability zones of the region. Default: the first three available zones, chosen at create."))
         .attr(oc("nat_gateway_per_az", Type::Bool, "One NAT gateway per zone (true), or one shared NAT gateway (false, cheaper, not zone-redundant). Default `true`."));
     let keys = Block::new("KMS keys: one platform key for the environment and one customer-managed key per tenant, aliases `alias/idis/<name>/<tenant>`.")
         .attr(oc("tenants", strings(), "Tenant names (lowercase letters, digits, dashes; unique). Each gets its own key. Removing a tenant schedules its key for deletion. Default: none."))
@@ -101,22 +102,22 @@ pub fn schema() -> Schema {
             .attr(oc(
                 "create",
                 Type::String,
-                &format!("Default `{CREATE_TIMEOUT}`."),
+                &format!("Longest a create may wait for AWS before it fails (the next apply resumes). Default `{CREATE_TIMEOUT}`."),
             ))
             .attr(oc(
                 "update",
                 Type::String,
-                &format!("Default `{UPDATE_TIMEOUT}`."),
+                &format!("Longest an update may wait for AWS before it fails (the next apply resumes). Default `{UPDATE_TIMEOUT}`."),
             ))
             .attr(oc(
                 "delete",
                 Type::String,
-                &format!("Default `{DELETE_TIMEOUT}`."),
+                &format!("Longest a destroy may wait for AWS, including what the cluster left in the VPC, before it fails (destroy can be run again). Default `{DELETE_TIMEOUT}`."),
             ));
 
     let block = Block::new("A whole IDIS environment on AWS: network, KMS keys, EKS, RDS PostgreSQL, ElastiCache Redis, the WORM audit bucket and the edge (WAF, Shield, CloudFront), built, read, repaired and destroyed as one unit.")
-        .attr(Attribute::required("name", Type::String, "Environment name: lowercase letters, digits and dashes, starting with a letter, at most 23 characters. Every AWS name derives from it (`idis-<name>-...`). Changing it replaces the environment."))
-        .attr(oc("region", Type::String, "AWS region. Default: the provider's. Changing it replaces the environment."))
+        .attr(Attribute::required("name", Type::String, "Environment name: lowercase letters, digits and dashes, starting with a letter, at most 23 characters. Every AWS name derives from it (`idis-<name>-...`)."))
+        .attr(oc("region", Type::String, "AWS region. Default: the provider's."))
         .attr(Attribute::optional("tags", Type::map(Type::String), "Tags for every AWS object, on top of the provider's `default_tags` and the ownership tags `idis:environment`, `idis:component`, `managed-by`. Read back from the VPC; tags AWS manages (`aws:*`) and `kubernetes.io/cluster/<name>` tags that EKS and Kubernetes tooling add (unless set here) are not drift."))
         .attr(out("id", Type::String, "The environment name."))
         .attr(out("vpc_id", Type::String, "VPC id."))
@@ -156,5 +157,66 @@ pub fn schema() -> Schema {
         .block("audit_storage", Nesting::Group, audit_storage)
         .block("edge", Nesting::Group, edge)
         .block("timeouts", Nesting::Group, timeouts);
-    Schema::new(SCHEMA_VERSION, block)
+    Schema::new(SCHEMA_VERSION, mark_replacing(block))
+}
+
+/// The sentence the description of every attribute in
+/// [`plan::REPLACING`] ends with; the docs generator reads it.
+pub const FORCES_REPLACEMENT: &str = "Changing this forces replacement.";
+
+/// Appends [`FORCES_REPLACEMENT`] to the attributes whose change the plan
+/// answers with a replacement, from the list the plan itself uses, so the
+/// schema (and the docs built from it) cannot disagree with the plan.
+fn mark_replacing(mut block: Block) -> Block {
+    for (nested, attr) in plan::REPLACING {
+        let target = match nested {
+            None => &mut block,
+            Some(name) => match block.blocks.iter_mut().find(|b| b.name == *name) {
+                Some(b) => &mut b.block,
+                None => continue,
+            },
+        };
+        if let Some(a) = target.attributes.iter_mut().find(|a| a.name == *attr) {
+            a.description = format!("{} {FORCES_REPLACEMENT}", a.description);
+        }
+    }
+    block
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (block, attribute) of every attribute whose description says it
+    /// forces replacement.
+    fn marked(block: &Block, under: Option<&str>, out: &mut Vec<(Option<String>, String)>) {
+        for a in &block.attributes {
+            if a.description.contains(FORCES_REPLACEMENT) {
+                out.push((under.map(str::to_string), a.name.clone()));
+            }
+        }
+        for b in &block.blocks {
+            marked(&b.block, Some(&b.name), out);
+        }
+    }
+
+    #[test]
+    fn exactly_the_attributes_the_plan_replaces_say_they_force_replacement() {
+        let mut found = Vec::new();
+        marked(&schema().block, None, &mut found);
+        let mut expected: Vec<(Option<String>, String)> = plan::REPLACING
+            .iter()
+            .map(|(b, a)| (b.map(str::to_string), a.to_string()))
+            .collect();
+        found.sort();
+        expected.sort();
+        assert_eq!(found, expected);
+        assert_eq!(found.len(), 4);
+    }
+
+    #[test]
+    fn no_description_speaks_of_replacement_in_its_own_words() {
+        let text = format!("{:?}", schema().block);
+        assert!(!text.contains("replaces the environment"));
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::data_sources::account;
+use crate::data_sources::{account, environment as environment_data};
 use crate::environment::{orchestrate, plan, schema as environment, validate};
 use crate::protocol::cty::{self, Value};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
@@ -54,7 +54,13 @@ impl Backend for IdisProvider {
     }
 
     fn data_source_schemas(&self) -> BTreeMap<String, Schema> {
-        BTreeMap::from([(account::TYPE_NAME.to_string(), account::schema())])
+        BTreeMap::from([
+            (account::TYPE_NAME.to_string(), account::schema()),
+            (
+                environment_data::TYPE_NAME.to_string(),
+                environment_data::schema(),
+            ),
+        ])
     }
 
     fn resource_schemas(&self) -> BTreeMap<String, Schema> {
@@ -180,21 +186,19 @@ impl Backend for IdisProvider {
         }
     }
 
-    fn validate_data_source(&self, type_name: &str, _config: &Value) -> Diagnostics {
+    fn validate_data_source(&self, type_name: &str, config: &Value) -> Diagnostics {
         match type_name {
             account::TYPE_NAME => Diagnostics::new(),
+            environment_data::TYPE_NAME => environment_data::validate(config),
             other => unknown_type("data source", other).into(),
         }
     }
 
-    async fn read_data_source(
-        &self,
-        type_name: &str,
-        _config: Value,
-    ) -> Result<Value, Diagnostics> {
+    async fn read_data_source(&self, type_name: &str, config: Value) -> Result<Value, Diagnostics> {
         let aws = self.aws()?;
         match type_name {
             account::TYPE_NAME => account::read(&aws).await,
+            environment_data::TYPE_NAME => environment_data::read(&aws, &config, &self.stop).await,
             other => Err(unknown_type("data source", other).into()),
         }
     }
