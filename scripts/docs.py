@@ -616,12 +616,9 @@ def main() -> int:
     pages = render(args.provider.resolve())
 
     if args.check:
-        diff = []
-        present = {str(p.relative_to(args.out)) for p in args.out.rglob("*.md")} if args.out.is_dir() else set()
-        for rel in sorted(set(pages) | present):
-            old = (args.out / rel).read_text().splitlines(keepends=True) if rel in present else []
-            new = pages.get(rel, "").splitlines(keepends=True)
-            diff += difflib.unified_diff(old, new, f"docs/{rel} (committed)", f"docs/{rel} (generated)")
+        with tempfile.TemporaryDirectory(prefix="idis-docs-check-") as tmp:
+            write(Path(tmp), pages)
+            diff = compare(args.out, Path(tmp))
         if diff:
             sys.stdout.writelines(diff)
             print("\ndocs/ is stale: run make docs and commit the result.", file=sys.stderr)
@@ -629,16 +626,34 @@ def main() -> int:
         print(f"docs/ is up to date ({len(pages)} pages).")
         return 0
 
-    for rel, text in pages.items():
-        path = args.out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    for stale in sorted(args.out.rglob("*.md")):
-        if str(stale.relative_to(args.out)) not in pages:
-            stale.unlink()
+    write(args.out, pages)
     print(f"wrote {len(pages)} pages to {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
     return 0
 
+
+def write(out: Path, pages: dict[str, str]) -> None:
+    """Writes the pages under `out`, removing pages that are no longer made."""
+    for rel, text in pages.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for stale in sorted(out.rglob("*.md")):
+        if str(stale.relative_to(out)) not in pages:
+            stale.unlink()
+
+
+def compare(committed: Path, generated: Path) -> list[str]:
+    """A unified diff of every page that differs, is missing or is extra."""
+    def pages(root: Path) -> set[str]:
+        return {str(p.relative_to(root)) for p in root.rglob("*.md")} if root.is_dir() else set()
+
+    old_pages, new_pages = pages(committed), pages(generated)
+    diff: list[str] = []
+    for rel in sorted(old_pages | new_pages):
+        old = (committed / rel).read_text().splitlines(keepends=True) if rel in old_pages else []
+        new = (generated / rel).read_text().splitlines(keepends=True) if rel in new_pages else []
+        diff += difflib.unified_diff(old, new, f"docs/{rel} (committed)", f"docs/{rel} (generated)")
+    return diff
 
 if __name__ == "__main__":
     sys.exit(main())
