@@ -168,7 +168,7 @@ IMPLIED = [
     ("kms:CreateGrant", "RDS, EKS and ElastiCache encrypt with the platform key through grants"),
     ("kms:GenerateDataKey", "RDS keeps the master password secret, and S3 default encryption, with the platform key"),
     ("kms:Decrypt", "as kms:GenerateDataKey"),
-    ("secretsmanager:UpdateSecret", "RDS manages the master password secret for the caller (also secretsmanager:CreateSecret and TagResource, listed above)"),
+    ("secretsmanager:UpdateSecret", "RDS manages the master password secret for the caller (with CreateSecret, DeleteSecret, GetSecretValue and TagResource, listed above, and the KMS actions here)"),
     ("sts:AssumeRole", "only with `assume_role`: on the role given there"),
 ]
 
