@@ -57,12 +57,18 @@ def managed_state(tf: Terraform) -> dict:
     raise AssertionError("no idis_environment in the managing stack's state")
 
 
-def test_an_application_stack_reads_the_same_outputs_the_managing_stack_has(stacks, aws):
+def test_an_application_stack_reads_the_same_outputs_the_managing_stack_has(stacks, aws, aws_proxy):
     platform, app = stacks
     platform.apply()
     managed = managed_state(platform)
 
+    before = dict(aws_proxy.counters.by_operation)
     app.apply()
+    called = {op for op, n in aws_proxy.counters.by_operation.items() if n != before.get(op, 0)}
+    # A lookup only reads: it changes nothing in AWS.
+    writes = sorted(op for op in called if not op.split(":")[1].startswith(("Describe", "Get", "List", "Head")))
+    assert writes == []
+    assert {"ec2:DescribeVpcs", "eks:DescribeCluster", "rds:DescribeDBInstances"} <= called
     read = app.output_json()
     everything = read["everything"]
 
