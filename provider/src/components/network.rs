@@ -329,7 +329,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, R>>>,
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
+    R: std::fmt::Debug + super::HttpStatus + 'static,
 {
     let action = action.as_str();
     ctx.wait_for(COMPONENT, &what, || {
