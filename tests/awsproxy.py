@@ -6,7 +6,11 @@ It forwards every AWS call to moto unchanged, except where a rule steps in:
   an ElastiCache replication group deleted through the proxy stops being
   described (moto keeps it in "deleting" forever); DeleteCacheSubnetGroup
   (absent from moto) succeeds; RDS instances report the Performance
-  Insights setting they were given (moto drops it); KMS ListAliases is
+  Insights setting they were given (moto drops it); a create repeated
+  with the same EC2 `ClientToken` or Secrets Manager `ClientRequestToken`
+  gets the first answer again (moto makes a second object); WAF's
+  duplicate error carries AWS's code `WAFDuplicateItemException` (moto
+  says `WafV2DuplicateItem`); KMS ListAliases is
   paginated (moto returns every alias at once; AWS returns `Limit` aliases,
   50 by default, at most 100, and a `NextMarker`);
 - EC2 refuses to delete what something still depends on, as AWS does and
@@ -36,6 +40,7 @@ import json
 import random
 import re
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -58,6 +63,12 @@ class _Server(ThreadingHTTPServer):
     # concurrently) has the rest dropped until a retransmit, which no AWS
     # endpoint does.
     request_queue_size = 256
+
+    def handle_error(self, request, client_address):
+        # A client that went away (killed mid-call) is not the proxy's error.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass
@@ -85,6 +96,8 @@ class Counters:
     injected_drops: int = 0
     injected_drops_after_forwarding: int = 0
     injected_creating: int = 0
+    # Creates repeated with a client token and answered as the first one.
+    repeated_tokens: int = 0
     # "service:Operation" -> faults injected into that operation's calls.
     faults_by_operation: dict[str, int] = field(default_factory=dict)
 
@@ -301,6 +314,8 @@ class AwsProxy:
         self.creating_reads = creating_reads
         # (kind, id) -> status reads still to answer "creating".
         self._creating: dict[tuple[str, str], int] = {}
+        # (service, operation, client token) -> the answer AWS gave.
+        self._answered_tokens: dict[tuple[str, str, str], tuple[int, dict, bytes]] = {}
         # "Operation" or "service:Operation" -> seconds to hold the call.
         self.delays: dict[str, float] = dict(delays or {})
         self.record = record
@@ -583,6 +598,36 @@ class AwsProxy:
             return fault_answer(call.service, kind)
         return kind
 
+    # -- client tokens, as AWS honours them ---------------------------------------------
+
+    @staticmethod
+    def _client_token(call: Call, operation: str, body: bytes) -> tuple[str, str, str] | None:
+        """The idempotency token of a create that carries one: EC2's
+        `ClientToken` (the SDK fills it in for CreateNatGateway,
+        CreateRouteTable, ...), Secrets Manager's `ClientRequestToken`."""
+        if call.service == "ec2" and call.params.get("ClientToken"):
+            return call.service, operation, call.params["ClientToken"]
+        if call.service == "secretsmanager" and operation == "CreateSecret":
+            try:
+                token = json.loads(body or b"{}").get("ClientRequestToken")
+            except ValueError:
+                return None
+            return (call.service, operation, token) if token else None
+        return None
+
+    def _repeated(self, call: Call, operation: str, body: bytes) -> tuple[int, dict, bytes] | None:
+        """A create repeated with the same client token gets the first
+        answer again, as on AWS (moto ignores the token and makes a second
+        object)."""
+        token = self._client_token(call, operation, body)
+        if token is None:
+            return None
+        with self._lock:
+            answer = self._answered_tokens.get(token)
+            if answer is not None:
+                self.counters.repeated_tokens += 1
+        return answer
+
     # -- "still creating" -----------------------------------------------------------
 
     def _reads_for(self, kind: str) -> int:
@@ -725,8 +770,10 @@ class AwsProxy:
             raise _Drop()
         if isinstance(fault, tuple):
             return fault
-        answer = self._lifecycle(call) or self._dependencies(call)
+        answer = self._lifecycle(call) or self._dependencies(call) or self._repeated(call, operation, body)
         if answer:
+            if fault == "drop-after":
+                raise _Drop()
             return answer
         self._delay(call, operation)
         connection = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
@@ -740,6 +787,18 @@ class AwsProxy:
         finally:
             connection.close()
         payload = self._after(call, status, payload)
+        if status == 400 and call.service == "wafv2" and b"WafV2DuplicateItem" in payload:
+            # moto names WAF's duplicate error differently from AWS (in the
+            # body and in X-Amzn-ErrorType, which the SDK reads first).
+            payload = payload.replace(b"WafV2DuplicateItem", b"WAFDuplicateItemException")
+            reply_headers = {
+                k: (v.replace("WafV2DuplicateItem", "WAFDuplicateItemException") if k.lower() == "x-amzn-errortype" else v)
+                for k, v in reply_headers.items()
+            }
+        token = self._client_token(call, operation, body)
+        if token and status == 200:
+            with self._lock:
+                self._answered_tokens[token] = (status, reply_headers, payload)
         if call.service == "kms" and operation == "ListAliases" and status == 200:
             payload = _page_of_aliases(body, payload)
         if status == 200:

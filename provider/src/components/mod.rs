@@ -162,6 +162,65 @@ impl Ctx {
     }
 }
 
+/// Tries of a create whose answer was lost, before giving up.
+const CREATE_ATTEMPTS: u32 = 3;
+/// Reads of what a create with a lost answer may have made, before
+/// creating again (AWS lists a new object after a moment).
+const LOST_CREATE_LOOKUPS: u32 = 3;
+
+/// Runs a create that AWS does not make idempotent (a KMS key, a VPC, a
+/// subnet, an internet gateway, an Elastic IP). The SDK does not repeat
+/// such a call when its answer is lost (see `provider::config`), because
+/// the first call may have made the object: `find` then looks for it by
+/// this environment's deterministic name and ownership tags, and adopts
+/// it; only when nothing turns up is it created again. Any other error
+/// ends the create.
+pub async fn create_or_adopt<T, C, CF, F, FF>(
+    ctx: &Ctx,
+    component: &'static str,
+    what: &str,
+    mut create: C,
+    mut find: F,
+) -> Result<T, ComponentError>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Result<T, ComponentError>>,
+    F: FnMut() -> FF,
+    FF: Future<Output = Result<Option<T>, ComponentError>>,
+{
+    let mut attempt = 1;
+    loop {
+        let lost = match create().await {
+            Ok(made) => return Ok(made),
+            Err(e) if e.is_transient() && attempt < CREATE_ATTEMPTS => e,
+            Err(e) => return Err(e),
+        };
+        logging::info(&format!(
+            "{component}: no answer to {what} ({lost}); looking for what it may have made before trying again"
+        ));
+        for _ in 0..LOST_CREATE_LOOKUPS {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => {
+                    return Err(ComponentError::Cancelled { component, what: what.to_string() });
+                }
+                _ = tokio::time::sleep(ctx.poll_interval) => {}
+            }
+            match find().await {
+                Ok(Some(found)) => {
+                    logging::info(&format!(
+                        "{component}: adopted what the unanswered call to {what} made"
+                    ));
+                    return Ok(found);
+                }
+                Ok(None) => {}
+                Err(e) if e.is_transient() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        attempt += 1;
+    }
+}
+
 /// What went wrong in one component. Messages name the component, the AWS
 /// object and what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -209,7 +268,13 @@ impl ComponentError {
     /// True for an AWS error worth trying again (throttling, 5xx, a
     /// dropped connection, a timeout).
     pub fn is_transient(&self) -> bool {
-        matches!(self, ComponentError::Aws { transient: true, .. })
+        matches!(
+            self,
+            ComponentError::Aws {
+                transient: true,
+                ..
+            }
+        )
     }
 
     /// The AWS error code, e.g. `DBInstanceNotFound`.
@@ -283,7 +348,9 @@ where
             let status = service.raw().status();
             status >= 500
                 || status == 429
-                || err.code().is_some_and(|code| THROTTLING_CODES.contains(&code))
+                || err
+                    .code()
+                    .is_some_and(|code| THROTTLING_CODES.contains(&code))
         }
         _ => false,
     }

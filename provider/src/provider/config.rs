@@ -26,7 +26,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Deserialize;
@@ -315,11 +315,39 @@ impl RetryCount {
     }
 }
 
+/// Creates AWS does not make idempotent: repeating one whose answer was
+/// lost (a dropped connection, a timeout) can make a second object. The
+/// SDK does not repeat these after a lost answer; the component looks for
+/// what the first call made and adopts it (`components::create_or_adopt`).
+/// Creates that carry a client token or a unique name are repeated as
+/// usual: AWS answers the repeat with the same object or "already exists".
+pub const NOT_IDEMPOTENT: &[&str] = &[
+    "kms:CreateKey",
+    "ec2:CreateVpc",
+    "ec2:CreateSubnet",
+    "ec2:CreateInternetGateway",
+    "ec2:AllocateAddress",
+];
+
+/// Marks an operation whose last attempt got no answer.
+#[derive(Debug, Clone)]
+struct LostAnswer;
+
+impl Storable for LostAnswer {
+    type Storer = StoreReplace<Self>;
+}
+
 /// `service:Operation` of the call in flight, e.g. `secretsmanager:DescribeSecret`.
 fn operation_name(cfg: &ConfigBag) -> String {
     cfg.load::<Metadata>().map_or_else(
         || "unknown".to_string(),
-        |m| format!("{}:{}", m.service().to_lowercase().replace(' ', ""), m.name()),
+        |m| {
+            format!(
+                "{}:{}",
+                m.service().to_lowercase().replace(' ', ""),
+                m.name()
+            )
+        },
     )
 }
 
@@ -342,10 +370,17 @@ impl Intercept for CountRetries {
         let attempt = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
         if attempt > 1 {
             let operation = operation_name(cfg);
+            if cfg.load::<LostAnswer>().is_some() && NOT_IDEMPOTENT.contains(&operation.as_str()) {
+                logging::debug(&format!(
+                    "AWS call not repeated: {operation} got no answer and may have taken effect"
+                ));
+                return Err(format!(
+                    "{operation} got no answer (the connection dropped or timed out) and may have taken effect, so it was not repeated"
+                )
+                .into());
+            }
             self.0.record(&operation);
-            logging::debug(&format!(
-                "AWS call retried: {operation} attempt {attempt}"
-            ));
+            logging::debug(&format!("AWS call retried: {operation} attempt {attempt}"));
         }
         Ok(())
     }
@@ -357,6 +392,9 @@ impl Intercept for CountRetries {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(Err(e)) = context.output_or_error() {
+            if context.response().is_none() {
+                cfg.interceptor_state().store_put(LostAnswer);
+            }
             if logging::enabled(logging::Level::Debug) {
                 let operation = operation_name(cfg);
                 let attempt = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
@@ -366,7 +404,9 @@ impl Intercept for CountRetries {
                     None if e.is_connector_error() => "connection failed or dropped".to_string(),
                     None => "no answer".to_string(),
                 };
-                logging::debug(&format!("AWS call attempt failed: {operation} attempt {attempt}: {why}"));
+                logging::debug(&format!(
+                    "AWS call attempt failed: {operation} attempt {attempt}: {why}"
+                ));
             }
         }
         Ok(())
