@@ -6,7 +6,11 @@ It forwards every AWS call to moto unchanged, except where a rule steps in:
   an ElastiCache replication group deleted through the proxy stops being
   described (moto keeps it in "deleting" forever); DeleteCacheSubnetGroup
   (absent from moto) succeeds; RDS instances report the Performance
-  Insights setting they were given (moto drops it); KMS ListAliases is
+  Insights setting they were given (moto drops it); a create repeated
+  with the same EC2 `ClientToken` or Secrets Manager `ClientRequestToken`
+  gets the first answer again (moto makes a second object); WAF's
+  duplicate error carries AWS's code `WAFDuplicateItemException` (moto
+  says `WafV2DuplicateItem`); KMS ListAliases is
   paginated (moto returns every alias at once; AWS returns `Limit` aliases,
   50 by default, at most 100, and a `NextMarker`);
 - EC2 refuses to delete what something still depends on, as AWS does and
@@ -15,7 +19,10 @@ It forwards every AWS call to moto unchanged, except where a rule steps in:
   or load balancers use or other groups' rules reference, a VPC that still
   holds security groups besides its default one;
 - fault rules (for the robustness tests) add latency, throttling and 5xx
-  answers, and count what they injected;
+  answers in each protocol's own format, drop connections without an
+  answer (before forwarding, or after moto has done the work), and report
+  a newly created component as still being created for its first N status
+  reads; `counters` says how many of each they injected;
 - a delay table (for the benchmarks) holds chosen calls for a while before
   forwarding them, e.g. `{"rds:CreateDBInstance": 8.0}`: the call returns
   once the "provisioning" time has passed, so what depends on it waits;
@@ -32,6 +39,8 @@ import http.client
 import json
 import random
 import re
+import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -55,6 +64,12 @@ class _Server(ThreadingHTTPServer):
     # endpoint does.
     request_queue_size = 256
 
+    def handle_error(self, request, client_address):
+        # A client that went away (killed mid-call) is not the proxy's error.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
 
 @dataclass
 class Call:
@@ -76,6 +91,31 @@ class Counters:
     # "service:Operation" -> calls (REST operations named as in the API).
     by_operation: dict[str, int] = field(default_factory=dict)
     injected_delays: int = 0
+    # Faults beyond `injected_errors` (5xx answers).
+    injected_throttles: int = 0
+    injected_drops: int = 0
+    injected_drops_after_forwarding: int = 0
+    injected_creating: int = 0
+    # Creates repeated with a client token and answered as the first one.
+    repeated_tokens: int = 0
+    # "service:Operation" -> faults injected into that operation's calls.
+    faults_by_operation: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def injected_faults(self) -> int:
+        """Calls that failed because of the proxy (throttled, 5xx, dropped)."""
+        return self.injected_throttles + self.injected_errors + self.injected_drops + self.injected_drops_after_forwarding
+
+    def faults(self) -> dict[str, int]:
+        """What the proxy injected, by kind, for a test to print."""
+        return {
+            "throttled": self.injected_throttles,
+            "5xx": self.injected_errors,
+            "dropped before forwarding": self.injected_drops,
+            "dropped after forwarding": self.injected_drops_after_forwarding,
+            "still-creating reads": self.injected_creating,
+            "delayed calls": self.injected_delays,
+        }
 
 
 @dataclass
@@ -139,6 +179,82 @@ def _query_error(code: str, message: str, status: int = 404, ns: str = ELASTICAC
     return status, {"Content-Type": "text/xml"}, body
 
 
+class _Drop(Exception):
+    """Close the client's connection without any answer."""
+
+
+# Services by protocol (the signing name in the Authorization header).
+JSON_SERVICES = {"kms", "wafv2", "shield", "secretsmanager", "tagging", "dynamodb", "logs"}
+REST_JSON_SERVICES = {"eks"}
+REST_XML_SERVICES = {"s3", "cloudfront"}
+
+
+def fault_answer(service: str, kind: str, retry_after_5xx: int = 503) -> tuple[int, dict, bytes]:
+    """A throttling ("throttle") or server error ("5xx") answer in the
+    format the service's protocol uses on AWS, with the error codes AWS
+    sends: EC2 `RequestLimitExceeded` / `Unavailable`; other query services
+    (RDS, ElastiCache, IAM, STS, ELBv2) `Throttling` / `ServiceUnavailable`;
+    JSON services `ThrottlingException` / `ServiceUnavailableException` in
+    `__type`; EKS (REST-JSON) the same in `x-amzn-ErrorType`; S3 `SlowDown`
+    / `ServiceUnavailable`; CloudFront `Throttling` / `ServiceUnavailable`."""
+    request_id = str(uuid.uuid4())
+    throttle = kind == "throttle"
+    if service == "ec2":
+        code = "RequestLimitExceeded" if throttle else "Unavailable"
+        message = "Request limit exceeded." if throttle else "The service is unavailable. Please try again shortly."
+        body = (
+            f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+            f"<RequestID>{request_id}</RequestID></Response>"
+        )
+        return (503, {"Content-Type": "text/xml;charset=UTF-8"}, body.encode())
+    if service in JSON_SERVICES or service in REST_JSON_SERVICES:
+        code = "ThrottlingException" if throttle else "ServiceUnavailableException"
+        status = 400 if throttle and service in JSON_SERVICES else (429 if throttle else 503)
+        body = json.dumps({"__type": code, "message": "Rate exceeded" if throttle else "Service unavailable"})
+        headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": request_id}
+        if service in REST_JSON_SERVICES:
+            headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code, "x-amzn-RequestId": request_id}
+        return status, headers, body.encode()
+    if service == "s3":
+        code, message = ("SlowDown", "Please reduce your request rate.") if throttle else ("ServiceUnavailable", "Service is unable to handle request.")
+        body = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
+        return 503, {"Content-Type": "application/xml", "x-amz-request-id": request_id}, body.encode()
+    # Query services (RDS, ElastiCache, IAM, STS, ELBv2) and CloudFront.
+    code, status = ("Throttling", 400) if throttle else ("ServiceUnavailable", 503)
+    message = "Rate exceeded" if throttle else "Service unavailable"
+    body = (
+        f"<ErrorResponse><Error><Type>{'Sender' if throttle else 'Receiver'}</Type><Code>{code}</Code>"
+        f"<Message>{message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+    )
+    return status, {"Content-Type": "text/xml"}, body.encode()
+
+
+# "Still creating": the kinds of component the proxy can report as being
+# created, the status AWS reports meanwhile, and where the status is.
+CREATING_KINDS = ("eks-cluster", "eks-nodegroup", "rds", "elasticache", "cloudfront", "nat")
+
+
+def _json_status(payload: bytes, key: str, status: str) -> bytes:
+    try:
+        answer = json.loads(payload)
+    except ValueError:
+        return payload
+    if isinstance(answer.get(key), dict) and "status" in answer[key]:
+        answer[key]["status"] = status
+        return json.dumps(answer).encode()
+    return payload
+
+
+def _xml_items(text: str, item: str, ident: str) -> list[tuple[int, int, str]]:
+    """(start, end, identifier) of each <item>...</item> block."""
+    found = []
+    for match in re.finditer(rf"<{item}>(.*?)</{item}>", text, re.S):
+        name = re.search(rf"<{ident}>([^<]+)</{ident}>", match.group(1))
+        if name:
+            found.append((match.start(), match.end(), name.group(1)))
+    return found
+
+
 def _page_of_aliases(request: bytes, payload: bytes) -> bytes:
     """One page of a KMS ListAliases answer, as AWS pages it. The marker is
     the position of the page in moto's (stable) list."""
@@ -169,12 +285,37 @@ class AwsProxy:
         seed: int = 7,
         delays: dict[str, float] | None = None,
         record: bool = False,
+        throttle_rate: float = 0.0,
+        drop_rate: float = 0.0,
+        drop_after_rate: float = 0.0,
+        creating_reads: int | dict[str, int] = 0,
+        fault_filter=None,
     ):
         parsed = urllib.parse.urlparse(upstream)
         self.upstream_host = parsed.hostname or "127.0.0.1"
         self.upstream_port = parsed.port or 80
         self.latency_ms = latency_ms
+        # Fault rates, each a share of calls (they add up): a 5xx answer
+        # (`error_rate`), a throttling answer (`throttle_rate`), the
+        # connection closed without an answer before the call reaches moto
+        # (`drop_rate`) or after moto has done it (`drop_after_rate`: the
+        # client cannot know it happened, as when a connection breaks on the
+        # way back from AWS).
         self.error_rate = error_rate
+        self.throttle_rate = throttle_rate
+        self.drop_rate = drop_rate
+        self.drop_after_rate = drop_after_rate
+        # fault_filter(service, operation) -> bool: which calls faults may
+        # hit (all when None).
+        self.fault_filter = fault_filter
+        # How many status reads of a component created through the proxy
+        # report it as still being created: an int for every kind, or
+        # {kind: reads} with kinds from CREATING_KINDS.
+        self.creating_reads = creating_reads
+        # (kind, id) -> status reads still to answer "creating".
+        self._creating: dict[tuple[str, str], int] = {}
+        # (service, operation, client token) -> the answer AWS gave.
+        self._answered_tokens: dict[tuple[str, str, str], tuple[int, dict, bytes]] = {}
         # "Operation" or "service:Operation" -> seconds to hold the call.
         self.delays: dict[str, float] = dict(delays or {})
         self.record = record
@@ -204,7 +345,16 @@ class AwsProxy:
                 started = time.monotonic()
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                status, headers, payload = proxy._serve(self.command, self.path, dict(self.headers), body, started)
+                try:
+                    status, headers, payload = proxy._serve(self.command, self.path, dict(self.headers), body, started)
+                except _Drop:
+                    # No answer at all: the client sees the connection end.
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
                 self.send_response(status)
                 for key, value in headers.items():
                     if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
@@ -235,6 +385,12 @@ class AwsProxy:
         """Parameters of every `action` call made to `service` so far."""
         with self._lock:
             return [c.params for c in self.calls if c.service == service and c.action == action]
+
+    def finish_creating(self) -> None:
+        """Every component the proxy reports as being created is done."""
+        with self._lock:
+            self.creating_reads = 0
+            self._creating.clear()
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -406,16 +562,176 @@ class AwsProxy:
                 self.counters.injected_delays += 1
             time.sleep(seconds)
 
-    def _fault(self, call: Call) -> tuple[int, dict, bytes] | None:
+    def _fault(self, call: Call, operation: str) -> tuple[int, dict, bytes] | str | None:
+        """Latency, then maybe a fault: an answer to send instead of
+        forwarding, "drop" or "drop-after", or None."""
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
             with self._lock:
                 self.counters.injected_latency += 1
-        if self.error_rate and self._random.random() < self.error_rate:
-            with self._lock:
+        rates = (self.error_rate, self.throttle_rate, self.drop_rate, self.drop_after_rate)
+        if not any(rates):
+            return None
+        if self.fault_filter is not None and not self.fault_filter(call.service, operation):
+            return None
+        with self._lock:
+            roll = self._random.random()
+        kinds = ("5xx", "throttle", "drop", "drop-after")
+        for kind, rate in zip(kinds, rates):
+            if roll < rate:
+                break
+            roll -= rate
+        else:
+            return None
+        key = f"{call.service}:{operation}"
+        with self._lock:
+            self.counters.faults_by_operation[key] = self.counters.faults_by_operation.get(key, 0) + 1
+            if kind == "5xx":
                 self.counters.injected_errors += 1
-            return 503, {"Content-Type": "text/plain"}, b"Service Unavailable (injected by the test proxy)"
+            elif kind == "throttle":
+                self.counters.injected_throttles += 1
+            elif kind == "drop":
+                self.counters.injected_drops += 1
+            else:
+                self.counters.injected_drops_after_forwarding += 1
+        if kind in ("5xx", "throttle"):
+            return fault_answer(call.service, kind)
+        return kind
+
+    # -- client tokens, as AWS honours them ---------------------------------------------
+
+    @staticmethod
+    def _client_token(call: Call, operation: str, body: bytes) -> tuple[str, str, str] | None:
+        """The idempotency token of a create that carries one: EC2's
+        `ClientToken` (the SDK fills it in for CreateNatGateway,
+        CreateRouteTable, ...), Secrets Manager's `ClientRequestToken`."""
+        if call.service == "ec2" and call.params.get("ClientToken"):
+            return call.service, operation, call.params["ClientToken"]
+        if call.service == "secretsmanager" and operation == "CreateSecret":
+            try:
+                token = json.loads(body or b"{}").get("ClientRequestToken")
+            except ValueError:
+                return None
+            return (call.service, operation, token) if token else None
         return None
+
+    def _repeated(self, call: Call, operation: str, body: bytes) -> tuple[int, dict, bytes] | None:
+        """A create repeated with the same client token gets the first
+        answer again, as on AWS (moto ignores the token and makes a second
+        object)."""
+        token = self._client_token(call, operation, body)
+        if token is None:
+            return None
+        with self._lock:
+            answer = self._answered_tokens.get(token)
+            if answer is not None:
+                self.counters.repeated_tokens += 1
+        return answer
+
+    # -- "still creating" -----------------------------------------------------------
+
+    def _reads_for(self, kind: str) -> int:
+        if isinstance(self.creating_reads, dict):
+            return int(self.creating_reads.get(kind, 0))
+        return int(self.creating_reads or 0)
+
+    def _take_creating(self, kind: str, ident: str) -> bool:
+        """True when this status read of (kind, ident) answers "creating"."""
+        with self._lock:
+            left = self._creating.get((kind, ident), 0)
+            if left <= 0:
+                return False
+            self._creating[(kind, ident)] = left - 1
+            self.counters.injected_creating += 1
+            return True
+
+    def _created(self, kind: str, ident: str) -> None:
+        reads = self._reads_for(kind)
+        if reads and ident:
+            with self._lock:
+                self._creating[(kind, ident)] = reads
+
+    def _creating_rewrite(self, call: Call, method: str, path: str, body: bytes, operation: str, payload: bytes) -> bytes:
+        """Remembers components created through the proxy and reports them
+        as still being created for their first N status reads, in the
+        fields the services use (EKS `CREATING`, RDS and ElastiCache
+        `creating`, CloudFront `InProgress`, NAT gateways `pending`)."""
+        if not self.creating_reads:
+            return payload
+        route = path.split("?")[0]
+        if call.service == "eks":
+            parts = [p for p in route.split("/") if p]
+            if operation == "CreateCluster":
+                self._created("eks-cluster", json.loads(body or b"{}").get("name", ""))
+            elif operation == "CreateNodegroup":
+                name = json.loads(body or b"{}").get("nodegroupName", "")
+                self._created("eks-nodegroup", f"{parts[1]}/{name}")
+            elif operation == "DescribeCluster" and self._take_creating("eks-cluster", parts[1]):
+                return _json_status(payload, "cluster", "CREATING")
+            elif operation == "DescribeNodegroup" and self._take_creating("eks-nodegroup", f"{parts[1]}/{parts[3]}"):
+                return _json_status(payload, "nodegroup", "CREATING")
+            return payload
+        if call.service == "rds":
+            if operation in ("CreateDBInstance", "CreateDBInstanceReadReplica"):
+                self._created("rds", call.params.get("DBInstanceIdentifier", ""))
+            elif operation == "DescribeDBInstances":
+                return self._rewrite_xml(payload, "DBInstance", "DBInstanceIdentifier", "rds", "DBInstanceStatus", "creating")
+            return payload
+        if call.service == "elasticache":
+            if operation == "CreateReplicationGroup":
+                self._created("elasticache", call.params.get("ReplicationGroupId", ""))
+            elif operation == "DescribeReplicationGroups":
+                return self._rewrite_xml(payload, "ReplicationGroup", "ReplicationGroupId", "elasticache", "Status", "creating")
+            return payload
+        if call.service == "ec2":
+            if operation == "CreateNatGateway":
+                # AWS answers a new NAT gateway as pending.
+                text = payload.decode()
+                ident = re.search(r"<natGatewayId>([^<]+)</natGatewayId>", text)
+                if ident:
+                    self._created("nat", ident.group(1))
+                    return re.sub(r"<state>[^<]*</state>", "<state>pending</state>", text, count=1).encode()
+            elif operation == "DescribeNatGateways":
+                # A gateway's <state> follows its <natGatewayId> (nested
+                # address items come before it).
+                def pending(match: re.Match) -> str:
+                    if match.group(3) == "available" and self._take_creating("nat", match.group(2)):
+                        return f"{match.group(1)}pending{match.group(4)}"
+                    return match.group(0)
+
+                text = payload.decode()
+                pattern = r"(<natGatewayId>([^<]+)</natGatewayId>.*?<state>)([^<]*)(</state>)"
+                return re.sub(pattern, pending, text, flags=re.S).encode()
+            return payload
+        if call.service == "cloudfront":
+            if operation == "CreateDistribution":
+                text = payload.decode()
+                ident = re.search(r"<Id>([^<]+)</Id>", text)
+                if ident:
+                    self._created("cloudfront", ident.group(1))
+                    # AWS answers a new distribution as InProgress.
+                    return re.sub(r"<Status>[^<]*</Status>", "<Status>InProgress</Status>", text, count=1).encode()
+            elif method == "GET" and re.match(r"^/[^/]+/distribution/[^/]+/?$", route):
+                ident = route.rstrip("/").rsplit("/", 1)[1]
+                if self._take_creating("cloudfront", ident):
+                    return re.sub(r"<Status>[^<]*</Status>", "<Status>InProgress</Status>", payload.decode(), count=1).encode()
+            return payload
+        return payload
+
+    def _rewrite_xml(self, payload: bytes, item: str, ident: str, kind: str, field_name: str, status: str) -> bytes:
+        text = payload.decode()
+        pieces, last = [], 0
+        for start, end, name in _xml_items(text, item, ident):
+            block = text[start:end]
+            if self._take_creating(kind, name):
+                block = re.sub(rf"<{field_name}>[^<]*</{field_name}>", f"<{field_name}>{status}</{field_name}>", block)
+                pieces.append(text[last:start])
+                pieces.append(block)
+                last = end
+        if not pieces:
+            return payload
+        pieces.append(text[last:])
+        return "".join(pieces).encode()
 
     # -- forwarding --------------------------------------------------------------
 
@@ -434,7 +750,11 @@ class AwsProxy:
             self.counters.by_operation[key] = self.counters.by_operation.get(key, 0) + 1
         status = 502
         try:
-            status, reply_headers, payload = self._answer(method, path, headers, body, call, operation)
+            try:
+                status, reply_headers, payload = self._answer(method, path, headers, body, call, operation)
+            except _Drop:
+                status = 0  # no answer
+                raise
             return status, reply_headers, payload
         finally:
             if self.record:
@@ -445,8 +765,15 @@ class AwsProxy:
     def _answer(
         self, method: str, path: str, headers: dict, body: bytes, call: Call, operation: str
     ) -> tuple[int, dict, bytes]:
-        answer = self._fault(call) or self._lifecycle(call) or self._dependencies(call)
+        fault = self._fault(call, operation)
+        if fault == "drop":
+            raise _Drop()
+        if isinstance(fault, tuple):
+            return fault
+        answer = self._lifecycle(call) or self._dependencies(call) or self._repeated(call, operation, body)
         if answer:
+            if fault == "drop-after":
+                raise _Drop()
             return answer
         self._delay(call, operation)
         connection = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
@@ -460,8 +787,24 @@ class AwsProxy:
         finally:
             connection.close()
         payload = self._after(call, status, payload)
+        if status == 400 and call.service == "wafv2" and b"WafV2DuplicateItem" in payload:
+            # moto names WAF's duplicate error differently from AWS (in the
+            # body and in X-Amzn-ErrorType, which the SDK reads first).
+            payload = payload.replace(b"WafV2DuplicateItem", b"WAFDuplicateItemException")
+            reply_headers = {
+                k: (v.replace("WafV2DuplicateItem", "WAFDuplicateItemException") if k.lower() == "x-amzn-errortype" else v)
+                for k, v in reply_headers.items()
+            }
+        token = self._client_token(call, operation, body)
+        if token and status == 200:
+            with self._lock:
+                self._answered_tokens[token] = (status, reply_headers, payload)
         if call.service == "kms" and operation == "ListAliases" and status == 200:
             payload = _page_of_aliases(body, payload)
+        if status == 200:
+            payload = self._creating_rewrite(call, method, path, body, operation, payload)
+        if fault == "drop-after":
+            raise _Drop()
         return status, reply_headers, payload
 
 

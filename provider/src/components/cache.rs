@@ -508,7 +508,8 @@ async fn ensure_subnet_group(
         }
     };
     let Some(group) = existing else {
-        ec.create_cache_subnet_group()
+        let created = ec
+            .create_cache_subnet_group()
             .cache_subnet_group_name(&name)
             .cache_subnet_group_description(format!(
                 "Private subnets of IDIS environment {}",
@@ -517,9 +518,19 @@ async fn ensure_subnet_group(
             .set_subnet_ids(Some(network.private_subnet_ids.clone()))
             .set_tags(Some(ec_tags(tags)))
             .send()
-            .await
-            .map_err(|e| aws_error(COMPONENT, format!("create cache subnet group {name}"), e))?;
-        return Ok(true);
+            .await;
+        return match created {
+            Ok(_) => Ok(true),
+            // Missing when read: made by a call whose answer was lost (the
+            // SDK repeated it) or by a concurrent apply; the next ensure
+            // reads it like any other.
+            Err(e) if e.code() == Some("CacheSubnetGroupAlreadyExists") => Ok(true),
+            Err(e) => Err(aws_error(
+                COMPONENT,
+                format!("create cache subnet group {name}"),
+                e,
+            )),
+        };
     };
     let mut changed = false;
     let current = group.subnets().iter().filter_map(|s| s.subnet_identifier());

@@ -384,15 +384,31 @@ async fn ensure_subnet_group(
         }
     };
     let Some(group) = existing else {
-        rds.create_db_subnet_group()
+        let created = rds
+            .create_db_subnet_group()
             .db_subnet_group_name(&name)
             .db_subnet_group_description(format!("Private subnets of IDIS environment {}", ctx.env))
             .set_subnet_ids(Some(network.private_subnet_ids.clone()))
             .set_tags(Some(rds_tags(tags)))
             .send()
-            .await
-            .map_err(|e| aws_error(COMPONENT, format!("create DB subnet group {name}"), e))?;
-        return Ok(true);
+            .await;
+        return match created {
+            Ok(_) => Ok(true),
+            // Missing when read: made by a call whose answer was lost (the
+            // SDK repeated it) or by a concurrent apply.
+            Err(e)
+                if e.as_service_error()
+                    .map(|s| s.is_db_subnet_group_already_exists_fault())
+                    == Some(true) =>
+            {
+                Ok(true)
+            }
+            Err(e) => Err(aws_error(
+                COMPONENT,
+                format!("create DB subnet group {name}"),
+                e,
+            )),
+        };
     };
 
     let mut changed = false;

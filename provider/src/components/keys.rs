@@ -19,7 +19,9 @@ use futures_util::future::try_join_all;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::{aws_error, is_not_found, ComponentError, Ctx, TAG_COMPONENT, TAG_ENVIRONMENT};
+use super::{
+    aws_error, create_or_adopt, is_not_found, ComponentError, Ctx, TAG_COMPONENT, TAG_ENVIRONMENT,
+};
 use crate::environment::spec::KeysSpec;
 
 pub const COMPONENT: &str = "keys";
@@ -437,22 +439,40 @@ async fn converge_key(
         (None, Some(meta)) => (KeyView::from_metadata(&meta, None), false, false),
         (None, None) => {
             changed = true;
-            let meta = kms
-                .create_key()
-                .description(description(ctx, name))
-                .key_usage(KeyUsageType::EncryptDecrypt)
-                .key_spec(KeySpec::SymmetricDefault)
-                .set_tags(Some(kms_tags(&tags)?))
-                .send()
-                .await
-                .map_err(|e| aws_error(COMPONENT, format!("create the KMS key for {alias}"), e))?
-                .key_metadata()
-                .cloned()
-                .ok_or_else(|| {
-                    conflict(format!(
-                        "KMS created the key for {alias} but returned no metadata"
-                    ))
-                })?;
+            let kms_tag_list = kms_tags(&tags)?;
+            let what = format!("create the KMS key for {alias}");
+            let meta = create_or_adopt(
+                ctx,
+                COMPONENT,
+                &what,
+                || async {
+                    kms.create_key()
+                        .description(description(ctx, name))
+                        .key_usage(KeyUsageType::EncryptDecrypt)
+                        .key_spec(KeySpec::SymmetricDefault)
+                        .set_tags(Some(kms_tag_list.clone()))
+                        .send()
+                        .await
+                        .map_err(|e| aws_error(COMPONENT, what.clone(), e))?
+                        .key_metadata()
+                        .cloned()
+                        .ok_or_else(|| {
+                            conflict(format!(
+                                "KMS created the key for {alias} but returned no metadata"
+                            ))
+                        })
+                },
+                // What the unanswered CreateKey made carries this key's tags.
+                || async {
+                    let found = scan_tagged(ctx, kms, &BTreeSet::new()).await?;
+                    Ok(found
+                        .into_iter()
+                        .filter(|(tenant, meta)| tenant == name && adoption_rank(meta) == Some(0))
+                        .map(|(_, meta)| meta)
+                        .next())
+                },
+            )
+            .await?;
             (KeyView::from_metadata(&meta, Some(false)), false, true)
         }
     };

@@ -28,6 +28,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tokio_util::sync::CancellationToken;
 
+use crate::logging;
 use crate::provider::config::Aws;
 
 /// Tag keys that mark what the provider owns.
@@ -35,6 +36,10 @@ pub const TAG_ENVIRONMENT: &str = "idis:environment";
 pub const TAG_COMPONENT: &str = "idis:component";
 pub const TAG_MANAGED_BY: &str = "managed-by";
 pub const MANAGED_BY: &str = "terraform-provider-idis";
+
+/// How long a status read may still take when a wait starts at (or after)
+/// its deadline.
+const PROBE_GRACE: Duration = Duration::from_secs(30);
 
 /// Everything a component needs to talk to AWS for one environment.
 #[derive(Clone)]
@@ -73,7 +78,10 @@ impl Ctx {
 
     /// Polls `probe` until it returns `Ok(Some(_))`, with growing intervals,
     /// bounded by the deadline and cancellable by StopProvider. A probe
-    /// error ends the wait (the SDK has already retried transient ones).
+    /// that fails transiently (throttling, 5xx, a dropped connection or a
+    /// timeout, after the SDK's own retries) does not end the wait: polling
+    /// goes on, and a wait that runs out reports the last such error. Any
+    /// other probe error ends the wait.
     pub async fn wait_for<T, F, Fut>(
         &self,
         component: &'static str,
@@ -87,15 +95,43 @@ impl Ctx {
         let started = Instant::now();
         let mut interval = self.poll_interval;
         loop {
-            if let Some(done) = probe().await? {
-                return Ok(done);
-            }
+            // The probe itself is cancellable: a call the SDK is retrying
+            // with backoff must not hold up a stop.
+            // The probe itself is bounded by the deadline too (with a
+            // short grace, so a wait that starts late still reads once).
+            let probe_deadline = self.deadline.max(Instant::now() + PROBE_GRACE);
+            let outcome = tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    return Err(ComponentError::Cancelled { component, what: what.to_string() });
+                }
+                _ = tokio::time::sleep_until(probe_deadline.into()) => {
+                    return Err(ComponentError::Timeout {
+                        component,
+                        what: what.to_string(),
+                        waited: started.elapsed(),
+                        last_error: Some("AWS did not answer the status read in time".to_string()),
+                    });
+                }
+                outcome = probe() => outcome,
+            };
+            let last_error = match outcome {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => None,
+                Err(e) if e.is_transient() => {
+                    logging::debug(&format!(
+                        "{component}: transient error while waiting for {what}, polling on: {e}"
+                    ));
+                    Some(e.to_string())
+                }
+                Err(e) => return Err(e),
+            };
             let now = Instant::now();
             if now >= self.deadline {
                 return Err(ComponentError::Timeout {
                     component,
                     what: what.to_string(),
                     waited: now.duration_since(started),
+                    last_error,
                 });
             }
             let sleep = interval.min(self.deadline - now);
@@ -126,6 +162,65 @@ impl Ctx {
     }
 }
 
+/// Tries of a create whose answer was lost, before giving up.
+const CREATE_ATTEMPTS: u32 = 3;
+/// Reads of what a create with a lost answer may have made, before
+/// creating again (AWS lists a new object after a moment).
+const LOST_CREATE_LOOKUPS: u32 = 3;
+
+/// Runs a create that AWS does not make idempotent (a KMS key, a VPC, a
+/// subnet, an internet gateway, an Elastic IP). The SDK does not repeat
+/// such a call when its answer is lost (see `provider::config`), because
+/// the first call may have made the object: `find` then looks for it by
+/// this environment's deterministic name and ownership tags, and adopts
+/// it; only when nothing turns up is it created again. Any other error
+/// ends the create.
+pub async fn create_or_adopt<T, C, CF, F, FF>(
+    ctx: &Ctx,
+    component: &'static str,
+    what: &str,
+    mut create: C,
+    mut find: F,
+) -> Result<T, ComponentError>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Result<T, ComponentError>>,
+    F: FnMut() -> FF,
+    FF: Future<Output = Result<Option<T>, ComponentError>>,
+{
+    let mut attempt = 1;
+    loop {
+        let lost = match create().await {
+            Ok(made) => return Ok(made),
+            Err(e) if e.is_transient() && attempt < CREATE_ATTEMPTS => e,
+            Err(e) => return Err(e),
+        };
+        logging::info(&format!(
+            "{component}: no answer to {what} ({lost}); looking for what it may have made before trying again"
+        ));
+        for _ in 0..LOST_CREATE_LOOKUPS {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => {
+                    return Err(ComponentError::Cancelled { component, what: what.to_string() });
+                }
+                _ = tokio::time::sleep(ctx.poll_interval) => {}
+            }
+            match find().await {
+                Ok(Some(found)) => {
+                    logging::info(&format!(
+                        "{component}: adopted what the unanswered call to {what} made"
+                    ));
+                    return Ok(found);
+                }
+                Ok(None) => {}
+                Err(e) if e.is_transient() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        attempt += 1;
+    }
+}
+
 /// What went wrong in one component. Messages name the component, the AWS
 /// object and what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -136,12 +231,17 @@ pub enum ComponentError {
         action: String,
         code: Option<String>,
         message: String,
+        /// Throttling, a 5xx answer, a dropped connection or a timeout:
+        /// the same call may well succeed later.
+        transient: bool,
     },
-    #[error("{component}: timed out after {}s waiting for {what}; raise the timeouts block or retry the apply, which resumes where this one stopped", waited.as_secs())]
+    #[error("{component}: timed out after {}s waiting for {what}{}; raise the timeouts block or retry the apply, which resumes where this one stopped", waited.as_secs(), last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]
     Timeout {
         component: &'static str,
         what: String,
         waited: Duration,
+        /// The transient error of the last poll, when it failed.
+        last_error: Option<String>,
     },
     #[error("{component}: stopped by Terraform while {what}; the next apply resumes")]
     Cancelled {
@@ -165,6 +265,18 @@ impl ComponentError {
         }
     }
 
+    /// True for an AWS error worth trying again (throttling, 5xx, a
+    /// dropped connection, a timeout).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ComponentError::Aws {
+                transient: true,
+                ..
+            }
+        )
+    }
+
     /// The AWS error code, e.g. `DBInstanceNotFound`.
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -182,7 +294,7 @@ pub fn aws_error<E, R>(
 ) -> ComponentError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
+    R: std::fmt::Debug + HttpStatus + 'static,
 {
     let code = err.code().map(str::to_string);
     let message = match (&err, err.message()) {
@@ -191,11 +303,67 @@ where
         }
         _ => root_cause(&err),
     };
+    let transient = is_transient(&err);
     ComponentError::Aws {
         component,
         action: action.into(),
         code,
         message,
+        transient,
+    }
+}
+
+/// Error codes AWS services use for throttling, as the SDK's retry
+/// classifier knows them.
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+/// True for a failure that says nothing about the request itself:
+/// throttling, a 5xx answer, no answer at all (a dropped connection, a
+/// timeout, an unreadable answer).
+pub fn is_transient<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+    R: HttpStatus,
+{
+    match err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status();
+            status >= 500
+                || status == 429
+                || err
+                    .code()
+                    .is_some_and(|code| THROTTLING_CODES.contains(&code))
+        }
+        _ => false,
+    }
+}
+
+/// The HTTP status of a raw answer (the SDK's is an HTTP response).
+pub trait HttpStatus {
+    fn status(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status(&self) -> u16 {
+        self.status().as_u16()
     }
 }
 

@@ -34,8 +34,8 @@ use futures_util::future::{join_all, try_join_all};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    aws_error, is_not_found, tag_pairs, user_visible_tags, ComponentError, Ctx, TAG_COMPONENT,
-    TAG_ENVIRONMENT,
+    aws_error, create_or_adopt, is_not_found, tag_pairs, user_visible_tags, ComponentError, Ctx,
+    TAG_COMPONENT, TAG_ENVIRONMENT,
 };
 use crate::environment::spec::NetworkSpec;
 
@@ -329,7 +329,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, R>>>,
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
+    R: std::fmt::Debug + super::HttpStatus + 'static,
 {
     let action = action.as_str();
     ctx.wait_for(COMPONENT, &what, || {
@@ -539,6 +539,55 @@ fn allows(group: &SecurityGroup, port: i32, source: &str) -> bool {
                 .iter()
                 .any(|g| g.group_id() == Some(source))
     })
+}
+
+/// After a create whose answer was lost: the id of the object of `kind`
+/// with this environment's tags and `Name` that is not in use yet (an
+/// internet gateway not attached, an Elastic IP not associated), if any.
+async fn find_named(
+    ctx: &Ctx,
+    ec2: &Client,
+    kind: &str,
+    vpc_id: &str,
+    name: &str,
+) -> Result<Option<String>, ComponentError> {
+    let mut filters = owned_filters(ctx);
+    filters.push(filter("tag:Name", name));
+    let what = format!("look up {kind} {name} by its tags");
+    let id = match kind {
+        "subnet" => {
+            filters.push(filter("vpc-id", vpc_id));
+            ec2.describe_subnets()
+                .set_filters(Some(filters))
+                .send()
+                .await
+                .map_err(|e| aws_error(COMPONENT, what, e))?
+                .subnets()
+                .iter()
+                .find_map(|s| s.subnet_id().map(str::to_string))
+        }
+        "internet-gateway" => ec2
+            .describe_internet_gateways()
+            .set_filters(Some(filters))
+            .send()
+            .await
+            .map_err(|e| aws_error(COMPONENT, what, e))?
+            .internet_gateways()
+            .iter()
+            .filter(|g| g.attachments().iter().all(|a| !attachment_live(a)))
+            .find_map(|g| g.internet_gateway_id().map(str::to_string)),
+        _ => ec2
+            .describe_addresses()
+            .set_filters(Some(filters))
+            .send()
+            .await
+            .map_err(|e| aws_error(COMPONENT, what, e))?
+            .addresses()
+            .iter()
+            .filter(|a| a.association_id().is_none())
+            .find_map(|a| a.allocation_id().map(str::to_string)),
+    };
+    Ok(id)
 }
 
 async fn find_vpc(ctx: &Ctx, ec2: &Client) -> Result<Option<Vpc>, ComponentError> {
@@ -1041,18 +1090,28 @@ async fn create_vpc(
     names: &Names,
     cidr: &str,
 ) -> Result<Vpc, ComponentError> {
-    let created = ec2
-        .create_vpc()
-        .cidr_block(cidr)
-        .tag_specifications(tag_spec(
-            ResourceType::Vpc,
-            &desired_tags(ctx, &names.vpc()),
-        ))
-        .send()
-        .await
-        .map_err(|e| aws_error(COMPONENT, format!("create the VPC {}", names.vpc()), e))?;
+    let what = format!("create the VPC {}", names.vpc());
+    let created = create_or_adopt(
+        ctx,
+        COMPONENT,
+        &what,
+        || async {
+            ec2.create_vpc()
+                .cidr_block(cidr)
+                .tag_specifications(tag_spec(
+                    ResourceType::Vpc,
+                    &desired_tags(ctx, &names.vpc()),
+                ))
+                .send()
+                .await
+                .map_err(|e| aws_error(COMPONENT, what.clone(), e))
+                .map(|out| out.vpc().cloned())
+        },
+        || async { find_vpc(ctx, ec2).await.map(|v| v.map(Some)) },
+    )
+    .await?;
     let vpc_id = created
-        .vpc()
+        .as_ref()
         .and_then(|v| v.vpc_id())
         .unwrap_or_default()
         .to_string();
@@ -1245,25 +1304,33 @@ async fn ensure_subnets(
                 changed.store(true, Ordering::Relaxed);
                 let az = &zones[i];
                 let name = names.subnet(tier, az);
-                let out = ec2
-                    .create_subnet()
-                    .vpc_id(vpc_id)
-                    .cidr_block(&block)
-                    .availability_zone(az)
-                    .tag_specifications(tag_spec(
-                        ResourceType::Subnet,
-                        &subnet_tags(ctx, names, tier, az),
-                    ))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        aws_error(COMPONENT, format!("create subnet {name} ({block})"), e)
-                    })?;
-                let id = out
-                    .subnet()
-                    .and_then(|s| s.subnet_id())
-                    .unwrap_or_default()
-                    .to_string();
+                let what = format!("create subnet {name} ({block})");
+                let id = create_or_adopt(
+                    ctx,
+                    COMPONENT,
+                    &what,
+                    || async {
+                        let out = ec2
+                            .create_subnet()
+                            .vpc_id(vpc_id)
+                            .cidr_block(&block)
+                            .availability_zone(az)
+                            .tag_specifications(tag_spec(
+                                ResourceType::Subnet,
+                                &subnet_tags(ctx, names, tier, az),
+                            ))
+                            .send()
+                            .await
+                            .map_err(|e| aws_error(COMPONENT, what.clone(), e))?;
+                        Ok(out
+                            .subnet()
+                            .and_then(|s| s.subnet_id())
+                            .unwrap_or_default()
+                            .to_string())
+                    },
+                    || find_named(ctx, ec2, "subnet", vpc_id, &name),
+                )
+                .await?;
                 if tier == Tier::Public {
                     map_public_ips(ec2, &id).await?;
                 }
@@ -1323,19 +1390,31 @@ async fn ensure_internet_gateway(
         .map(str::to_string);
     let id = match spare {
         Some(id) => id,
-        None => ec2
-            .create_internet_gateway()
-            .tag_specifications(tag_spec(
-                ResourceType::InternetGateway,
-                &desired_tags(ctx, &names.vpc()),
-            ))
-            .send()
-            .await
-            .map_err(|e| aws_error(COMPONENT, "create the internet gateway", e))?
-            .internet_gateway()
-            .and_then(|g| g.internet_gateway_id())
-            .unwrap_or_default()
-            .to_string(),
+        None => {
+            let name = names.vpc();
+            create_or_adopt(
+                ctx,
+                COMPONENT,
+                "create the internet gateway",
+                || async {
+                    Ok(ec2
+                        .create_internet_gateway()
+                        .tag_specifications(tag_spec(
+                            ResourceType::InternetGateway,
+                            &desired_tags(ctx, &names.vpc()),
+                        ))
+                        .send()
+                        .await
+                        .map_err(|e| aws_error(COMPONENT, "create the internet gateway", e))?
+                        .internet_gateway()
+                        .and_then(|g| g.internet_gateway_id())
+                        .unwrap_or_default()
+                        .to_string())
+                },
+                || find_named(ctx, ec2, "internet-gateway", vpc_id, &name),
+            )
+            .await?
+        }
     };
     ec2.attach_internet_gateway()
         .internet_gateway_id(&id)
@@ -1366,7 +1445,7 @@ async fn ensure_security_groups(
             return Ok(id.to_string());
         }
         changed.store(true, Ordering::Relaxed);
-        let out = ec2
+        let created = ec2
             .create_security_group()
             .group_name(&name)
             .description(format!("IDIS {} {role}", ctx.env))
@@ -1376,9 +1455,33 @@ async fn ensure_security_groups(
                 &desired_tags(ctx, &name),
             ))
             .send()
-            .await
-            .map_err(|e| aws_error(COMPONENT, format!("create security group {name}"), e))?;
-        Ok::<_, ComponentError>(out.group_id().unwrap_or_default().to_string())
+            .await;
+        match created {
+            Ok(out) => Ok::<_, ComponentError>(out.group_id().unwrap_or_default().to_string()),
+            // Made a moment ago by a call whose answer was lost (the SDK
+            // repeated it) or by a concurrent apply: the name is ours.
+            Err(e) if e.code() == Some("InvalidGroup.Duplicate") => {
+                let found = ec2
+                    .describe_security_groups()
+                    .filters(filter("vpc-id", vpc_id))
+                    .filters(filter("group-name", &name))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        aws_error(COMPONENT, format!("look up security group {name}"), e)
+                    })?;
+                found
+                    .security_groups()
+                    .iter()
+                    .find_map(|g| g.group_id().map(str::to_string))
+                    .ok_or_else(|| {
+                        conflict(format!(
+                            "EC2 says security group {name} exists in VPC {vpc_id} but does not list it; retry the apply"
+                        ))
+                    })
+            }
+            Err(e) => Err(aws_error(COMPONENT, format!("create security group {name}"), e)),
+        }
     }))
     .await?;
     let groups = GroupIds {
@@ -1513,18 +1616,28 @@ async fn ensure_nat_gateways(
                     }
                     id
                 }
-                None => ec2
-                    .allocate_address()
-                    .domain(DomainType::Vpc)
-                    .tag_specifications(tag_spec(ResourceType::ElasticIp, &tags))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        aws_error(COMPONENT, format!("allocate an Elastic IP for {name}"), e)
-                    })?
-                    .allocation_id()
-                    .unwrap_or_default()
-                    .to_string(),
+                None => {
+                    let what = format!("allocate an Elastic IP for {name}");
+                    create_or_adopt(
+                        ctx,
+                        COMPONENT,
+                        &what,
+                        || async {
+                            Ok(ec2
+                                .allocate_address()
+                                .domain(DomainType::Vpc)
+                                .tag_specifications(tag_spec(ResourceType::ElasticIp, &tags))
+                                .send()
+                                .await
+                                .map_err(|e| aws_error(COMPONENT, what.clone(), e))?
+                                .allocation_id()
+                                .unwrap_or_default()
+                                .to_string())
+                        },
+                        || find_named(ctx, ec2, "elastic-ip", vpc_id, &name),
+                    )
+                    .await?
+                }
             };
             let out = ec2
                 .create_nat_gateway()
@@ -1672,10 +1785,13 @@ async fn ensure_route_table(
                 Target::Gateway(id) => call.gateway_id(id),
                 Target::Nat(id) => call.nat_gateway_id(id),
             };
-            call.send()
-                .await
-                .map(|_| ())
-                .map_err(|e| aws_error(COMPONENT, action, e))
+            match call.send().await {
+                Ok(_) => Ok(()),
+                // The route was missing when read: this one is from a call
+                // whose answer was lost (the SDK repeated it).
+                Err(e) if e.code() == Some("RouteAlreadyExists") => Ok(()),
+                Err(e) => Err(aws_error(COMPONENT, action, e)),
+            }
         };
         result?;
     }

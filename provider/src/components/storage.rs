@@ -89,7 +89,7 @@ fn settle<T, E, R>(
 ) -> Result<Option<T>, ReadError>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
+    R: std::fmt::Debug + super::HttpStatus + 'static,
 {
     match result {
         Ok(v) => Ok(Some(v)),

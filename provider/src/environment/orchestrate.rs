@@ -95,6 +95,37 @@ fn component_error(e: &ComponentError) -> Diagnostic {
     Diagnostic::error(summary, e.to_string())
 }
 
+/// The `timeouts` setting that bounds an operation, as the user wrote it
+/// (or the default), e.g. `timeouts.create = "20s"`.
+fn limit_of(state: &Value, op: &str, default: &str) -> String {
+    let text = state
+        .get_attr("timeouts")
+        .get_attr(op)
+        .as_str()
+        .unwrap_or(default)
+        .to_string();
+    format!("timeouts.{op} = {text:?}")
+}
+
+/// A component's failure, naming the `timeouts` setting when it ran out.
+fn failed(e: &ComponentError, limit: &str) -> Diagnostic {
+    match e {
+        ComponentError::Timeout { .. } => Diagnostic::error(
+            format!("{}: timed out ({limit})", e.component()),
+            format!("{e}. The limit is {limit}; what was made so far is kept in the state."),
+        ),
+        _ => component_error(e),
+    }
+}
+
+/// The per-apply summary of AWS retries, for the log.
+fn retries_note(ctx: &Ctx) -> String {
+    format!(
+        "AWS calls retried in this provider run: {}",
+        ctx.aws.retries.summary()
+    )
+}
+
 fn block<T: serde::de::DeserializeOwned>(planned: &Value, name: &str) -> Result<T, Diagnostics> {
     cty::from_value(planned.get_attr(name)).map_err(|e| {
         Diagnostics::from(Diagnostic::error(
@@ -185,6 +216,7 @@ pub async fn converge(
         ("update", "90m")
     };
     let mut planned = planned.clone();
+    let limit = limit_of(&planned, op, default);
     let ctx = match context(aws, &planned, timeout_of(&planned, op, default), cancel).await {
         Ok(ctx) => ctx,
         Err(diagnostics) => {
@@ -237,14 +269,14 @@ pub async fn converge(
     match keys_result {
         Ok(k) => observed.keys = Some(k),
         Err(e) => {
-            diagnostics.push(component_error(&e));
+            diagnostics.push(failed(&e, &limit));
             observed.keys = salvage(keys::find(&ctx)).await;
         }
     }
     match network_result {
         Ok(n) => observed.network = Some(n),
         Err(e) => {
-            diagnostics.push(component_error(&e));
+            diagnostics.push(failed(&e, &limit));
             observed.network = salvage(network::find(&ctx)).await;
         }
     }
@@ -269,28 +301,28 @@ pub async fn converge(
         match c {
             Ok(v) => observed.cluster = Some(v),
             Err(e) => {
-                diagnostics.push(component_error(&e));
+                diagnostics.push(failed(&e, &limit));
                 observed.cluster = salvage(cluster::find(&ctx)).await;
             }
         }
         match d {
             Ok(v) => observed.database = Some(v),
             Err(e) => {
-                diagnostics.push(component_error(&e));
+                diagnostics.push(failed(&e, &limit));
                 observed.database = salvage(database::find(&ctx)).await;
             }
         }
         match ca {
             Ok(v) => observed.cache = Some(v),
             Err(e) => {
-                diagnostics.push(component_error(&e));
+                diagnostics.push(failed(&e, &limit));
                 observed.cache = salvage(cache::find(&ctx)).await;
             }
         }
         match s {
             Ok(v) => observed.storage = Some(v),
             Err(e) => {
-                diagnostics.push(component_error(&e));
+                diagnostics.push(failed(&e, &limit));
                 observed.storage = salvage(storage::find(&ctx)).await;
             }
         }
@@ -299,7 +331,7 @@ pub async fn converge(
             match Box::pin(edge::ensure(&ctx, &specs.edge, &net)).await {
                 Ok(v) => observed.edge = Some(v),
                 Err(e) => {
-                    diagnostics.push(component_error(&e));
+                    diagnostics.push(failed(&e, &limit));
                     observed.edge = salvage(edge::find(&ctx)).await;
                 }
             }
@@ -351,9 +383,10 @@ pub async fn converge(
         observed.edge = e;
     }
     logging::info(&format!(
-        "{}: apply finished after {:?}",
+        "{}: apply finished after {:?}; {}",
         ctx.env,
-        started.elapsed()
+        started.elapsed(),
+        retries_note(&ctx)
     ));
 
     let mode = if diagnostics.has_errors() {
@@ -421,6 +454,11 @@ pub async fn refresh(
     let observed = observe_all(&ctx)
         .await
         .map_err(|errors| Diagnostics(errors.iter().map(component_error).collect()))?;
+    logging::info(&format!(
+        "{}: refresh finished; {}",
+        ctx.env,
+        retries_note(&ctx)
+    ));
     if observed.is_empty() {
         logging::info(&format!(
             "{}: no component found; the environment is gone",
@@ -478,6 +516,7 @@ pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) 
         state: prior.clone(),
         diagnostics,
     };
+    let limit = limit_of(prior, "delete", "90m");
     let ctx = match context(aws, prior, timeout_of(prior, "delete", "90m"), cancel).await {
         Ok(ctx) => ctx,
         Err(d) => return keep(d),
@@ -525,7 +564,7 @@ pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) 
                     diagnostics.push(Diagnostic::warning("Kept or scheduled", w));
                 }
             }
-            Err(e) => diagnostics.push(component_error(&e)),
+            Err(e) => diagnostics.push(failed(&e, &limit)),
         };
     note(Box::pin(edge::delete(&ctx)).await, &mut diagnostics);
     if !diagnostics.has_errors() {
@@ -547,6 +586,11 @@ pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) 
         note(n, &mut diagnostics);
         note(k, &mut diagnostics);
     }
+    logging::info(&format!(
+        "{}: destroy finished; {}",
+        ctx.env,
+        retries_note(&ctx)
+    ));
     if diagnostics.has_errors() {
         // Keep in state what is left, so destroy can be run again.
         let state = match refresh(aws, prior, cancel).await {

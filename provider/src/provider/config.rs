@@ -8,6 +8,8 @@
 //! impl, log line or diagnostic here ever prints them.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -15,7 +17,16 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Deserialize;
@@ -46,6 +57,11 @@ pub const SERVICES: &[&str] = &[
 
 /// Retries after a failed AWS call when `max_retries` is not set.
 pub const DEFAULT_MAX_RETRIES: u32 = 5;
+/// Backoff between retries: exponential with jitter from 1 s, at most 20 s
+/// (AWS's recommendation for long-running clients). With the default five
+/// retries a call gives up after about a minute of throttling.
+const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
 /// The credentials check at configure time gives up sooner than normal
 /// calls: a wrong endpoint should fail `plan` in seconds, not minutes.
 const VALIDATION_ATTEMPTS: u32 = 3;
@@ -252,6 +268,151 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
+/// Retries for long applies: adaptive mode (standard retries of
+/// throttling, 5xx answers, dropped connections and timeouts, plus a
+/// client-side rate limiter that slows down while AWS throttles), bounded
+/// by `max_retries` and by the backoff cap.
+pub fn retry_config(max_retries: u32) -> RetryConfig {
+    RetryConfig::adaptive()
+        .with_max_attempts(max_retries + 1)
+        .with_initial_backoff(INITIAL_BACKOFF)
+        .with_max_backoff(MAX_BACKOFF)
+}
+
+/// Counts the AWS calls the SDK retried, by `service:Operation`, for the
+/// summary line of each apply (and a debug line per retry).
+#[derive(Debug, Default)]
+pub struct RetryCount {
+    total: AtomicU64,
+    by_operation: Mutex<BTreeMap<String, u64>>,
+}
+
+impl RetryCount {
+    fn record(&self, operation: &str) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut map) = self.by_operation.lock() {
+            *map.entry(operation.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Retries so far in this provider process.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// "12 (ec2:DescribeVpcs 3, kms:CreateKey 1, ...)", or "0".
+    pub fn summary(&self) -> String {
+        let total = self.total();
+        let map = match self.by_operation.lock() {
+            Ok(map) => map.clone(),
+            Err(_) => BTreeMap::new(),
+        };
+        if map.is_empty() {
+            return total.to_string();
+        }
+        let parts: Vec<String> = map.iter().map(|(op, n)| format!("{op} {n}")).collect();
+        format!("{total} ({})", parts.join(", "))
+    }
+}
+
+/// Creates AWS does not make idempotent: repeating one whose answer was
+/// lost (a dropped connection, a timeout) can make a second object. The
+/// SDK does not repeat these after a lost answer; the component looks for
+/// what the first call made and adopts it (`components::create_or_adopt`).
+/// Creates that carry a client token or a unique name are repeated as
+/// usual: AWS answers the repeat with the same object or "already exists".
+pub const NOT_IDEMPOTENT: &[&str] = &[
+    "kms:CreateKey",
+    "ec2:CreateVpc",
+    "ec2:CreateSubnet",
+    "ec2:CreateInternetGateway",
+    "ec2:AllocateAddress",
+];
+
+/// Marks an operation whose last attempt got no answer.
+#[derive(Debug, Clone)]
+struct LostAnswer;
+
+impl Storable for LostAnswer {
+    type Storer = StoreReplace<Self>;
+}
+
+/// `service:Operation` of the call in flight, e.g. `secretsmanager:DescribeSecret`.
+fn operation_name(cfg: &ConfigBag) -> String {
+    cfg.load::<Metadata>().map_or_else(
+        || "unknown".to_string(),
+        |m| {
+            format!(
+                "{}:{}",
+                m.service().to_lowercase().replace(' ', ""),
+                m.name()
+            )
+        },
+    )
+}
+
+/// The SDK interceptor behind [`RetryCount`]: every attempt after the
+/// first is a retry.
+#[derive(Debug, Clone)]
+struct CountRetries(Arc<RetryCount>);
+
+impl Intercept for CountRetries {
+    fn name(&self) -> &'static str {
+        "CountRetries"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let attempt = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
+        if attempt > 1 {
+            let operation = operation_name(cfg);
+            if cfg.load::<LostAnswer>().is_some() && NOT_IDEMPOTENT.contains(&operation.as_str()) {
+                logging::debug(&format!(
+                    "AWS call not repeated: {operation} got no answer and may have taken effect"
+                ));
+                return Err(format!(
+                    "{operation} got no answer (the connection dropped or timed out) and may have taken effect, so it was not repeated"
+                )
+                .into());
+            }
+            self.0.record(&operation);
+            logging::debug(&format!("AWS call retried: {operation} attempt {attempt}"));
+        }
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(Err(e)) = context.output_or_error() {
+            if context.response().is_none() {
+                cfg.interceptor_state().store_put(LostAnswer);
+            }
+            if logging::enabled(logging::Level::Debug) {
+                let operation = operation_name(cfg);
+                let attempt = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
+                let why = match context.response() {
+                    Some(r) => format!("HTTP {}", r.status().as_u16()),
+                    None if e.is_timeout_error() => "timeout".to_string(),
+                    None if e.is_connector_error() => "connection failed or dropped".to_string(),
+                    None => "no answer".to_string(),
+                };
+                logging::debug(&format!(
+                    "AWS call attempt failed: {operation} attempt {attempt}: {why}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A client for one service, honouring `endpoints.<service>`, then
 /// `endpoint_url` / `AWS_ENDPOINT_URL`.
 macro_rules! client {
@@ -259,6 +420,9 @@ macro_rules! client {
         pub fn $name(&self) -> $sdk::Client {
             let mut conf = $sdk::config::Builder::from(&self.sdk);
             conf.set_endpoint_url(self.endpoint_override($service));
+            conf.push_interceptor($sdk::config::SharedInterceptor::new(CountRetries(
+                self.retries.clone(),
+            )));
             $sdk::Client::from_conf(conf.build())
         }
     };
@@ -272,6 +436,8 @@ pub struct Aws {
     pub region: String,
     pub default_tags: BTreeMap<String, String>,
     account_id: tokio::sync::OnceCell<String>,
+    /// AWS calls retried so far (shared by every region's clients).
+    pub retries: Arc<RetryCount>,
 }
 
 impl Aws {
@@ -289,7 +455,7 @@ impl Aws {
             .build_https();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
-            .retry_config(RetryConfig::standard().with_max_attempts(max_retries + 1))
+            .retry_config(retry_config(max_retries))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)
@@ -355,6 +521,7 @@ impl Aws {
             region,
             default_tags: config.default_tags.and_then(|t| t.tags).unwrap_or_default(),
             account_id: tokio::sync::OnceCell::new(),
+            retries: Arc::new(RetryCount::default()),
         };
 
         if !config.skip_credentials_validation.unwrap_or(false) {
@@ -368,6 +535,7 @@ impl Aws {
         conf.set_endpoint_url(self.endpoint_override("sts"));
         let conf = conf
             .retry_config(RetryConfig::standard().with_max_attempts(VALIDATION_ATTEMPTS))
+            .interceptor(CountRetries(self.retries.clone()))
             .build();
         let sts = aws_sdk_sts::Client::from_conf(conf);
         let call = sts.get_caller_identity().send();
@@ -413,6 +581,7 @@ impl Aws {
             region: region.to_string(),
             default_tags: self.default_tags.clone(),
             account_id: self.account_id.clone(),
+            retries: self.retries.clone(),
         }
     }
 
@@ -508,6 +677,9 @@ impl Aws {
         let endpoint = self.endpoint_override("s3");
         conf.set_force_path_style(Some(endpoint.is_some()));
         conf.set_endpoint_url(endpoint);
+        conf.push_interceptor(aws_sdk_s3::config::SharedInterceptor::new(CountRetries(
+            self.retries.clone(),
+        )));
         aws_sdk_s3::Client::from_conf(conf.build())
     }
 
