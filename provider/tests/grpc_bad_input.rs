@@ -686,3 +686,115 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
         "only {calls} calls: a case list came out empty"
     );
 }
+
+/// Configuration errors about credentials say which setting is wrong, never
+/// what it holds: not in the diagnostics, not in the provider's trace log.
+#[tokio::test]
+async fn credentials_never_appear_in_diagnostics_or_the_trace_log() {
+    const SECRET_KEY: &str = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRETKEY";
+    const TOKEN: &str = "FwoGZXIvYXdzEBSESSIONTOKEN0123456789abcdef";
+    let identity = terraform_like_client_cert();
+    let log = std::env::temp_dir().join(format!("idis-grpc-secrets-{}.log", std::process::id()));
+    let plugin = start_plugin_with(
+        &identity,
+        &[("TF_LOG_PROVIDER", "trace")],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    let channel = connect(&plugin, Some(&identity))
+        .await
+        .expect("mTLS connect");
+    let client = Client {
+        grpc: ProviderClient::new(channel),
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut said = Vec::new();
+
+    // A secret key without its access key: refused by validation.
+    let half = provider_config(&[
+        ("secret_key", Value::string(SECRET_KEY)),
+        ("token", Value::string(TOKEN)),
+    ]);
+    said.push(expect_error(
+        "PrepareProviderConfig, secret_key without access_key",
+        call!(
+            client,
+            prepare_provider_config,
+            pb::prepare_provider_config::Request {
+                config: msgpack(half.clone()),
+            }
+        ),
+    ));
+    said.push(expect_error(
+        "ConfigureProvider, secret_key without access_key",
+        call!(
+            client,
+            configure,
+            pb::configure::Request {
+                terraform_version: "1.11.0".into(),
+                config: msgpack(half),
+                client_capabilities: None,
+            }
+        ),
+    ));
+    // Complete credentials, but STS cannot be reached to check them.
+    let unreachable = provider_config(&[
+        ("region", Value::string("us-east-1")),
+        ("access_key", Value::string("AKIAIOSFODNN7EXAMPLE")),
+        ("secret_key", Value::string(SECRET_KEY)),
+        ("token", Value::string(TOKEN)),
+        ("endpoint_url", Value::string(format!("http://{closed}"))),
+        ("max_retries", Value::int(0)),
+    ]);
+    said.push(expect_error(
+        "ConfigureProvider, STS unreachable",
+        call!(
+            client,
+            configure,
+            pb::configure::Request {
+                terraform_version: "1.11.0".into(),
+                config: msgpack(unreachable),
+                client_capabilities: None,
+            }
+        ),
+    ));
+    // The same secret beside a wrongly typed setting: refused at decoding.
+    said.push(expect_error(
+        "ConfigureProvider, secret beside a wrongly typed setting",
+        call!(
+            client,
+            configure,
+            pb::configure::Request {
+                terraform_version: "1.11.0".into(),
+                config: msgpack(typed_as(&[
+                    ("secret_key", Value::string(SECRET_KEY), Type::String),
+                    (
+                        "max_retries",
+                        Value::strings([TOKEN]),
+                        Type::list(Type::String)
+                    ),
+                ])),
+                client_capabilities: None,
+            }
+        ),
+    ));
+    drop(plugin);
+
+    assert!(
+        said[0].contains("secret_key is set but access_key is not"),
+        "{}",
+        said[0]
+    );
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        log_text.contains("TRACE") || log_text.contains("trace"),
+        "no trace log captured"
+    );
+    for text in said.iter().chain([&log_text]) {
+        assert!(!text.contains(SECRET_KEY), "the secret key leaked: {text}");
+        assert!(!text.contains(TOKEN), "the session token leaked: {text}");
+    }
+}
