@@ -1,5 +1,8 @@
 """Writes the seed corpus (a handful of well-formed inputs) for the fuzz
-targets. Run from fuzz/: python3 seeds/make_seeds.py"""
+targets. Run from fuzz/: python3 seeds/make_seeds.py
+
+Files named regression-* are inputs that once crashed a target, kept so
+every run replays them; they are not written here."""
 
 import json
 import struct
