@@ -300,10 +300,20 @@ def test_no_secret_reaches_state_plan_or_trace_logs(production, aws):
     production.run("plan", "-input=false", "-out=plan.tfplan", env={"TF_LOG": "TRACE"})
     plan_json = production.run("show", "-json", "plan.tfplan").stdout
     tfstate = (production.workdir / "terraform.tfstate").read_text()
+    # Diagnostics: a plan that warns (instance class change) and a destroy
+    # refused with an error (deletion protection), both at TRACE.
+    main_tf = production.workdir / "main.tf"
+    main_tf.write_text(main_tf.read_text().replace('"db.r6g.xlarge"', '"db.r6g.2xlarge"'))
+    warned = production.run("plan", "-input=false", env={"TF_LOG": "TRACE"})
+    assert "Database instance class change" in warned.stdout, warned.describe("terraform plan")
+    refused = production.run("destroy", "-input=false", "-auto-approve", check=False, env={"TF_LOG": "TRACE"})
+    assert refused.returncode == 1 and "deletion protection" in refused.stderr, refused.describe("terraform destroy")
+    diagnostics = warned.stdout + warned.stderr + refused.stdout + refused.stderr
     for value in values:
         assert value not in tfstate, "a secret is in terraform.tfstate"
         assert value not in plan_json, "a secret is in the plan JSON"
         assert value not in applied_logs.stdout + applied_logs.stderr, "a secret is in TF_LOG=trace output"
+        assert value not in diagnostics, "a secret is in a warning or error diagnostic"
 
 
 BAD_MODULE_INPUTS = [

@@ -435,10 +435,52 @@ pub fn validate(config: &Value) -> Diagnostics {
     c.diags
 }
 
+/// Tags the provider sets itself on every object: `idis:environment`,
+/// `idis:component`, `managed-by` and `Name`.
+const PROVIDER_TAGS: usize = 4;
+/// AWS allows 50 user tags per resource (EC2, EKS, RDS, ElastiCache, S3,
+/// KMS alike).
+const AWS_TAG_LIMIT: usize = 50;
+
+/// The characters every AWS service accepts in tag keys and values: EC2
+/// takes anything, but RDS, ElastiCache, EKS and S3 only letters, digits
+/// and spaces (any script) and `_ . : / = + - @`.
+fn is_tag_text(s: &str) -> bool {
+    s.chars()
+        .all(|ch| ch.is_alphanumeric() || ch == ' ' || "_.:/=+-@".contains(ch))
+}
+
 fn check_tags(c: &mut Checker) {
     let (tags, path) = c.value(None, "tags");
     if let Value::Map(items) = tags {
+        let most = AWS_TAG_LIMIT - PROVIDER_TAGS;
+        if items.len() > most {
+            c.diags.push(
+                Diagnostic::error(
+                    format!("Invalid {path}"),
+                    format!(
+                        "{path} has {} tags; at most {most} are allowed: AWS takes {AWS_TAG_LIMIT} tags per resource and the provider sets {PROVIDER_TAGS} itself (idis:environment, idis:component, managed-by, Name). The provider's default_tags count against the same limit.",
+                        items.len()
+                    ),
+                )
+                .at(path.clone()),
+            );
+        }
         for (key, value) in items {
+            if !is_tag_text(key) {
+                c.fail(
+                    path.key(key),
+                    &Value::string(key.clone()),
+                    "tag keys may hold only letters, digits, spaces and _ . : / = + - @ (the characters every AWS service accepts)",
+                );
+            }
+            if value.as_str().is_some_and(|v| !is_tag_text(v)) {
+                c.fail(
+                    path.key(key),
+                    value,
+                    "tag values may hold only letters, digits, spaces and _ . : / = + - @ (the characters every AWS service accepts)",
+                );
+            }
             // `Name` is set by the provider on every object (idis-<name>-...).
             let reserved = key.starts_with("aws:")
                 || key.starts_with("idis:")
@@ -641,6 +683,35 @@ mod tests {
         assert_eq!(path, "tags[\"idis:environment\"]");
         let (path, _) = error(&[("", "tags", Value::string_map([("Name", "x")]))]);
         assert_eq!(path, "tags[\"Name\"]");
+    }
+
+    #[test]
+    fn tags_use_only_characters_every_service_accepts() {
+        let (path, detail) = error(&[("", "tags", Value::string_map([("cost center!", "x")]))]);
+        assert_eq!(path, "tags[\"cost center!\"]");
+        assert!(
+            detail.contains("tags[\"cost center!\"] = \"cost center!\""),
+            "{detail}"
+        );
+        assert!(detail.contains("_ . : / = + - @"), "{detail}");
+        let (path, detail) = error(&[("", "tags", Value::string_map([("team", "a;b")]))]);
+        assert_eq!(path, "tags[\"team\"]");
+        assert!(detail.contains("= \"a;b\""), "{detail}");
+        let fine = Value::string_map([
+            ("kubernetes.io/cluster/x", "owned"),
+            ("Owner", "équipe données@example.com"),
+            ("cost-centre", "R+D = 42"),
+        ]);
+        assert!(validate(&config(&[("", "tags", fine)])).is_empty());
+    }
+
+    #[test]
+    fn at_most_46_tags_leave_room_for_the_providers_own() {
+        let tags = |n: usize| Value::string_map((0..n).map(|i| (format!("k{i}"), "v".to_string())));
+        assert!(validate(&config(&[("", "tags", tags(46))])).is_empty());
+        let (path, detail) = error(&[("", "tags", tags(47))]);
+        assert_eq!(path, "tags");
+        assert!(detail.contains("has 47 tags; at most 46"), "{detail}");
     }
 
     #[test]

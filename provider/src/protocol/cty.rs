@@ -529,7 +529,9 @@ impl Decimal {
         if self.digits.is_empty() {
             return Some(0);
         }
-        if self.exponent < 0 || self.digits.len() as i64 + self.exponent > 19 {
+        // In i128: an exponent near i64::MAX (`1e9223372036854775807`)
+        // must not wrap around into a small one.
+        if self.exponent < 0 || self.digits.len() as i128 + i128::from(self.exponent) > 19 {
             return None;
         }
         let mut v: i128 = 0;
@@ -2939,6 +2941,29 @@ mod tests {
                 let _ = decode_json(&bytes, ty);
             }
         }
+    }
+
+    /// Found by `make fuzz` (cty_decode): an exponent near i64::MAX
+    /// overflowed the size check of `Decimal::to_i64`, which panicked in
+    /// debug builds and, wrapping in release builds, went on to multiply
+    /// by ten i64::MAX times (a hang).
+    #[test]
+    fn exponents_near_the_i64_limit_stay_exact_text() {
+        for text in [
+            "1e9223372036854775807",
+            "1955555E00000000009223372036854775807",
+            "-7e9223372036854775800",
+        ] {
+            let n = Number::parse(text).expect(text);
+            assert!(matches!(n, Number::Big(_)), "{text}: {n:?}");
+            assert_eq!(n.as_i64(), None, "{text}");
+        }
+        let v = decode_json(b"1955555E00000000009223372036854775807", &Type::Number).unwrap();
+        assert!(matches!(v, Value::Number(Number::Big(_))), "{v:?}");
+        assert_eq!(
+            Number::parse("1e18").and_then(|n| n.as_i64()),
+            Some(1_000_000_000_000_000_000)
+        );
     }
 
     // ---- type JSON ------------------------------------------------------------

@@ -1,0 +1,298 @@
+"""Invalid configurations are refused before anything is created, with a
+message that names the attribute (and the value, where there is one) and
+says what is allowed.
+
+Two working directories are initialised once for the whole file: one
+calling the module `modules/idis`, one using `idis_environment` directly.
+Each case rewrites main.tf in its directory and runs `terraform validate`,
+then, if the case is caught at plan, `terraform plan` against moto. The
+stage is part of the expectation: literal values on the resource reach the
+provider's ValidateResourceTypeConfig at `validate`, and so do the module's
+own variable validations and type conversions; a module input passed
+through to the resource is unknown to the provider at `validate` and is
+refused at `plan`. These cases add to the ones in test_environment.py
+(none is repeated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from conftest import REPO_ROOT, REQUIRED_PROVIDERS, Terraform
+
+VALIDATE = "validate"
+PLAN = "plan"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    hcl: str
+    # Every fragment must appear in the error output (whitespace and box
+    # drawing folded): the attribute, the value and the rule.
+    says: tuple[str, ...]
+    stage: str
+
+
+def flat(text: str) -> str:
+    return " ".join(text.replace("│", " ").replace("╵", " ").replace("╷", " ").split())
+
+
+# --- Through the module ------------------------------------------------------
+
+MODULE_REQUIRED = {
+    "environment": '"production"',
+    "region": '"us-east-1"',
+    "vpc_cidr": '"10.0.0.0/16"',
+}
+
+
+def module_config(inputs: str) -> str:
+    given = {line.split("=")[0].strip() for line in inputs.splitlines() if "=" in line}
+    required = "\n  ".join(f"{k} = {v}" for k, v in MODULE_REQUIRED.items() if k not in given)
+    return REQUIRED_PROVIDERS + f"""
+provider "idis" {{}}
+
+module "idis" {{
+  source = "./modules/idis"
+  {required}
+  {inputs}
+}}
+"""
+
+
+def refused(attribute: str, value: str, rule: str) -> tuple[str, ...]:
+    """What the provider says: `<path> = <value> is not allowed: <rule>`."""
+    return (f"{attribute} = {value} is not allowed", rule)
+
+
+MODULE_CASES = [
+    # The module's own variable validations.
+    Case("environment ends with a dash", 'environment = "prod-"',
+         ('var.environment is "prod-"', "environment must be 1 to 23 lowercase letters"), VALIDATE),
+    Case("environment longer than 23", 'environment = "production-eu-central-one"',
+         ('var.environment is "production-eu-central-one"', "environment must be 1 to 23"), VALIDATE),
+    Case("region is not a region name", 'region = "mars"',
+         ('var.region is "mars"', 'region must be an AWS region name'), VALIDATE),
+    Case("vpc_cidr too small", 'vpc_cidr = "10.0.0.0/25"',
+         ('var.vpc_cidr is "10.0.0.0/25"', "from /16 to /24"), VALIDATE),
+    Case("db_instance_class without db. prefix", 'db_instance_class = "r6g.xlarge"',
+         ('var.db_instance_class is "r6g.xlarge"', "db_instance_class must be an RDS instance class"), VALIDATE),
+    Case("db_backup_retention zero", "db_backup_retention = 0",
+         ("var.db_backup_retention is 0", "from 1 to 35"), VALIDATE),
+    Case("db_backup_retention fractional", "db_backup_retention = 2.5",
+         ("var.db_backup_retention is 2.5", "whole number of days"), VALIDATE),
+    Case("eks_node_instance_type without size", 'eks_node_instance_type = "m6i"',
+         ('var.eks_node_instance_type is "m6i"', "eks_node_instance_type must be an EC2 instance type"), VALIDATE),
+    Case("eks_node_min_count zero", "eks_node_min_count = 0",
+         ("var.eks_node_min_count is 0", "eks_node_min_count must be a whole number, at least 1"), VALIDATE),
+    Case("eks_node_max_count above 450", "eks_node_max_count = 451",
+         ("var.eks_node_max_count is 451", "from 1 to 450"), VALIDATE),
+    Case("tenants uses the reserved name", 'tenants = ["platform"]',
+         ("tenants", '"platform" is reserved'), VALIDATE),
+    Case("tenants in capitals", 'tenants = ["Acme"]',
+         ("tenants", "lowercase letters"), VALIDATE),
+    Case("db_read_replicas above 5", "db_read_replicas = 6",
+         ("var.db_read_replicas is 6", "from 0 to 5"), VALIDATE),
+    Case("audit_retention_mode unknown", 'audit_retention_mode = "STRICT"',
+         ('var.audit_retention_mode is "STRICT"', '"COMPLIANCE" or "GOVERNANCE"'), VALIDATE),
+    # Passed through to the provider, which names the resource attribute;
+    # Terraform shows the module line that set it (the input's name).
+    Case("vpc_cidr in a public range", 'vpc_cidr = "8.8.0.0/16"',
+         ("vpc_cidr = var.vpc_cidr", *refused("network.vpc_cidr", '"8.8.0.0/16"', "use a private range")), PLAN),
+    Case("key_deletion_window_days below 7", "key_deletion_window_days = 5",
+         ("deletion_window_days = var.key_deletion_window_days",
+          *refused("keys.deletion_window_days", "5", "from 7 to 30")), PLAN),
+    Case("kubernetes_version EKS no longer offers", 'kubernetes_version = "1.20"',
+         ("kubernetes_version = var.kubernetes_version",
+          *refused("cluster.kubernetes_version", '"1.20"', "use one of 1.28")), PLAN),
+    Case("db_engine_version 14", 'db_engine_version = "14"',
+         ("engine_version = var.db_engine_version",
+          *refused("database.engine_version", '"14"', 'use PostgreSQL "16" or "15"')), PLAN),
+    Case("db_allocated_storage_gb below 20", "db_allocated_storage_gb = 10",
+         ("allocated_storage_gb = var.db_allocated_storage_gb",
+          *refused("database.allocated_storage_gb", "10", "from 20 to 65536")), PLAN),
+    Case("cache_engine_version 6", 'cache_engine_version = "6.2"',
+         ("engine_version = var.cache_engine_version",
+          *refused("cache.engine_version", '"6.2"', 'use Redis "7"')), PLAN),
+    Case("cache_node_type without cache. prefix", 'cache_node_type = "r6g.large"',
+         ("node_type = var.cache_node_type",
+          *refused("cache.node_type", '"r6g.large"', "ElastiCache node type")), PLAN),
+    Case("cache_node_count 1 with Multi-AZ", "cache_node_count = 1",
+         ("node_count = var.cache_node_count",
+          *refused("cache.node_count", "1", "Multi-AZ with automatic failover needs at least 2 nodes")), PLAN),
+    Case("audit_retention_days zero", "audit_retention_days = 0",
+         ("retention_days = var.audit_retention_days",
+          *refused("audit_storage.retention_days", "0", "from 1 to 36500")), PLAN),
+    Case("waf_rate_limit below 100", "waf_rate_limit = 50",
+         ("rate_limit = var.waf_rate_limit", *refused("edge.rate_limit", "50", "from 100 to 2000000000")), PLAN),
+    Case("cdn_origin_domain with a scheme", 'cdn_origin_domain = "https://app.example.com/"',
+         ("origin_domain = var.cdn_origin_domain",
+          *refused("edge.origin_domain", '"https://app.example.com/"', "no scheme, no path")), PLAN),
+    Case("tags with a reserved aws: key", 'tags = { "aws:team" = "x" }',
+         ('tags["aws:team"] = "aws:team" is not allowed', 'reserved prefixes "aws:"'), PLAN),
+    # Wrong types and unknown inputs: Terraform refuses them from the schema.
+    Case("eks_node_min_count as a word", 'eks_node_min_count = "three"',
+         ("eks_node_min_count", "a number is required"), VALIDATE),
+    Case("tenants as a string", 'tenants = "acme"',
+         ("tenants", "list of string required"), VALIDATE),
+    Case("an input the module does not have", 'db_password = "hunter2"',
+         ('An argument named "db_password" is not expected here',), VALIDATE),
+]
+
+
+# --- idis_environment directly -----------------------------------------------
+
+def resource_config(body: str) -> str:
+    return REQUIRED_PROVIDERS + f"""
+provider "idis" {{}}
+
+resource "idis_environment" "this" {{
+  {body}
+}}
+"""
+
+
+def block(name: str, inner: str) -> str:
+    return f'name = "production"\n  {name} {{\n    {inner}\n  }}'
+
+
+RESOURCE_CASES = [
+    Case("name ends with a dash", 'name = "prod-"',
+         refused("name", '"prod-"', "not ending with a dash"), VALIDATE),
+    Case("name longer than 23", 'name = "a-very-long-environment-name"',
+         refused("name", '"a-very-long-environment-name"', "1 to 23 lowercase letters"), VALIDATE),
+    Case("region is not a region name", 'name = "production"\n  region = "useast1"',
+         refused("region", '"useast1"', "AWS region name"), VALIDATE),
+    Case("vpc_cidr in a public range", block("network", 'vpc_cidr = "8.8.0.0/16"'),
+         refused("network.vpc_cidr", '"8.8.0.0/16"', "use a private range"), VALIDATE),
+    Case("vpc_cidr too small for six subnets", block("network", 'vpc_cidr = "10.0.0.0/25"'),
+         refused("network.vpc_cidr", '"10.0.0.0/25"', "/24 (smallest that holds six subnets)"), VALIDATE),
+    Case("vpc_cidr without prefix", block("network", 'vpc_cidr = "10.0.0.0"'),
+         refused("network.vpc_cidr", '"10.0.0.0"', "IPv4 CIDR block"), VALIDATE),
+    Case("two availability zones", block("network", 'availability_zones = ["us-east-1a", "us-east-1b"]'),
+         refused("network.availability_zones", '["us-east-1a", "us-east-1b"]', "exactly three different"), VALIDATE),
+    Case("a zone twice", block("network", 'availability_zones = ["us-east-1a", "us-east-1a", "us-east-1b"]'),
+         ("network.availability_zones =", "exactly three different availability zones"), VALIDATE),
+    Case("zones of another region",
+         'name = "production"\n  region = "us-east-1"\n  network {\n    availability_zones = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]\n  }',
+         ("network.availability_zones =", 'zone "eu-west-1a" is not in region "us-east-1"'), VALIDATE),
+    Case("tenant named platform", block("keys", 'tenants = ["acme", "platform"]'),
+         refused("keys.tenants[1]", '"platform"', '"platform" is reserved'), VALIDATE),
+    Case("tenant in capitals", block("keys", 'tenants = ["Acme"]'),
+         refused("keys.tenants[0]", '"Acme"', "lowercase letters"), VALIDATE),
+    Case("deletion window above 30", block("keys", "deletion_window_days = 31"),
+         refused("keys.deletion_window_days", "31", "from 7 to 30"), VALIDATE),
+    Case("kubernetes 1.27", block("cluster", 'kubernetes_version = "1.27"'),
+         refused("cluster.kubernetes_version", '"1.27"', "use one of 1.28"), VALIDATE),
+    Case("no node instance types", block("cluster", "node_instance_types = []"),
+         refused("cluster.node_instance_types", "[]", "at least one EC2 instance type"), VALIDATE),
+    Case("node instance type without size", block("cluster", 'node_instance_types = ["xlarge"]'),
+         refused("cluster.node_instance_types[0]", '"xlarge"', "EC2 instance type"), VALIDATE),
+    Case("node_max_size above 450", block("cluster", "node_max_size = 500"),
+         refused("cluster.node_max_size", "500", "from 1 to 450"), VALIDATE),
+    Case("node_min_size zero", block("cluster", "node_min_size = 0\n    node_max_size = 3"),
+         refused("cluster.node_min_size", "0", "from 1 to 450"), VALIDATE),
+    Case("desired size outside min and max",
+         block("cluster", "node_min_size = 3\n    node_max_size = 10\n    node_desired_size = 12"),
+         refused("cluster.node_desired_size", "12", "within node_min_size (3) and node_max_size (10)"), VALIDATE),
+    Case("instance class without size", block("database", 'instance_class = "db.r6g"'),
+         refused("database.instance_class", '"db.r6g"', "RDS instance class"), VALIDATE),
+    Case("storage below 20 GiB", block("database", "allocated_storage_gb = 10"),
+         refused("database.allocated_storage_gb", "10", "from 20 to 65536"), VALIDATE),
+    Case("negative read replicas", block("database", "read_replicas = -1"),
+         refused("database.read_replicas", "-1", "from 0 to 5"), VALIDATE),
+    Case("master user postgres", block("database", 'master_username = "postgres"'),
+         refused("database.master_username", '"postgres"', "not a reserved name"), VALIDATE),
+    Case("database name starting with a digit", block("database", 'database_name = "1idis"'),
+         refused("database.database_name", '"1idis"', "starting with a letter"), VALIDATE),
+    Case("fractional backup retention", block("database", "backup_retention_days = 7.5"),
+         refused("database.backup_retention_days", "7.5", "whole number from 1 to 35"), VALIDATE),
+    Case("postgres version text", block("database", 'engine_version = "16.x"'),
+         refused("database.engine_version", '"16.x"', "full version such as"), VALIDATE),
+    Case("cache node type without prefix", block("cache", 'node_type = "r6g.large"'),
+         refused("cache.node_type", '"r6g.large"', "ElastiCache node type"), VALIDATE),
+    Case("seven cache nodes", block("cache", "node_count = 7"),
+         refused("cache.node_count", "7", "from 1 to 6"), VALIDATE),
+    Case("cache snapshots kept 36 days", block("cache", "snapshot_retention_days = 36"),
+         refused("cache.snapshot_retention_days", "36", "from 0 to 35"), VALIDATE),
+    Case("retention mode in lower case", block("audit_storage", 'retention_mode = "compliance"'),
+         refused("audit_storage.retention_mode", '"compliance"', '"COMPLIANCE" or "GOVERNANCE"'), VALIDATE),
+    Case("retention of zero days", block("audit_storage", "retention_days = 0"),
+         refused("audit_storage.retention_days", "0", "from 1 to 36500"), VALIDATE),
+    Case("origin domain with scheme", block("edge", 'origin_domain = "https://app.example.com/"'),
+         refused("edge.origin_domain", '"https://app.example.com/"', "no scheme, no path"), VALIDATE),
+    Case("create timeout without unit", block("timeouts", 'create = "90"'),
+         refused("timeouts.create", '"90"', 'duration such as "90m"'), VALIDATE),
+    Case("zero delete timeout", block("timeouts", 'delete = "0s"'),
+         refused("timeouts.delete", '"0s"', 'duration such as "90m"'), VALIDATE),
+    Case("tag key managed-by", 'name = "production"\n  tags = { "managed-by" = "me" }',
+         refused('tags["managed-by"]', '"managed-by"', 'the keys "managed-by" and "Name"'), VALIDATE),
+    Case("tag value over 256 characters", f'name = "production"\n  tags = {{ team = "{"x" * 257}" }}',
+         ('tags["team"] = "xxxx', "tag values are at most 256 characters"), VALIDATE),
+    Case("tag key with characters AWS refuses", 'name = "production"\n  tags = { "cost center!" = "x" }',
+         refused('tags["cost center!"]', '"cost center!"', "only letters, digits, spaces and _ . : / = + - @"), VALIDATE),
+    Case("47 tags", 'name = "production"\n  tags = {' + ", ".join(f'k{i} = "v"' for i in range(47)) + "}",
+         ("tags has 47 tags; at most 46 are allowed", "the provider sets 4 itself"), VALIDATE),
+    Case("node_min_size as a word", block("cluster", 'node_min_size = "three"'),
+         ('Inappropriate value for attribute "node_min_size"', "a number is required"), VALIDATE),
+    Case("an attribute the block does not have", block("database", "storage_gb = 100"),
+         ('An argument named "storage_gb" is not expected here',), VALIDATE),
+    Case("tenants as a string", block("keys", 'tenants = "acme"'),
+         ('Inappropriate value for attribute "tenants"', "list of string required"), VALIDATE),
+]
+
+
+@pytest.fixture(scope="module")
+def workdirs(tmp_path_factory, terraform_rc, moto):
+    """Initialised directories for module and resource cases; a valid
+    configuration in each validates and plans, so every refusal below is
+    the case's own."""
+    root = tmp_path_factory.mktemp("invalid-config")
+    dirs = {}
+    for kind, valid in (("module", module_config("")), ("resource", resource_config('name = "production"'))):
+        workdir = root / kind
+        workdir.mkdir()
+        if kind == "module":
+            (workdir / "modules").symlink_to(REPO_ROOT / "modules")
+        tf = Terraform(workdir, terraform_rc, moto.endpoint)
+        tf.write(valid)
+        tf.init()
+        tf.validate()
+        tf.plan()
+        dirs[kind] = tf
+    return dirs
+
+
+def check_refused(tf: Terraform, config: str, case: Case) -> None:
+    tf.write(config)
+    validated = tf.validate(check=False)
+    if case.stage == VALIDATE:
+        result, command = validated, "terraform validate"
+    else:
+        assert validated.returncode == 0, validated.describe("terraform validate (should pass; plan refuses)")
+        result, command = tf.plan(check=False), "terraform plan"
+    assert result.returncode == 1, result.describe(command)
+    text = flat(result.stderr)
+    for fragment in case.says:
+        assert flat(fragment) in text, f"{fragment!r} missing\n" + result.describe(command)
+    assert "plugin crashed" not in text.lower()
+    assert "Internal error" not in text
+
+
+@pytest.mark.parametrize("case", MODULE_CASES, ids=[c.id for c in MODULE_CASES])
+def test_a_bad_module_input_is_refused_naming_the_input(workdirs, case):
+    check_refused(workdirs["module"], module_config(case.hcl), case)
+
+
+@pytest.mark.parametrize("case", RESOURCE_CASES, ids=[c.id for c in RESOURCE_CASES])
+def test_a_bad_resource_attribute_is_refused_naming_the_attribute(workdirs, case):
+    check_refused(workdirs["resource"], resource_config(case.hcl), case)
+
+
+def test_there_are_at_least_thirty_distinct_cases():
+    hcl = [c.hcl for c in MODULE_CASES] + [c.hcl for c in RESOURCE_CASES]
+    assert len(set(hcl)) == len(hcl), "a case is listed twice"
+    assert len(MODULE_CASES) >= 15 and len(RESOURCE_CASES) >= 15
