@@ -1,0 +1,123 @@
+"""The pull request plan summary (tools/plan_summary.py) on a real plan of
+examples/production whose change the provider warns about."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT, Terraform, _clean_environment
+
+TOOL = REPO_ROOT / "tools" / "plan_summary.py"
+ADDRESS = "module.idis_production.idis_environment.this"
+
+
+@pytest.fixture
+def production(tmp_path, terraform_rc, moto, aws_proxy) -> Terraform:
+    """examples/production with the module beside it, initialised, moto emptied."""
+    moto.reset()
+    root = tmp_path / "repo"
+    shutil.copytree(REPO_ROOT / "modules", root / "modules")
+    shutil.copytree(REPO_ROOT / "examples" / "production", root / "examples" / "production")
+    tf = Terraform(root / "examples" / "production", terraform_rc, aws_proxy.endpoint)
+    tf.env["IDIS_POLL_INTERVAL_MS"] = "50"
+    tf.init()
+    return tf
+
+
+def plan_summary(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=60,
+                          env=_clean_environment())
+
+
+def planned(tf: Terraform, name: str):
+    """`plan -json -out` and `show -json`, as the pull request workflow runs them."""
+    log = tf.plan("-json", f"-out={name}.tfplan")
+    (tf.workdir / f"{name}.log").write_text(log.stdout)
+    (tf.workdir / f"{name}.json").write_text(tf.run("show", "-json", f"{name}.tfplan").stdout)
+    return tf.workdir / f"{name}.json", tf.workdir / f"{name}.log"
+
+
+def rows(markdown: str) -> list[list[str]]:
+    out = []
+    for line in markdown.splitlines():
+        if line.startswith("| `") :
+            out.append([cell.strip().strip("`") for cell in line.strip("|").split(" | ")])
+    return out
+
+
+def test_a_pull_request_that_resizes_the_database_and_lowers_the_node_maximum_shows_both_warnings(production):
+    production.apply()
+    main_tf = production.workdir / "main.tf"
+    text = main_tf.read_text()
+    for old, new in [('db_instance_class   = "db.r6g.xlarge"', 'db_instance_class   = "db.r6g.2xlarge"'),
+                     ("eks_node_max_count     = 10", "eks_node_max_count     = 8")]:
+        assert old in text, old
+        text = text.replace(old, new)
+    main_tf.write_text(text)
+
+    plan_json, plan_log = planned(production, "pr")
+    result = plan_summary(str(plan_json), "--log", str(plan_log), "--title", "production")
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout
+    print(summary)
+
+    assert summary.startswith("<!-- idis-plan-summary -->\n## Terraform plan: production\n")
+    assert "0 to add, **1 to change**, 0 to replace, 0 to destroy." in summary
+    # Every warning of the provider, summary and detail, under "Disruptive changes".
+    warnings = [json.loads(line)["diagnostic"] for line in plan_log.read_text().splitlines()
+                if '"type":"diagnostic"' in line]
+    assert {w["summary"] for w in warnings} == {"Database instance class change", "Node group maximum lowered"}
+    disruptive = summary[summary.index("### :warning: Disruptive changes (2)"):summary.index("### Changes")]
+    for warning in warnings:
+        assert f"**{warning['summary']}** (`{ADDRESS}`)" in disruptive
+        for line in warning["detail"].strip().splitlines():
+            assert line in disruptive, line
+    assert "db.r6g.xlarge to db.r6g.2xlarge" in disruptive and "lowered from 10 to 8" in disruptive
+
+    assert f"| `{ADDRESS}` | change |" in summary
+    changed = rows(summary[summary.index(f"#### {ADDRESS} (change)"):])
+    assert ["database.instance_class", '"db.r6g.xlarge"', '"db.r6g.2xlarge"'] in changed
+    assert ["cluster.node_max_size", "10", "8"] in changed
+    assert len(changed) == 2, changed
+
+    # Without the log, the summary says the warnings are missing instead of "none".
+    bare = plan_summary(str(plan_json))
+    assert "Warnings not shown" in bare.stdout and "Disruptive" not in bare.stdout
+
+
+def test_a_plan_without_changes_says_so(production):
+    production.apply()
+    plan_json, plan_log = planned(production, "none")
+    result = plan_summary(str(plan_json), "--log", str(plan_log))
+    assert result.returncode == 0, result.stderr
+    assert "0 to add, 0 to change, 0 to replace, 0 to destroy." in result.stdout
+    assert "No disruptive changes: the provider gave no warning." in result.stdout
+    assert "No changes. The infrastructure matches the configuration." in result.stdout
+
+
+def test_a_refused_change_shows_the_error_from_the_log_alone(production):
+    production.apply()
+    main_tf = production.workdir / "main.tf"
+    main_tf.write_text(main_tf.read_text().replace("s3_worm_enabled       = true", "s3_worm_enabled       = false"))
+    failed = production.plan("-json", "-out=refused.tfplan", check=False)
+    assert failed.returncode == 1, failed.describe("terraform plan -json")
+    log = production.workdir / "refused.log"
+    log.write_text(failed.stdout)
+    # Terraform 1.11 still writes the errored plan; `show -json` marks it errored.
+    shown = production.run("show", "-json", "refused.tfplan")
+    plan_json = production.workdir / "refused.json"
+    plan_json.write_text(shown.stdout)
+    assert json.loads(shown.stdout)["errored"] is True
+
+    for args in ([str(plan_json), "--log", str(log)], ["--log", str(log)]):
+        result = plan_summary(*args, "--title", "production")
+        assert result.returncode == 0, result.stderr
+        assert "**The plan failed.**" in result.stdout
+        errors = result.stdout[result.stdout.index("### Errors"):]
+        assert "**Object Lock cannot be turned off**" in errors and "audit_storage.worm" in errors, result.stdout
+        assert "No changes" not in result.stdout and "No disruptive changes" not in result.stdout
