@@ -66,7 +66,7 @@ def test_a_pull_request_that_resizes_the_database_and_lowers_the_node_maximum_sh
     summary = result.stdout
     print(summary)
 
-    assert summary.startswith("<!-- idis-plan-summary -->\n## Terraform plan: production\n")
+    assert summary.startswith("<!-- idis-plan-summary: production -->\n## Terraform plan: production\n")
     assert "0 to add, **1 to change**, 0 to replace, 0 to destroy." in summary
     # Every warning of the provider, summary and detail, under "Disruptive changes".
     warnings = [json.loads(line)["diagnostic"] for line in plan_log.read_text().splitlines()
@@ -84,6 +84,12 @@ def test_a_pull_request_that_resizes_the_database_and_lowers_the_node_maximum_sh
     assert ["database.instance_class", '"db.r6g.xlarge"', '"db.r6g.2xlarge"'] in changed
     assert ["cluster.node_max_size", "10", "8"] in changed
     assert len(changed) == 2, changed
+
+    # Cut to fit a comment: the counts and warnings stay, the note says where the rest is.
+    limit = len(summary) - 60
+    short = plan_summary(str(plan_json), "--log", str(plan_log), "--title", "production", "--max-length", str(limit))
+    assert len(short.stdout) <= limit and disruptive in short.stdout
+    assert '`"db.r6g.2xlarge"`' not in short.stdout and "full one is in the workflow run's summary" in short.stdout
 
     # Without the log, the summary says the warnings are missing instead of "none".
     bare = plan_summary(str(plan_json))

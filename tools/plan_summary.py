@@ -45,7 +45,10 @@ from planjson import (  # noqa: E402
 
 # module.x["a"].idis_environment.this, data.idis_account.current, ...
 PROVIDER_RESOURCE = re.compile(r"(?:^|\.)idis_[a-z0-9_]+\.[A-Za-z0-9_-]+(?:\[[^\]]*\])?$")
-MARKER = "<!-- idis-plan-summary -->"
+# First line of every summary: a workflow finds its own earlier comment by
+# it (one per title, so one sticky comment per environment) and edits it.
+MARKER = "<!-- idis-plan-summary: {title} -->"
+TRUNCATED = "_Summary cut to fit a comment; the full one is in the workflow run's summary._"
 ACTION_NAMES = {
     ("create",): "add",
     ("update",): "change",
@@ -102,7 +105,7 @@ def summary(plan_data: dict, diagnostics: list[dict] | None, title: str) -> str:
         changed.append((rc, action))
     drift = [d for d in plan_data.get("resource_drift") or [] if (d.get("change") or {}).get("actions") not in (["no-op"], ["read"])]
 
-    lines = [MARKER, f"## Terraform plan: {title}", ""]
+    lines = [MARKER.format(title=title.replace("--", "- -")), f"## Terraform plan: {title}", ""]
     if plan_data.get("errored"):
         lines += ["**The plan failed.**", ""]
     headline = ", ".join(f"**{n} to {k}**" if n else f"{n} to {k}" for k, n in counts.items())
@@ -172,6 +175,18 @@ def _attribute_tables(rc: dict, action: str) -> list[str]:
     return lines
 
 
+def truncate(text: str, limit: int) -> str:
+    """Whole lines up to limit (the counts and warnings come first, so they stay), then a note."""
+    budget = max(limit - len(TRUNCATED) - 2, 0)
+    kept, size = [], 0
+    for line in text.splitlines(keepends=True):
+        if size + len(line) > budget:
+            break
+        kept.append(line)
+        size += len(line)
+    return "".join(kept) + "\n" + TRUNCATED + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Markdown summary of a terraform plan for a pull request comment.",
@@ -182,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                              "leave out when the plan failed (no plan file), and give --log")
     parser.add_argument("--log", metavar="PLAN_LOG", help="output of `terraform plan -json` (for the warnings)")
     parser.add_argument("--title", default="", help="what the plan is of, e.g. the environment")
+    parser.add_argument("--max-length", type=int, default=0, metavar="CHARS",
+                        help="cut the attribute tables so that the summary fits (a GitHub comment takes 65536)")
     args = parser.parse_args(argv)
     if args.plan is None and args.log is None:
         parser.error("give PLAN_JSON, --log PLAN_LOG, or both")
@@ -197,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     except PlanError as error:
         print(f"plan_summary.py: {error}", file=sys.stderr)
         return 1
-    sys.stdout.write(summary(data, diagnostics, args.title or label))
+    text = summary(data, diagnostics, args.title or label)
+    if args.max_length and len(text) > args.max_length:
+        text = truncate(text, args.max_length)
+    sys.stdout.write(text)
     return 0
 
 
