@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, Terraform, _clean_environment
+from conftest import REPO_ROOT, Terraform, _clean_environment, run_command
+from fake_gh import FakeGh
 
 TOOL = REPO_ROOT / "tools" / "drift_report.py"
 ENV = "production"
@@ -205,3 +206,99 @@ def test_what_is_not_plan_json_is_refused_with_what_to_give_instead(tmp_path):
     assert "not a plan" in drift_report(str(state)).stderr
     assert "missing.json" in drift_report(str(tmp_path / "missing.json")).stderr
     assert "--detailed-exitcode" in drift_report("--help").stdout
+
+
+# ---------------------------------------------------------------------------
+# The daily drift job (examples/drift-detection): its script against moto,
+# with a stand-in for `gh`.
+# ---------------------------------------------------------------------------
+
+DRIFT_EXAMPLE = REPO_ROOT / "examples" / "drift-detection"
+
+
+@pytest.fixture
+def drift_job(tmp_path, terraform_rc, moto, aws_proxy) -> Terraform:
+    """examples/drift-detection with the module and tools beside it, as in a
+    checkout; local state instead of the S3 backend (an override file)."""
+    moto.reset()
+    root = tmp_path / "repo"
+    for part in ("modules", "tools", "examples/drift-detection"):
+        shutil.copytree(REPO_ROOT / part, root / part)
+    tf = Terraform(root / "examples" / "drift-detection", terraform_rc, aws_proxy.endpoint)
+    tf.write('terraform {\n  backend "local" {}\n}\n', "backend_override.tf")
+    tf.env["IDIS_POLL_INTERVAL_MS"] = "50"
+    tf.init()
+    return tf
+
+
+def test_the_drift_job_opens_updates_and_closes_the_issue_and_fails_on_errors(drift_job, aws, tmp_path, closed_port):
+    tf = drift_job
+    tf.apply("-var-file=production.tfvars")
+    gh = FakeGh(tmp_path)
+    summary = tmp_path / "step-summary.md"
+    env = gh.env({**tf.env, "RUN_URL": "https://ci.example/run/1", "GITHUB_STEP_SUMMARY": str(summary)})
+
+    def job():
+        return run_command([str(tf.workdir / "drift-check.sh"), "production", "-var-file=production.tfvars"],
+                           env=env, cwd=tf.workdir, timeout=180)
+
+    clean = job()
+    assert clean.returncode == 0, clean.describe("drift-check.sh")
+    assert gh.commands() == ["issue list"], gh.calls()
+    assert not (tf.workdir / "drift.md").exists()
+
+    aws("rds").modify_db_instance(DBInstanceIdentifier=f"{PREFIX}-db", BackupRetentionPeriod=7, ApplyImmediately=True)
+    aws("eks").update_nodegroup_config(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default",
+                                       scalingConfig={"minSize": 2, "maxSize": 10, "desiredSize": 3})
+    drifted = job()
+    assert drifted.returncode == 0, drifted.describe("drift-check.sh")
+    [issue] = gh.issues()
+    assert issue["title"] == "Drift: production" and issue["labels"] == ["drift"]
+    assert sorted(table_rows(issue["body"])) == sorted([
+        ["database.backup_retention_days", "30", "7"], ["cluster.node_min_size", "3", "2"]]), issue["body"]
+    assert issue["body"].startswith("## Drift in production")
+    assert summary.read_text() == issue["body"]
+    assert not (tf.workdir / "drift.json").exists(), "the plan JSON (may hold sensitive values) is left behind"
+
+    # The next day, still drifted: the open issue is updated, not duplicated.
+    again = job()
+    assert again.returncode == 0, again.describe("drift-check.sh")
+    assert len(gh.issues()) == 1
+    assert gh.commands()[-3:] == ["issue list", "issue edit", "issue comment"], gh.commands()
+    assert "https://ci.example/run/1" in gh.calls()[-1]["body"]
+
+    # Repaired: the issue is closed.
+    tf.apply("-var-file=production.tfvars")
+    repaired = job()
+    assert repaired.returncode == 0, repaired.describe("drift-check.sh")
+    assert gh.commands()[-2:] == ["issue list", "issue close"] and gh.issues() == []
+
+    # AWS unreachable: the job fails and touches no issue.
+    calls = len(gh.calls())
+    env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{closed_port}"
+    broken = job()
+    assert broken.returncode == 1, broken.describe("drift-check.sh")
+    assert "terraform plan failed (exit 1) for production" in broken.stderr
+    assert len(gh.calls()) == calls
+
+
+def test_the_drift_workflow_runs_daily_one_job_per_environment_with_oidc():
+    yaml = pytest.importorskip("yaml")
+    workflow = yaml.safe_load((DRIFT_EXAMPLE / "drift.yml").read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert "workflow_dispatch" in triggers and len(triggers["schedule"]) == 1
+    minute, hour, day, month, weekday = triggers["schedule"][0]["cron"].split()
+    assert (day, month, weekday) == ("*", "*", "*") and hour.isdigit() and minute.isdigit()
+    assert workflow["permissions"]["id-token"] == "write" and workflow["permissions"]["issues"] == "write"
+    job = workflow["jobs"]["drift"]
+    environments = job["strategy"]["matrix"]["environment"]
+    assert job["strategy"]["fail-fast"] is False
+    for environment in environments:
+        assert (DRIFT_EXAMPLE / f"{environment}.tfvars").is_file(), environment
+        assert (DRIFT_EXAMPLE / f"{environment}.s3.tfbackend").is_file(), environment
+    uses = [step.get("uses", "") for step in job["steps"]]
+    assert any(u.startswith("aws-actions/configure-aws-credentials@") for u in uses)
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "./drift-check.sh ${{ matrix.environment }} -var-file=${{ matrix.environment }}.tfvars" in runs
+    script = (DRIFT_EXAMPLE / "drift-check.sh").read_text()
+    assert "plan -input=false -refresh-only -detailed-exitcode" in script

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT, Terraform, _clean_environment
+from conftest import REPO_ROOT, Terraform, _clean_environment, run_command
+from fake_gh import FakeGh
 
 TOOL = REPO_ROOT / "tools" / "plan_summary.py"
 ADDRESS = "module.idis_production.idis_environment.this"
@@ -127,3 +128,79 @@ def test_a_refused_change_shows_the_error_from_the_log_alone(production):
         errors = result.stdout[result.stdout.index("### Errors"):]
         assert "**Object Lock cannot be turned off**" in errors and "audit_storage.worm" in errors, result.stdout
         assert "No changes" not in result.stdout and "No disruptive changes" not in result.stdout
+
+
+# ---------------------------------------------------------------------------
+# The pull request job (examples/pr-plan): its script against moto, with a
+# stand-in for `gh`.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def checkout(tmp_path, terraform_rc, moto, aws_proxy) -> Terraform:
+    """The repository as a workflow checks it out: the drift-detection root
+    configuration, the module, the tools and the pr-plan script; local state."""
+    moto.reset()
+    root = tmp_path / "repo"
+    for part in ("modules", "tools", "examples/drift-detection", "examples/pr-plan"):
+        shutil.copytree(REPO_ROOT / part, root / part)
+    tf = Terraform(root / "examples" / "drift-detection", terraform_rc, aws_proxy.endpoint)
+    tf.write('terraform {\n  backend "local" {}\n}\n', "backend_override.tf")
+    tf.env["IDIS_POLL_INTERVAL_MS"] = "50"
+    tf.init()
+    return tf
+
+
+def test_the_pull_request_job_posts_one_comment_per_environment_and_edits_it_on_the_next_push(checkout, tmp_path):
+    tf = checkout
+    tf.apply("-var-file=production.tfvars")
+    gh = FakeGh(tmp_path)
+    # Someone else's comment is already on the pull request.
+    (gh.state / "comments.json").write_text(json.dumps([{"id": 7, "body": "LGTM"}]))
+    env = gh.env({**tf.env, "PR_NUMBER": "42", "GITHUB_STEP_SUMMARY": str(tmp_path / "step-summary.md")})
+    script = str(tf.workdir.parent / "pr-plan" / "pr-plan.sh")
+
+    def job(*plan_args: str):
+        return run_command([script, "production", "-var-file=production.tfvars", *plan_args],
+                           env=env, cwd=tf.workdir, timeout=180)
+
+    # First push: the pull request lowers the node maximum.
+    first = job("-var=eks_node_max_count=8")
+    assert first.returncode == 0, first.describe("pr-plan.sh")
+    assert gh.commands() == ["api GET", "pr comment"], gh.calls()
+    [other, ours] = gh.comments()
+    assert other == {"id": 7, "body": "LGTM"}
+    assert ours["body"].startswith("<!-- idis-plan-summary: production -->")
+    assert "**Node group maximum lowered**" in ours["body"]
+    assert "| `cluster.node_max_size` | `10` | `8` |" in ours["body"]
+    assert not (tf.workdir / "plan.json").exists()
+
+    # Second push: also a new instance class. The same comment is edited.
+    second = job("-var=eks_node_max_count=8", "-var=db_instance_class=db.r6g.2xlarge")
+    assert second.returncode == 0, second.describe("pr-plan.sh")
+    assert gh.commands()[-2:] == ["api GET", "api PATCH"], gh.calls()
+    [other, ours] = gh.comments()
+    assert ours["id"] == 1001 and other["body"] == "LGTM"
+    assert "### :warning: Disruptive changes (2)" in ours["body"]
+    assert "**Database instance class change**" in ours["body"]
+
+    # Third push asks for something the provider refuses: the comment shows
+    # the error and the job fails.
+    third = job("-var=s3_worm_enabled=false")
+    assert third.returncode == 1, third.describe("pr-plan.sh")
+    [_, ours] = gh.comments()
+    assert "**The plan failed.**" in ours["body"] and "Object Lock cannot be turned off" in ours["body"]
+
+
+def test_the_plan_workflow_runs_on_pull_requests_one_job_per_environment():
+    yaml = pytest.importorskip("yaml")
+    workflow = yaml.safe_load((REPO_ROOT / "examples" / "pr-plan" / "plan.yml").read_text())
+    assert "pull_request" in workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert workflow["permissions"] == {"contents": "read", "id-token": "write", "pull-requests": "write"}
+    job = workflow["jobs"]["plan"]
+    for environment in job["strategy"]["matrix"]["environment"]:
+        assert (REPO_ROOT / "examples" / "drift-detection" / f"{environment}.tfvars").is_file()
+    assert any(step.get("uses", "").startswith("aws-actions/configure-aws-credentials@") for step in job["steps"])
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "../pr-plan/pr-plan.sh ${{ matrix.environment }} -var-file=${{ matrix.environment }}.tfvars" in runs
+    assert "plan -input=false -lock=false -json -out=plan.tfplan" in (REPO_ROOT / "examples" / "pr-plan" / "pr-plan.sh").read_text()
