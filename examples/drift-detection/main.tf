@@ -3,7 +3,7 @@
 # and `-var-file=ENV.tfvars`. The environments share no state, keys or
 # secrets: everything derives from `environment`.
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.11"
 
   required_providers {
     idis = {
