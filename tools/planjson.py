@@ -40,7 +40,7 @@ ENVIRONMENT_TYPE = "idis_environment"
 
 SENSITIVE = "(sensitive)"
 UNKNOWN = "(known after apply)"
-MAX_VALUE = 120
+MAX_VALUE = 300
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
