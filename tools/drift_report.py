@@ -50,7 +50,6 @@ class DriftedResource:
     label: str
     address: str
     source: str
-    action: str
     rows: dict[str, list[Leaf]] = field(default_factory=dict)
 
 
@@ -68,7 +67,7 @@ def drifted_resources(plan: Plan) -> list[DriftedResource]:
         if address in seen or actions in ([], ["no-op"], ["read"]) or entry.get("mode") == "data":
             continue
         seen.add(address)
-        resource = DriftedResource(environment_label(entry, change), address, plan.label, "+".join(actions))
+        resource = DriftedResource(environment_label(entry, change), address, plan.label)
         if change.get("after") is None:
             # Deleted outside Terraform: refresh found nothing.
             resource.rows[ENVIRONMENT] = [Leaf([], "present", "absent (deleted outside Terraform)")]
@@ -81,10 +80,18 @@ def drifted_resources(plan: Plan) -> list[DriftedResource]:
 
 
 def checked_count(plans: list[Plan]) -> tuple[int, str]:
-    environments = sum(len(p.managed_resources(ENVIRONMENT_TYPE)) for p in plans)
+    """How many environments (else resources) the plans looked at: those in
+    the refreshed state, and those refresh found deleted (which it is not in)."""
+
+    def addresses(plan: Plan, of_type: str | None) -> set[str]:
+        found = {r.get("address") for r in plan.managed_resources(of_type)}
+        found |= {d.get("address") for d in plan.drift if d.get("mode") == "managed" and of_type in (None, d.get("type"))}
+        return found
+
+    environments = sum(len(addresses(p, ENVIRONMENT_TYPE)) for p in plans)
     if environments:
         return environments, "environment"
-    return sum(len(p.managed_resources()) for p in plans), "resource"
+    return sum(len(addresses(p, None)) for p in plans), "resource"
 
 
 def report(plans: list[Plan], title: str) -> tuple[str, bool]:
