@@ -204,3 +204,17 @@ def test_the_plan_workflow_runs_on_pull_requests_one_job_per_environment():
     runs = "\n".join(step.get("run", "") for step in job["steps"])
     assert "../pr-plan/pr-plan.sh ${{ matrix.environment }} -var-file=${{ matrix.environment }}.tfvars" in runs
     assert "plan -input=false -lock=false -json -out=plan.tfplan" in (REPO_ROOT / "examples" / "pr-plan" / "pr-plan.sh").read_text()
+
+
+def test_a_new_environment_lists_what_the_configuration_sets(production):
+    plan_json, plan_log = planned(production, "create")
+    result = plan_summary(str(plan_json), "--log", str(plan_log), "--title", "production")
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout
+    assert "**1 to add**, 0 to change, 0 to replace, 0 to destroy." in summary
+    created = rows(summary[summary.index(f"#### {ADDRESS} (add)"):])
+    for row in (["name", "null", '"production"'], ["database.instance_class", "null", '"db.r6g.xlarge"'],
+                ["cluster.node_max_size", "null", "10"], ["keys.tenants", "null", '["acme", "globex"]']):
+        assert row in created, (row, summary)
+    assert not [r for r in created if r[2] in ("(known after apply)", "null")], summary
+    assert "more attribute(s) known after apply." in summary

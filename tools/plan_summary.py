@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from planjson import (  # noqa: E402
     COMPONENTS,
     ENVIRONMENT,
+    UNKNOWN,
     PlanError,
     changed_leaves,
     component_of,
@@ -158,8 +159,12 @@ def _attribute_tables(rc: dict, action: str) -> list[str]:
     if action == "destroy":
         return lines + ["Destroyed.", ""]
     leaves = changed_leaves(change)
-    if action in ("add", "replace") and change.get("before") is None:
-        leaves = [leaf for leaf in leaves if leaf.after not in ("null",)]
+    later = 0
+    if change.get("before") is None:
+        # A new resource: what the configuration sets, and how many values
+        # AWS will give it.
+        later = sum(1 for leaf in leaves if leaf.after == UNKNOWN)
+        leaves = [leaf for leaf in leaves if leaf.after not in ("null", UNKNOWN)]
     by_component: dict[str, list] = {}
     for leaf in leaves:
         by_component.setdefault(component_of(rc.get("type", ""), leaf.path), []).append(leaf)
@@ -172,6 +177,8 @@ def _attribute_tables(rc: dict, action: str) -> list[str]:
             mark = " (forces replacement)" if path in replace_paths else ""
             lines.append(f"| {md_cell(path)}{mark} | {md_cell(leaf.before)} | {md_cell(leaf.after)} |")
         lines.append("")
+    if later:
+        lines += [f"{later} more attribute(s) known after apply.", ""]
     return lines
 
 

@@ -164,28 +164,37 @@ def changed_leaves(change: dict) -> list[Leaf]:
 
     Objects and maps are walked key by key, lists of objects index by index
     when both sides have as many; a list of scalars (tenants, subnet ids) or
-    lists of different lengths are one leaf. A leaf with anything sensitive
-    under it on a side shows "(sensitive)" on that side.
+    lists of different lengths are one leaf; a map or block that appears or
+    disappears is one leaf per key. A leaf with anything sensitive under it
+    on a side shows "(sensitive)" on that side; one Terraform knows only
+    after apply shows "(known after apply)".
     """
     out: list[Leaf] = []
 
-    def shown(value: Any, sensitive: Any, unknown: Any = False) -> str:
-        if unknown is True:
-            return UNKNOWN
+    def shown(value: Any, sensitive: Any) -> str:
         if _has_sensitive(sensitive):
             return SENSITIVE
         return format_value(value)
 
     def walk(before: Any, after: Any, bs: Any, as_: Any, au: Any, path: list[str | int]) -> None:
+        if au is True:
+            out.append(Leaf(list(path), shown(before, bs), UNKNOWN))
+            return
+        # A map or block that appears or disappears: one row per key.
+        if before is None and isinstance(after, dict):
+            before = {}
+        if after is None and isinstance(before, dict) and not isinstance(au, dict):
+            after = {}
         if isinstance(before, dict) and isinstance(after, dict):
-            for key in sorted(set(before) | set(after)):
+            keys = set(before) | set(after) | (set(au) if isinstance(au, dict) else set())
+            for key in sorted(keys):
                 walk(before.get(key), after.get(key), _sub(bs, key), _sub(as_, key), _sub(au, key), path + [key])
         elif (isinstance(before, list) and isinstance(after, list) and len(before) == len(after)
               and not (_scalar_list(before) and _scalar_list(after))):
             for i, (b, a) in enumerate(zip(before, after)):
                 walk(b, a, _sub(bs, i), _sub(as_, i), _sub(au, i), path + [i])
-        elif au is True or not _equal(before, after):
-            out.append(Leaf(list(path), shown(before, bs), shown(after, as_, au)))
+        elif not _equal(before, after):
+            out.append(Leaf(list(path), shown(before, bs), shown(after, as_)))
 
     walk(change.get("before"), change.get("after"), change.get("before_sensitive", False),
          change.get("after_sensitive", False), change.get("after_unknown", False), [])
