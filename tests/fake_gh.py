@@ -87,6 +87,12 @@ class FakeGh:
     """`bin` goes first on PATH; `calls()` lists what the script asked of gh."""
 
     def __init__(self, root: Path):
+        import shutil
+
+        import pytest
+
+        if shutil.which("jq") is None:
+            pytest.skip("jq is not installed: the stand-in for gh applies --jq filters with it")
         self.state = root / "gh-state"
         self.bin = root / "gh-bin"
         self.state.mkdir(parents=True)
