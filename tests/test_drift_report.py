@@ -234,8 +234,8 @@ def drift_job(tmp_path, terraform_rc, moto, aws_proxy) -> Terraform:
 
 def test_the_drift_job_opens_updates_and_closes_the_issue_and_fails_on_errors(drift_job, aws, tmp_path, closed_port):
     tf = drift_job
-    tf.apply("-var-file=production.tfvars")
     gh = FakeGh(tmp_path)
+    tf.apply("-var-file=production.tfvars")
     summary = tmp_path / "step-summary.md"
     env = gh.env({**tf.env, "RUN_URL": "https://ci.example/run/1", "GITHUB_STEP_SUMMARY": str(summary)})
 

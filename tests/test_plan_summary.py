@@ -153,8 +153,8 @@ def checkout(tmp_path, terraform_rc, moto, aws_proxy) -> Terraform:
 
 def test_the_pull_request_job_posts_one_comment_per_environment_and_edits_it_on_the_next_push(checkout, tmp_path):
     tf = checkout
-    tf.apply("-var-file=production.tfvars")
     gh = FakeGh(tmp_path)
+    tf.apply("-var-file=production.tfvars")
     # Someone else's comment is already on the pull request.
     (gh.state / "comments.json").write_text(json.dumps([{"id": 7, "body": "LGTM"}]))
     env = gh.env({**tf.env, "PR_NUMBER": "42", "GITHUB_STEP_SUMMARY": str(tmp_path / "step-summary.md")})
