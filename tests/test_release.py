@@ -212,6 +212,39 @@ provider_installation {{
     assert validate.returncode == 0, validate.describe("terraform validate")
 
 
+def test_a_lock_file_with_the_zh_hash_of_sha256sums_accepts_dist_and_a_wrong_one_is_refused(dist, tmp_path):
+    """What a team's lock file holds after installing from the registry: the
+    zh: hashes of the release's signed SHA256SUMS. Installing the same
+    release from dist/ must satisfy it, and a zip that is not the release
+    must not."""
+    sums = dict(reversed(line.split("  ", 1)) for line in (dist / SUMS).read_text().splitlines())
+    zh = f"zh:{sums[ZIP]}"
+    wrong = "zh:" + ("0" if zh[3] != "0" else "1") + zh[4:]
+    for name, locked, ok in [("right", zh, True), ("wrong", wrong, False)]:
+        workdir = tmp_path / name
+        workdir.mkdir()
+        (workdir / "main.tf").write_text(CONFIG)
+        (workdir / ".terraform.lock.hcl").write_text(
+            f'provider "{PROVIDER_ADDRESS}" {{\n  version     = "{PROVIDER_VERSION}"\n'
+            f'  constraints = "{PROVIDER_VERSION}"\n  hashes = [\n    "{locked}",\n  ]\n}}\n'
+        )
+        env = terraform_env(workdir, f"""\
+provider_installation {{
+  filesystem_mirror {{
+    path    = {json.dumps(str(dist))}
+    include = ["{PROVIDER_ADDRESS}"]
+  }}
+}}
+""")
+        init = terraform(workdir, env, "init", "-no-color", "-input=false")
+        if ok:
+            assert init.returncode == 0, init.describe("terraform init")
+            assert sorted(locked_hashes(workdir)) == sorted([h1_of_zip(dist / ZIP), zh])
+        else:
+            assert init.returncode == 1, init.describe("terraform init")
+            assert "doesn't match any of the checksums previously recorded in the dependency lock file" in " ".join(init.stderr.split())
+
+
 class _Mirror:
     """dist/ served over HTTPS by a static file server with a self-signed
     certificate, as a private network mirror would be."""
