@@ -38,6 +38,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -103,8 +104,8 @@ def zip_date() -> tuple[int, int, int, int, int, int]:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if not epoch:
         return ZIP_EPOCH
-    import time
-
+    if not epoch.isdigit():
+        raise PackagingError(f"SOURCE_DATE_EPOCH={epoch!r} must be seconds since 1970 (digits only)")
     t = time.gmtime(max(int(epoch), 315532800))  # zip cannot date before 1980
     return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
 
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         check_inputs(args.binary, args.version, args.platform)
+        zip_date()
         args.dist.mkdir(parents=True, exist_ok=True)
         archive = write_zip(args.binary, args.version, args.platform, args.dist)
         sums = write_release(args.dist, args.version)
