@@ -96,20 +96,10 @@ pub async fn read(
     lookup.set_attr("region", Value::string(&region));
     let base = plan::plan(&Value::Null, &lookup, &lookup, &region).planned;
     let state = orchestrate::refresh(aws, &base, cancel).await?;
-    if !exists_in_region(&state) {
+    if !orchestrate::exists_in_region(&state) {
         return Err(not_found(name, &region).into());
     }
     Ok(project(&state))
-}
-
-/// Whether any regional component was found. The edge alone does not
-/// count: Shield protections are global (named `idis-<name>`), so the
-/// protection of an environment of the same name in another region is
-/// found from every region.
-fn exists_in_region(state: &Value) -> bool {
-    plan::COMPONENT_OUTPUTS
-        .iter()
-        .any(|(_, outputs)| !state.get_attr(outputs[0]).is_null())
 }
 
 #[cfg(test)]
@@ -215,14 +205,14 @@ mod tests {
         let c = config("production", None);
         let mut state = plan::plan(&Value::Null, &c, &c, "us-east-1").planned;
         crate::environment::observe::resolve_unknowns(&mut state);
-        assert!(!exists_in_region(&Value::Null));
+        assert!(!orchestrate::exists_in_region(&Value::Null));
         state.set_attr("shield_protection_id", Value::string("prot-1"));
-        assert!(!exists_in_region(&state));
+        assert!(!orchestrate::exists_in_region(&state));
         state.set_attr(
             "database_arn",
             Value::string("arn:aws:rds:us-east-1:1:db:x"),
         );
-        assert!(exists_in_region(&state));
+        assert!(orchestrate::exists_in_region(&state));
     }
 
     #[test]

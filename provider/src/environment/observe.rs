@@ -316,6 +316,17 @@ pub fn write(
             Value::string(&d.instance_class),
         );
         w.setting("database", "multi_az", Value::Bool(d.multi_az));
+        // Fixed at creation, but an import or a lookup must see them.
+        if !d.master_username.is_empty() {
+            w.setting(
+                "database",
+                "master_username",
+                Value::string(&d.master_username),
+            );
+        }
+        if let Some(name) = &d.database_name {
+            w.setting("database", "database_name", Value::string(name));
+        }
         w.setting(
             "database",
             "allocated_storage_gb",
@@ -489,6 +500,8 @@ mod tests {
                 backup_retention_days: 30,
                 deletion_protection: true,
                 performance_insights: true,
+                master_username: "idis_admin".into(),
+                database_name: Some("idis".into()),
                 ..Default::default()
             }),
             cache: Some(CacheState {
@@ -635,6 +648,29 @@ mod tests {
         assert_eq!(
             next.get_attr("cluster").get_attr("node_desired_size"),
             &Value::int(6)
+        );
+    }
+
+    #[test]
+    fn the_database_name_and_master_user_come_from_aws_and_reach_app_config() {
+        // What import and the data source see: a state of defaults,
+        // refreshed from an environment created with other names.
+        let state = applied(&config(None));
+        let mut now = aws();
+        let d = now.database.as_mut().unwrap();
+        (d.master_username, d.database_name) = ("owner".into(), Some("ledger".into()));
+        let next = refreshed(&state, &now);
+        assert_eq!(
+            changed(&state, &next),
+            [
+                "app_config",
+                "database.database_name",
+                "database.master_username"
+            ]
+        );
+        assert_eq!(
+            next.get_attr("app_config").get_attr("IDIS_DATABASE_NAME"),
+            &Value::string("ledger")
         );
     }
 

@@ -497,7 +497,7 @@ pub async fn import(
     config.set_attr("region", Value::string(&region));
     let base = plan::plan(&Value::Null, &config, &config, &region).planned;
     let state = refresh(aws, &base, cancel).await?;
-    if state.is_null() {
+    if state.is_null() || !exists_in_region(&state) {
         return Err(Diagnostic::error(
             "Environment not found",
             format!("No component of environment {name:?} was found in {region} (looked for resources tagged idis:environment = {name:?} and the deterministic names idis-{name}-*)."),
@@ -505,6 +505,16 @@ pub async fn import(
         .into());
     }
     Ok(state)
+}
+
+/// Whether any regional component was found. The edge alone does not
+/// count: Shield protections are global (named `idis-<name>`), so the
+/// protection of an environment of the same name in another region is
+/// found from every region.
+pub fn exists_in_region(state: &Value) -> bool {
+    plan::COMPONENT_OUTPUTS
+        .iter()
+        .any(|(_, outputs)| !state.get_attr(outputs[0]).is_null())
 }
 
 /// Destroy, backwards: edge; cluster, database, cache and bucket
