@@ -668,9 +668,13 @@ mod tests {
                 "database.master_username"
             ]
         );
+        let app_config = next
+            .get_attr("app_config")
+            .as_string_map()
+            .unwrap_or_default();
         assert_eq!(
-            next.get_attr("app_config").get_attr("IDIS_DATABASE_NAME"),
-            &Value::string("ledger")
+            app_config.get("IDIS_DATABASE_NAME").map(String::as_str),
+            Some("ledger")
         );
     }
 
