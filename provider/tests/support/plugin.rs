@@ -3,7 +3,8 @@
 //! certificate, the handshake line, a pinned server certificate and an
 //! HTTP/2 channel for the generated tfplugin5 clients.
 //!
-//! Included with `#[path = "support/plugin.rs"] mod plugin;` (the
+//! Included by handshake.rs and grpc_bad_input.rs with
+//! `#[path = "support/plugin.rs"] mod plugin;` (the
 //! component tests' `support/mod.rs` does not need it).
 
 #![allow(dead_code)]
