@@ -460,6 +460,28 @@ def terraform(tmp_path, terraform_rc, moto) -> Terraform:
     return Terraform(workdir, terraform_rc, moto.endpoint)
 
 
+def example_with_module(root: Path, example: str, terraform_rc: Path, endpoint: str) -> Terraform:
+    """examples/<example> copied under `root` with modules/ beside it (its
+    `source = "../../modules/idis"` resolves), polling fast (moto makes
+    everything available at once); not yet initialised."""
+    shutil.copytree(REPO_ROOT / "modules", root / "modules")
+    shutil.copytree(REPO_ROOT / "examples" / example, root / "examples" / example)
+    tf = Terraform(root / "examples" / example, terraform_rc, endpoint)
+    tf.env["IDIS_POLL_INTERVAL_MS"] = "50"
+    return tf
+
+
+@pytest.fixture
+def production(tmp_path, terraform_rc, moto, aws_proxy) -> Terraform:
+    """examples/production with the module beside it, initialised, moto
+    emptied. The provider reaches moto through our proxy (which completes
+    deletions moto leaves unfinished); boto3 checks ask moto directly."""
+    moto.reset()
+    tf = example_with_module(tmp_path / "repo", "production", terraform_rc, aws_proxy.endpoint)
+    tf.init()
+    return tf
+
+
 @pytest.fixture
 def aws_proxy(moto):
     """Our proxy in front of moto (see awsproxy.py), fresh for each test."""

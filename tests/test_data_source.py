@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from conftest import REPO_ROOT, REQUIRED_PROVIDERS, Terraform
+from conftest import REPO_ROOT, REQUIRED_PROVIDERS, Terraform, example_with_module
 
 ENV = "production"
 PREFIX = f"idis-{ENV}"
@@ -32,11 +32,7 @@ def stacks(tmp_path, terraform_rc, moto, aws_proxy) -> tuple[Terraform, Terrafor
     a separate state; both initialised, moto emptied, both talking to AWS
     through our proxy."""
     moto.reset()
-    root = tmp_path / "platform"
-    shutil.copytree(REPO_ROOT / "modules", root / "modules")
-    shutil.copytree(REPO_ROOT / "examples" / "production", root / "examples" / "production")
-    platform = Terraform(root / "examples" / "production", terraform_rc, aws_proxy.endpoint)
-    platform.env["IDIS_POLL_INTERVAL_MS"] = "50"
+    platform = example_with_module(tmp_path / "platform", "production", terraform_rc, aws_proxy.endpoint)
     platform.init()
 
     app_dir = tmp_path / "app"

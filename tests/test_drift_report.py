@@ -21,19 +21,6 @@ PREFIX = f"idis-{ENV}"
 ADDRESS = "module.idis_production.idis_environment.this"
 
 
-@pytest.fixture
-def production(tmp_path, terraform_rc, moto, aws_proxy) -> Terraform:
-    """examples/production with the module beside it, initialised, moto emptied;
-    the provider reaches moto through the proxy, boto3 asks moto directly."""
-    moto.reset()
-    root = tmp_path / "repo"
-    shutil.copytree(REPO_ROOT / "modules", root / "modules")
-    shutil.copytree(REPO_ROOT / "examples" / "production", root / "examples" / "production")
-    tf = Terraform(root / "examples" / "production", terraform_rc, aws_proxy.endpoint)
-    tf.env["IDIS_POLL_INTERVAL_MS"] = "50"
-    tf.init()
-    return tf
-
 
 def refresh_only_plan_json(tf: Terraform, name: str) -> tuple[int, Path]:
     """`plan -refresh-only -detailed-exitcode -out`, then `show -json`, as the drift job does."""

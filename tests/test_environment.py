@@ -4,7 +4,6 @@ the real Terraform CLI, the provider, moto, and AWS state checked with boto3."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import pytest
@@ -15,21 +14,6 @@ ENV = "production"
 PREFIX = f"idis-{ENV}"
 RESOURCE = "module.idis_production.idis_environment.this"
 
-
-@pytest.fixture
-def production(tmp_path, terraform_rc, moto, aws_proxy) -> Terraform:
-    """examples/production with the module beside it, initialised, moto
-    emptied. The provider reaches moto through our proxy (which completes
-    deletions moto leaves unfinished); boto3 checks ask moto directly."""
-    moto.reset()
-    root = tmp_path / "repo"
-    shutil.copytree(REPO_ROOT / "modules", root / "modules")
-    shutil.copytree(REPO_ROOT / "examples" / "production", root / "examples" / "production")
-    tf = Terraform(root / "examples" / "production", terraform_rc, aws_proxy.endpoint)
-    # moto makes everything available at once: poll fast.
-    tf.env["IDIS_POLL_INTERVAL_MS"] = "50"
-    tf.init()
-    return tf
 
 
 def state_of(tf: Terraform) -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, REQUIRED_PROVIDERS, Terraform, _kill_group, _live_process_groups
+from conftest import REQUIRED_PROVIDERS, Terraform, _kill_group, example_with_module, _live_process_groups
 from test_environment import sweep_after_destroy
 
 ENV = "production"
@@ -38,10 +37,7 @@ def production(tmp_path, terraform_rc, moto, aws_proxy) -> Terraform:
     an emptied moto through the proxy; logs at debug level (one line per
     retried AWS call)."""
     moto.reset()
-    root = tmp_path / "repo"
-    shutil.copytree(REPO_ROOT / "modules", root / "modules")
-    shutil.copytree(REPO_ROOT / "examples" / "production", root / "examples" / "production")
-    tf = Terraform(root / "examples" / "production", terraform_rc, aws_proxy.endpoint)
+    tf = example_with_module(tmp_path / "repo", "production", terraform_rc, aws_proxy.endpoint)
     tf.env["IDIS_POLL_INTERVAL_MS"] = "100"
     tf.env["TF_LOG_PROVIDER"] = "debug"
     tf.init()

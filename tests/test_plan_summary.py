@@ -17,18 +17,6 @@ TOOL = REPO_ROOT / "tools" / "plan_summary.py"
 ADDRESS = "module.idis_production.idis_environment.this"
 
 
-@pytest.fixture
-def production(tmp_path, terraform_rc, moto, aws_proxy) -> Terraform:
-    """examples/production with the module beside it, initialised, moto emptied."""
-    moto.reset()
-    root = tmp_path / "repo"
-    shutil.copytree(REPO_ROOT / "modules", root / "modules")
-    shutil.copytree(REPO_ROOT / "examples" / "production", root / "examples" / "production")
-    tf = Terraform(root / "examples" / "production", terraform_rc, aws_proxy.endpoint)
-    tf.env["IDIS_POLL_INTERVAL_MS"] = "50"
-    tf.init()
-    return tf
-
 
 def plan_summary(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=60,

@@ -17,7 +17,7 @@ import botocore.config
 import botocore.exceptions
 import pytest
 
-from test_environment import ENV, PREFIX, production, state_of, sweep_after_destroy, tagged  # noqa: F401 (production is a fixture)
+from test_environment import ENV, PREFIX, state_of, sweep_after_destroy, tagged
 
 NODE_GROUP = {"clusterName": PREFIX, "nodegroupName": f"{PREFIX}-default"}
 

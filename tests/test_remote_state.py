@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import REPO_ROOT, Terraform
+from conftest import REPO_ROOT, Terraform, example_with_module
 
 BUCKET = "idis-terraform-state"
 KEY = "idis/production/terraform.tfstate"
@@ -52,11 +51,7 @@ def two_operators(tmp_path, terraform_rc, moto, aws, aws_proxy):
     )
     operators = []
     for who in ("alice", "bob"):
-        root = tmp_path / who
-        shutil.copytree(REPO_ROOT / "modules", root / "modules")
-        shutil.copytree(REPO_ROOT / "examples" / "remote-state", root / "examples" / "remote-state")
-        tf = Terraform(root / "examples" / "remote-state", terraform_rc, aws_proxy.endpoint)
-        tf.env["IDIS_POLL_INTERVAL_MS"] = "50"
+        tf = example_with_module(tmp_path / who, "remote-state", terraform_rc, aws_proxy.endpoint)
         (tf.workdir / "test.s3.tfbackend").write_text(backend_config(moto.endpoint))
         tf.init("-backend-config=test.s3.tfbackend")
         operators.append(tf)
