@@ -24,6 +24,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aws_runtime::retries::classifiers::THROTTLING_ERRORS;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tokio_util::sync::CancellationToken;
@@ -95,10 +96,10 @@ impl Ctx {
         let started = Instant::now();
         let mut interval = self.poll_interval;
         loop {
-            // The probe itself is cancellable: a call the SDK is retrying
-            // with backoff must not hold up a stop.
-            // The probe itself is bounded by the deadline too (with a
-            // short grace, so a wait that starts late still reads once).
+            // The probe itself is cancellable (a call the SDK is retrying
+            // with backoff must not hold up a stop) and bounded by the
+            // deadline, with a short grace so a wait that starts late
+            // still reads once.
             let probe_deadline = self.deadline.max(Instant::now() + PROBE_GRACE);
             let outcome = tokio::select! {
                 _ = self.cancel.cancelled() => {
@@ -313,25 +314,6 @@ where
     }
 }
 
-/// Error codes AWS services use for throttling, as the SDK's retry
-/// classifier knows them.
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "TransactionInProgressException",
-    "RequestLimitExceeded",
-    "BandwidthLimitExceeded",
-    "LimitExceededException",
-    "RequestThrottled",
-    "SlowDown",
-    "PriorRequestNotComplete",
-    "EC2ThrottledException",
-];
-
 /// True for a failure that says nothing about the request itself:
 /// throttling, a 5xx answer, no answer at all (a dropped connection, a
 /// timeout, an unreadable answer).
@@ -350,7 +332,7 @@ where
                 || status == 429
                 || err
                     .code()
-                    .is_some_and(|code| THROTTLING_CODES.contains(&code))
+                    .is_some_and(|code| THROTTLING_ERRORS.contains(&code))
         }
         _ => false,
     }

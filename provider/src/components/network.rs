@@ -541,21 +541,34 @@ fn allows(group: &SecurityGroup, port: i32, source: &str) -> bool {
     })
 }
 
+/// What a create with a lost answer may have made.
+#[derive(Clone, Copy)]
+enum Unanswered {
+    Subnet,
+    InternetGateway,
+    ElasticIp,
+}
+
 /// After a create whose answer was lost: the id of the object of `kind`
 /// with this environment's tags and `Name` that is not in use yet (an
 /// internet gateway not attached, an Elastic IP not associated), if any.
 async fn find_named(
     ctx: &Ctx,
     ec2: &Client,
-    kind: &str,
+    kind: Unanswered,
     vpc_id: &str,
     name: &str,
 ) -> Result<Option<String>, ComponentError> {
     let mut filters = owned_filters(ctx);
     filters.push(filter("tag:Name", name));
-    let what = format!("look up {kind} {name} by its tags");
+    let noun = match kind {
+        Unanswered::Subnet => "subnet",
+        Unanswered::InternetGateway => "internet gateway",
+        Unanswered::ElasticIp => "Elastic IP",
+    };
+    let what = format!("look up {noun} {name} by its tags");
     let id = match kind {
-        "subnet" => {
+        Unanswered::Subnet => {
             filters.push(filter("vpc-id", vpc_id));
             ec2.describe_subnets()
                 .set_filters(Some(filters))
@@ -566,7 +579,7 @@ async fn find_named(
                 .iter()
                 .find_map(|s| s.subnet_id().map(str::to_string))
         }
-        "internet-gateway" => ec2
+        Unanswered::InternetGateway => ec2
             .describe_internet_gateways()
             .set_filters(Some(filters))
             .send()
@@ -576,7 +589,7 @@ async fn find_named(
             .iter()
             .filter(|g| g.attachments().iter().all(|a| !attachment_live(a)))
             .find_map(|g| g.internet_gateway_id().map(str::to_string)),
-        _ => ec2
+        Unanswered::ElasticIp => ec2
             .describe_addresses()
             .set_filters(Some(filters))
             .send()
@@ -1328,7 +1341,7 @@ async fn ensure_subnets(
                             .unwrap_or_default()
                             .to_string())
                     },
-                    || find_named(ctx, ec2, "subnet", vpc_id, &name),
+                    || find_named(ctx, ec2, Unanswered::Subnet, vpc_id, &name),
                 )
                 .await?;
                 if tier == Tier::Public {
@@ -1411,7 +1424,7 @@ async fn ensure_internet_gateway(
                         .unwrap_or_default()
                         .to_string())
                 },
-                || find_named(ctx, ec2, "internet-gateway", vpc_id, &name),
+                || find_named(ctx, ec2, Unanswered::InternetGateway, vpc_id, &name),
             )
             .await?
         }
@@ -1634,7 +1647,7 @@ async fn ensure_nat_gateways(
                                 .unwrap_or_default()
                                 .to_string())
                         },
-                        || find_named(ctx, ec2, "elastic-ip", vpc_id, &name),
+                        || find_named(ctx, ec2, Unanswered::ElasticIp, vpc_id, &name),
                     )
                     .await?
                 }
