@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::environment::{orchestrate, plan, schema as resource, validate};
+use crate::environment::{orchestrate, schema as resource, validate};
 use crate::protocol::cty::{Path, Type, Value};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
 use crate::protocol::schema::{Attribute, Block, Schema};
@@ -91,20 +91,16 @@ pub async fn read(
         .as_str()
         .unwrap_or(&aws.region)
         .to_string();
-    let mut lookup = Value::Object(BTreeMap::new());
-    lookup.set_attr("name", Value::string(name));
-    lookup.set_attr("region", Value::string(&region));
-    let base = plan::plan(&Value::Null, &lookup, &lookup, &region).planned;
-    let state = orchestrate::refresh(aws, &base, cancel).await?;
-    if !orchestrate::exists_in_region(&state) {
+    let Some(state) = orchestrate::lookup(aws, name, &region, cancel).await? else {
         return Err(not_found(name, &region).into());
-    }
+    };
     Ok(project(&state))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::environment::plan;
     use crate::protocol::cty::PathStep;
 
     fn config(name: &str, region: Option<&str>) -> Value {

@@ -492,19 +492,30 @@ pub async fn import(
         )
         .into());
     }
-    let mut config = Value::Object(BTreeMap::new());
-    config.set_attr("name", Value::string(&name));
-    config.set_attr("region", Value::string(&region));
-    let base = plan::plan(&Value::Null, &config, &config, &region).planned;
-    let state = refresh(aws, &base, cancel).await?;
-    if state.is_null() || !exists_in_region(&state) {
-        return Err(Diagnostic::error(
+    lookup(aws, &name, &region, cancel).await?.ok_or_else(|| {
+        Diagnostic::error(
             "Environment not found",
             format!("No component of environment {name:?} was found in {region} (looked for resources tagged idis:environment = {name:?} and the deterministic names idis-{name}-*)."),
         )
-        .into());
-    }
-    Ok(state)
+        .into()
+    })
+}
+
+/// The state of environment `name` in `region` as AWS has it, for import
+/// and `data "idis_environment"`: a configuration that sets only `name`
+/// (every default), refreshed. None when no regional component exists.
+pub async fn lookup(
+    aws: &Arc<Aws>,
+    name: &str,
+    region: &str,
+    cancel: &CancellationToken,
+) -> Result<Option<Value>, Diagnostics> {
+    let mut config = Value::Object(BTreeMap::new());
+    config.set_attr("name", Value::string(name));
+    config.set_attr("region", Value::string(region));
+    let base = plan::plan(&Value::Null, &config, &config, region).planned;
+    let state = refresh(aws, &base, cancel).await?;
+    Ok(exists_in_region(&state).then_some(state))
 }
 
 /// Whether any regional component was found. The edge alone does not
