@@ -4,7 +4,7 @@ terraform {
   required_providers {
     idis = {
       source  = "idis/idis"
-      version = "~> 0.1"
+      version = "~> 0.1.0"
     }
   }
 }
