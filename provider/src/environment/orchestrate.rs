@@ -481,17 +481,7 @@ pub async fn import(
     id: &str,
     cancel: &CancellationToken,
 ) -> Result<Value, Diagnostics> {
-    let (region, name) = match id.split_once('/') {
-        Some((region, name)) => (region.to_string(), name.to_string()),
-        None => (aws.region.clone(), id.to_string()),
-    };
-    if !super::validate::is_env_name(&name) {
-        return Err(Diagnostic::error(
-            "Invalid import id",
-            format!("{id:?} is not an environment name. Use `terraform import idis_environment.<label> <name>` or `<region>/<name>`."),
-        )
-        .into());
-    }
+    let (region, name) = super::validate::parse_import_id(id, &aws.region)?;
     lookup(aws, &name, &region, cancel).await?.ok_or_else(|| {
         Diagnostic::error(
             "Environment not found",

@@ -99,6 +99,9 @@ impl<'a> Checker<'a> {
     }
 }
 
+const ENV_NAME_RULE: &str =
+    "1 to 23 lowercase letters, digits and single dashes, starting with a letter and not ending with a dash";
+
 pub fn is_env_name(s: &str) -> bool {
     let bytes = s.as_bytes();
     !s.is_empty()
@@ -108,6 +111,29 @@ pub fn is_env_name(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.ends_with('-')
         && !s.contains("--")
+}
+
+/// The id of `terraform import idis_environment.<label> <id>`: `<name>` (in
+/// the provider's region) or `<region>/<name>`. Returns (region, name).
+pub fn parse_import_id(id: &str, default_region: &str) -> Result<(String, String), Diagnostic> {
+    let usage = "Use `terraform import idis_environment.<label> <name>` or `<region>/<name>`, for example `us-east-1/prod`.";
+    let (region, name) = match id.split_once('/') {
+        Some((region, name)) => (region, name),
+        None => (default_region, id),
+    };
+    if id.contains('/') && !is_region(region) {
+        return Err(Diagnostic::error(
+            "Invalid import id",
+            format!("{id:?}: {region:?} is not an AWS region name such as \"us-east-1\". {usage}"),
+        ));
+    }
+    if !is_env_name(name) {
+        return Err(Diagnostic::error(
+            "Invalid import id",
+            format!("{id:?}: {name:?} is not an environment name ({ENV_NAME_RULE}). {usage}"),
+        ));
+    }
+    Ok((region.to_string(), name.to_string()))
 }
 
 fn is_region(s: &str) -> bool {
@@ -209,7 +235,7 @@ pub fn validate(config: &Value) -> Diagnostics {
         diags: Diagnostics::new(),
     };
 
-    c.string(None, "name", is_env_name, "use 1 to 23 lowercase letters, digits and single dashes, starting with a letter and not ending with a dash (e.g. \"production\")");
+    c.string(None, "name", is_env_name, &format!("use {ENV_NAME_RULE} (e.g. \"production\")"));
     c.string(
         None,
         "region",
@@ -735,5 +761,23 @@ mod tests {
             error(&[("timeouts", "create", Value::string("soon"))]).0,
             "timeouts.create"
         );
+    }
+
+    #[test]
+    fn import_ids_name_the_region_and_the_name() {
+        assert_eq!(
+            parse_import_id("prod", "eu-west-1").unwrap(),
+            ("eu-west-1".to_string(), "prod".to_string())
+        );
+        assert_eq!(
+            parse_import_id("us-east-2/prod-2", "eu-west-1").unwrap(),
+            ("us-east-2".to_string(), "prod-2".to_string())
+        );
+        let bad_region = parse_import_id("useast1/prod", "eu-west-1").unwrap_err();
+        assert!(bad_region.detail.contains("\"useast1\" is not an AWS region"), "{}", bad_region.detail);
+        let bad_name = parse_import_id("us-east-1/Prod", "eu-west-1").unwrap_err();
+        assert!(bad_name.detail.contains("\"Prod\" is not an environment name"), "{}", bad_name.detail);
+        assert!(parse_import_id("us-east-1/", "eu-west-1").is_err());
+        assert!(parse_import_id("a/b/c", "eu-west-1").is_err());
     }
 }
