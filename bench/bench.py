@@ -104,7 +104,7 @@ JITTER_HISTORY = (
 # profile stripped symbols.
 SIZE_HISTORY = (
     "With `strip = \"debuginfo\"` (symbols kept), the release build was "
-    "37.9 MiB, 25.7 MiB after `strip -o`; a no-op plan of one environment "
+    "36.2 MiB, 24.5 MiB after `strip -o`; a no-op plan of one environment "
     "took 133 ms (122–142) with it against 126 ms (119–140) with the "
     "stripped copy, 7 rounds in the same loop (measured on 2026-11-30 with "
     "`--compare-provider`, before the profile changed)."
