@@ -235,7 +235,12 @@ pub fn validate(config: &Value) -> Diagnostics {
         diags: Diagnostics::new(),
     };
 
-    c.string(None, "name", is_env_name, &format!("use {ENV_NAME_RULE} (e.g. \"production\")"));
+    c.string(
+        None,
+        "name",
+        is_env_name,
+        &format!("use {ENV_NAME_RULE} (e.g. \"production\")"),
+    );
     c.string(
         None,
         "region",
@@ -774,9 +779,21 @@ mod tests {
             ("us-east-2".to_string(), "prod-2".to_string())
         );
         let bad_region = parse_import_id("useast1/prod", "eu-west-1").unwrap_err();
-        assert!(bad_region.detail.contains("\"useast1\" is not an AWS region"), "{}", bad_region.detail);
+        assert!(
+            bad_region
+                .detail
+                .contains("\"useast1\" is not an AWS region"),
+            "{}",
+            bad_region.detail
+        );
         let bad_name = parse_import_id("us-east-1/Prod", "eu-west-1").unwrap_err();
-        assert!(bad_name.detail.contains("\"Prod\" is not an environment name"), "{}", bad_name.detail);
+        assert!(
+            bad_name
+                .detail
+                .contains("\"Prod\" is not an environment name"),
+            "{}",
+            bad_name.detail
+        );
         assert!(parse_import_id("us-east-1/", "eu-west-1").is_err());
         assert!(parse_import_id("a/b/c", "eu-west-1").is_err());
     }
