@@ -186,9 +186,17 @@ def sdk_operations(crate_dirs: dict[str, Path]) -> dict[str, dict[str, str]]:
     return ops
 
 
+def host_triple() -> str:
+    out = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True).stdout
+    return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("host:"))
+
+
 def crate_dirs() -> dict[str, Path]:
+    # Only the host's packages: without --filter-platform, cargo resolves
+    # every target's dependencies (wasm-only crates too) and --offline fails
+    # on a machine whose registry cache holds only what the build needed.
     meta = subprocess.run(
-        ["cargo", "metadata", "--format-version", "1", "--offline"],
+        ["cargo", "metadata", "--format-version", "1", "--offline", "--filter-platform", host_triple()],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )
     packages = json.loads(meta.stdout)["packages"]
