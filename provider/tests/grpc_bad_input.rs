@@ -254,6 +254,26 @@ macro_rules! call {
 /// Asserts an answer with an error diagnostic that is not a caught panic,
 /// and returns its summary and detail.
 fn expect_error(what: &str, outcome: Outcome) -> String {
+    let error = expect_error_diagnostic(what, outcome);
+    format!("{} {}", error.summary, error.detail)
+}
+
+/// The names along a diagnostic's attribute path (attributes and map keys).
+fn path_names(d: &pb::Diagnostic) -> Vec<String> {
+    use pb::attribute_path::step::Selector;
+    d.attribute
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter_map(|s| match &s.selector {
+            Some(Selector::AttributeName(n)) | Some(Selector::ElementKeyString(n)) => {
+                Some(n.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn expect_error_diagnostic(what: &str, outcome: Outcome) -> pb::Diagnostic {
     let diagnostics = match outcome {
         Outcome::Diagnostics(d) => d,
         Outcome::Transport(status) => {
@@ -273,7 +293,7 @@ fn expect_error(what: &str, outcome: Outcome) -> String {
         !error.summary.is_empty() && !error.detail.is_empty(),
         "{what}: an error with nothing to say: {error:?}"
     );
-    format!("{} {}", error.summary, error.detail)
+    error.clone()
 }
 
 fn provider_config(attrs: &[(&str, Value)]) -> Vec<u8> {
@@ -385,7 +405,7 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
         calls += 3;
     }
     for (name, bytes, attribute) in wrongly_typed() {
-        let text = expect_error(
+        let error = expect_error_diagnostic(
             &format!("ValidateResourceTypeConfig, {name}"),
             call!(
                 client,
@@ -396,9 +416,16 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
                 }
             ),
         );
+        let text = format!("{} {}", error.summary, error.detail);
         assert!(
             text.contains(attribute),
             "{name}: the error does not name {attribute}: {text}"
+        );
+        // And points Terraform at it, so the CLI can show the line.
+        assert_eq!(
+            path_names(&error).last().map(String::as_str),
+            Some(attribute),
+            "{name}: the error's attribute path: {error:?}"
         );
         calls += 1;
     }

@@ -160,10 +160,15 @@ pub fn decode(value: Option<&pb::DynamicValue>, ty: &Type) -> Result<Value, Diag
         _ => Ok(Value::Null),
     };
     result.map_err(|e| {
-        Diagnostic::error(
+        let diagnostic = Diagnostic::error(
             "Invalid value from Terraform",
             format!("The provider could not decode a value Terraform sent: {e}"),
-        )
+        );
+        // Point Terraform at the attribute, when the error is inside one.
+        match e.path() {
+            path if path.0.is_empty() => diagnostic,
+            path => diagnostic.at(path.clone()),
+        }
         .into()
     })
 }
