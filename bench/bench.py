@@ -564,6 +564,12 @@ class PluginRun:
     configure: float = 0.0
     calls: list[str] = field(default_factory=list)
 
+    @property
+    def rpcs(self) -> str:
+        """The RPCs it served, in order, each once (the first when it only
+        answered GetProviderSchema)."""
+        return ", ".join(dict.fromkeys(self.calls)) or self.first_rpc
+
 
 def plugin_profile(wd: Workdir, *args: str) -> tuple[float, list[PluginRun]]:
     """Runs the no-op plan once with TF_LOG=trace and reads from Terraform's
@@ -1153,10 +1159,11 @@ def bench_plan_overhead(res: Results, ctx: Context, reps: int, count: int) -> No
     _, plugin_only = plugin_profile(dirs["plugin-1"], "-refresh=false")
     lock_hash = hash_seconds(ctx.binary)
     fixed = s["plugin-1"].median - s["data-1"].median
+    plugin_ratio = s["plugin-1"].median / s["data-1"].median
     per_env = s["idis-1"].median - s["plugin-1"].median
     size_mib = ctx.binary.stat().st_size / 2**20
     plugin_rows = "\n".join(
-        f"| {i + 1} | {', '.join(dict.fromkeys(p.calls)) or p.first_rpc} | {p.started * 1000:.0f} ms | "
+        f"| {i + 1} | {p.rpcs} | {p.started * 1000:.0f} ms | "
         f"{((p.first_call or p.started) - p.started) * 1000:.0f} ms | "
         f"{((p.exited or p.started) - p.started) * 1000:.0f} ms |"
         for i, p in enumerate(plugins)
@@ -1188,7 +1195,7 @@ def bench_plan_overhead(res: Results, ctx: Context, reps: int, count: int) -> No
             f"{s['idis-1'].median * 1000:.0f} ms / {s[f'idis-{n}'].median * 1000:.0f} ms",
             f"terraform_data {s['data-1'].median * 1000:.0f} ms / {s[f'data-{n}'].median * 1000:.0f} ms → **{r1:.2f}× / {rn:.2f}×**; "
             f"terraform_data as large as the state: {b1:.2f}× / {bn:.2f}×; terraform_data with the provider configured "
-            f"and no environment: {s['plugin-1'].median * 1000:.0f} ms ({s['plugin-1'].median / s['data-1'].median:.2f}×)",
+            f"and no environment: {s['plugin-1'].median * 1000:.0f} ms ({plugin_ratio:.2f}×)",
             f"≤ {TARGETS['plan_ratio']}×", met)
     res.row("3b", "3b. AWS calls of one environment's refresh", f"{len(calls)} calls",
             f"+ {configures} STS call (ConfigureProvider)", "report", None)
@@ -1211,9 +1218,9 @@ def bench_plan_overhead(res: Results, ctx: Context, reps: int, count: int) -> No
     services = ", ".join(f"{k} {v}" for k, v in sorted(by_service.items()))
     why = ""
     start = res.figures.get("startup", {})
-    start_ms = Sample(start["provider_s"]).median * 1000 if start.get("provider_s") else float(handshake_ms(ctx))
+    start_ms = Sample(start["provider_s"]).median * 1000 if start.get("provider_s") else handshake_ms(ctx)
     budget = s["data-1"].median * (TARGETS["plan_ratio"] - 1)
-    only_rpcs = "; ".join(", ".join(dict.fromkeys(p.calls)) or p.first_rpc or "no RPC" for p in plugin_only) or "no process"
+    only_rpcs = "; ".join(p.rpcs or "no RPC" for p in plugin_only) or "no process"
     if not met:
         why = f"""
 Why: `terraform_data` is built into Terraform, so the floor starts no
@@ -1260,7 +1267,7 @@ take {b1:.2f}× (1 environment) and {bn:.2f}× ({n}).
 {compare_text}
 What would close it, and what would not: the target leaves a plugin
 {budget * 1000:.0f} ms (half of a plan that starts none). Having the plugin installed
-already costs {fixed * 1000:.0f} ms ({s['plugin-1'].median / s['data-1'].median:.2f}× on its own), about {lock_hash * 1000:.0f} ms of it the lock
+already costs {fixed * 1000:.0f} ms ({plugin_ratio:.2f}× on its own), about {lock_hash * 1000:.0f} ms of it the lock
 check's hash of the binary, which grows with its size (about {lock_hash / size_mib * 1000:.1f} ms per
 MiB) and which every provider pays; the first environment then adds
 {per_env * 1000:.0f} ms, of which {n_proc - len(plugin_only)} more process starts (about {start_ms:.1f} ms each for
@@ -1296,7 +1303,7 @@ state of a real environment (`state_sized_data_tf_json`).
 | configuration | median | min | max | ratio to terraform_data |
 |---|---|---|---|---|
 | 1 × terraform_data | {s['data-1'].cells(1000, 0, 'ms')} | 1 |
-| 1 × terraform_data, provider configured, no `idis_environment` | {s['plugin-1'].cells(1000, 0, 'ms')} | {s['plugin-1'].median / s['data-1'].median:.2f}× |
+| 1 × terraform_data, provider configured, no `idis_environment` | {s['plugin-1'].cells(1000, 0, 'ms')} | {plugin_ratio:.2f}× |
 | 1 × terraform_data, state-sized input | {s['big-1'].cells(1000, 0, 'ms')} | {s['big-1'].median / s['data-1'].median:.2f}× |
 | 1 × idis_environment | {s['idis-1'].cells(1000, 0, 'ms')} | **{r1:.2f}×** |
 | {n} × terraform_data | {s[f'data-{n}'].cells(1000, 0, 'ms')} | 1 |
@@ -1740,7 +1747,8 @@ def main() -> int:
             solo = {"bench-solo": 0}
             many = {f"bench-{i:02d}": i for i in range(1, n + 1)}
             for key, text in (("idis-1", environments_tf(solo)), (f"idis-{n}", environments_tf(many)),
-                              ("data-1", terraform_data_tf(solo)), (f"data-{n}", terraform_data_tf(many))):
+                              ("data-1", terraform_data_tf(solo)), (f"data-{n}", terraform_data_tf(many)),
+                              ("plugin-1", REQUIRED + "\n" + terraform_data_tf(solo))):
                 wd = Workdir(work / key, ctx.cli_config, proxy.endpoint)
                 (wd.path / "main.tf").write_text(text)
                 wd.init()
@@ -1752,11 +1760,6 @@ def main() -> int:
             state = json.loads((work / "idis-1" / "terraform.tfstate").read_text())
             attributes = state["resources"][0]["instances"][0]["attributes"]
             ctx.state_size = f"{count_values(attributes)} values in {len(attributes)} attributes, {len(json.dumps(attributes))} bytes of JSON"
-            wd = Workdir(work / "plugin-1", ctx.cli_config, proxy.endpoint)
-            (wd.path / "main.tf").write_text(REQUIRED + "\n" + terraform_data_tf(solo))
-            wd.init()
-            wd.apply()
-            ctx.scale_dirs["plugin-1"] = wd
             for key, names in (("big-1", solo), (f"big-{n}", many)):
                 wd = Workdir(work / key, ctx.cli_config, proxy.endpoint)
                 (wd.path / "main.tf.json").write_text(state_sized_data_tf_json(names, attributes))
