@@ -251,11 +251,13 @@ macro_rules! call {
     }};
 }
 
-/// Asserts an answer with an error diagnostic that is not a caught panic,
-/// and returns its summary and detail.
+/// [`expect_error_diagnostic`]'s summary and detail.
 fn expect_error(what: &str, outcome: Outcome) -> String {
-    let error = expect_error_diagnostic(what, outcome);
-    format!("{} {}", error.summary, error.detail)
+    text_of(&expect_error_diagnostic(what, outcome))
+}
+
+fn text_of(d: &pb::Diagnostic) -> String {
+    format!("{} {}", d.summary, d.detail)
 }
 
 /// The names along a diagnostic's attribute path (attributes and map keys).
@@ -273,6 +275,8 @@ fn path_names(d: &pb::Diagnostic) -> Vec<String> {
         .collect()
 }
 
+/// Asserts an answer with an error diagnostic that is not a caught panic,
+/// and returns it.
 fn expect_error_diagnostic(what: &str, outcome: Outcome) -> pb::Diagnostic {
     let diagnostics = match outcome {
         Outcome::Diagnostics(d) => d,
@@ -416,7 +420,7 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
                 }
             ),
         );
-        let text = format!("{} {}", error.summary, error.detail);
+        let text = text_of(&error);
         assert!(
             text.contains(attribute),
             "{name}: the error does not name {attribute}: {text}"

@@ -118,15 +118,17 @@ pub fn is_env_name(s: &str) -> bool {
 pub fn parse_import_id(id: &str, default_region: &str) -> Result<(String, String), Diagnostic> {
     let usage = "Use `terraform import idis_environment.<label> <name>` or `<region>/<name>`, for example `us-east-1/prod`.";
     let (region, name) = match id.split_once('/') {
+        Some((region, _)) if !is_region(region) => {
+            return Err(Diagnostic::error(
+                "Invalid import id",
+                format!(
+                    "{id:?}: {region:?} is not an AWS region name such as \"us-east-1\". {usage}"
+                ),
+            ))
+        }
         Some((region, name)) => (region, name),
         None => (default_region, id),
     };
-    if id.contains('/') && !is_region(region) {
-        return Err(Diagnostic::error(
-            "Invalid import id",
-            format!("{id:?}: {region:?} is not an AWS region name such as \"us-east-1\". {usage}"),
-        ));
-    }
     if !is_env_name(name) {
         return Err(Diagnostic::error(
             "Invalid import id",
@@ -778,22 +780,13 @@ mod tests {
             parse_import_id("us-east-2/prod-2", "eu-west-1").unwrap(),
             ("us-east-2".to_string(), "prod-2".to_string())
         );
-        let bad_region = parse_import_id("useast1/prod", "eu-west-1").unwrap_err();
-        assert!(
-            bad_region
-                .detail
-                .contains("\"useast1\" is not an AWS region"),
-            "{}",
-            bad_region.detail
-        );
-        let bad_name = parse_import_id("us-east-1/Prod", "eu-west-1").unwrap_err();
-        assert!(
-            bad_name
-                .detail
-                .contains("\"Prod\" is not an environment name"),
-            "{}",
-            bad_name.detail
-        );
+        for (id, says) in [
+            ("useast1/prod", "\"useast1\" is not an AWS region"),
+            ("us-east-1/Prod", "\"Prod\" is not an environment name"),
+        ] {
+            let error = parse_import_id(id, "eu-west-1").unwrap_err();
+            assert!(error.detail.contains(says), "{id}: {}", error.detail);
+        }
         assert!(parse_import_id("us-east-1/", "eu-west-1").is_err());
         assert!(parse_import_id("a/b/c", "eu-west-1").is_err());
     }
