@@ -3,7 +3,11 @@
 //! installed on the machine.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto");
+    // Read at run time, not with env!(): cargo may reuse a compiled build
+    // script across checkouts that share one target directory (as .ci/run's
+    // cache does), and a path baked in at compile time is the other clone's.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
+    let proto_dir = format!("{manifest_dir}/../proto");
     let files = [
         "tfplugin5.proto",
         "grpc_controller.proto",
@@ -12,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in files {
         println!("cargo:rerun-if-changed={proto_dir}/{file}");
     }
-    let descriptors = protox::compile(files, [proto_dir])?;
+    let descriptors = protox::compile(files, [&proto_dir])?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

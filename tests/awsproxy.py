@@ -95,6 +95,8 @@ class Counters:
     injected_throttles: int = 0
     injected_drops: int = 0
     injected_drops_after_forwarding: int = 0
+    injected_errors_after_forwarding: int = 0
+    injected_hangs_after_forwarding: int = 0
     injected_creating: int = 0
     # Creates repeated with a client token and answered as the first one.
     repeated_tokens: int = 0
@@ -104,7 +106,14 @@ class Counters:
     @property
     def injected_faults(self) -> int:
         """Calls that failed because of the proxy (throttled, 5xx, dropped)."""
-        return self.injected_throttles + self.injected_errors + self.injected_drops + self.injected_drops_after_forwarding
+        return (
+            self.injected_throttles
+            + self.injected_errors
+            + self.injected_drops
+            + self.injected_drops_after_forwarding
+            + self.injected_errors_after_forwarding
+            + self.injected_hangs_after_forwarding
+        )
 
     def faults(self) -> dict[str, int]:
         """What the proxy injected, by kind, for a test to print."""
@@ -113,6 +122,8 @@ class Counters:
             "5xx": self.injected_errors,
             "dropped before forwarding": self.injected_drops,
             "dropped after forwarding": self.injected_drops_after_forwarding,
+            "5xx after forwarding": self.injected_errors_after_forwarding,
+            "no answer in time after forwarding": self.injected_hangs_after_forwarding,
             "still-creating reads": self.injected_creating,
             "delayed calls": self.injected_delays,
         }
@@ -290,6 +301,9 @@ class AwsProxy:
         drop_after_rate: float = 0.0,
         creating_reads: int | dict[str, int] = 0,
         fault_filter=None,
+        error_after_rate: float = 0.0,
+        hang_after_rate: float = 0.0,
+        hang_seconds: float = 0.0,
     ):
         parsed = urllib.parse.urlparse(upstream)
         self.upstream_host = parsed.hostname or "127.0.0.1"
@@ -305,6 +319,16 @@ class AwsProxy:
         self.throttle_rate = throttle_rate
         self.drop_rate = drop_rate
         self.drop_after_rate = drop_after_rate
+        # Faults after moto has done the call: a 5xx answer
+        # (`error_after_rate`; AWS documents that a 500 InternalError or a
+        # 503 may come back for a request that took effect: "the request
+        # may have succeeded", EC2 API reference, Error codes, and the AWS
+        # SDKs' retry guidance on idempotency), or no answer for
+        # `hang_seconds` (`hang_after_rate`: the client's attempt times out
+        # while AWS has done the work).
+        self.error_after_rate = error_after_rate
+        self.hang_after_rate = hang_after_rate
+        self.hang_seconds = hang_seconds
         # fault_filter(service, operation) -> bool: which calls faults may
         # hit (all when None).
         self.fault_filter = fault_filter
@@ -564,19 +588,26 @@ class AwsProxy:
 
     def _fault(self, call: Call, operation: str) -> tuple[int, dict, bytes] | str | None:
         """Latency, then maybe a fault: an answer to send instead of
-        forwarding, "drop" or "drop-after", or None."""
+        forwarding, "drop", "drop-after", "5xx-after", "hang-after", or None."""
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
             with self._lock:
                 self.counters.injected_latency += 1
-        rates = (self.error_rate, self.throttle_rate, self.drop_rate, self.drop_after_rate)
+        rates = (
+            self.error_rate,
+            self.throttle_rate,
+            self.drop_rate,
+            self.drop_after_rate,
+            self.error_after_rate,
+            self.hang_after_rate,
+        )
         if not any(rates):
             return None
         if self.fault_filter is not None and not self.fault_filter(call.service, operation):
             return None
         with self._lock:
             roll = self._random.random()
-        kinds = ("5xx", "throttle", "drop", "drop-after")
+        kinds = ("5xx", "throttle", "drop", "drop-after", "5xx-after", "hang-after")
         for kind, rate in zip(kinds, rates):
             if roll < rate:
                 break
@@ -592,8 +623,12 @@ class AwsProxy:
                 self.counters.injected_throttles += 1
             elif kind == "drop":
                 self.counters.injected_drops += 1
-            else:
+            elif kind == "drop-after":
                 self.counters.injected_drops_after_forwarding += 1
+            elif kind == "5xx-after":
+                self.counters.injected_errors_after_forwarding += 1
+            else:
+                self.counters.injected_hangs_after_forwarding += 1
         if kind in ("5xx", "throttle"):
             return fault_answer(call.service, kind)
         return kind
@@ -772,9 +807,7 @@ class AwsProxy:
             return fault
         answer = self._lifecycle(call) or self._dependencies(call) or self._repeated(call, operation, body)
         if answer:
-            if fault == "drop-after":
-                raise _Drop()
-            return answer
+            return self._after_fault(fault, call, answer)
         self._delay(call, operation)
         connection = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
         try:
@@ -803,9 +836,19 @@ class AwsProxy:
             payload = _page_of_aliases(body, payload)
         if status == 200:
             payload = self._creating_rewrite(call, method, path, body, operation, payload)
+        return self._after_fault(fault, call, (status, reply_headers, payload))
+
+    def _after_fault(self, fault, call: Call, answer: tuple[int, dict, bytes]) -> tuple[int, dict, bytes]:
+        """What the client gets of a call moto has done: the answer, or the
+        fault injected after it."""
         if fault == "drop-after":
             raise _Drop()
-        return status, reply_headers, payload
+        if fault == "5xx-after":
+            return fault_answer(call.service, "5xx")
+        if fault == "hang-after":
+            time.sleep(self.hang_seconds)
+            raise _Drop()
+        return answer
 
 
 def main() -> None:

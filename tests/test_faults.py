@@ -402,3 +402,57 @@ def _proc_state(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text().split("State:", 1)[1].split("\n", 1)[0].lower()
     except (OSError, IndexError):
         return "gone"
+
+
+# -- answers that may follow execution, over many seeds ------------------------------
+
+NOT_IDEMPOTENT_CREATES = ("Create", "Allocate")
+SEEDS = int(os.environ.get("IDIS_FAULT_SEEDS", "20"))
+
+
+def test_answers_that_may_follow_execution_never_duplicate_over_many_seeds(tmp_path, terraform_rc, moto, aws):
+    """Every create (`Create*`, `Allocate*`) may be done by AWS and still
+    answered with a 5xx, dropped, or not answered in time: AWS documents
+    that a 500/503 may follow a request that took effect. Over SEEDS fault
+    sequences, apply, refresh and destroy of the production contract make
+    no object twice, and destroy leaves nothing but what it keeps on
+    purpose."""
+    from awsproxy import AwsProxy
+
+    totals = Counter()
+    for seed in range(SEEDS):
+        moto.reset()
+        proxy = AwsProxy(
+            moto.endpoint,
+            seed=seed,
+            error_after_rate=0.15,
+            drop_after_rate=0.10,
+            hang_after_rate=0.05,
+            hang_seconds=4,
+            fault_filter=lambda service, operation: operation.startswith(NOT_IDEMPOTENT_CREATES),
+        )
+        try:
+            tf = example_with_module(tmp_path / f"seed-{seed}", "production", terraform_rc, proxy.endpoint)
+            tf.env["IDIS_POLL_INTERVAL_MS"] = "50"
+            # An attempt held back by the proxy times out in 2 s, not 60.
+            tf.env["IDIS_AWS_ATTEMPT_TIMEOUT_SECONDS"] = "2"
+            tf.env["TF_LOG_PROVIDER"] = "debug"
+            tf.init()
+            applied = tf.apply(*UNPROTECTED, timeout=600)
+            found = duplicates(aws)
+            assert found == {}, f"seed {seed}: duplicates after apply: {found}"
+            drift = tf.plan("-refresh-only", "-detailed-exitcode", *UNPROTECTED, check=False)
+            assert drift.returncode == 0, drift.describe(f"seed {seed}: plan -refresh-only")
+            bucket = state_values(tf)["audit_bucket_name"]
+            destroyed = tf.destroy(*UNPROTECTED, timeout=600)
+            kept, leftovers = sweep_after_destroy(aws, proxy, bucket)
+            assert leftovers == [], f"seed {seed}: left after destroy: {leftovers}"
+            for kind, n in proxy.counters.faults().items():
+                totals[kind] += n
+            totals["creates not repeated (looked up instead)"] += (applied.stderr + destroyed.stderr).count("AWS call not repeated:")
+            totals["adopted after an unanswered create"] += applied.stderr.count("adopted what the unanswered call")
+        finally:
+            proxy.stop()
+    print(f"\n[{SEEDS} seeds] faults injected on creates and what the provider did: {dict(totals)}")
+    assert totals["5xx after forwarding"] >= SEEDS
+    assert totals["adopted after an unanswered create"] >= 1

@@ -15,10 +15,12 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_wafv2::types::Scope;
 use support::Moto;
+use terraform_provider_idis::components::cluster::ClusterSpec;
+use terraform_provider_idis::components::edge::EdgeSpec;
 use terraform_provider_idis::components::keys::KeysState;
 use terraform_provider_idis::components::network::NetworkState;
+use terraform_provider_idis::components::storage::AuditStorageSpec;
 use terraform_provider_idis::components::{cluster, edge, storage, ComponentError, Ctx};
-use terraform_provider_idis::environment::spec::{AuditStorageSpec, ClusterSpec, EdgeSpec};
 use terraform_provider_idis::provider::config::Aws;
 
 fn start_moto() -> Moto {
@@ -91,8 +93,9 @@ async fn network(aws: &Aws) -> NetworkState {
     }
 }
 
-/// A platform KMS key, as the keys component would report it.
-async fn keys(aws: &Aws) -> KeysState {
+/// A platform KMS key with its alias, as the keys component would make
+/// and report it.
+async fn keys(aws: &Aws, ctx: &Ctx) -> KeysState {
     let key = aws
         .kms()
         .create_key()
@@ -102,6 +105,13 @@ async fn keys(aws: &Aws) -> KeysState {
         .expect("create key")
         .key_metadata
         .expect("key metadata");
+    aws.kms()
+        .create_alias()
+        .alias_name(format!("alias/idis/{}/platform", ctx.env))
+        .target_key_id(&key.key_id)
+        .send()
+        .await
+        .expect("create alias");
     KeysState {
         platform_key_arn: key.arn.clone().expect("key ARN"),
         platform_key_id: key.key_id.clone(),
@@ -175,12 +185,13 @@ async fn cluster_is_built_as_specified_and_a_rerun_adopts_it() {
     let moto = start_moto();
     let ctx = moto.ctx("prod").await;
     let aws = moto.aws().await;
-    let (net, keys) = (network(&aws).await, keys(&aws).await);
+    let (net, keys) = (network(&aws).await, keys(&aws, &ctx).await);
     let spec = cluster_spec();
 
     let built = cluster::ensure(&ctx, &spec, &net, &keys)
         .await
         .expect("ensure builds the cluster");
+    support::assert_guards_hold::<cluster::EksCluster>(&built.verdicts, &spec);
 
     // The cluster, as EKS reports it.
     let eks = aws.eks();
@@ -338,7 +349,7 @@ async fn cluster_drift_is_seen_by_find_and_repaired_by_ensure() {
     let moto = start_moto();
     let ctx = moto.ctx("drift").await;
     let aws = moto.aws().await;
-    let (net, keys) = (network(&aws).await, keys(&aws).await);
+    let (net, keys) = (network(&aws).await, keys(&aws, &ctx).await);
     let spec = cluster_spec();
     cluster::ensure(&ctx, &spec, &net, &keys)
         .await
@@ -451,7 +462,7 @@ async fn new_instance_types_replace_the_node_group() {
     let moto = start_moto();
     let ctx = moto.ctx("retype").await;
     let aws = moto.aws().await;
-    let (net, keys) = (network(&aws).await, keys(&aws).await);
+    let (net, keys) = (network(&aws).await, keys(&aws, &ctx).await);
     let before = cluster::ensure(&ctx, &cluster_spec(), &net, &keys)
         .await
         .expect("ensure");
@@ -492,7 +503,7 @@ async fn cluster_refuses_changes_eks_cannot_make_in_place() {
     let moto = start_moto();
     let ctx = moto.ctx("strict").await;
     let aws = moto.aws().await;
-    let (net, keys) = (network(&aws).await, keys(&aws).await);
+    let (net, keys) = (network(&aws).await, keys(&aws, &ctx).await);
     cluster::ensure(&ctx, &cluster_spec(), &net, &keys)
         .await
         .expect("ensure");
@@ -526,7 +537,7 @@ async fn cluster_delete_removes_node_group_cluster_and_roles_and_is_idempotent()
     let moto = start_moto();
     let ctx = moto.ctx("gone").await;
     let aws = moto.aws().await;
-    let (net, keys) = (network(&aws).await, keys(&aws).await);
+    let (net, keys) = (network(&aws).await, keys(&aws, &ctx).await);
     cluster::ensure(&ctx, &cluster_spec(), &net, &keys)
         .await
         .expect("ensure");
@@ -591,10 +602,11 @@ async fn audit_bucket_is_locked_versioned_encrypted_private_and_tls_only() {
     let moto = start_moto();
     let ctx = moto.ctx("audit").await;
     let aws = moto.aws().await;
-    let keys = keys(&aws).await;
+    let keys = keys(&aws, &ctx).await;
     let spec = storage_spec();
 
     let built = storage::ensure(&ctx, &spec, &keys).await.expect("ensure");
+    support::assert_guards_hold::<storage::AuditBucket>(&built.verdicts, &spec);
     assert_eq!(built.bucket, AUDIT_BUCKET);
 
     let s3 = aws.s3();
@@ -717,7 +729,7 @@ async fn audit_bucket_drift_is_seen_and_every_setting_is_put_back() {
     let moto = start_moto();
     let ctx = moto.ctx("audit").await;
     let aws = moto.aws().await;
-    let keys = keys(&aws).await;
+    let keys = keys(&aws, &ctx).await;
     let spec = storage_spec();
     storage::ensure(&ctx, &spec, &keys).await.expect("ensure");
     let s3 = aws.s3();
@@ -864,7 +876,7 @@ async fn audit_bucket_holding_records_is_kept_on_delete() {
     let moto = start_moto();
     let ctx = moto.ctx("audit").await;
     let aws = moto.aws().await;
-    let keys = keys(&aws).await;
+    let keys = keys(&aws, &ctx).await;
     storage::ensure(&ctx, &storage_spec(), &keys)
         .await
         .expect("ensure");
@@ -932,7 +944,7 @@ async fn empty_audit_bucket_is_deleted_and_a_second_delete_is_a_no_op() {
     let moto = start_moto();
     let ctx = moto.ctx("audit").await;
     let aws = moto.aws().await;
-    let keys = keys(&aws).await;
+    let keys = keys(&aws, &ctx).await;
     storage::ensure(&ctx, &storage_spec(), &keys)
         .await
         .expect("ensure");
@@ -1010,6 +1022,7 @@ async fn edge_builds_the_web_acl_the_distribution_and_its_shield_protection() {
     let spec = edge_spec();
 
     let built = edge::ensure(&ctx, &spec, &net).await.expect("ensure");
+    support::assert_guards_hold::<edge::Edge>(&built.verdicts, &spec);
 
     // WAF: default allow, three managed groups with override none, a rate rule.
     let acl = web_acl(&aws, "idis-web").await.expect("web ACL exists");
@@ -1312,7 +1325,14 @@ async fn edge_without_a_cdn_protects_the_nat_ip_and_features_switch_off() {
         ..no_cdn
     };
     let state = edge::ensure(&ctx, &off, &net).await.expect("ensure");
-    assert_eq!(state, edge::EdgeState::default());
+    assert_eq!(
+        edge::EdgeState {
+            verdicts: Default::default(),
+            ..state.clone()
+        },
+        edge::EdgeState::default()
+    );
+    assert!(state.verdicts.is_clean());
     assert!(web_acl(&aws, "idis-web").await.is_none());
     assert!(protections(&aws).await.is_empty());
     assert_eq!(edge::find(&ctx).await.expect("find"), None);

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::Moto;
+use terraform_provider_idis::components::cache::CacheSpec;
+use terraform_provider_idis::components::database::DatabaseSpec;
 use terraform_provider_idis::components::keys::KeysState;
 use terraform_provider_idis::components::network::NetworkState;
 use terraform_provider_idis::components::{cache, database, ComponentError, Ctx};
-use terraform_provider_idis::environment::spec::{CacheSpec, DatabaseSpec};
 use terraform_provider_idis::provider::config::{Aws, ProviderConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +27,22 @@ const ENV: &str = "data-test";
 /// A VPC with three private subnets in three zones, the database and cache
 /// security groups, and a platform KMS key, made with the SDK as the
 /// network and keys components would.
+/// The tags the network component gives an object named `name`.
+fn owned(
+    kind: aws_sdk_ec2::types::ResourceType,
+    name: &str,
+) -> aws_sdk_ec2::types::TagSpecification {
+    let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
+    aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(kind)
+        .tags(tag("idis:environment", ENV))
+        .tags(tag("idis:component", "network"))
+        .tags(tag("Name", name))
+        .build()
+}
+
+/// A network and keys as those components make them: subnets and groups
+/// named and tagged, the platform key behind its alias.
 async fn network_and_keys(aws: &Aws) -> (NetworkState, KeysState) {
     let ec2 = aws.ec2();
     let vpc = ec2
@@ -47,6 +64,10 @@ async fn network_and_keys(aws: &Aws) -> (NetworkState, KeysState) {
             .vpc_id(&vpc_id)
             .cidr_block(format!("10.42.{}.0/24", i + 10))
             .availability_zone(*zone)
+            .tag_specifications(owned(
+                aws_sdk_ec2::types::ResourceType::Subnet,
+                &format!("idis-{ENV}-private-{zone}"),
+            ))
             .send()
             .await
             .expect("create subnet");
@@ -65,6 +86,10 @@ async fn network_and_keys(aws: &Aws) -> (NetworkState, KeysState) {
             .group_name(format!("idis-{ENV}-{name}"))
             .description(format!("{name} of {ENV}"))
             .vpc_id(&vpc_id)
+            .tag_specifications(owned(
+                aws_sdk_ec2::types::ResourceType::SecurityGroup,
+                &format!("idis-{ENV}-{name}"),
+            ))
             .send()
             .await
             .expect("create security group");
@@ -78,6 +103,13 @@ async fn network_and_keys(aws: &Aws) -> (NetworkState, KeysState) {
         .await
         .expect("create KMS key");
     let meta = key.key_metadata().expect("key metadata");
+    aws.kms()
+        .create_alias()
+        .alias_name(format!("alias/idis/{ENV}/platform"))
+        .target_key_id(meta.key_id())
+        .send()
+        .await
+        .expect("create alias");
     let network = NetworkState {
         vpc_id,
         vpc_cidr: "10.42.0.0/16".to_string(),
@@ -232,6 +264,7 @@ async fn ensure_builds_the_database_with_the_specs_values() {
     let state = database::ensure(&ctx, &spec, &network, &keys)
         .await
         .expect("ensure database");
+    support::assert_guards_hold::<database::Database>(&state.verdicts, &spec);
 
     let all = db_instances(&aws).await;
     let db = all.get(&db_id()).expect("primary exists");
@@ -832,21 +865,36 @@ async fn a_refresh_reads_each_component_in_one_round_of_calls() {
 
     let before = proxy.calls().len();
     database::find(&ctx).await.expect("find database");
-    let database_calls = proxy.calls()[before..].to_vec();
-    // The primary and every replica in one DescribeDBInstances.
-    assert_eq!(database_calls, ["DescribeDBInstances"]);
+    let mut database_calls = proxy.calls()[before..].to_vec();
+    database_calls.sort();
+    // The primary and every replica in one DescribeDBInstances, beside
+    // what they are judged against (the platform key, the private subnets,
+    // the security groups), sent concurrently.
+    assert_eq!(
+        database_calls,
+        [
+            "DescribeDBInstances",
+            "DescribeKey",
+            "DescribeSecurityGroups",
+            "DescribeSubnets"
+        ]
+    );
 
     let before = proxy.calls().len();
     cache::find(&ctx).await.expect("find cache");
     let mut cache_calls = proxy.calls()[before..].to_vec();
     cache_calls.sort();
-    // Four independent reads, sent concurrently.
+    // Independent reads, sent concurrently.
     assert_eq!(
         cache_calls,
         [
             "DescribeCacheClusters",
+            "DescribeCacheSubnetGroups",
+            "DescribeKey",
             "DescribeReplicationGroups",
             "DescribeSecret",
+            "DescribeSecurityGroups",
+            "DescribeSubnets",
             "ListTagsForResource"
         ]
     );
@@ -914,6 +962,7 @@ async fn ensure_builds_the_cache_with_the_specs_values() {
     let state = cache::ensure(&ctx, &spec, &network, &keys)
         .await
         .expect("ensure cache");
+    support::assert_guards_hold::<cache::Cache>(&state.verdicts, &spec);
 
     let group = replication_group(&aws, &cache_id()).await;
     assert_eq!(group.status(), Some("available"));

@@ -13,9 +13,10 @@ use aws_sdk_ec2::types::{
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType};
 use support::Moto;
 use terraform_provider_idis::components::keys;
+use terraform_provider_idis::components::keys::KeysSpec;
+use terraform_provider_idis::components::network::NetworkSpec;
 use terraform_provider_idis::components::network::{self, NetworkState};
 use terraform_provider_idis::components::{ComponentError, Ctx};
-use terraform_provider_idis::environment::spec::{KeysSpec, NetworkSpec};
 
 const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
 
@@ -248,6 +249,10 @@ async fn ensure_builds_the_whole_network_from_the_spec() {
     let state = network::ensure(&ctx, &network_spec("10.0.0.0/16", true))
         .await
         .unwrap();
+    support::assert_guards_hold::<network::Network>(
+        &state.verdicts,
+        &network_spec("10.0.0.0/16", true),
+    );
     let ec2 = moto.aws().await.ec2();
 
     // The VPC: CIDR, DNS, tags.
@@ -622,7 +627,7 @@ async fn out_of_band_changes_are_seen_by_find_and_repaired_by_ensure() {
             before.public_subnet_ids[2]
         ),
         "security group idis-drifty-cache is missing",
-        "security group idis-drifty-database does not let tcp/5432 in",
+        "idis-drifty-database: missing ingress tcp 5432 from idis-drifty-cluster",
     ] {
         assert!(
             drift.contains(expected),
@@ -918,6 +923,10 @@ async fn ensure_creates_the_platform_key_and_one_key_per_tenant() {
     let state = keys::ensure(&ctx, &keys_spec(&["acme", "globex"]))
         .await
         .unwrap();
+    support::assert_guards_hold::<keys::TenantKeys>(
+        &state.verdicts,
+        &keys_spec(&["acme", "globex"]),
+    );
     let kms = moto.aws().await.kms();
 
     let aliases = aliases(&ctx).await;

@@ -19,12 +19,14 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, LoadBalancerAttribute, ProtocolEnum, Tag as ElbTag,
 };
 use support::Moto;
+use terraform_provider_idis::components::cluster::ClusterSpec;
+use terraform_provider_idis::components::database::DatabaseSpec;
+use terraform_provider_idis::components::keys::KeysSpec;
+use terraform_provider_idis::components::network::NetworkSpec;
 use terraform_provider_idis::components::network::{self, NetworkState};
+use terraform_provider_idis::components::storage::AuditStorageSpec;
 use terraform_provider_idis::components::{
     cluster, database, edge, keys, storage, ComponentError, Ctx,
-};
-use terraform_provider_idis::environment::spec::{
-    AuditStorageSpec, ClusterSpec, DatabaseSpec, KeysSpec, NetworkSpec,
 };
 
 const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];

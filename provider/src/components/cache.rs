@@ -20,22 +20,28 @@
 //! the environment (encrypted with a key that is being retired). The secret
 //! is deleted with a recovery window, never at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_elasticache::types::{
-    AuthTokenUpdateStrategyType, AutomaticFailoverStatus, MultiAzStatus, ReplicationGroup, Tag,
+    AuthTokenUpdateStrategyType, AutomaticFailoverStatus, CacheCluster, CacheSubnetGroup,
+    MultiAzStatus, ReplicationGroup, Tag,
 };
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
 
+use super::describe::{
+    is_instance_type, is_version, show, version_setting, Check, Component, Default, Guard, Output,
+    Problem, Reading, Setting, Verdicts,
+};
 use super::keys::KeysState;
 use super::network::NetworkState;
 use super::{
     aws_error, is_not_found, partition, same_members, tag_diff, user_visible_tags, ComponentError,
-    Ctx,
+    Ctx, Neighbours,
 };
-use crate::environment::spec::CacheSpec;
+use crate::protocol::cty::{Type, Value};
+use crate::protocol::diag::{Diagnostic, Diagnostics};
 
 pub const COMPONENT: &str = "cache";
 
@@ -73,7 +79,230 @@ pub struct CacheState {
     /// tags).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The guards of the cache, as read.
+    #[serde(skip)]
+    pub verdicts: Verdicts,
 }
+
+// ---------------------------------------------------------------- description
+
+/// The `cache` block once planned.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheSpec {
+    /// "7" (any 7.x) or a full version.
+    pub engine_version: String,
+    pub node_type: String,
+    /// Primary plus replicas, 2 to 6 (Multi-AZ needs at least 2).
+    pub node_count: i64,
+    pub multi_az: bool,
+    pub snapshot_retention_days: i64,
+}
+
+/// The computed attributes of the cache.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CacheOutputs {
+    pub cache_replication_group_id: String,
+    pub cache_primary_endpoint: Option<String>,
+    pub cache_reader_endpoint: Option<String>,
+    pub cache_port: i64,
+    pub cache_auth_secret_arn: Option<String>,
+}
+
+pub const CACHE_MAJORS: &[&str] = &["7"];
+pub const DEFAULT_ENGINE_VERSION: &str = "7";
+pub const DEFAULT_NODE_TYPE: &str = "cache.r6g.large";
+pub const DEFAULT_NODE_COUNT: i64 = 2;
+pub const DEFAULT_SNAPSHOT_RETENTION_DAYS: i64 = 7;
+
+/// The Redis cache of an environment.
+pub struct Cache;
+
+impl Component for Cache {
+    const NAME: &'static str = COMPONENT;
+    const DOC: &'static str = "ElastiCache Redis replication group: Multi-AZ with automatic failover, encryption at rest and in transit, auth token kept in Secrets Manager.";
+    type Spec = CacheSpec;
+    type State = CacheState;
+    type Outputs = CacheOutputs;
+
+    fn settings() -> Vec<Setting> {
+        vec![
+            Setting::new(
+                "engine_version",
+                Type::String,
+                Default::Str(DEFAULT_ENGINE_VERSION),
+                format!("Redis version: a major (`7`; any minor satisfies) or a full version. Default `\"{DEFAULT_ENGINE_VERSION}\"`."),
+            )
+            .check(Check::Text(
+                |v| is_version(v, CACHE_MAJORS),
+                "use Redis \"7\" or a full 7.x version such as \"7.1\"",
+            )),
+            Setting::new(
+                "node_type",
+                Type::String,
+                Default::Str(DEFAULT_NODE_TYPE),
+                format!("Cache node type. Default `{DEFAULT_NODE_TYPE}`."),
+            )
+            .check(Check::Text(
+                |v| is_instance_type(v, "cache."),
+                "use an ElastiCache node type such as \"cache.r6g.large\"",
+            )),
+            Setting::new(
+                "node_count",
+                Type::Number,
+                Default::Int(DEFAULT_NODE_COUNT),
+                format!("Nodes (primary plus replicas), 1 to 6; Multi-AZ needs 2 or more. Default `{DEFAULT_NODE_COUNT}`."),
+            )
+            .check(Check::Range(1, MAX_NODES)),
+            Setting::new(
+                "multi_az",
+                Type::Bool,
+                Default::Bool(true),
+                "Multi-AZ with automatic failover. Default `true`.".into(),
+            ),
+            Setting::new(
+                "snapshot_retention_days",
+                Type::Number,
+                Default::Int(DEFAULT_SNAPSHOT_RETENTION_DAYS),
+                format!("Days of daily snapshots, 0 to 35. Default `{DEFAULT_SNAPSHOT_RETENTION_DAYS}`."),
+            )
+            .check(Check::Range(0, 35)),
+        ]
+    }
+
+    fn outputs() -> Vec<Output> {
+        vec![
+            Output::new(
+                "cache_replication_group_id",
+                Type::String,
+                "ElastiCache replication group id.",
+            ),
+            Output::new(
+                "cache_primary_endpoint",
+                Type::String,
+                "Redis primary endpoint.",
+            ),
+            Output::new(
+                "cache_reader_endpoint",
+                Type::String,
+                "Redis reader endpoint.",
+            ),
+            Output::new("cache_port", Type::Number, "Redis port."),
+            Output::new(
+                "cache_auth_secret_arn",
+                Type::String,
+                "ARN of the Secrets Manager secret holding the Redis auth token.",
+            ),
+        ]
+    }
+
+    fn guards() -> &'static [Guard] {
+        GUARDS
+    }
+
+    fn check(config: &Value) -> Vec<Problem> {
+        let block = config.get_attr(COMPONENT);
+        let count = block.get_attr("node_count");
+        match (block.get_attr("multi_az").as_bool(), count.as_i64()) {
+            (Some(true), Some(n)) if n < 2 => vec![Problem::at(
+                "node_count",
+                count,
+                "Multi-AZ with automatic failover needs at least 2 nodes (set cache.multi_az = false for a single node)",
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    fn judge(prior: &Value, planned: &Value) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        let was = |a: &str| prior.get_attr(COMPONENT).get_attr(a).clone();
+        let now = |a: &str| planned.get_attr(COMPONENT).get_attr(a).clone();
+        if was("node_type") != now("node_type") && now("node_type").is_known() {
+            d.push(Diagnostic::warning(
+                "Cache node type change",
+                format!(
+                    "cache: scaling from {} to {} is done online by ElastiCache, with raised latency and a brief failover at the end.",
+                    show(&was("node_type")),
+                    show(&now("node_type"))
+                ),
+            ));
+        }
+        if now("multi_az").as_bool() == Some(false) && was("multi_az").as_bool() == Some(true) {
+            d.push(Diagnostic::warning(
+                "Cache Multi-AZ turned off",
+                "cache: automatic failover is turned off; a primary node failure will then mean downtime until it is replaced.",
+            ));
+        }
+        d
+    }
+
+    fn read(
+        state: &CacheState,
+        stored: &CacheSpec,
+        _prior: &Value,
+    ) -> Reading<CacheSpec, CacheOutputs> {
+        Reading {
+            settings: CacheSpec {
+                engine_version: version_setting(
+                    &stored.engine_version,
+                    state.engine_version_actual.as_deref(),
+                ),
+                node_type: state.node_type.clone(),
+                node_count: state.node_count,
+                multi_az: state.multi_az,
+                snapshot_retention_days: state.snapshot_retention_days,
+            },
+            outputs: CacheOutputs {
+                cache_replication_group_id: state.replication_group_id.clone(),
+                cache_primary_endpoint: state.primary_endpoint.clone(),
+                cache_reader_endpoint: state.reader_endpoint.clone(),
+                cache_port: state.port,
+                cache_auth_secret_arn: state.auth_secret_arn.clone(),
+            },
+            verdicts: state.verdicts.clone(),
+        }
+    }
+}
+
+const ENCRYPTION: usize = 0;
+const AUTH: usize = 1;
+const FAILOVER: usize = 2;
+const NETWORK: usize = 3;
+const PARAMETER_GROUP: usize = 4;
+const TAGS: usize = 5;
+
+/// What the provider makes of the cache without a knob.
+const GUARDS: &[Guard] = &[
+    Guard::new(
+        "encryption",
+        "at rest with the platform key, in transit",
+        "The replication group is encrypted at rest with the platform key and in transit (TLS).",
+    ),
+    Guard::new(
+        "auth",
+        "AUTH token kept in Secrets Manager",
+        "Redis AUTH is on, with the token kept in the secret `idis/<name>/cache-auth-token`, encrypted with the platform key.",
+    ),
+    Guard::new(
+        "failover",
+        "automatic failover as multi_az",
+        "Automatic failover is on exactly when Multi-AZ is.",
+    ),
+    Guard::new(
+        "network",
+        "private subnets, cache security group only",
+        "The cache subnet group `idis-<name>-cache` holds exactly the private subnets; the nodes have only the security group `idis-<name>-cache` (judged where ElastiCache lists the member clusters).",
+    ),
+    Guard::new(
+        "parameter_group",
+        "the default one",
+        "The nodes use ElastiCache's default parameter group of their engine (judged where ElastiCache lists the member clusters).",
+    ),
+    Guard::new(
+        "tags",
+        "ownership and user tags present",
+        "The replication group carries `tags`, the provider's `default_tags` and the ownership tags. Tags others add are left alone.",
+    ),
+];
 
 /// `idis-<env>-cache`: the replication group and the cache subnet group.
 pub fn replication_group_id(ctx: &Ctx) -> String {
@@ -98,6 +327,11 @@ struct Observed {
     tags: Option<BTreeMap<String, String>>,
     engine_version: Option<String>,
     secret: Option<DescribeSecretOutput>,
+    /// The first member cache cluster; None where AWS does not list it.
+    member: Option<CacheCluster>,
+    /// The cache subnet group `idis-<env>-cache`, when it exists.
+    subnet_group: Option<CacheSubnetGroup>,
+    neighbours: Neighbours,
 }
 
 fn group_arn(ctx: &Ctx) -> String {
@@ -165,23 +399,20 @@ async fn list_tags(
     }
 }
 
-/// The engine version of a member cache cluster (the replication group
-/// itself does not report one); None when AWS does not say.
-async fn member_engine_version(
+/// A member cache cluster (it reports the engine version, the security
+/// groups and the parameter group the replication group does not); None
+/// when AWS does not list it.
+async fn member(
     ec: &aws_sdk_elasticache::Client,
     cluster_id: &str,
-) -> Result<Option<String>, ComponentError> {
+) -> Result<Option<CacheCluster>, ComponentError> {
     match ec
         .describe_cache_clusters()
         .cache_cluster_id(cluster_id)
         .send()
         .await
     {
-        Ok(out) => Ok(out
-            .cache_clusters()
-            .first()
-            .and_then(|c| c.engine_version())
-            .map(str::to_string)),
+        Ok(out) => Ok(out.cache_clusters().first().cloned()),
         Err(e) if is_not_found(&e) || e.code() == Some("CacheClusterNotFound") => Ok(None),
         Err(e) => Err(aws_error(
             COMPONENT,
@@ -201,19 +432,24 @@ async fn observe(ctx: &Ctx) -> Result<Observed, ComponentError> {
     let arn = group_arn(ctx);
     let first_member = format!("{id}-001");
     let name = secret_name(ctx);
-    let (group, tags, engine_version, secret) = tokio::join!(
+    let (group, tags, first, secret, subnet_group, neighbours) = tokio::join!(
         describe_group(&ec, &id),
         list_tags(&ec, &arn),
-        member_engine_version(&ec, &first_member),
+        member(&ec, &first_member),
         describe_secret(&sm, &name),
+        describe_subnet_group(&ec, &id),
+        super::neighbours(ctx, COMPONENT),
     );
-    let (group, secret) = (group?, secret?);
+    let (group, secret, subnet_group, neighbours) = (group?, secret?, subnet_group?, neighbours?);
     let Some(group) = group else {
         return Ok(Observed {
             group: None,
             tags: None,
             engine_version: None,
             secret,
+            member: None,
+            subnet_group,
+            neighbours,
         });
     };
     let mut tags = tags?;
@@ -222,23 +458,180 @@ async fn observe(ctx: &Ctx) -> Result<Observed, ComponentError> {
             tags = list_tags(&ec, real_arn).await?;
         }
     }
-    let mut engine_version = engine_version?;
-    if engine_version.is_none() {
-        if let Some(member) = group.member_clusters().first() {
-            if *member != first_member {
-                engine_version = member_engine_version(&ec, member).await?;
+    let mut first = first?;
+    if first.is_none() {
+        if let Some(name) = group.member_clusters().first() {
+            if *name != first_member {
+                first = member(&ec, name).await?;
             }
         }
     }
     Ok(Observed {
         group: Some(group),
         tags,
-        engine_version,
+        engine_version: first
+            .as_ref()
+            .and_then(|c| c.engine_version())
+            .map(str::to_string),
         secret,
+        member: first,
+        subnet_group,
+        neighbours,
     })
 }
 
-fn state_of(observed: &Observed, group: &ReplicationGroup) -> CacheState {
+async fn describe_subnet_group(
+    ec: &aws_sdk_elasticache::Client,
+    name: &str,
+) -> Result<Option<CacheSubnetGroup>, ComponentError> {
+    match ec
+        .describe_cache_subnet_groups()
+        .cache_subnet_group_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.cache_subnet_groups().first().cloned()),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(aws_error(
+            COMPONENT,
+            format!("describe cache subnet group {name}"),
+            e,
+        )),
+    }
+}
+
+/// Judges what the provider makes of the cache without a knob.
+fn judge(ctx: &Ctx, observed: &Observed, group: &ReplicationGroup) -> Verdicts {
+    let mut v = Verdicts::new();
+    let n = &observed.neighbours;
+    let id = replication_group_id(ctx);
+
+    let mut encryption = Vec::new();
+    if group.at_rest_encryption_enabled() != Some(true) {
+        encryption.push("not encrypted at rest".to_string());
+    } else if let Some(key) = group.kms_key_id() {
+        if !n.is_platform_key(key) {
+            encryption.push(format!(
+                "encrypted at rest with {key}, not the platform key"
+            ));
+        }
+    }
+    if group.transit_encryption_enabled() != Some(true) {
+        encryption.push("not encrypted in transit".to_string());
+    }
+    v.judge(&GUARDS[ENCRYPTION], encryption);
+
+    let mut auth = Vec::new();
+    if group.auth_token_enabled() == Some(false) {
+        auth.push("the Redis AUTH token is off".to_string());
+    }
+    let secret = secret_name(ctx);
+    match &observed.secret {
+        None => auth.push(format!("secret {secret} is missing")),
+        Some(s) if !secret_is_live(s) => {
+            auth.push(format!("secret {secret} is scheduled for deletion"))
+        }
+        Some(s) => {
+            if let Some(key) = s.kms_key_id() {
+                if !n.is_platform_key(key)
+                    && !key.ends_with(&format!("alias/idis/{}/platform", ctx.env))
+                {
+                    auth.push(format!(
+                        "secret {secret} is encrypted with {key}, not the platform key"
+                    ));
+                }
+            }
+        }
+    }
+    v.judge(&GUARDS[AUTH], auth);
+
+    let multi_az = group.multi_az() == Some(&MultiAzStatus::Enabled);
+    v.judge(
+        &GUARDS[FAILOVER],
+        (failover_on(group) != multi_az).then(|| {
+            format!(
+                "automatic failover is {} while Multi-AZ is {}",
+                if failover_on(group) { "on" } else { "off" },
+                if multi_az { "on" } else { "off" }
+            )
+        }),
+    );
+
+    let mut network = Vec::new();
+    match &observed.subnet_group {
+        None => network.push(format!("cache subnet group {id} is missing")),
+        Some(sg) => {
+            let subnets: BTreeSet<String> = sg
+                .subnets()
+                .iter()
+                .filter_map(|s| s.subnet_identifier())
+                .map(str::to_string)
+                .collect();
+            if subnets != n.private_subnets {
+                network.push(format!(
+                    "cache subnet group {id} holds [{}], not the private subnets [{}]",
+                    subnets.iter().cloned().collect::<Vec<_>>().join(", "),
+                    n.private_subnets
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+    }
+    // The members report the security groups and parameter group; where
+    // AWS does not list them (moto), these are not judged.
+    let mut parameters = Vec::new();
+    if let Some(m) = &observed.member {
+        if let Some(name) = m.cache_subnet_group_name() {
+            if name != id {
+                network.push(format!(
+                    "the nodes are in cache subnet group {name}, not {id}"
+                ));
+            }
+        }
+        let mut groups: Vec<String> = m
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.security_group_id())
+            .map(|g| {
+                n.group_name(g)
+                    .map_or_else(|| g.to_string(), str::to_string)
+            })
+            .collect();
+        groups.sort();
+        let want = format!("{}-{COMPONENT}", ctx.prefix());
+        if !groups.is_empty() && groups != [want.clone()] {
+            network.push(format!(
+                "security groups [{}], not [{want}]",
+                groups.join(", ")
+            ));
+        }
+        if let Some(p) = m
+            .cache_parameter_group()
+            .and_then(|p| p.cache_parameter_group_name())
+        {
+            if !p.starts_with("default.") {
+                parameters.push(format!("parameter group {p}, not the default one"));
+            }
+        }
+    }
+    v.judge(&GUARDS[NETWORK], network);
+    v.judge(&GUARDS[PARAMETER_GROUP], parameters);
+
+    v.judge(
+        &GUARDS[TAGS],
+        super::tag_problems(
+            &format!("replication group {id}"),
+            &observed.tags.clone().unwrap_or_default(),
+            &ctx.tags(COMPONENT),
+        ),
+    );
+    v
+}
+
+fn state_of(ctx: &Ctx, observed: &Observed, group: &ReplicationGroup) -> CacheState {
     let node_group = group.node_groups().first();
     let primary = node_group.and_then(|g| g.primary_endpoint());
     CacheState {
@@ -269,6 +662,7 @@ fn state_of(observed: &Observed, group: &ReplicationGroup) -> CacheState {
         arn: group.arn().unwrap_or_default().to_string(),
         automatic_failover: failover_on(group),
         tags: user_visible_tags(observed.tags.clone().unwrap_or_default()),
+        verdicts: judge(ctx, observed, group),
     }
 }
 
@@ -288,7 +682,7 @@ fn failover_on(group: &ReplicationGroup) -> bool {
 pub async fn find(ctx: &Ctx) -> Result<Option<CacheState>, ComponentError> {
     let observed = observe(ctx).await?;
     Ok(match &observed.group {
-        Some(group) if !is_deleting(group) => Some(state_of(&observed, group)),
+        Some(group) if !is_deleting(group) => Some(state_of(ctx, &observed, group)),
         _ => None,
     })
 }
@@ -324,7 +718,7 @@ pub async fn ensure(
     match live_group {
         Some(group) => {
             check_immutable(&id, group)?;
-            changed |= repair_group(ctx, &ec, spec, group, &observed, token).await?;
+            changed |= repair_group(ctx, &ec, spec, network, group, &observed, token).await?;
             let arn = group.arn().unwrap_or_default();
             let current = match &observed.tags {
                 Some(tags) => tags.clone(),
@@ -356,12 +750,12 @@ pub async fn ensure(
 
     if !changed {
         if let Some(group) = live_group {
-            return Ok(state_of(&observed, group));
+            return Ok(state_of(ctx, &observed, group));
         }
     }
     let observed = observe(ctx).await?;
     match &observed.group {
-        Some(group) if !is_deleting(group) => Ok(state_of(&observed, group)),
+        Some(group) if !is_deleting(group) => Ok(state_of(ctx, &observed, group)),
         _ => Err(ComponentError::Conflict {
             component: COMPONENT,
             message: format!(
@@ -806,6 +1200,7 @@ async fn repair_group(
     ctx: &Ctx,
     ec: &aws_sdk_elasticache::Client,
     spec: &CacheSpec,
+    network: &NetworkState,
     group: &ReplicationGroup,
     observed: &Observed,
     rotate_to: Option<AuthToken>,
@@ -874,6 +1269,33 @@ async fn repair_group(
         if let Some(target) = engine_upgrade(&id, &spec.engine_version, actual)? {
             modify = modify.engine_version(target);
             drift.push("engine version");
+        }
+    }
+    if let Some(member) = &observed.member {
+        let groups: Vec<&str> = member
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.security_group_id())
+            .collect();
+        if !groups.is_empty() && groups != [network.cache_security_group_id.as_str()] {
+            modify = modify.security_group_ids(&network.cache_security_group_id);
+            drift.push("security groups");
+        }
+        let custom = member
+            .cache_parameter_group()
+            .and_then(|p| p.cache_parameter_group_name())
+            .is_some_and(|p| !p.starts_with("default."));
+        if custom {
+            let major = observed
+                .engine_version
+                .as_deref()
+                .unwrap_or(&spec.engine_version)
+                .split('.')
+                .next()
+                .unwrap_or("7")
+                .to_string();
+            modify = modify.cache_parameter_group_name(format!("default.{ENGINE}{major}"));
+            drift.push("parameter group");
         }
     }
     if !drift.is_empty() {

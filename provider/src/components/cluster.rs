@@ -25,16 +25,23 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_eks::types::{
-    Cluster, ClusterStatus, EncryptionConfig, Nodegroup, NodegroupScalingConfig, NodegroupStatus,
-    Provider, VpcConfigRequest,
+    Cluster, ClusterStatus, EncryptionConfig, LogSetup, LogType, Logging, Nodegroup,
+    NodegroupScalingConfig, NodegroupStatus, Provider, VpcConfigRequest,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
 
+use super::describe::{
+    is_instance_type, show, version_less, Check, Component, Default, Guard, Output, Problem,
+    Reading, Setting, Verdicts,
+};
 use super::keys::KeysState;
 use super::network::NetworkState;
-use super::{aws_error, is_not_found, same_members, user_visible_tags, ComponentError, Ctx};
-use crate::environment::spec::ClusterSpec;
+use super::{
+    aws_error, is_not_found, same_members, user_visible_tags, ComponentError, Ctx, Neighbours,
+};
+use crate::protocol::cty::{Type, Value};
+use crate::protocol::diag::{Diagnostic, Diagnostics};
 
 pub const COMPONENT: &str = "cluster";
 
@@ -76,7 +83,354 @@ pub struct ClusterState {
     /// The cluster's user-visible tags (no ownership or aws:* tags).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The guards of the cluster, as read.
+    #[serde(skip)]
+    pub verdicts: Verdicts,
 }
+
+// ---------------------------------------------------------------- description
+
+/// The `cluster` block once planned.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterSpec {
+    pub kubernetes_version: String,
+    pub endpoint_public_access: bool,
+    pub node_instance_types: Vec<String>,
+    pub node_min_size: i64,
+    pub node_max_size: i64,
+    pub node_desired_size: i64,
+}
+
+/// The computed attributes of the cluster.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ClusterOutputs {
+    pub cluster_arn: String,
+    pub cluster_endpoint: Option<String>,
+    pub cluster_certificate_authority_data: Option<String>,
+    pub cluster_oidc_issuer_url: Option<String>,
+    pub node_group_arn: Option<String>,
+}
+
+/// Kubernetes versions EKS offers that this provider accepts.
+pub const KUBERNETES_VERSIONS: &[&str] = &["1.28", "1.29", "1.30", "1.31", "1.32", "1.33"];
+pub const DEFAULT_KUBERNETES_VERSION: &str = "1.31";
+pub const DEFAULT_NODE_INSTANCE_TYPE: &str = "m6i.xlarge";
+pub const DEFAULT_NODE_MIN: i64 = 3;
+pub const DEFAULT_NODE_MAX: i64 = 10;
+
+/// The EKS cluster and its node group.
+pub struct EksCluster;
+
+/// `node_min_size` at create; afterwards the stored size clamped into the
+/// planned bounds (the cluster autoscaler owns the size within them).
+fn desired_default(planned: &Value, prior: &Value) -> Value {
+    let min = planned.get_attr("node_min_size");
+    let max = planned.get_attr("node_max_size");
+    match (
+        prior.get_attr("node_desired_size").as_i64(),
+        min.as_i64(),
+        max.as_i64(),
+    ) {
+        (Some(observed), Some(lo), Some(hi)) => Value::int(observed.clamp(lo, hi.max(lo))),
+        (None, _, _) => min.clone(),
+        _ => Value::Unknown,
+    }
+}
+
+/// `cluster.node_desired_size` on refresh. The desired size is the initial
+/// size; afterwards it belongs to the cluster autoscaler. While the size AWS
+/// reports stays within the stored `[min, max]`, the stored value is kept
+/// (no drift). Outside them AWS's value is written, so the plan shows it and
+/// brings it back to the nearest bound (with a warning that says why). A
+/// state without a node group yet (import, a group deleted out of band)
+/// takes AWS's value.
+fn desired_size_setting(stored: &ClusterSpec, had_group: bool, observed: i64) -> i64 {
+    if had_group && (stored.node_min_size..=stored.node_max_size).contains(&observed) {
+        stored.node_desired_size
+    } else {
+        observed
+    }
+}
+
+impl Component for EksCluster {
+    const NAME: &'static str = COMPONENT;
+    const DOC: &'static str = "EKS cluster (secrets envelope-encrypted with the platform key, private endpoint) and its managed node group.";
+    type Spec = ClusterSpec;
+    type State = ClusterState;
+    type Outputs = ClusterOutputs;
+
+    fn settings() -> Vec<Setting> {
+        let nodes = Check::Range(1, 450);
+        vec![
+            Setting::new(
+                "kubernetes_version",
+                Type::String,
+                Default::Str(DEFAULT_KUBERNETES_VERSION),
+                format!("Kubernetes version, `1.28` to `1.33`. Default `{DEFAULT_KUBERNETES_VERSION}`. Upgrades happen in place; downgrades are refused."),
+            )
+            .check(Check::Text(
+                |v| KUBERNETES_VERSIONS.contains(&v),
+                "use one of 1.28, 1.29, 1.30, 1.31, 1.32, 1.33",
+            )),
+            Setting::new(
+                "endpoint_public_access",
+                Type::Bool,
+                Default::Bool(false),
+                "Expose the API server endpoint publicly. Default `false` (private only).".into(),
+            ),
+            Setting::new(
+                "node_instance_types",
+                Type::list(Type::String),
+                Default::Strings(&[DEFAULT_NODE_INSTANCE_TYPE]),
+                format!("EC2 instance types of the node group. Default `[\"{DEFAULT_NODE_INSTANCE_TYPE}\"]`."),
+            )
+            .check(Check::EachText(
+                |t| is_instance_type(t, ""),
+                "use an EC2 instance type such as \"m6i.xlarge\"",
+            )),
+            Setting::new(
+                "node_min_size",
+                Type::Number,
+                Default::Int(DEFAULT_NODE_MIN),
+                format!("Minimum nodes. Default `{DEFAULT_NODE_MIN}`."),
+            )
+            .check(nodes),
+            Setting::new(
+                "node_max_size",
+                Type::Number,
+                Default::Int(DEFAULT_NODE_MAX),
+                format!("Maximum nodes. Default `{DEFAULT_NODE_MAX}`."),
+            )
+            .check(nodes),
+            Setting::new(
+                "node_desired_size",
+                Type::Number,
+                Default::Derived(desired_default),
+                "Initial node count. Default: `node_min_size`. Afterwards the cluster autoscaler owns the count: any size within [`node_min_size`, `node_max_size`] is not drift (the state keeps this value); a size outside them shows on refresh and the plan brings it back to the nearest bound, with a warning.".into(),
+            )
+            .check(Check::Range(0, 450)),
+        ]
+    }
+
+    fn outputs() -> Vec<Output> {
+        vec![
+            Output::new("cluster_arn", Type::String, "EKS cluster ARN."),
+            Output::new(
+                "cluster_endpoint",
+                Type::String,
+                "Kubernetes API server endpoint.",
+            ),
+            Output::new(
+                "cluster_certificate_authority_data",
+                Type::String,
+                "Base64 CA certificate of the API server.",
+            ),
+            Output::new(
+                "cluster_oidc_issuer_url",
+                Type::String,
+                "OIDC issuer URL, for IAM roles for service accounts.",
+            ),
+            Output::new("node_group_arn", Type::String, "Managed node group ARN."),
+        ]
+    }
+
+    fn guards() -> &'static [Guard] {
+        GUARDS
+    }
+
+    fn check(config: &Value) -> Vec<Problem> {
+        let block = config.get_attr(COMPONENT);
+        let mut problems = Vec::new();
+        let types = block.get_attr("node_instance_types");
+        if matches!(types, Value::List(items) if items.is_empty()) {
+            problems.push(Problem::at(
+                "node_instance_types",
+                types,
+                "list at least one EC2 instance type",
+            ));
+        }
+        let min = block.get_attr("node_min_size");
+        if let (Some(lo), Some(hi)) = (min.as_i64(), block.get_attr("node_max_size").as_i64()) {
+            if lo > hi {
+                problems.push(Problem::at(
+                    "node_min_size",
+                    min,
+                    format!("node_min_size must not exceed node_max_size ({hi})"),
+                ));
+            }
+            let desired = block.get_attr("node_desired_size");
+            if let Some(d) = desired.as_i64() {
+                if d < lo || d > hi {
+                    problems.push(Problem::at(
+                        "node_desired_size",
+                        desired,
+                        format!("node_desired_size must be within node_min_size ({lo}) and node_max_size ({hi})"),
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    /// A new node group (none yet, or other instance types) has a new ARN.
+    fn plan_outputs(prior: &Value, planned: &mut Value) {
+        let types = |v: &Value| {
+            v.get_attr(COMPONENT)
+                .get_attr("node_instance_types")
+                .clone()
+        };
+        if prior.get_attr("node_group_arn").is_null() || types(prior) != types(planned) {
+            planned.set_attr("node_group_arn", Value::Unknown);
+        }
+    }
+
+    fn judge(prior: &Value, planned: &Value) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        let was = |a: &str| prior.get_attr(COMPONENT).get_attr(a).clone();
+        let now = |a: &str| planned.get_attr(COMPONENT).get_attr(a).clone();
+        if let (Some(old), Some(new)) = (
+            was("kubernetes_version").as_str(),
+            now("kubernetes_version").as_str(),
+        ) {
+            if version_less(new, old) {
+                d.push(
+                    Diagnostic::error(
+                        "Kubernetes cannot be downgraded",
+                        format!(
+                            "cluster.kubernetes_version: EKS cannot go back from {old} to {new}."
+                        ),
+                    )
+                    .at(crate::protocol::cty::Path::root()
+                        .attr(COMPONENT)
+                        .attr("kubernetes_version")),
+                );
+            } else if old != new {
+                d.push(Diagnostic::warning(
+                    "Kubernetes upgrade",
+                    format!("cluster: the control plane is upgraded from {old} to {new} in place (about 10 to 25 minutes, API stays available); the node group follows with a rolling node replacement that drains pods."),
+                ));
+            }
+        }
+        let types_now = now("node_instance_types");
+        if was("node_instance_types") != types_now && types_now.is_known() {
+            d.push(Diagnostic::warning(
+                "Node group will be replaced",
+                format!(
+                    "cluster: EKS cannot change instance types of a node group in place; the node group is deleted and created again with {}: every node is drained, and pods wait for the new nodes (typically 5 to 15 minutes without worker capacity).",
+                    show(&types_now)
+                ),
+            ));
+        }
+        if let (Some(running), Some(min), Some(max), Some(new)) = (
+            was("node_desired_size").as_i64(),
+            now("node_min_size").as_i64(),
+            now("node_max_size").as_i64(),
+            now("node_desired_size").as_i64(),
+        ) {
+            // Refresh keeps the stored size while AWS's stays within the
+            // bounds, so a size here outside them is what the node group runs.
+            if !(min..=max).contains(&running) && new != running {
+                let effect = if new < running {
+                    format!(
+                        "{} node(s) are removed and their pods drained",
+                        running - new
+                    )
+                } else {
+                    format!("{} node(s) are added", new - running)
+                };
+                d.push(Diagnostic::warning(
+                    "Node group size outside its bounds",
+                    format!(
+                        "cluster.node_desired_size: the node group runs {running} nodes, outside node_min_size..node_max_size = [{min}, {max}], so apply sets it to {new}: {effect}. \
+                         Within [{min}, {max}] the cluster autoscaler owns the size and it is never drift; to keep {running} nodes, set node_min_size and node_max_size so that they include it."
+                    ),
+                ));
+            }
+        }
+        if let (Some(old), Some(new)) =
+            (was("node_max_size").as_i64(), now("node_max_size").as_i64())
+        {
+            // The state keeps the initial size while the autoscaler's stays
+            // within the bounds, so the plan cannot know how many nodes run:
+            // say what a lower maximum does to them.
+            if new < old {
+                d.push(Diagnostic::warning(
+                    "Node group maximum lowered",
+                    format!("cluster.node_max_size: lowered from {old} to {new}; if more than {new} nodes run, apply scales the node group down to {new} and the pods of the removed nodes are drained."),
+                ));
+            }
+        }
+        d
+    }
+
+    fn read(
+        state: &ClusterState,
+        stored: &ClusterSpec,
+        prior: &Value,
+    ) -> Reading<ClusterSpec, ClusterOutputs> {
+        let had_group = prior.get_attr("node_group_arn").as_str().is_some();
+        let mut settings = ClusterSpec {
+            kubernetes_version: state.kubernetes_version.clone(),
+            endpoint_public_access: state.endpoint_public_access,
+            ..stored.clone()
+        };
+        // Without a node group its settings stay as stored: the plan makes
+        // the group again from them.
+        if state.node_group_arn.is_some() {
+            settings.node_instance_types = state.node_instance_types.clone();
+            settings.node_min_size = state.node_min_size;
+            settings.node_max_size = state.node_max_size;
+            settings.node_desired_size =
+                desired_size_setting(stored, had_group, state.node_desired_size);
+        }
+        Reading {
+            settings,
+            outputs: ClusterOutputs {
+                cluster_arn: state.arn.clone(),
+                cluster_endpoint: state.endpoint.clone(),
+                cluster_certificate_authority_data: state.certificate_authority_data.clone(),
+                cluster_oidc_issuer_url: state.oidc_issuer.clone(),
+                node_group_arn: state.node_group_arn.clone(),
+            },
+            verdicts: state.verdicts.clone(),
+        }
+    }
+}
+
+const ENDPOINT_ACCESS: usize = 0;
+const SECRETS_ENCRYPTION: usize = 1;
+const LOGGING: usize = 2;
+const ROLES: usize = 3;
+const TAGS: usize = 4;
+
+/// What the provider makes of the cluster without a knob.
+const GUARDS: &[Guard] = &[
+    Guard::new(
+        "endpoint_access",
+        "private endpoint on",
+        "The API server is reachable from inside the VPC (public access is `endpoint_public_access`).",
+    ),
+    Guard::new(
+        "secrets_encryption",
+        "secrets encrypted with the platform key",
+        "Kubernetes secrets are envelope-encrypted with the platform key (EKS cannot change the key later).",
+    ),
+    Guard::new(
+        "logging",
+        "api, audit and authenticator logs on",
+        "The control plane sends its API server, audit and authenticator logs to CloudWatch Logs.",
+    ),
+    Guard::new(
+        "roles",
+        "cluster and node roles as made",
+        "The control plane runs as `idis-<name>-eks-cluster` (trusting eks.amazonaws.com, with AmazonEKSClusterPolicy), the nodes as `idis-<name>-eks-nodes` (trusting ec2.amazonaws.com, with AmazonEKSWorkerNodePolicy, AmazonEKS_CNI_Policy and AmazonEC2ContainerRegistryReadOnly); no other policy is attached and neither has inline policies.",
+    ),
+    Guard::new(
+        "tags",
+        "ownership and user tags present",
+        "The cluster and the node group carry `tags`, the provider's `default_tags` and the ownership tags. Tags others add are left alone.",
+    ),
+];
 
 /// The EKS cluster's name, `idis-<env>`: what EKS and the cluster's
 /// controllers tag their own objects with.
@@ -126,7 +480,12 @@ fn to_i32(what: &str, value: i64) -> Result<i32, ComponentError> {
 // ---------------------------------------------------------------- find
 
 pub async fn find(ctx: &Ctx) -> Result<Option<ClusterState>, ComponentError> {
-    let (cluster, group) = tokio::join!(describe_cluster(ctx), describe_node_group(ctx));
+    let (cluster, group, roles, platform) = tokio::join!(
+        describe_cluster(ctx),
+        describe_node_group(ctx),
+        read_roles(ctx),
+        super::platform_key(ctx, COMPONENT),
+    );
     let Some(cluster) = cluster? else {
         return Ok(None);
     };
@@ -134,11 +493,231 @@ pub async fn find(ctx: &Ctx) -> Result<Option<ClusterState>, ComponentError> {
         return Ok(None);
     }
     let group = group?.filter(|g| g.status() != Some(&NodegroupStatus::Deleting));
-    Ok(Some(observe(&cluster, group.as_ref())))
+    let neighbours = Neighbours {
+        platform_key: platform?,
+        ..Neighbours::default()
+    };
+    Ok(Some(observe(
+        ctx,
+        &cluster,
+        group.as_ref(),
+        &roles?,
+        &neighbours,
+    )))
+}
+
+/// Control-plane logs the provider turns on: the API server, the audit
+/// log and the authenticator (who did what, and who got in).
+const LOG_TYPES: &[LogType] = &[LogType::Api, LogType::Audit, LogType::Authenticator];
+
+fn enabled_logs(cluster: &Cluster) -> BTreeSet<String> {
+    cluster
+        .logging()
+        .map(|l| {
+            l.cluster_logging()
+                .iter()
+                .filter(|s| s.enabled() == Some(true))
+                .flat_map(|s| s.types().iter().map(|t| t.as_str().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn logs_ok(cluster: &Cluster) -> bool {
+    let on = enabled_logs(cluster);
+    LOG_TYPES.iter().all(|t| on.contains(t.as_str()))
+}
+
+fn logging() -> Logging {
+    Logging::builder()
+        .cluster_logging(
+            LogSetup::builder()
+                .set_types(Some(LOG_TYPES.to_vec()))
+                .enabled(true)
+                .build(),
+        )
+        .build()
+}
+
+/// One IAM role of the cluster as IAM has it.
+#[derive(Clone, Debug, Default)]
+struct RoleView {
+    arn: String,
+    trusted: bool,
+    attached: BTreeSet<String>,
+    inline: Vec<String>,
+}
+
+async fn read_role(ctx: &Ctx, role: &RoleSpec) -> Result<Option<RoleView>, ComponentError> {
+    let iam = ctx.aws.iam();
+    let (got, attached, inline) = tokio::join!(
+        iam.get_role().role_name(&role.name).send(),
+        attached_policies(ctx, &role.name),
+        iam.list_role_policies().role_name(&role.name).send(),
+    );
+    let got = match got {
+        Ok(out) => out.role,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => {
+            return Err(aws_error(
+                COMPONENT,
+                format!("read the IAM role {}", role.name),
+                e,
+            ))
+        }
+    };
+    let Some(got) = got else { return Ok(None) };
+    let inline = match inline {
+        Ok(out) => out.policy_names().to_vec(),
+        Err(e) if is_not_found(&e) => Vec::new(),
+        Err(e) => {
+            return Err(aws_error(
+                COMPONENT,
+                format!("list the inline policies of the IAM role {}", role.name),
+                e,
+            ))
+        }
+    };
+    Ok(Some(RoleView {
+        trusted: got
+            .assume_role_policy_document()
+            .is_some_and(|doc| trusts_service(doc, role.service)),
+        arn: got.arn,
+        attached: attached?,
+        inline,
+    }))
+}
+
+/// Both roles; a missing role is None.
+async fn read_roles(ctx: &Ctx) -> Result<[Option<RoleView>; 2], ComponentError> {
+    let (control_plane, nodes) = (cluster_role(ctx), node_role(ctx));
+    let (c, n) = tokio::try_join!(read_role(ctx, &control_plane), read_role(ctx, &nodes))?;
+    Ok([c, n])
+}
+
+/// What is wrong with one role against what the provider makes.
+fn role_problems(
+    role: &RoleSpec,
+    view: Option<&RoleView>,
+    used_by: Option<&str>,
+    what: &str,
+) -> Vec<String> {
+    let Some(view) = view else {
+        return vec![format!("IAM role {} is missing", role.name)];
+    };
+    let mut problems = Vec::new();
+    if let Some(arn) = used_by {
+        if arn != view.arn {
+            problems.push(format!("the {what} runs as {arn}, not {}", role.name));
+        }
+    }
+    if !view.trusted {
+        problems.push(format!(
+            "IAM role {} does not trust {}",
+            role.name, role.service
+        ));
+    }
+    let partition = view.arn.split(':').nth(1).unwrap_or("aws");
+    let wanted: BTreeSet<String> = role
+        .policies
+        .iter()
+        .map(|p| format!("arn:{partition}:iam::aws:policy/{p}"))
+        .collect();
+    for p in wanted.difference(&view.attached) {
+        problems.push(format!(
+            "IAM role {} lacks {}",
+            role.name,
+            p.rsplit('/').next().unwrap_or(p)
+        ));
+    }
+    for p in view.attached.difference(&wanted) {
+        problems.push(format!("IAM role {} has {p} attached as well", role.name));
+    }
+    for p in &view.inline {
+        problems.push(format!("IAM role {} has the inline policy {p}", role.name));
+    }
+    problems
+}
+
+/// Judges what the provider makes of the cluster without a knob.
+fn judge(
+    ctx: &Ctx,
+    cluster: &Cluster,
+    group: Option<&Nodegroup>,
+    roles: &[Option<RoleView>; 2],
+    n: &Neighbours,
+) -> Verdicts {
+    let mut v = Verdicts::new();
+    let name = cluster_name(ctx);
+    let private = cluster
+        .resources_vpc_config()
+        .is_some_and(|c| c.endpoint_private_access());
+    v.judge(
+        &GUARDS[ENDPOINT_ACCESS],
+        (!private).then(|| format!("the private endpoint of EKS cluster {name} is off")),
+    );
+    v.judge(
+        &GUARDS[SECRETS_ENCRYPTION],
+        match secrets_key_arn(cluster) {
+            None => Some("Kubernetes secrets are not envelope-encrypted".to_string()),
+            Some(key) if !n.is_platform_key(&key) => Some(format!(
+                "secrets are encrypted with {key}, not the platform key"
+            )),
+            Some(_) => None,
+        },
+    );
+    let on = enabled_logs(cluster);
+    let missing: Vec<&str> = LOG_TYPES
+        .iter()
+        .map(|t| t.as_str())
+        .filter(|t| !on.contains(*t))
+        .collect();
+    v.judge(
+        &GUARDS[LOGGING],
+        (!missing.is_empty()).then(|| format!("{} logs off", missing.join(", "))),
+    );
+    let mut role = role_problems(
+        &cluster_role(ctx),
+        roles[0].as_ref(),
+        cluster.role_arn(),
+        "control plane",
+    );
+    role.extend(role_problems(
+        &node_role(ctx),
+        roles[1].as_ref(),
+        group.and_then(|g| g.node_role()),
+        "node group",
+    ));
+    v.judge(&GUARDS[ROLES], role);
+    let mut tags = super::tag_problems(
+        &format!("EKS cluster {name}"),
+        &cluster
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        &ctx.tags(COMPONENT),
+    );
+    if let Some(g) = group {
+        tags.extend(super::tag_problems(
+            &format!("EKS node group {}", node_group_name(ctx)),
+            &g.tags()
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            &ctx.tags(COMPONENT),
+        ));
+    }
+    v.judge(&GUARDS[TAGS], tags);
+    v
 }
 
 /// The state as AWS reports it.
-fn observe(cluster: &Cluster, group: Option<&Nodegroup>) -> ClusterState {
+fn observe(
+    ctx: &Ctx,
+    cluster: &Cluster,
+    group: Option<&Nodegroup>,
+    roles: &[Option<RoleView>; 2],
+    n: &Neighbours,
+) -> ClusterState {
     let vpc = cluster.resources_vpc_config();
     let scaling = group.and_then(Nodegroup::scaling_config);
     let tags = cluster
@@ -172,6 +751,7 @@ fn observe(cluster: &Cluster, group: Option<&Nodegroup>) -> ClusterState {
         cluster_role_arn: cluster.role_arn().map(str::to_string),
         node_role_arn: group.and_then(|g| g.node_role()).map(str::to_string),
         tags: user_visible_tags(tags),
+        verdicts: judge(ctx, cluster, group, roles, n),
     }
 }
 
@@ -259,7 +839,9 @@ pub async fn ensure(
     )
     .await?;
     let group = ensure_node_group(ctx, spec, network, &node_role_arn, current_group).await?;
-    Ok(observe(&cluster, Some(&group)))
+    let roles = read_roles(ctx).await?;
+    let neighbours = Neighbours::of(ctx, network, keys);
+    Ok(observe(ctx, &cluster, Some(&group), &roles, &neighbours))
 }
 
 /// Creates or adopts one IAM role, then makes its trust policy, managed
@@ -322,8 +904,67 @@ async fn ensure_role(ctx: &Ctx, role: &RoleSpec) -> Result<String, ComponentErro
             (existing.arn, attached?)
         }
     };
-    // The partition comes from the role's own ARN: right in every partition.
+    // Policies nobody asked for go: the roles hold what the provider
+    // makes, and an extra policy is extra power for every node.
     let partition = arn.split(':').nth(1).unwrap_or("aws").to_string();
+    let wanted: BTreeSet<String> = role
+        .policies
+        .iter()
+        .map(|p| format!("arn:{partition}:iam::aws:policy/{p}"))
+        .collect();
+    let extra: Vec<String> = attached.difference(&wanted).cloned().collect();
+    let inline = match iam.list_role_policies().role_name(&role.name).send().await {
+        Ok(out) => out.policy_names().to_vec(),
+        Err(e) if is_not_found(&e) => Vec::new(),
+        Err(e) => {
+            return Err(aws_error(
+                COMPONENT,
+                format!("list the inline policies of the IAM role {}", role.name),
+                e,
+            ))
+        }
+    };
+    futures_util::future::try_join_all(extra.iter().map(|policy| {
+        let iam = iam.clone();
+        async move {
+            iam.detach_role_policy()
+                .role_name(&role.name)
+                .policy_arn(policy)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    aws_error(
+                        COMPONENT,
+                        format!("detach {policy} from the IAM role {}", role.name),
+                        e,
+                    )
+                })
+        }
+    }))
+    .await?;
+    futures_util::future::try_join_all(inline.iter().map(|policy| {
+        let iam = iam.clone();
+        async move {
+            iam.delete_role_policy()
+                .role_name(&role.name)
+                .policy_name(policy)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    aws_error(
+                        COMPONENT,
+                        format!(
+                            "delete the inline policy {policy} of the IAM role {}",
+                            role.name
+                        ),
+                        e,
+                    )
+                })
+        }
+    }))
+    .await?;
     let missing = role
         .policies
         .iter()
@@ -652,6 +1293,26 @@ async fn ensure_cluster(
         cluster = wait_cluster(ctx, "apply the endpoint access change", access_ok).await?;
     }
 
+    // Control-plane logs: one update of its own (EKS takes one kind of
+    // change per UpdateClusterConfig).
+    if !logs_ok(&cluster) {
+        ctx.aws
+            .eks()
+            .update_cluster_config()
+            .name(&name)
+            .logging(logging())
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    COMPONENT,
+                    format!("turn on the control-plane logs of the EKS cluster {name}"),
+                    e,
+                )
+            })?;
+        cluster = wait_cluster(ctx, "apply the logging change", logs_ok).await?;
+    }
+
     // Tags: add or correct ours, leave others alone.
     let stale = stale_tags(ctx, cluster.tags());
     if !stale.is_empty() {
@@ -725,6 +1386,7 @@ async fn create_cluster(
                 .build(),
         )
         .encryption_config(secrets_encryption(keys))
+        .logging(logging())
         .set_tags(Some(ctx.tags(COMPONENT).into_iter().collect()))
         .send()
         .await;

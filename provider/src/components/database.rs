@@ -9,7 +9,7 @@
 //! and keeps it in a Secrets Manager secret encrypted with the platform key
 //! (`ManageMasterUserPassword`); the state holds that secret's ARN only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_rds::types::{DbInstance, Filter, Tag};
@@ -17,12 +17,18 @@ use futures_util::future::try_join_all;
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 
+use super::describe::{
+    is_instance_type, is_version, major_of, show, version_less, version_setting, Check, Component,
+    Default, Guard, Output, Reading, Setting, Verdicts,
+};
 use super::keys::KeysState;
 use super::network::NetworkState;
 use super::{
-    aws_error, is_not_found, same_members, tag_diff, user_visible_tags, ComponentError, Ctx,
+    aws_error, is_not_found, neighbours, same_members, tag_diff, user_visible_tags, ComponentError,
+    Ctx, Neighbours,
 };
-use crate::environment::spec::DatabaseSpec;
+use crate::protocol::cty::{Path, Type, Value};
+use crate::protocol::diag::{Diagnostic, Diagnostics};
 
 pub const COMPONENT: &str = "database";
 
@@ -59,7 +65,449 @@ pub struct DatabaseState {
     /// The primary's user-visible tags (no ownership or aws:* tags).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The guards of the database, as read.
+    #[serde(skip)]
+    pub verdicts: Verdicts,
 }
+
+// ---------------------------------------------------------------- description
+
+/// The `database` block once planned.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseSpec {
+    /// "16" (any 16.x) or a full version such as "16.4"; 15 is allowed.
+    pub engine_version: String,
+    pub instance_class: String,
+    pub multi_az: bool,
+    pub allocated_storage_gb: i64,
+    pub backup_retention_days: i64,
+    pub deletion_protection: bool,
+    pub skip_final_snapshot: bool,
+    pub performance_insights: bool,
+    /// 0 to 5 read replicas.
+    pub read_replicas: i64,
+    pub master_username: String,
+    pub database_name: String,
+}
+
+/// The computed attributes of the database.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DatabaseOutputs {
+    pub database_arn: String,
+    pub database_endpoint: Option<String>,
+    pub database_port: i64,
+    pub database_master_secret_arn: Option<String>,
+    pub database_engine_version_actual: String,
+    pub database_replica_endpoints: Vec<String>,
+}
+
+pub const DB_MAJORS: &[&str] = &["15", "16"];
+pub const DEFAULT_ENGINE_VERSION: &str = "16";
+pub const DEFAULT_INSTANCE_CLASS: &str = "db.r6g.xlarge";
+pub const DEFAULT_STORAGE_GB: i64 = 100;
+pub const DEFAULT_BACKUP_RETENTION_DAYS: i64 = 30;
+pub const DEFAULT_MASTER_USERNAME: &str = "idis_admin";
+pub const DEFAULT_DATABASE_NAME: &str = "idis";
+
+/// The PostgreSQL database of an environment.
+pub struct Database;
+
+fn is_master_username(v: &str) -> bool {
+    (1..=16).contains(&v.len())
+        && v.starts_with(|ch: char| ch.is_ascii_alphabetic())
+        && v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        && !["postgres", "rdsadmin", "admin", "root"].contains(&v)
+}
+
+fn is_database_name(v: &str) -> bool {
+    (1..=63).contains(&v.len())
+        && v.starts_with(|ch: char| ch.is_ascii_alphabetic())
+        && v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+/// `database_engine_version_actual` on refresh: the version AWS runs,
+/// recorded when it is first read, when the major changes, or whenever
+/// `engine_version` pins a full version. A minor upgrade AWS makes in a
+/// maintenance window under a major-only `engine_version` keeps the
+/// recorded value: it is not drift, and the output would otherwise make
+/// every refresh after a maintenance window report a change.
+fn engine_version_output(recorded: Option<&str>, written: &str, actual: &str) -> String {
+    match recorded {
+        Some(rec)
+            if !written.contains('.')
+                && major_of(actual) == written
+                && major_of(rec) == written =>
+        {
+            rec.to_string()
+        }
+        _ => actual.to_string(),
+    }
+}
+
+fn major(version: &str) -> Option<u32> {
+    version.split('.').next()?.parse().ok()
+}
+
+impl Component for Database {
+    const NAME: &'static str = COMPONENT;
+    const DOC: &'static str = "RDS PostgreSQL: Multi-AZ, gp3, encrypted with the platform key, master password managed by AWS Secrets Manager (never in state), backups, deletion protection, final snapshot.";
+    type Spec = DatabaseSpec;
+    type State = DatabaseState;
+    type Outputs = DatabaseOutputs;
+
+    fn settings() -> Vec<Setting> {
+        vec![
+            Setting::new(
+                "engine_version",
+                Type::String,
+                Default::Str(DEFAULT_ENGINE_VERSION),
+                format!("PostgreSQL version: a major (`16`, `15`; any minor of it satisfies) or a full version (`16.4`). Default `\"{DEFAULT_ENGINE_VERSION}\"`. Downgrades are refused."),
+            )
+            .check(Check::Text(
+                |v| is_version(v, DB_MAJORS),
+                "use PostgreSQL \"16\" or \"15\", or a full version such as \"16.4\"",
+            )),
+            Setting::new(
+                "instance_class",
+                Type::String,
+                Default::Str(DEFAULT_INSTANCE_CLASS),
+                format!("DB instance class. Default `{DEFAULT_INSTANCE_CLASS}`."),
+            )
+            .check(Check::Text(
+                |v| is_instance_type(v, "db."),
+                "use an RDS instance class such as \"db.r6g.xlarge\"",
+            )),
+            Setting::new(
+                "multi_az",
+                Type::Bool,
+                Default::Bool(true),
+                "Synchronous standby in another zone. Default `true`.".into(),
+            ),
+            Setting::new(
+                "allocated_storage_gb",
+                Type::Number,
+                Default::Int(DEFAULT_STORAGE_GB),
+                format!("Storage in GiB, 20 to 65536; can only grow. Default `{DEFAULT_STORAGE_GB}`."),
+            )
+            .check(Check::Range(20, 65536)),
+            Setting::new(
+                "backup_retention_days",
+                Type::Number,
+                Default::Int(DEFAULT_BACKUP_RETENTION_DAYS),
+                format!("Days of automated backups (point-in-time restore window), 1 to 35. Default `{DEFAULT_BACKUP_RETENTION_DAYS}`."),
+            )
+            .check(Check::Range(1, 35)),
+            Setting::new(
+                "deletion_protection",
+                Type::Bool,
+                Default::Bool(true),
+                "Refuse to delete the database (and so the environment). Default `true`.".into(),
+            ),
+            Setting::new(
+                "skip_final_snapshot",
+                Type::Bool,
+                Default::Bool(false),
+                "Delete without a final snapshot. Default `false`.".into(),
+            )
+            .not_recorded(),
+            Setting::new(
+                "performance_insights",
+                Type::Bool,
+                Default::Bool(true),
+                "Performance Insights, encrypted with the platform key. Default `true`.".into(),
+            ),
+            Setting::new(
+                "read_replicas",
+                Type::Number,
+                Default::Int(0),
+                "Read replicas, 0 to 5. Default `0`.".into(),
+            )
+            .check(Check::Range(0, MAX_READ_REPLICAS)),
+            Setting::new(
+                "master_username",
+                Type::String,
+                Default::Str(DEFAULT_MASTER_USERNAME),
+                format!("Master user name; its password is generated and kept by AWS Secrets Manager. Default `{DEFAULT_MASTER_USERNAME}`."),
+            )
+            .check(Check::Text(
+                is_master_username,
+                "use 1 to 16 letters, digits or underscores starting with a letter, not a reserved name (postgres, rdsadmin, admin, root)",
+            )),
+            Setting::new(
+                "database_name",
+                Type::String,
+                Default::Str(DEFAULT_DATABASE_NAME),
+                format!("Initial database. Default `{DEFAULT_DATABASE_NAME}`."),
+            )
+            .check(Check::Text(
+                is_database_name,
+                "use 1 to 63 letters, digits or underscores starting with a letter",
+            )),
+        ]
+    }
+
+    fn outputs() -> Vec<Output> {
+        vec![
+            Output::new("database_arn", Type::String, "RDS instance ARN."),
+            Output::new("database_endpoint", Type::String, "Database host name."),
+            Output::new("database_port", Type::Number, "Database port."),
+            Output::new(
+                "database_master_secret_arn",
+                Type::String,
+                "ARN of the Secrets Manager secret AWS keeps the master credentials in.",
+            ),
+            Output::new(
+                "database_engine_version_actual",
+                Type::String,
+                "The PostgreSQL version AWS reported when the major was last set: at create, after a major upgrade, or always when `database.engine_version` pins a full version. Minor upgrades AWS applies under a major-only `engine_version` do not refresh it (they are not drift); ask RDS for the version running right now.",
+            ),
+            Output::new(
+                "database_replica_endpoints",
+                Type::list(Type::String),
+                "Read replica host names.",
+            ),
+        ]
+    }
+
+    fn guards() -> &'static [Guard] {
+        GUARDS
+    }
+
+    fn plan_outputs(prior: &Value, planned: &mut Value) {
+        let block = |v: &Value, a: &str| v.get_attr(COMPONENT).get_attr(a).clone();
+        let replicas = block(planned, "read_replicas").as_i64();
+        let have = prior
+            .get_attr("database_replica_endpoints")
+            .as_strings()
+            .map(|v| v.len() as i64);
+        if replicas.is_none() || replicas != have {
+            planned.set_attr("database_replica_endpoints", Value::Unknown);
+        }
+        if block(prior, "engine_version") != block(planned, "engine_version") {
+            planned.set_attr("database_engine_version_actual", Value::Unknown);
+        }
+    }
+
+    fn judge(prior: &Value, planned: &Value) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        let was = |a: &str| prior.get_attr(COMPONENT).get_attr(a).clone();
+        let now = |a: &str| planned.get_attr(COMPONENT).get_attr(a).clone();
+        let changed = |a: &str| was(a) != now(a) && now(a).is_known();
+        let path = |a: &str| Path::root().attr(COMPONENT).attr(a);
+        if let (Some(old), Some(new)) = (
+            was("allocated_storage_gb").as_i64(),
+            now("allocated_storage_gb").as_i64(),
+        ) {
+            if new < old {
+                d.push(
+                    Diagnostic::error(
+                        "Database storage cannot shrink",
+                        format!("database.allocated_storage_gb: RDS cannot shrink storage from {old} to {new} GiB in place. Keep {old} or more; to shrink, restore a snapshot into a new environment."),
+                    )
+                    .at(path("allocated_storage_gb")),
+                );
+            }
+        }
+        let actual = prior
+            .get_attr("database_engine_version_actual")
+            .as_str()
+            .map(str::to_string);
+        if let Some(new) = now("engine_version").as_str() {
+            let current = actual.or_else(|| was("engine_version").as_str().map(str::to_string));
+            if let Some(current) = current {
+                let downgrade = match (major(new), major(&current)) {
+                    (Some(n), Some(c)) if n < c => true,
+                    (Some(n), Some(c)) if n == c && new.contains('.') => {
+                        version_less(new, &current)
+                    }
+                    _ => false,
+                };
+                if downgrade {
+                    d.push(
+                        Diagnostic::error(
+                            "PostgreSQL cannot be downgraded",
+                            format!("database.engine_version: the database runs {current}; RDS cannot downgrade it to {new}. To go back, restore a snapshot into a new environment."),
+                        )
+                        .at(path("engine_version")),
+                    );
+                } else if changed("engine_version") && major(new) != major(&current) {
+                    d.push(Diagnostic::warning(
+                        "Major PostgreSQL upgrade",
+                        format!("database: upgrading {current} to {new} takes the database offline for the upgrade (typically 10 to 30 minutes) and read replicas are upgraded too; take a manual snapshot first."),
+                    ));
+                } else if changed("engine_version") {
+                    d.push(Diagnostic::warning(
+                        "PostgreSQL minor upgrade",
+                        format!("database: upgrading to {new} restarts PostgreSQL; with Multi-AZ the standby is upgraded first and a failover of about a minute drops connections."),
+                    ));
+                }
+            }
+        }
+        let mut warn = |cond: bool, summary: &str, detail: String| {
+            if cond {
+                d.push(Diagnostic::warning(summary, detail));
+            }
+        };
+        warn(
+            changed("instance_class"),
+            "Database instance class change",
+            format!(
+                "database: moving from {} to {} restarts PostgreSQL; with Multi-AZ the standby is resized first, then a failover of about 1 to 2 minutes drops open connections.",
+                show(&was("instance_class")),
+                show(&now("instance_class"))
+            ),
+        );
+        warn(
+            now("multi_az").as_bool() == Some(false) && was("multi_az").as_bool() == Some(true),
+            "Database Multi-AZ turned off",
+            "database: the standby in the second zone is removed; an outage of the primary's zone will then mean downtime until a restore.".to_string(),
+        );
+        warn(
+            now("multi_az").as_bool() == Some(true) && was("multi_az").as_bool() == Some(false),
+            "Database Multi-AZ turned on",
+            "database: a standby is created from a snapshot of the primary; I/O may be slower while it syncs, no downtime.".to_string(),
+        );
+        if let (Some(old), Some(new)) =
+            (was("read_replicas").as_i64(), now("read_replicas").as_i64())
+        {
+            warn(
+                new < old,
+                "Read replicas will be deleted",
+                format!("database: {} read replica(s) are deleted (the highest numbered); connections to their endpoints fail.", old - new),
+            );
+        }
+        d
+    }
+
+    /// Destroy is refused at plan time while deletion protection is on.
+    fn on_destroy(prior: &Value) -> Diagnostics {
+        let block = prior.get_attr(COMPONENT);
+        if block.get_attr("deletion_protection").as_bool() == Some(true)
+            && !prior.get_attr("database_arn").is_null()
+        {
+            return Diagnostic::error(
+                "Destroy refused: the database has deletion protection",
+                format!(
+                    "Destroying environment {} would delete its PostgreSQL database. Nothing was deleted. \
+                     To destroy it deliberately, set database.deletion_protection = false (and decide on \
+                     database.skip_final_snapshot), run terraform apply, then destroy again.",
+                    prior.get_attr("name").as_str().unwrap_or("?")
+                ),
+            )
+            .at(Path::root().attr(COMPONENT).attr("deletion_protection"))
+            .into();
+        }
+        if block.get_attr("skip_final_snapshot").as_bool() == Some(true) {
+            return Diagnostic::warning(
+                "Database deleted without a final snapshot",
+                "database: skip_final_snapshot = true, so no final snapshot is taken; automated backups are kept per the retention period.",
+            )
+            .into();
+        }
+        Diagnostics::new()
+    }
+
+    fn read(
+        state: &DatabaseState,
+        stored: &DatabaseSpec,
+        prior: &Value,
+    ) -> Reading<DatabaseSpec, DatabaseOutputs> {
+        let recorded = prior.get_attr("database_engine_version_actual").as_str();
+        let settings = DatabaseSpec {
+            engine_version: version_setting(
+                &stored.engine_version,
+                Some(&state.engine_version_actual),
+            ),
+            instance_class: state.instance_class.clone(),
+            multi_az: state.multi_az,
+            allocated_storage_gb: state.allocated_storage_gb,
+            backup_retention_days: state.backup_retention_days,
+            deletion_protection: state.deletion_protection,
+            skip_final_snapshot: stored.skip_final_snapshot,
+            performance_insights: state.performance_insights,
+            read_replicas: state.replica_endpoints.len() as i64,
+            // Fixed at creation, but an import or a lookup must see them.
+            master_username: if state.master_username.is_empty() {
+                stored.master_username.clone()
+            } else {
+                state.master_username.clone()
+            },
+            database_name: state
+                .database_name
+                .clone()
+                .unwrap_or_else(|| stored.database_name.clone()),
+        };
+        Reading {
+            settings,
+            outputs: DatabaseOutputs {
+                database_arn: state.arn.clone(),
+                database_endpoint: state.endpoint.clone(),
+                database_port: state.port,
+                database_master_secret_arn: state.master_secret_arn.clone(),
+                database_engine_version_actual: engine_version_output(
+                    recorded,
+                    &stored.engine_version,
+                    &state.engine_version_actual,
+                ),
+                database_replica_endpoints: state.replica_endpoints.clone(),
+            },
+            verdicts: state.verdicts.clone(),
+        }
+    }
+}
+
+const NETWORK_ACCESS: usize = 0;
+const SUBNET_GROUP: usize = 1;
+const STORAGE: usize = 2;
+const MASTER_PASSWORD: usize = 3;
+const PARAMETER_GROUP: usize = 4;
+const SNAPSHOTS: usize = 5;
+const READ_REPLICAS: usize = 6;
+const TAGS: usize = 7;
+
+/// What the provider makes of the database without a knob.
+const GUARDS: &[Guard] = &[
+    Guard::new(
+        "network_access",
+        "private, database security group only",
+        "The primary is not publicly accessible, sits in the DB subnet group `idis-<name>-db` and has exactly the security group `idis-<name>-database`.",
+    ),
+    Guard::new(
+        "subnet_group",
+        "the private subnets",
+        "The DB subnet group `idis-<name>-db` holds exactly the environment's private subnets.",
+    ),
+    Guard::new(
+        "storage",
+        "gp3, encrypted with the platform key",
+        "Storage is gp3 and encrypted with the platform key; Performance Insights, when on, too.",
+    ),
+    Guard::new(
+        "master_password",
+        "managed by Secrets Manager",
+        "RDS keeps the master password in Secrets Manager, encrypted with the platform key; nobody ever sees it.",
+    ),
+    Guard::new(
+        "parameter_group",
+        "the default one",
+        "The instance uses RDS's default parameter group of its major version (which forces TLS from PostgreSQL 15).",
+    ),
+    Guard::new(
+        "snapshots",
+        "tags copied to snapshots",
+        "Snapshots carry the instance's tags.",
+    ),
+    Guard::new(
+        "read_replicas",
+        "private, as the primary",
+        "Every read replica is private, in the same subnet group and security group as the primary, of the primary's instance class, without deletion protection (a replica holds nothing the primary does not).",
+    ),
+    Guard::new(
+        "tags",
+        "ownership and user tags present",
+        "The primary and every replica carry `tags`, the provider's `default_tags` and the ownership tags. Tags others add are left alone.",
+    ),
+];
 
 /// `idis-<env>-db`: the primary instance and the DB subnet group.
 pub fn identifier(ctx: &Ctx) -> String {
@@ -164,7 +612,183 @@ async fn describe_one(
     }
 }
 
-fn state_of(primary: &DbInstance, replicas: &BTreeMap<i64, DbInstance>) -> DatabaseState {
+/// The security groups of an instance, named where they are the
+/// environment's.
+fn groups_of(db: &DbInstance, n: &Neighbours) -> Vec<String> {
+    let mut groups: Vec<String> = db
+        .vpc_security_groups()
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id())
+        .map(|id| {
+            n.group_name(id)
+                .map_or_else(|| id.to_string(), str::to_string)
+        })
+        .collect();
+    groups.sort();
+    groups
+}
+
+/// What is wrong with where an instance sits on the network.
+fn network_problems(ctx: &Ctx, what: &str, db: &DbInstance, n: &Neighbours) -> Vec<String> {
+    let mut problems = Vec::new();
+    if db.publicly_accessible() == Some(true) {
+        problems.push(format!("{what} is publicly accessible"));
+    }
+    let want = format!("{}-{COMPONENT}", ctx.prefix());
+    let groups = groups_of(db, n);
+    if groups != [want.clone()] {
+        problems.push(format!(
+            "{what} has security groups [{}], not [{want}]",
+            groups.join(", ")
+        ));
+    }
+    let subnet_group = db
+        .db_subnet_group()
+        .and_then(|g| g.db_subnet_group_name())
+        .unwrap_or_default();
+    if subnet_group != identifier(ctx) {
+        problems.push(format!(
+            "{what} is in DB subnet group {subnet_group:?}, not {}",
+            identifier(ctx)
+        ));
+    }
+    problems
+}
+
+/// Judges what the provider makes of the database without a knob.
+fn judge(
+    ctx: &Ctx,
+    primary: &DbInstance,
+    replicas: &BTreeMap<i64, DbInstance>,
+    n: &Neighbours,
+) -> Verdicts {
+    let mut v = Verdicts::new();
+    let id = identifier(ctx);
+    let what = format!("DB instance {id}");
+    v.judge(
+        &GUARDS[NETWORK_ACCESS],
+        network_problems(ctx, &what, primary, n),
+    );
+
+    let subnets: BTreeSet<String> = primary
+        .db_subnet_group()
+        .map(|g| {
+            g.subnets()
+                .iter()
+                .filter_map(|s| s.subnet_identifier())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    v.judge(
+        &GUARDS[SUBNET_GROUP],
+        (subnets != n.private_subnets).then(|| {
+            format!(
+                "DB subnet group {id} holds [{}], not the private subnets [{}]",
+                subnets.iter().cloned().collect::<Vec<_>>().join(", "),
+                n.private_subnets
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }),
+    );
+
+    let mut encryption = Vec::new();
+    if primary.storage_encrypted() != Some(true) {
+        encryption.push("storage is not encrypted".to_string());
+    } else if let Some(key) = primary.kms_key_id() {
+        if !n.is_platform_key(key) {
+            encryption.push(format!(
+                "storage is encrypted with {key}, not the platform key"
+            ));
+        }
+    }
+    if primary.storage_type().is_some_and(|t| t != STORAGE_TYPE) {
+        encryption.push(format!(
+            "storage type {}, not {STORAGE_TYPE}",
+            primary.storage_type().unwrap_or_default()
+        ));
+    }
+    if let Some(key) = primary.performance_insights_kms_key_id() {
+        if primary.performance_insights_enabled() == Some(true) && !n.is_platform_key(key) {
+            encryption.push(format!(
+                "Performance Insights is encrypted with {key}, not the platform key"
+            ));
+        }
+    }
+    v.judge(&GUARDS[STORAGE], encryption);
+
+    let mut password = Vec::new();
+    match primary.master_user_secret() {
+        None => password
+            .push("the master password is self-managed (not kept by Secrets Manager)".to_string()),
+        Some(secret) => {
+            if let Some(key) = secret.kms_key_id() {
+                if !n.is_platform_key(key) {
+                    password.push(format!(
+                        "the master password secret is encrypted with {key}, not the platform key"
+                    ));
+                }
+            }
+        }
+    }
+    v.judge(&GUARDS[MASTER_PASSWORD], password);
+
+    let groups: Vec<&str> = primary
+        .db_parameter_groups()
+        .iter()
+        .filter_map(|g| g.db_parameter_group_name())
+        .collect();
+    v.judge(
+        &GUARDS[PARAMETER_GROUP],
+        groups
+            .iter()
+            .filter(|g| !g.starts_with("default."))
+            .map(|g| format!("parameter group {g}, not the default one"))
+            .collect::<Vec<_>>(),
+    );
+
+    let mut snapshots = Vec::new();
+    if primary.copy_tags_to_snapshot() == Some(false) {
+        snapshots.push("tags are not copied to snapshots".to_string());
+    }
+    v.judge(&GUARDS[SNAPSHOTS], snapshots);
+
+    let class = primary.db_instance_class().unwrap_or_default();
+    let mut replica_problems = Vec::new();
+    for (number, r) in replicas.iter().filter(|(_, r)| !is_deleting(r)) {
+        let what = format!("read replica {}", replica_identifier(ctx, *number));
+        replica_problems.extend(network_problems(ctx, &what, r, n));
+        if r.db_instance_class().is_some_and(|c| c != class) {
+            replica_problems.push(format!(
+                "{what} is a {}, not a {class} like the primary",
+                r.db_instance_class().unwrap_or_default()
+            ));
+        }
+        if r.deletion_protection() == Some(true) {
+            replica_problems.push(format!("{what} has deletion protection on"));
+        }
+    }
+    v.judge(&GUARDS[READ_REPLICAS], replica_problems);
+
+    let want = ctx.tags(COMPONENT);
+    let mut tags = super::tag_problems(&what, &tag_map(primary.tag_list()), &want);
+    for (number, r) in replicas.iter().filter(|(_, r)| !is_deleting(r)) {
+        let what = format!("read replica {}", replica_identifier(ctx, *number));
+        tags.extend(super::tag_problems(&what, &tag_map(r.tag_list()), &want));
+    }
+    v.judge(&GUARDS[TAGS], tags);
+    v
+}
+
+fn state_of(
+    ctx: &Ctx,
+    primary: &DbInstance,
+    replicas: &BTreeMap<i64, DbInstance>,
+    n: &Neighbours,
+) -> DatabaseState {
     let endpoint = primary.endpoint();
     DatabaseState {
         identifier: primary
@@ -202,6 +826,7 @@ fn state_of(primary: &DbInstance, replicas: &BTreeMap<i64, DbInstance>) -> Datab
         master_username: primary.master_username().unwrap_or_default().to_string(),
         database_name: primary.db_name().map(str::to_string),
         tags: user_visible_tags(tag_map(primary.tag_list())),
+        verdicts: judge(ctx, primary, replicas, n),
     }
 }
 
@@ -221,9 +846,11 @@ fn rds_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 /// as absent.
 pub async fn find(ctx: &Ctx) -> Result<Option<DatabaseState>, ComponentError> {
     let rds = ctx.aws.rds();
-    let observed = describe(ctx, &rds).await?;
+    let (observed, n) = tokio::try_join!(describe(ctx, &rds), neighbours(ctx, COMPONENT))?;
     Ok(match &observed.primary {
-        Some(primary) if !is_deleting(primary) => Some(state_of(primary, &observed.replicas)),
+        Some(primary) if !is_deleting(primary) => {
+            Some(state_of(ctx, primary, &observed.replicas, &n))
+        }
         _ => None,
     })
 }
@@ -297,12 +924,22 @@ pub async fn ensure(
 
     if !changed {
         if let Some(primary) = &observed.primary {
-            return Ok(state_of(primary, &observed.replicas));
+            return Ok(state_of(
+                ctx,
+                primary,
+                &observed.replicas,
+                &Neighbours::of(ctx, network, keys),
+            ));
         }
     }
     let observed = describe(ctx, &rds).await?;
     match &observed.primary {
-        Some(primary) if !is_deleting(primary) => Ok(state_of(primary, &observed.replicas)),
+        Some(primary) if !is_deleting(primary) => Ok(state_of(
+            ctx,
+            primary,
+            &observed.replicas,
+            &Neighbours::of(ctx, network, keys),
+        )),
         _ => Err(ComponentError::Conflict {
             component: COMPONENT,
             message: format!(
@@ -647,6 +1284,16 @@ async fn repair_primary(
              snapshot it, destroy the database and restore the snapshot encrypted with the platform key"
         )));
     }
+    if let Some(key) = db.kms_key_id() {
+        if key != keys.platform_key_arn && !key.ends_with(&format!("key/{}", keys.platform_key_id))
+        {
+            return Err(conflict(format!(
+                "DB instance {id} is encrypted with {key}, not the platform key {}, and RDS cannot change the key of an instance in place; \
+                 snapshot it, copy the snapshot with the platform key, destroy the database and restore the copy",
+                keys.platform_key_arn
+            )));
+        }
+    }
     let storage = i64::from(db.allocated_storage().unwrap_or(0));
     if storage > spec.allocated_storage_gb {
         return Err(conflict(format!(
@@ -734,13 +1381,50 @@ async fn repair_primary(
         modify = modify.vpc_security_group_ids(&network.database_security_group_id);
         drift.push("security groups");
     }
-    if db.master_user_secret().is_none() {
-        // Someone switched to a self-managed password: hand it back to
-        // Secrets Manager (RDS generates a new one; we never see it).
-        modify = modify
-            .manage_master_user_password(true)
-            .master_user_secret_kms_key_id(&keys.platform_key_arn);
-        drift.push("managed master password");
+    match db.master_user_secret() {
+        None => {
+            // Someone switched to a self-managed password: hand it back to
+            // Secrets Manager (RDS generates a new one; we never see it).
+            modify = modify
+                .manage_master_user_password(true)
+                .master_user_secret_kms_key_id(&keys.platform_key_arn);
+            drift.push("managed master password");
+        }
+        Some(secret)
+            if secret.kms_key_id().is_some_and(|k| {
+                k != keys.platform_key_arn && !k.ends_with(&format!("key/{}", keys.platform_key_id))
+            }) =>
+        {
+            modify = modify.master_user_secret_kms_key_id(&keys.platform_key_arn);
+            drift.push("master password secret key");
+        }
+        Some(_) => {}
+    }
+    if let Some(custom) = db
+        .db_parameter_groups()
+        .iter()
+        .filter_map(|g| g.db_parameter_group_name())
+        .find(|g| !g.starts_with("default."))
+    {
+        let major = db
+            .engine_version()
+            .map(|v| major_of(v).to_string())
+            .unwrap_or_else(|| major_of(&spec.engine_version).to_string());
+        tracing_note(
+            &id,
+            &format!("parameter group (was {custom})"),
+            "the default group",
+        );
+        modify = modify.db_parameter_group_name(format!("default.{ENGINE}{major}"));
+        drift.push("parameter group");
+    }
+    let subnet_group = db
+        .db_subnet_group()
+        .and_then(|g| g.db_subnet_group_name())
+        .unwrap_or_default();
+    if subnet_group != id {
+        modify = modify.db_subnet_group_name(&id);
+        drift.push("DB subnet group");
     }
     if drift.is_empty() {
         return Ok(modified);
@@ -803,6 +1487,19 @@ async fn converge_replica(
             if db.deletion_protection() == Some(true) {
                 modify = modify.deletion_protection(false);
                 drift.push("deletion protection");
+            }
+            if db.publicly_accessible() == Some(true) {
+                modify = modify.publicly_accessible(false);
+                drift.push("public accessibility");
+            }
+            let groups: Vec<&str> = db
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id())
+                .collect();
+            if groups != [network.database_security_group_id.as_str()] {
+                modify = modify.vpc_security_group_ids(&network.database_security_group_id);
+                drift.push("security groups");
             }
             if !drift.is_empty() {
                 modify.send().await.map_err(|e| {

@@ -28,11 +28,13 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::error::operation::BuildError;
 use serde::{Deserialize, Serialize};
 
+use super::describe::{Check, Component, Default, Guard, Output, Reading, Setting, Verdicts, When};
 use super::network::NetworkState;
 use super::{
     aws_error, is_not_found, partition, user_visible_tags, ComponentError, Ctx, TAG_ENVIRONMENT,
 };
-use crate::environment::spec::EdgeSpec;
+use crate::protocol::cty::{Type, Value};
+use crate::protocol::diag::{Diagnostic, Diagnostics};
 
 pub const COMPONENT: &str = "edge";
 
@@ -77,7 +79,231 @@ pub struct EdgeState {
     pub cdn_origin_domain: Option<String>,
     #[serde(default)]
     pub cdn_enabled: bool,
+    /// The guards of the edge, as read.
+    #[serde(skip)]
+    pub verdicts: Verdicts,
 }
+
+// ---------------------------------------------------------------- description
+
+/// The `edge` block once planned.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EdgeSpec {
+    pub waf: bool,
+    pub ddos_protection: bool,
+    /// Requests per 5 minutes per IP before the rate rule blocks.
+    pub rate_limit: i64,
+    /// Origin of a CloudFront distribution; none when null.
+    pub origin_domain: Option<String>,
+}
+
+/// The computed attributes of the edge.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EdgeOutputs {
+    pub web_acl_arn: Option<String>,
+    pub shield_protection_id: Option<String>,
+    pub cdn_domain_name: Option<String>,
+}
+
+pub const DEFAULT_RATE_LIMIT: i64 = 2000;
+
+/// The edge of an environment: web ACL, Shield protection, CDN.
+pub struct Edge;
+
+fn is_hostname(s: &str) -> bool {
+    s.len() <= 253
+        && s.contains('.')
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+impl Component for Edge {
+    const NAME: &'static str = COMPONENT;
+    const DOC: &'static str = "The edge: WAFv2 web ACL (AWS managed rule groups and a rate limit), Shield protection, optional CloudFront distribution.";
+    /// Shield protections are global (named `idis-<name>`): the edge alone
+    /// does not show that an environment exists in a region.
+    const REGIONAL: bool = false;
+    type Spec = EdgeSpec;
+    type State = EdgeState;
+    type Outputs = EdgeOutputs;
+
+    fn settings() -> Vec<Setting> {
+        vec![
+            Setting::new(
+                "waf",
+                Type::Bool,
+                Default::Bool(true),
+                "Create the WAFv2 web ACL. Default `true`.".into(),
+            ),
+            Setting::new(
+                "ddos_protection",
+                Type::Bool,
+                Default::Bool(true),
+                "Shield protection (on the distribution when there is one, else on the NAT addresses). Default `true`.".into(),
+            ),
+            Setting::new(
+                "rate_limit",
+                Type::Number,
+                Default::Int(DEFAULT_RATE_LIMIT),
+                format!("Requests per 5 minutes from one IP before the rate rule blocks, 100 to 2000000000. Default `{DEFAULT_RATE_LIMIT}`."),
+            )
+            .check(Check::Range(100, 2_000_000_000)),
+            Setting::new(
+                "origin_domain",
+                Type::String,
+                Default::Null,
+                "Origin domain of a CloudFront distribution (e.g. the ingress load balancer's name). No distribution when unset.".into(),
+            )
+            .check(Check::Text(
+                is_hostname,
+                "use a DNS name such as \"app.example.com\" (no scheme, no path)",
+            )),
+        ]
+    }
+
+    fn outputs() -> Vec<Output> {
+        vec![
+            Output::new(
+                "web_acl_arn",
+                Type::String,
+                "WAFv2 web ACL ARN (null when `edge.waf` is false).",
+            ),
+            Output::new(
+                "shield_protection_id",
+                Type::String,
+                "Shield protection id (null when `edge.ddos_protection` is false).",
+            ),
+            Output::new(
+                "cdn_domain_name",
+                Type::String,
+                "CloudFront domain name (null without `edge.origin_domain`).",
+            ),
+        ]
+    }
+
+    fn guards() -> &'static [Guard] {
+        GUARDS
+    }
+
+    /// Outputs follow the toggles: null when off, kept while on and made,
+    /// unknown when apply makes them anew. The Shield protection is made
+    /// anew when what it protects changes (a distribution appears or goes).
+    fn plan_outputs(prior: &Value, planned: &mut Value) {
+        let edge = planned.get_attr(COMPONENT).clone();
+        let origin_before = prior.get_attr(COMPONENT).get_attr("origin_domain");
+        let origin_now = edge.get_attr("origin_domain");
+        let same_target = origin_now.is_known() && origin_before.is_null() == origin_now.is_null();
+        for (toggle, output, stable) in [
+            ("waf", "web_acl_arn", true),
+            ("ddos_protection", "shield_protection_id", same_target),
+        ] {
+            let value = match edge.get_attr(toggle).as_bool() {
+                Some(false) => Value::Null,
+                Some(true) if stable && !prior.get_attr(output).is_null() => {
+                    prior.get_attr(output).clone()
+                }
+                _ => Value::Unknown,
+            };
+            planned.set_attr(output, value);
+        }
+        let cdn = match origin_now {
+            Value::Null => Value::Null,
+            origin if origin == origin_before && !prior.get_attr("cdn_domain_name").is_null() => {
+                prior.get_attr("cdn_domain_name").clone()
+            }
+            _ => Value::Unknown,
+        };
+        planned.set_attr("cdn_domain_name", cdn);
+    }
+
+    fn judge(prior: &Value, planned: &Value) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        let was = |a: &str| prior.get_attr(COMPONENT).get_attr(a).as_bool();
+        let now = |a: &str| planned.get_attr(COMPONENT).get_attr(a).as_bool();
+        if was("waf") == Some(true) && now("waf") == Some(false) {
+            d.push(Diagnostic::warning(
+                "WAF will be removed",
+                "edge: the web ACL is deleted; traffic is no longer filtered by the managed rules or rate-limited.",
+            ));
+        }
+        if was("ddos_protection") == Some(true) && now("ddos_protection") == Some(false) {
+            d.push(Diagnostic::warning(
+                "Shield protection will be removed",
+                "edge: the Shield protection is deleted; the environment falls back to Shield Standard.",
+            ));
+        }
+        d
+    }
+
+    fn read(
+        state: &EdgeState,
+        stored: &EdgeSpec,
+        _prior: &Value,
+    ) -> Reading<EdgeSpec, EdgeOutputs> {
+        Reading {
+            settings: EdgeSpec {
+                waf: state.web_acl_arn.is_some(),
+                ddos_protection: state.shield_protection_id.is_some(),
+                rate_limit: state.rate_limit.unwrap_or(stored.rate_limit),
+                // The distribution's origin, while there is one.
+                origin_domain: match (&state.cdn_distribution_id, &state.cdn_origin_domain) {
+                    (Some(_), origin) => origin.clone(),
+                    (None, _) => stored.origin_domain.clone(),
+                },
+            },
+            outputs: EdgeOutputs {
+                web_acl_arn: state.web_acl_arn.clone(),
+                shield_protection_id: state.shield_protection_id.clone(),
+                cdn_domain_name: state.cdn_domain_name.clone(),
+            },
+            verdicts: {
+                // With nothing of the edge in AWS there is nothing to tag.
+                let mut v = state.verdicts.clone();
+                if v.problems(GUARDS[TAGS].key).is_none() {
+                    v.judge(&GUARDS[TAGS], Vec::new());
+                }
+                v
+            },
+        }
+    }
+}
+
+const WEB_ACL: usize = 0;
+const DISTRIBUTION: usize = 1;
+const SHIELD: usize = 2;
+const TAGS: usize = 3;
+
+/// What the provider makes of the edge without a knob.
+const GUARDS: &[Guard] = &[
+    Guard::new(
+        "web_acl",
+        "allows by default; managed rules and rate rule as made",
+        "The web ACL allows by default and holds exactly the AWS managed rule groups AWSManagedRulesCommonRuleSet, AWSManagedRulesKnownBadInputsRuleSet and AWSManagedRulesAmazonIpReputationList (blocking, not overridden to count) and the rate rule (per IP, blocking), each with metrics and sampled requests.",
+    )
+    .when(When::On("waf")),
+    Guard::new(
+        "distribution",
+        "enabled, HTTPS only",
+        "The distribution is enabled, reaches its origin over HTTPS only, redirects viewers to HTTPS and caches with CachingOptimized.",
+    )
+    .when(When::Set("origin_domain")),
+    Guard::new(
+        "shield",
+        "protects the distribution, else the NAT address",
+        "The Shield protection `idis-<name>` covers the distribution when there is one, else the first NAT gateway's Elastic IP.",
+    )
+    .when(When::On("ddos_protection")),
+    Guard::new(
+        "tags",
+        "ownership and user tags present",
+        "The web ACL and the distribution carry `tags`, the provider's `default_tags` and the ownership tags. Tags others add are left alone.",
+    ),
+];
 
 fn conflict(message: impl Into<String>) -> ComponentError {
     ComponentError::Conflict {
@@ -280,6 +506,64 @@ fn desired_rules(ctx: &Ctx, rate_limit: i64) -> Result<Vec<Rule>, ComponentError
             .map_err(|e| invalid("the rate rule", e))?,
     );
     Ok(rules)
+}
+
+/// What is wrong with the web ACL against what the provider makes (the
+/// rate limit itself is `rate_limit`, read back on its own).
+fn acl_problems(acl: &WebAcl) -> Vec<String> {
+    let mut problems = Vec::new();
+    if acl.default_action().is_none_or(|d| d.allow().is_none()) {
+        problems.push("the default action blocks, not allows".to_string());
+    }
+    let mut wanted: Vec<&str> = MANAGED_RULE_GROUPS.to_vec();
+    wanted.push(RATE_RULE);
+    for name in &wanted {
+        if !acl.rules().iter().any(|r| r.name() == *name) {
+            problems.push(format!("rule {name} removed"));
+        }
+    }
+    for rule in acl.rules() {
+        let name = rule.name();
+        if !wanted.contains(&name) {
+            problems.push(format!("rule {name} added"));
+            continue;
+        }
+        if !rule
+            .visibility_config()
+            .is_some_and(|v| v.cloud_watch_metrics_enabled() && v.sampled_requests_enabled())
+        {
+            problems.push(format!("rule {name}: metrics or sampled requests off"));
+        }
+        if name == RATE_RULE {
+            let shape_ok = rule
+                .statement()
+                .and_then(|s| s.rate_based_statement())
+                .is_some_and(|s| {
+                    s.aggregate_key_type() == &RateBasedStatementAggregateKeyType::Ip
+                        && s.scope_down_statement().is_none()
+                });
+            if !shape_ok {
+                problems.push(format!("rule {name} no longer counts requests per IP"));
+            }
+            if rule.action().is_none_or(|a| a.block().is_none()) {
+                problems.push(format!("rule {name} does not block"));
+            }
+        } else {
+            let statement_ok = rule
+                .statement()
+                .and_then(|s| s.managed_rule_group_statement())
+                .is_some_and(|s| s.vendor_name() == "AWS" && s.name() == name);
+            if !statement_ok {
+                problems.push(format!("rule {name} is not the AWS managed rule group"));
+            }
+            if rule.override_action().is_none_or(|o| o.none().is_none()) {
+                problems.push(format!(
+                    "rule {name} only counts (its actions are overridden)"
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// True when the ACL allows by default and has exactly our rules, each
@@ -1123,7 +1407,84 @@ async fn ensure_shield(
 
 // ---------------------------------------------------------------- find / ensure / delete
 
+/// Judges what the provider makes of the edge without a knob.
+fn judge(
+    ctx: &Ctx,
+    acl: Option<&Acl>,
+    protection: Option<&aws_sdk_shield::types::Protection>,
+    cdn: Option<&Cdn>,
+) -> Verdicts {
+    let mut v = Verdicts::new();
+    let want = ctx.tags(COMPONENT);
+    let mut tags = Vec::new();
+    if let Some(acl) = acl {
+        v.judge(&GUARDS[WEB_ACL], acl_problems(&acl.acl));
+        tags.extend(super::tag_problems(
+            &format!("web ACL {}", ctx.prefix()),
+            &acl.tags,
+            &want,
+        ));
+    }
+    if let Some(cdn) = cdn {
+        let mut problems = Vec::new();
+        if !cdn.enabled {
+            problems.push("the distribution is disabled".to_string());
+        }
+        let https_origin = cdn.origins.as_ref().is_some_and(|o| {
+            o.items().len() == 1
+                && o.items().iter().all(|o| {
+                    o.custom_origin_config().is_some_and(|c| {
+                        c.origin_protocol_policy() == &OriginProtocolPolicy::HttpsOnly
+                    })
+                })
+        });
+        if !https_origin {
+            problems.push("the origin is not reached over HTTPS only".to_string());
+        }
+        let behaviour = cdn.default_cache_behavior.as_ref();
+        if behaviour
+            .is_none_or(|b| b.viewer_protocol_policy() != &ViewerProtocolPolicy::RedirectToHttps)
+        {
+            problems.push("viewers are not redirected to HTTPS".to_string());
+        }
+        if !behaviour.is_some_and(|b| {
+            b.cache_policy_id() == Some(CACHING_OPTIMIZED_POLICY_ID)
+                && b.target_origin_id() == ORIGIN_ID
+        }) {
+            problems.push("the default cache behaviour is not the provider's".to_string());
+        }
+        v.judge(&GUARDS[DISTRIBUTION], problems);
+        tags.extend(super::tag_problems(
+            &format!("distribution {}", cdn.id),
+            &cdn.tags,
+            &want,
+        ));
+    }
+    if let Some(p) = protection {
+        let target = p.resource_arn().unwrap_or_default();
+        let right = match cdn {
+            Some(cdn) => target == cdn.arn,
+            None => target.contains(":eip-allocation/"),
+        };
+        v.judge(
+            &GUARDS[SHIELD],
+            (!right).then(|| match cdn {
+                Some(cdn) => format!(
+                    "the protection covers {target}, not the distribution {}",
+                    cdn.arn
+                ),
+                None => {
+                    format!("the protection covers {target}, not a NAT address of the environment")
+                }
+            }),
+        );
+    }
+    v.judge(&GUARDS[TAGS], tags);
+    v
+}
+
 fn state(
+    ctx: &Ctx,
     acl: Option<&Acl>,
     protection: Option<&aws_sdk_shield::types::Protection>,
     cdn: Option<&Cdn>,
@@ -1151,6 +1512,7 @@ fn state(
         cdn_arn: cdn.map(|c| c.arn.clone()),
         cdn_origin_domain: cdn.and_then(Cdn::origin_domain),
         cdn_enabled: cdn.is_some_and(|c| c.enabled),
+        verdicts: judge(ctx, acl, protection, cdn),
     }
 }
 
@@ -1161,7 +1523,12 @@ pub async fn find(ctx: &Ctx) -> Result<Option<EdgeState>, ComponentError> {
     if acl.is_none() && protection.is_none() && cdn.is_none() {
         return Ok(None);
     }
-    Ok(Some(state(acl.as_ref(), protection.as_ref(), cdn.as_ref())))
+    Ok(Some(state(
+        ctx,
+        acl.as_ref(),
+        protection.as_ref(),
+        cdn.as_ref(),
+    )))
 }
 
 pub async fn ensure(
@@ -1189,7 +1556,7 @@ pub async fn ensure(
         Ok::<_, ComponentError>((protection, cdn))
     };
     let (acl, (protection, cdn)) = tokio::try_join!(ensure_waf(ctx, spec), cdn_and_shield)?;
-    Ok(state(acl.as_ref(), protection.as_ref(), cdn.as_ref()))
+    Ok(state(ctx, acl.as_ref(), protection.as_ref(), cdn.as_ref()))
 }
 
 /// Removes the protection, then the distribution (disable, wait, delete),

@@ -19,10 +19,14 @@ use futures_util::future::try_join_all;
 use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use super::describe::{
+    Check, Component, Default, Guard, Output, Problem, Reading, Setting, Verdicts,
+};
 use super::{
     aws_error, create_or_adopt, is_not_found, ComponentError, Ctx, TAG_COMPONENT, TAG_ENVIRONMENT,
 };
-use crate::environment::spec::KeysSpec;
+use crate::protocol::cty::{Type, Value};
+use crate::protocol::diag::{Diagnostic, Diagnostics};
 
 pub const COMPONENT: &str = "keys";
 
@@ -50,7 +54,240 @@ pub struct KeysState {
     /// every key is usable. `ensure` enables them again.
     #[serde(default)]
     pub disabled_keys: Vec<String>,
+    /// The guards of the keys, as read.
+    #[serde(skip)]
+    pub verdicts: Verdicts,
 }
+
+// ---------------------------------------------------------------------------
+// Description: the `keys` block
+
+/// The `keys` block once planned.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeysSpec {
+    /// Tenant names; each gets a customer-managed key
+    /// `alias/idis/<env>/<tenant>`. The platform key is
+    /// `alias/idis/<env>/platform`.
+    pub tenants: Vec<String>,
+    /// Days a removed key waits before AWS deletes it (7 to 30).
+    pub deletion_window_days: i64,
+    /// Automatic yearly rotation on every key.
+    pub rotation_enabled: bool,
+}
+
+/// The computed attributes of the keys.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct KeysOutputs {
+    pub platform_key_arn: String,
+    pub tenant_key_arns: BTreeMap<String, String>,
+}
+
+pub const DEFAULT_DELETION_WINDOW_DAYS: i64 = 30;
+
+/// The platform key and the tenants' keys of an environment.
+pub struct TenantKeys;
+
+fn is_tenant_name(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 32
+        && t.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+        && t.chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+        && t != PLATFORM
+}
+
+impl Component for TenantKeys {
+    const NAME: &'static str = COMPONENT;
+    const DOC: &'static str = "KMS keys: one platform key for the environment and one customer-managed key per tenant, aliases `alias/idis/<name>/<tenant>`.";
+    type Spec = KeysSpec;
+    type State = KeysState;
+    type Outputs = KeysOutputs;
+
+    fn settings() -> Vec<Setting> {
+        vec![
+            Setting::new(
+                "tenants",
+                Type::list(Type::String),
+                Default::Strings(&[]),
+                "Tenant names (lowercase letters, digits, dashes; unique). Each gets its own key. Removing a tenant schedules its key for deletion. Default: none.".into(),
+            )
+            .check(Check::EachText(
+                is_tenant_name,
+                "tenant names are 1 to 32 lowercase letters, digits and dashes, and \"platform\" is reserved",
+            )),
+            Setting::new(
+                "deletion_window_days",
+                Type::Number,
+                Default::Int(DEFAULT_DELETION_WINDOW_DAYS),
+                format!("Days a removed key waits before AWS deletes it, 7 to 30. Keys are never deleted at once. Default `{DEFAULT_DELETION_WINDOW_DAYS}`."),
+            )
+            .check(Check::Range(7, 30))
+            .not_recorded(),
+            Setting::new(
+                "rotation_enabled",
+                Type::Bool,
+                Default::Bool(true),
+                "Automatic yearly rotation of every key. Default `true`.".into(),
+            ),
+        ]
+    }
+
+    fn outputs() -> Vec<Output> {
+        vec![
+            Output::new(
+                "platform_key_arn",
+                Type::String,
+                "ARN of the environment's platform KMS key.",
+            ),
+            Output::new(
+                "tenant_key_arns",
+                Type::map(Type::String),
+                "Tenant name to KMS key ARN.",
+            ),
+        ]
+    }
+
+    fn guards() -> &'static [Guard] {
+        GUARDS
+    }
+
+    fn check(config: &Value) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if let Value::List(items) = config.get_attr(COMPONENT).get_attr("tenants") {
+            let mut seen = BTreeSet::new();
+            for (i, item) in items.iter().enumerate() {
+                if let Some(t) = item.as_str() {
+                    if !seen.insert(t) {
+                        problems.push(Problem::at_index(
+                            "tenants",
+                            i,
+                            item,
+                            "each tenant may appear only once (duplicate tenant)",
+                        ));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// The tenants' ARNs are known when the planned tenants are the ones
+    /// that have keys.
+    fn plan_outputs(prior: &Value, planned: &mut Value) {
+        let tenants = planned.get_attr(COMPONENT).get_attr("tenants").as_strings();
+        let known = prior
+            .get_attr("tenant_key_arns")
+            .as_string_map()
+            .map(|m| m.into_keys().collect::<Vec<_>>());
+        let same = match (tenants, known) {
+            (Some(mut want), Some(have)) => {
+                want.sort();
+                want == have
+            }
+            _ => false,
+        };
+        if !same {
+            planned.set_attr("tenant_key_arns", Value::Unknown);
+        }
+    }
+
+    fn judge(prior: &Value, planned: &Value) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        let was = prior.get_attr(COMPONENT).get_attr("tenants").as_strings();
+        let now = planned.get_attr(COMPONENT).get_attr("tenants").as_strings();
+        if let (Some(old), Some(new)) = (was, now) {
+            let window = planned
+                .get_attr(COMPONENT)
+                .get_attr("deletion_window_days")
+                .as_i64()
+                .unwrap_or(DEFAULT_DELETION_WINDOW_DAYS);
+            let env = planned.get_attr("name").as_str().unwrap_or("?");
+            for gone in old.iter().filter(|t| !new.contains(t)) {
+                d.push(Diagnostic::warning(
+                    "Tenant key will be scheduled for deletion",
+                    format!("keys: the key of tenant {gone:?} (alias/idis/{env}/{gone}) is scheduled for deletion in {window} days; data encrypted with it becomes unreadable then. Re-adding the tenant before that restores the key."),
+                ));
+            }
+        }
+        d
+    }
+
+    fn on_destroy(prior: &Value) -> Diagnostics {
+        let window = prior
+            .get_attr(COMPONENT)
+            .get_attr("deletion_window_days")
+            .as_i64()
+            .unwrap_or(DEFAULT_DELETION_WINDOW_DAYS);
+        Diagnostic::warning(
+            "KMS keys will be scheduled for deletion",
+            format!("keys: the platform and tenant keys are scheduled for deletion in {window} days, not deleted now; until then `aws kms cancel-key-deletion` restores them. Data encrypted with them becomes unreadable after that."),
+        )
+        .into()
+    }
+
+    /// Tenants in the order the state has them, then any AWS has beyond
+    /// them (a list reordered only by AWS's answer is not drift).
+    fn read(
+        state: &KeysState,
+        stored: &KeysSpec,
+        _prior: &Value,
+    ) -> Reading<KeysSpec, KeysOutputs> {
+        let mut tenants: Vec<String> = stored
+            .tenants
+            .iter()
+            .filter(|t| state.tenant_key_arns.contains_key(*t))
+            .cloned()
+            .collect();
+        tenants.extend(
+            state
+                .tenant_key_arns
+                .keys()
+                .filter(|t| !stored.tenants.contains(t))
+                .cloned(),
+        );
+        Reading {
+            settings: KeysSpec {
+                tenants,
+                deletion_window_days: stored.deletion_window_days,
+                rotation_enabled: state.rotation_enabled,
+            },
+            outputs: KeysOutputs {
+                platform_key_arn: state.platform_key_arn.clone(),
+                tenant_key_arns: state.tenant_key_arns.clone(),
+            },
+            verdicts: state.verdicts.clone(),
+        }
+    }
+}
+
+const KEY_STATE: usize = 0;
+const KEY_POLICY: usize = 1;
+const ALIASES: usize = 2;
+const TAGS: usize = 3;
+
+/// What the provider makes of the keys without a knob.
+const GUARDS: &[Guard] = &[
+    Guard::new(
+        "key_state",
+        "every key enabled",
+        "The platform key and every tenant's key are enabled (a disabled key stops every decryption with it).",
+    ),
+    Guard::new(
+        "key_policy",
+        "KMS default policy",
+        "Every key has the policy KMS gives a key by default: the account's root may use it, so IAM policies decide who does.",
+    ),
+    Guard::new(
+        "aliases",
+        "every alias on its own key",
+        "`alias/idis/<name>/<tenant>` points at the key made for that tenant of this environment.",
+    ),
+    Guard::new(
+        "tags",
+        "ownership and user tags present",
+        "Every key carries `tags`, the provider's `default_tags`, the ownership tags and `idis:tenant`. Tags others add are left alone.",
+    ),
+];
 
 fn conflict(message: String) -> ComponentError {
     ComponentError::Conflict {
@@ -114,6 +351,11 @@ struct KeyView {
     state: Option<KeyState>,
     /// None when it could not be read (a key pending deletion).
     rotation: Option<bool>,
+    description: String,
+    /// The key policy; None when it was not read.
+    policy: Option<String>,
+    /// The key's tags; None when they were not read.
+    tags: Option<BTreeMap<String, String>>,
 }
 
 impl KeyView {
@@ -123,11 +365,145 @@ impl KeyView {
             arn: meta.arn().unwrap_or_default().to_string(),
             state: meta.key_state().cloned(),
             rotation,
+            description: meta.description().unwrap_or_default().to_string(),
+            policy: None,
+            tags: None,
         }
     }
 
     fn gone(&self) -> bool {
         pending_deletion(self.state.as_ref())
+    }
+
+    /// Whether the key says it belongs to another environment or tenant
+    /// than `name` of this environment: its ownership tags name another,
+    /// or it has none and is not described as ours (an alias pointed at
+    /// some other key of the account).
+    fn foreign(&self, ctx: &Ctx, name: &str) -> bool {
+        let Some(tags) = &self.tags else {
+            return false;
+        };
+        let env = tags.get(TAG_ENVIRONMENT);
+        let tenant = tags.get(TAG_TENANT);
+        match (env, tenant) {
+            (None, None) => self.description != description(ctx, name),
+            _ => env != Some(&ctx.env) || tenant.map(String::as_str) != Some(name),
+        }
+    }
+}
+
+/// The key policy KMS gives a key created without one: the account's root
+/// may do everything, so IAM policies decide who uses the key.
+fn default_policy(ctx: &Ctx) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Id": "key-default-1",
+        "Statement": [{
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": { "AWS": format!("arn:{}:iam::{}:root", super::partition(&ctx.region), ctx.account_id) },
+            "Action": "kms:*",
+            "Resource": "*",
+        }],
+    })
+    .to_string()
+}
+
+/// A policy's statements in a form that compares by meaning: Sids, ids
+/// and the order of lists do not count; an account id as principal is its
+/// root.
+fn policy_meaning(policy: &str, account_id: &str) -> Option<BTreeSet<String>> {
+    let doc: serde_json::Value = serde_json::from_str(policy).ok()?;
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        let mut items: Vec<String> = match v {
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().unwrap_or("?").to_string())
+                .collect(),
+            serde_json::Value::Null => Vec::new(),
+            other => vec![other
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| other.to_string())],
+        };
+        for item in &mut items {
+            if item == account_id {
+                *item = format!("root of {account_id}");
+            } else if let Some(acct) = item.strip_prefix("arn:").and_then(|r| r.split(':').nth(3)) {
+                if item.ends_with(":root") {
+                    *item = format!("root of {acct}");
+                }
+            }
+        }
+        items.sort();
+        items
+    };
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        single => vec![single.clone()],
+    };
+    Some(
+        statements
+            .iter()
+            .map(|st| {
+                let principal = match &st["Principal"] {
+                    serde_json::Value::String(p) => vec![p.clone()],
+                    serde_json::Value::Object(m) => m
+                        .iter()
+                        .flat_map(|(kind, v)| {
+                            list(v).into_iter().map(move |p| format!("{kind} {p}"))
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                format!(
+                    "{} {} to {}{}",
+                    st["Effect"].as_str().unwrap_or("?"),
+                    list(&st["Action"]).join(","),
+                    principal.join(","),
+                    if st["Condition"].is_null() {
+                        String::new()
+                    } else {
+                        format!(" if {}", st["Condition"])
+                    }
+                )
+            })
+            .collect(),
+    )
+}
+
+/// What is wrong with a key policy, against the default.
+fn policy_problem(ctx: &Ctx, policy: &str) -> Option<String> {
+    let want = policy_meaning(&default_policy(ctx), &ctx.account_id)?;
+    match policy_meaning(policy, &ctx.account_id) {
+        None => Some("the key policy is not JSON".to_string()),
+        Some(have) if have == want => None,
+        Some(have) => {
+            let added: Vec<&String> = have.difference(&want).collect();
+            let removed: Vec<&String> = want.difference(&have).collect();
+            let mut parts = Vec::new();
+            if !added.is_empty() {
+                parts.push(format!(
+                    "adds {}",
+                    added
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ));
+            }
+            if !removed.is_empty() {
+                parts.push(format!(
+                    "drops {}",
+                    removed
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ));
+            }
+            Some(format!("the key policy {}", parts.join(" and ")))
+        }
     }
 }
 
@@ -187,17 +563,53 @@ async fn rotation(kms: &Client, key_id: &str) -> Result<bool, ComponentError> {
         })
 }
 
-/// Reads one key: metadata and rotation in parallel. Rotation of a key
-/// pending deletion may be unreadable; it does not matter then.
+async fn key_policy(kms: &Client, key_id: &str) -> Result<Option<String>, ComponentError> {
+    kms.get_key_policy()
+        .key_id(key_id)
+        .policy_name("default")
+        .send()
+        .await
+        .map(|o| o.policy().map(str::to_string))
+        .map_err(|e| aws_error(COMPONENT, format!("read the policy of KMS key {key_id}"), e))
+}
+
+async fn key_tags(kms: &Client, key_id: &str) -> Result<BTreeMap<String, String>, ComponentError> {
+    kms.list_resource_tags()
+        .key_id(key_id)
+        .send()
+        .await
+        .map(|o| {
+            o.tags()
+                .iter()
+                .map(|t| (t.tag_key().to_string(), t.tag_value().to_string()))
+                .collect()
+        })
+        .map_err(|e| aws_error(COMPONENT, format!("read the tags of KMS key {key_id}"), e))
+}
+
+/// Reads one key: metadata, rotation, policy and tags in parallel. What a
+/// key pending deletion does not answer does not matter then.
 async fn read_key(kms: &Client, key_id: &str) -> Result<KeyView, ComponentError> {
-    let (meta, rotation) = tokio::join!(describe(kms, key_id), rotation(kms, key_id));
+    let (meta, rotation, policy, tags) = tokio::join!(
+        describe(kms, key_id),
+        rotation(kms, key_id),
+        key_policy(kms, key_id),
+        key_tags(kms, key_id)
+    );
     let meta = meta?;
-    let rotation = if pending_deletion(meta.key_state()) {
-        rotation.ok()
+    let mut view = if pending_deletion(meta.key_state()) {
+        let mut v = KeyView::from_metadata(&meta, rotation.ok());
+        v.policy = policy.ok().flatten();
+        v.tags = tags.ok();
+        v
     } else {
-        Some(rotation?)
+        let mut v = KeyView::from_metadata(&meta, Some(rotation?));
+        v.policy = policy?;
+        v.tags = Some(tags?);
+        v
     };
-    Ok(KeyView::from_metadata(&meta, rotation))
+    view.key_id = meta.key_id().to_string();
+    Ok(view)
 }
 
 /// Every aliased key of the environment, by name.
@@ -284,7 +696,39 @@ async fn scan_tagged(
 // ---------------------------------------------------------------------------
 // find
 
-fn state_from(aliased: &BTreeMap<String, (String, KeyView)>) -> Option<KeysState> {
+/// Judges what the provider makes of the keys without a knob.
+fn verdicts(ctx: &Ctx, live: &[(&String, &KeyView)]) -> Verdicts {
+    let mut v = Verdicts::new();
+    let mut states = Vec::new();
+    let mut policies = Vec::new();
+    let mut aliases = Vec::new();
+    let mut tags = Vec::new();
+    for (name, view) in live {
+        let alias = alias_name(ctx, name);
+        if view.state != Some(KeyState::Enabled) {
+            let state = view.state.as_ref().map(|s| s.as_str()).unwrap_or("unknown");
+            states.push(format!("{alias}: {state}"));
+        }
+        if let Some(problem) = view.policy.as_deref().and_then(|p| policy_problem(ctx, p)) {
+            policies.push(format!("{alias}: {problem}"));
+        }
+        if view.foreign(ctx, name) {
+            aliases.push(format!(
+                "{alias} points at KMS key {}, which is not this environment's {name} key",
+                view.key_id
+            ));
+        } else if let Some(have) = &view.tags {
+            tags.extend(super::tag_problems(&alias, have, &desired_tags(ctx, name)));
+        }
+    }
+    v.judge(&GUARDS[KEY_STATE], states);
+    v.judge(&GUARDS[KEY_POLICY], policies);
+    v.judge(&GUARDS[ALIASES], aliases);
+    v.judge(&GUARDS[TAGS], tags);
+    v
+}
+
+fn state_from(ctx: &Ctx, aliased: &BTreeMap<String, (String, KeyView)>) -> Option<KeysState> {
     let live: Vec<(&String, &KeyView)> = aliased
         .iter()
         .filter(|(_, (_, v))| !v.gone())
@@ -295,6 +739,7 @@ fn state_from(aliased: &BTreeMap<String, (String, KeyView)>) -> Option<KeysState
     }
     let mut state = KeysState {
         rotation_enabled: live.iter().all(|(_, v)| v.rotation == Some(true)),
+        verdicts: verdicts(ctx, &live),
         ..KeysState::default()
     };
     for (name, view) in live {
@@ -314,7 +759,7 @@ fn state_from(aliased: &BTreeMap<String, (String, KeyView)>) -> Option<KeysState
 pub async fn find(ctx: &Ctx) -> Result<Option<KeysState>, ComponentError> {
     let kms = ctx.aws.kms();
     let aliased = read_aliased(ctx, &kms).await?;
-    Ok(state_from(&aliased))
+    Ok(state_from(ctx, &aliased))
 }
 
 // ---------------------------------------------------------------------------
@@ -365,10 +810,15 @@ fn adoption_rank(meta: &KeyMetadata) -> Option<u8> {
 pub async fn ensure(ctx: &Ctx, spec: &KeysSpec) -> Result<KeysState, ComponentError> {
     check_spec(spec)?;
     let kms = ctx.aws.kms();
-    let aliased = read_aliased(ctx, &kms).await?;
+    let all_aliased = read_aliased(ctx, &kms).await?;
     let wanted: Vec<&str> = std::iter::once(PLATFORM)
         .chain(spec.tenants.iter().map(String::as_str))
         .collect();
+    // An alias pointed at a key that is not this environment's: its key is
+    // left alone, and the alias is pointed back at ours below.
+    let (foreign, aliased): (BTreeMap<_, _>, BTreeMap<_, _>) = all_aliased
+        .into_iter()
+        .partition(|(name, (_, view))| view.foreign(ctx, name));
 
     // Keys without alias: adopt a tagged key before making a new one.
     let missing: Vec<&str> = wanted
@@ -406,15 +856,37 @@ pub async fn ensure(ctx: &Ctx, spec: &KeysSpec) -> Result<KeysState, ComponentEr
             let kms = &kms;
             async move { retire_key(ctx, kms, spec, name, alias, view).await }
         });
-    let (converged, retired) = tokio::try_join!(try_join_all(converge), try_join_all(retire))?;
+    let unpoint = foreign
+        .iter()
+        .filter(|(name, _)| !wanted.contains(&name.as_str()))
+        .map(|(_, (alias, _))| {
+            let kms = &kms;
+            async move {
+                match kms.delete_alias().alias_name(alias).send().await {
+                    Ok(_) => Ok(true),
+                    Err(e) if is_not_found(&e) => Ok(true),
+                    Err(e) => Err(aws_error(COMPONENT, format!("delete alias {alias}"), e)),
+                }
+            }
+        });
+    let (converged, retired, unpointed) = tokio::try_join!(
+        try_join_all(converge),
+        try_join_all(retire),
+        try_join_all(unpoint)
+    )?;
 
-    if converged.into_iter().chain(retired).any(|changed| changed) {
+    if converged
+        .into_iter()
+        .chain(retired)
+        .chain(unpointed)
+        .any(|changed| changed)
+    {
         let aliased = read_aliased(ctx, &kms).await?;
-        state_from(&aliased).ok_or_else(|| {
+        state_from(ctx, &aliased).ok_or_else(|| {
             conflict("the keys vanished right after they were made; retry the apply".to_string())
         })
     } else {
-        state_from(&aliased)
+        state_from(ctx, &aliased)
             .ok_or_else(|| conflict("no key found after ensure; retry the apply".to_string()))
     }
 }
@@ -534,10 +1006,10 @@ async fn converge_key(
         }
     }
 
-    let (rotation_now, current_tags) = if fresh {
-        (false, None)
+    let (rotation_now, current_tags, current_policy) = if fresh {
+        (false, None, None)
     } else {
-        let (rotation_now, current_tags) = tokio::try_join!(
+        let (rotation_now, current_tags, current_policy) = tokio::try_join!(
             async {
                 match view.rotation {
                     Some(on) => Ok(on),
@@ -558,8 +1030,38 @@ async fn converge_key(
                         )
                     })
             },
+            async {
+                match &view.policy {
+                    Some(p) => Ok(Some(p.clone())),
+                    None => key_policy(kms, &key_id).await,
+                }
+            },
         )?;
-        (rotation_now, Some(current_tags))
+        (rotation_now, Some(current_tags), current_policy)
+    };
+
+    // The key policy: KMS's default, as every key of ours is created with.
+    let repolicy = async {
+        let Some(policy) = current_policy else {
+            return Ok(false);
+        };
+        if policy_problem(ctx, &policy).is_none() {
+            return Ok(false);
+        }
+        kms.put_key_policy()
+            .key_id(&key_id)
+            .policy_name("default")
+            .policy(default_policy(ctx))
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    COMPONENT,
+                    format!("put back the default policy of KMS key {key_id} ({alias})"),
+                    e,
+                )
+            })?;
+        Ok::<_, ComponentError>(true)
     };
 
     let rotate = async {
@@ -617,8 +1119,8 @@ async fn converge_key(
             .map_err(|e| aws_error(COMPONENT, format!("tag KMS key {key_id} ({alias})"), e))?;
         Ok::<_, ComponentError>(true)
     };
-    let (rotated, retagged) = tokio::try_join!(rotate, retag)?;
-    Ok(changed || rotated || retagged)
+    let (rotated, retagged, repolicied) = tokio::try_join!(rotate, retag, repolicy)?;
+    Ok(changed || rotated || retagged || repolicied)
 }
 
 /// A tenant no longer in the spec: its key is scheduled for deletion

@@ -14,12 +14,13 @@
 pub mod cache;
 pub mod cluster;
 pub mod database;
+pub mod describe;
 pub mod edge;
 pub mod keys;
 pub mod network;
 pub mod storage;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +32,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::logging;
 use crate::provider::config::Aws;
+
+/// Runs `visitor` once for every component of an environment, in the
+/// order they are built: the one list of them.
+pub fn each(visitor: &mut impl describe::Visit) {
+    visitor.visit::<network::Network>();
+    visitor.visit::<keys::TenantKeys>();
+    visitor.visit::<cluster::EksCluster>();
+    visitor.visit::<database::Database>();
+    visitor.visit::<cache::Cache>();
+    visitor.visit::<storage::AuditBucket>();
+    visitor.visit::<edge::Edge>();
+}
 
 /// Tag keys that mark what the provider owns.
 pub const TAG_ENVIRONMENT: &str = "idis:environment";
@@ -161,6 +174,119 @@ impl Ctx {
             Ok(())
         }
     }
+}
+
+/// What a component judges its own objects against that other components
+/// make: the platform key, the private subnets, the security groups. Read
+/// by name and tag in one round of calls beside the component's own.
+#[derive(Clone, Debug, Default)]
+pub struct Neighbours {
+    /// (key id, key ARN) of `alias/idis/<env>/platform`.
+    pub platform_key: Option<(String, String)>,
+    /// Ids of the private subnets (`idis-<env>-private-*`).
+    pub private_subnets: BTreeSet<String>,
+    /// Security group name to id, for the environment's groups.
+    pub security_groups: BTreeMap<String, String>,
+}
+
+impl Neighbours {
+    /// Whether `key` (an id, an ARN or an alias ARN) is the platform key.
+    pub fn is_platform_key(&self, key: &str) -> bool {
+        self.platform_key
+            .as_ref()
+            .is_some_and(|(id, arn)| key == id || key == arn || key.ends_with(&format!("key/{id}")))
+    }
+
+    /// A security group's name, if it is one of the environment's.
+    pub fn group_name(&self, id: &str) -> Option<&str> {
+        self.security_groups
+            .iter()
+            .find(|(_, v)| v.as_str() == id)
+            .map(|(k, _)| k.as_str())
+    }
+}
+
+impl Neighbours {
+    /// The neighbours as an apply knows them, from the components it
+    /// depends on.
+    pub fn of(ctx: &Ctx, net: &network::NetworkState, keys: &keys::KeysState) -> Neighbours {
+        let prefix = ctx.prefix();
+        Neighbours {
+            platform_key: Some((keys.platform_key_id.clone(), keys.platform_key_arn.clone())),
+            private_subnets: net.private_subnet_ids.iter().cloned().collect(),
+            security_groups: [
+                ("cluster", &net.cluster_security_group_id),
+                ("database", &net.database_security_group_id),
+                ("cache", &net.cache_security_group_id),
+            ]
+            .into_iter()
+            .filter(|(_, id)| !id.is_empty())
+            .map(|(role, id)| (format!("{prefix}-{role}"), id.clone()))
+            .collect(),
+        }
+    }
+}
+
+/// The platform key, (id, ARN), from its alias; None when it is missing.
+pub async fn platform_key(
+    ctx: &Ctx,
+    component: &'static str,
+) -> Result<Option<(String, String)>, ComponentError> {
+    let alias = format!("alias/idis/{}/{}", ctx.env, keys::PLATFORM);
+    match ctx.aws.kms().describe_key().key_id(&alias).send().await {
+        Ok(out) => Ok(out.key_metadata().map(|m| {
+            (
+                m.key_id().to_string(),
+                m.arn().unwrap_or_default().to_string(),
+            )
+        })),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(aws_error(
+            component,
+            format!("describe the platform key {alias}"),
+            e,
+        )),
+    }
+}
+
+/// Reads the neighbours `component` judges against.
+pub async fn neighbours(ctx: &Ctx, component: &'static str) -> Result<Neighbours, ComponentError> {
+    let ec2 = ctx.aws.ec2();
+    let env_filter = aws_sdk_ec2::types::Filter::builder()
+        .name(format!("tag:{TAG_ENVIRONMENT}"))
+        .values(&ctx.env)
+        .build();
+    let (platform_key, subnets, groups) = tokio::join!(
+        platform_key(ctx, component),
+        ec2.describe_subnets()
+            .filters(env_filter.clone())
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag:Name")
+                    .values(format!("{}-private-*", ctx.prefix()))
+                    .build()
+            )
+            .send(),
+        ec2.describe_security_groups().filters(env_filter).send(),
+    );
+    let platform_key = platform_key?;
+    let private_subnets = subnets
+        .map_err(|e| aws_error(component, "list the private subnets", e))?
+        .subnets()
+        .iter()
+        .filter_map(|s| s.subnet_id().map(str::to_string))
+        .collect();
+    let security_groups = groups
+        .map_err(|e| aws_error(component, "list the security groups", e))?
+        .security_groups()
+        .iter()
+        .filter_map(|g| Some((g.group_name()?.to_string(), g.group_id()?.to_string())))
+        .collect();
+    Ok(Neighbours {
+        platform_key,
+        private_subnets,
+        security_groups,
+    })
 }
 
 /// Tries of a create whose answer was lost, before giving up.
@@ -433,6 +559,23 @@ pub fn same_members<'a>(
 /// Converts a tag map into the (key, value) pairs the SDK builders take.
 pub fn tag_pairs(tags: &BTreeMap<String, String>) -> impl Iterator<Item = (&str, &str)> {
     tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// What is wrong with the tags of `object` against the tags the provider
+/// gives it (`want`): tags missing or with another value. Tags someone
+/// else added are theirs and not judged.
+pub fn tag_problems(
+    object: &str,
+    have: &BTreeMap<String, String>,
+    want: &BTreeMap<String, String>,
+) -> Vec<String> {
+    want.iter()
+        .filter_map(|(k, v)| match have.get(k) {
+            None => Some(format!("{object}: tag {k} is missing")),
+            Some(h) if h != v => Some(format!("{object}: tag {k} is {h:?}, not {v:?}")),
+            Some(_) => None,
+        })
+        .collect()
 }
 
 /// User-visible tags of an object: without ownership tags and without the

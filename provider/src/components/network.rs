@@ -33,11 +33,12 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures_util::future::{join_all, try_join_all};
 use serde::{Deserialize, Serialize};
 
+use super::describe::{Component, Default, Guard, Output, Problem, Reading, Setting, Verdicts};
 use super::{
     aws_error, create_or_adopt, is_not_found, tag_pairs, user_visible_tags, ComponentError, Ctx,
     TAG_COMPONENT, TAG_ENVIRONMENT,
 };
-use crate::environment::spec::NetworkSpec;
+use crate::protocol::cty::{Type, Value};
 
 mod leftovers;
 
@@ -72,7 +73,239 @@ pub struct NetworkState {
     /// is whole; `ensure` repairs every entry.
     #[serde(default)]
     pub drift: Vec<String>,
+    /// The guards of the network, as read.
+    #[serde(skip)]
+    pub verdicts: Verdicts,
 }
+
+// ---------------------------------------------------------------------------
+// Description: the `network` block
+
+/// The `network` block once planned.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    /// IPv4 CIDR of the VPC, /16 to /24.
+    pub vpc_cidr: String,
+    /// Exactly three zone names of the region, e.g. us-east-1a..c.
+    pub availability_zones: Vec<String>,
+    /// One NAT gateway per zone (true, production) or a single shared one.
+    pub nat_gateway_per_az: bool,
+}
+
+/// The computed attributes of the network.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NetworkOutputs {
+    pub vpc_id: String,
+    pub public_subnet_ids: Vec<String>,
+    pub private_subnet_ids: Vec<String>,
+}
+
+pub const DEFAULT_VPC_CIDR: &str = "10.0.0.0/16";
+
+/// The network of an environment.
+pub struct Network;
+
+/// Zones are chosen by AWS at create (the first three available) and kept
+/// afterwards.
+fn zones_default(_planned: &Value, prior: &Value) -> Value {
+    match prior.get_attr("availability_zones") {
+        v @ Value::List(_) => v.clone(),
+        _ => Value::Unknown,
+    }
+}
+
+/// Parses `a.b.c.d/n` strictly (no leading zeros); the address and prefix.
+pub fn parse_cidr(s: &str) -> Option<(u32, u8)> {
+    let (addr, prefix) = s.split_once('/')?;
+    let prefix: u8 = prefix.parse().ok()?;
+    let octets: Vec<u8> = addr
+        .split('.')
+        .map(|o| {
+            if o.is_empty() || o.len() > 3 || (o.len() > 1 && o.starts_with('0')) {
+                None
+            } else {
+                o.parse().ok()
+            }
+        })
+        .collect::<Option<_>>()?;
+    if octets.len() != 4 || prefix > 32 {
+        return None;
+    }
+    let ip = u32::from_be_bytes([octets[0], octets[1], octets[2], octets[3]]);
+    Some((ip, prefix))
+}
+
+fn is_private(ip: u32, prefix: u8) -> bool {
+    let within = |net: u32, bits: u8| prefix >= bits && (ip >> (32 - bits)) == (net >> (32 - bits));
+    within(0x0A00_0000, 8) || within(0xAC10_0000, 12) || within(0xC0A8_0000, 16)
+}
+
+/// What is wrong with a VPC CIDR, if anything.
+fn cidr_problem(cidr: &str) -> Option<&'static str> {
+    match parse_cidr(cidr) {
+        None => Some("use an IPv4 CIDR block such as \"10.0.0.0/16\""),
+        Some((_, prefix)) if !(16..=24).contains(&prefix) => Some(
+            "the VPC needs a prefix from /16 (largest AWS allows) to /24 (smallest that holds six subnets)",
+        ),
+        Some((ip, prefix)) if ip & !(u32::MAX << (32 - prefix)) != 0 => {
+            Some("the address has host bits set; use the network address of the block")
+        }
+        Some((ip, prefix)) if !is_private(ip, prefix) => {
+            Some("use a private range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)")
+        }
+        Some(_) => None,
+    }
+}
+
+impl Component for Network {
+    const NAME: &'static str = COMPONENT;
+    const DOC: &'static str = "The VPC: public and private subnets in three availability zones, internet gateway, NAT, route tables, security groups.";
+    type Spec = NetworkSpec;
+    type State = NetworkState;
+    type Outputs = NetworkOutputs;
+
+    fn settings() -> Vec<Setting> {
+        vec![
+            Setting::new(
+                "vpc_cidr",
+                Type::String,
+                Default::Str(DEFAULT_VPC_CIDR),
+                format!("IPv4 CIDR of the VPC, /16 to /24, carved into 3 private and 3 public subnets. Default `{DEFAULT_VPC_CIDR}`."),
+            )
+            .replacing(),
+            Setting::new(
+                "availability_zones",
+                Type::list(Type::String),
+                Default::Derived(zones_default),
+                "Exactly three availability zones of the region. Default: the first three available zones, chosen at create.".into(),
+            )
+            .replacing(),
+            Setting::new(
+                "nat_gateway_per_az",
+                Type::Bool,
+                Default::Bool(true),
+                "One NAT gateway per zone (true), or one shared NAT gateway (false, cheaper, not zone-redundant). Default `true`.".into(),
+            ),
+        ]
+    }
+
+    fn outputs() -> Vec<Output> {
+        vec![
+            Output::new("vpc_id", Type::String, "VPC id."),
+            Output::new(
+                "public_subnet_ids",
+                Type::list(Type::String),
+                "Public subnet ids, in zone order.",
+            ),
+            Output::new(
+                "private_subnet_ids",
+                Type::list(Type::String),
+                "Private subnet ids, in zone order.",
+            ),
+        ]
+    }
+
+    fn guards() -> &'static [Guard] {
+        GUARDS
+    }
+
+    fn check(config: &Value) -> Vec<Problem> {
+        let block = config.get_attr(COMPONENT);
+        let mut problems = Vec::new();
+        let cidr = block.get_attr("vpc_cidr");
+        if let Some(problem) = cidr.as_str().and_then(cidr_problem) {
+            problems.push(Problem::at("vpc_cidr", cidr, problem));
+        }
+        let zones_value = block.get_attr("availability_zones");
+        if let Some(zones) = zones_value.as_strings() {
+            let distinct: BTreeSet<&String> = zones.iter().collect();
+            if zones.len() != 3 || distinct.len() != 3 {
+                problems.push(Problem::at(
+                    "availability_zones",
+                    zones_value,
+                    "list exactly three different availability zones",
+                ));
+            }
+            if let Some(region) = config.get_attr("region").as_str() {
+                if let Some(bad) = zones.iter().find(|z| !z.starts_with(region)) {
+                    problems.push(Problem::at(
+                        "availability_zones",
+                        zones_value,
+                        format!("zone {bad:?} is not in region {region:?}"),
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
+    fn read(
+        state: &NetworkState,
+        _stored: &NetworkSpec,
+        _prior: &Value,
+    ) -> Reading<NetworkSpec, NetworkOutputs> {
+        Reading {
+            settings: NetworkSpec {
+                vpc_cidr: state.vpc_cidr.clone(),
+                availability_zones: state.availability_zones.clone(),
+                nat_gateway_per_az: state.nat_gateway_per_az,
+            },
+            outputs: NetworkOutputs {
+                vpc_id: state.vpc_id.clone(),
+                public_subnet_ids: state.public_subnet_ids.clone(),
+                private_subnet_ids: state.private_subnet_ids.clone(),
+            },
+            verdicts: state.verdicts.clone(),
+        }
+    }
+}
+
+const VPC_DNS: usize = 0;
+const SUBNETS: usize = 1;
+const INTERNET_GATEWAY: usize = 2;
+const NAT_GATEWAYS: usize = 3;
+const ROUTE_TABLES: usize = 4;
+const SECURITY_GROUPS_GUARD: usize = 5;
+const TAGS: usize = 6;
+
+/// What the provider makes of the network without a knob.
+const GUARDS: &[Guard] = &[
+    Guard::new(
+        "vpc_dns",
+        "DNS resolution and hostnames on",
+        "The VPC resolves DNS and gives instances DNS hostnames (EKS, RDS and ElastiCache endpoints need both).",
+    ),
+    Guard::new(
+        "subnets",
+        "private and public subnet in every zone",
+        "Each zone has its private subnet and its public subnet; public subnets map public IPs on launch, private ones do not.",
+    ),
+    Guard::new(
+        "internet_gateway",
+        "attached",
+        "The environment's internet gateway is attached to the VPC.",
+    ),
+    Guard::new(
+        "nat_gateways",
+        "available where nat_gateway_per_az puts them",
+        "A NAT gateway is available in every zone (`nat_gateway_per_az = true`) or in one.",
+    ),
+    Guard::new(
+        "route_tables",
+        "default routes and associations as made",
+        "The public table sends 0.0.0.0/0 to the internet gateway, each private table to its zone's NAT gateway; every subnet is associated with its table; no other routes (the VPC's local route, VPC gateway endpoint routes and propagated routes are not judged).",
+    ),
+    Guard::new(
+        "security_groups",
+        "only the rules the provider makes",
+        "The cluster, database and cache groups exist with exactly their rules: the database lets tcp/5432 and the cache tcp/6379 in from the cluster group; every group lets all traffic out (as AWS makes a group).",
+    ),
+    Guard::new(
+        "tags",
+        "ownership and user tags present",
+        "Every object of the network carries `tags`, the provider's `default_tags`, the ownership tags and its `Name`. Tags others add are left alone.",
+    ),
+];
 
 // ---------------------------------------------------------------------------
 // Address plan
@@ -527,20 +760,6 @@ fn associated(table: &RouteTable, subnet: &str) -> bool {
         .any(|a| a.subnet_id() == Some(subnet))
 }
 
-/// Whether `group` lets tcp/`port` in from `source`.
-fn allows(group: &SecurityGroup, port: i32, source: &str) -> bool {
-    group.ip_permissions().iter().any(|p| {
-        let tcp = matches!(p.ip_protocol(), Some("tcp") | Some("6") | Some("-1"));
-        let all = p.ip_protocol() == Some("-1");
-        let covers = all
-            || (p.from_port().is_some_and(|f| f <= port) && p.to_port().is_some_and(|t| t >= port));
-        tcp && covers
-            && p.user_id_group_pairs()
-                .iter()
-                .any(|g| g.group_id() == Some(source))
-    })
-}
-
 /// What a create with a lost answer may have made.
 #[derive(Clone, Copy)]
 enum Unanswered {
@@ -769,6 +988,7 @@ fn state_from(ctx: &Ctx, obs: &Observed) -> NetworkState {
             .unwrap_or_default()
             .to_string()
     };
+    let verdicts = judge(ctx, &names, obs, &nats);
     let mut tags = user_visible_tags(
         obs.vpc_tags
             .iter()
@@ -801,7 +1021,11 @@ fn state_from(ctx: &Ctx, obs: &Observed) -> NetworkState {
             .and_then(|g| g.internet_gateway_id())
             .unwrap_or_default()
             .to_string(),
-        drift: drift(&names, obs, &nats),
+        drift: verdicts
+            .failing()
+            .flat_map(|(_, problems)| problems.iter().cloned())
+            .collect(),
+        verdicts,
     }
 }
 
@@ -813,18 +1037,337 @@ fn ids<T>(items: &[&T], id: fn(&T) -> Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// What is broken beyond what the state's fields show. Spec-independent:
-/// it checks the network against itself (every zone has both subnets,
-/// every table routes where it must, ...).
-fn drift(names: &Names, obs: &Observed, nats: &[&NatGateway]) -> Vec<String> {
-    let mut out = Vec::new();
+/// One rule of a security group, flattened: one source or destination.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct SgRule {
+    ingress: bool,
+    /// `tcp`, `udp`, `icmp` or `all`.
+    protocol: String,
+    ports: Option<(i32, i32)>,
+    /// A CIDR, a prefix list, or a security group (by name when it is one
+    /// of the VPC's, else by id).
+    peer: String,
+}
+
+impl SgRule {
+    fn text(&self) -> String {
+        let ports = match self.ports {
+            None => String::new(),
+            Some((a, b)) if a == b => format!(" {a}"),
+            Some((a, b)) => format!(" {a}-{b}"),
+        };
+        let (direction, preposition) = if self.ingress {
+            ("ingress", "from")
+        } else {
+            ("egress", "to")
+        };
+        format!(
+            "{direction} {}{ports} {preposition} {}",
+            self.protocol, self.peer
+        )
+    }
+}
+
+/// The rules of a group, flattened; group ids named as the VPC names them.
+fn sg_rules(group: &SecurityGroup, names_by_id: &BTreeMap<&str, &str>) -> Vec<SgRule> {
+    let mut rules = Vec::new();
+    for (ingress, permissions) in [
+        (true, group.ip_permissions()),
+        (false, group.ip_permissions_egress()),
+    ] {
+        for p in permissions {
+            let protocol = match p.ip_protocol().unwrap_or("-1") {
+                "-1" | "all" => "all".to_string(),
+                "6" => "tcp".to_string(),
+                "17" => "udp".to_string(),
+                other => other.to_string(),
+            };
+            let ports = match (protocol.as_str(), p.from_port(), p.to_port()) {
+                ("all", _, _) => None,
+                (_, Some(a), Some(b)) if !(a == -1 && b == -1) => Some((a, b)),
+                _ => None,
+            };
+            let mut peers: Vec<String> = Vec::new();
+            peers.extend(
+                p.ip_ranges()
+                    .iter()
+                    .filter_map(|r| r.cidr_ip())
+                    .map(str::to_string),
+            );
+            peers.extend(
+                p.ipv6_ranges()
+                    .iter()
+                    .filter_map(|r| r.cidr_ipv6())
+                    .map(str::to_string),
+            );
+            peers.extend(
+                p.prefix_list_ids()
+                    .iter()
+                    .filter_map(|l| l.prefix_list_id())
+                    .map(str::to_string),
+            );
+            peers.extend(
+                p.user_id_group_pairs()
+                    .iter()
+                    .filter_map(|g| g.group_id())
+                    .map(|id| {
+                        names_by_id
+                            .get(id)
+                            .map_or_else(|| id.to_string(), |n| n.to_string())
+                    }),
+            );
+            for peer in peers {
+                rules.push(SgRule {
+                    ingress,
+                    protocol: protocol.clone(),
+                    ports,
+                    peer,
+                });
+            }
+        }
+    }
+    rules.sort();
+    rules.dedup();
+    rules
+}
+
+/// The rules the provider gives a group of the environment: the database
+/// and the cache let their port in from the cluster group; every group
+/// keeps the egress AWS gives a new group (all traffic out).
+fn wanted_rules(names: &Names, role: &str) -> Vec<SgRule> {
+    let mut rules = vec![SgRule {
+        ingress: false,
+        protocol: "all".to_string(),
+        ports: None,
+        peer: ANYWHERE.to_string(),
+    }];
+    if let Some((_, Some(port))) = SECURITY_GROUPS.iter().find(|(r, _)| *r == role) {
+        rules.push(SgRule {
+            ingress: true,
+            protocol: "tcp".to_string(),
+            ports: Some((*port, *port)),
+            peer: names.security_group(CLUSTER),
+        });
+    }
+    rules.sort();
+    rules
+}
+
+/// The EC2 permission of one flattened rule; group names of the
+/// environment become their ids.
+fn ip_permission(rule: &SgRule, ids_by_name: &BTreeMap<String, String>, add: bool) -> IpPermission {
+    let mut p = IpPermission::builder().ip_protocol(match rule.protocol.as_str() {
+        "all" => "-1",
+        other => other,
+    });
+    if let Some((from, to)) = rule.ports {
+        p = p.from_port(from).to_port(to);
+    }
+    let peer = rule.peer.as_str();
+    p = if peer.contains('/') && peer.contains(':') {
+        p.ipv6_ranges(
+            aws_sdk_ec2::types::Ipv6Range::builder()
+                .cidr_ipv6(peer)
+                .build(),
+        )
+    } else if peer.contains('/') {
+        p.ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip(peer).build())
+    } else if peer.starts_with("pl-") {
+        p.prefix_list_ids(
+            aws_sdk_ec2::types::PrefixListId::builder()
+                .prefix_list_id(peer)
+                .build(),
+        )
+    } else {
+        let id = ids_by_name.get(peer).map_or(peer, String::as_str);
+        let pair = UserIdGroupPair::builder().group_id(id);
+        // Rules the provider adds say what they are for; a revoke names
+        // the rule alone.
+        let what = match rule.ports {
+            Some((5432, 5432)) => Some("PostgreSQL from the cluster"),
+            Some((6379, 6379)) => Some("Redis from the cluster"),
+            _ => None,
+        };
+        let pair = match what {
+            Some(what) if add && ids_by_name.contains_key(peer) => pair.description(what),
+            _ => pair,
+        };
+        p.user_id_group_pairs(pair.build())
+    };
+    p.build()
+}
+
+/// Rules of a group beyond and short of what the provider makes:
+/// (extra, missing).
+fn rule_changes(
+    group: &SecurityGroup,
+    names: &Names,
+    role: &str,
+    names_by_id: &BTreeMap<&str, &str>,
+) -> (Vec<SgRule>, Vec<SgRule>) {
+    let have = sg_rules(group, names_by_id);
+    let want = wanted_rules(names, role);
+    let extra = have.iter().filter(|r| !want.contains(r)).cloned().collect();
+    let missing = want.iter().filter(|r| !have.contains(r)).cloned().collect();
+    (extra, missing)
+}
+
+/// Routes of a table that nobody asked the provider for: beyond the
+/// VPC's `local` route and the default route, and not a route of a VPC
+/// gateway endpoint (prefix list) or one a virtual private gateway
+/// propagates, which belong to whoever made those.
+fn extra_routes(table: &RouteTable) -> Vec<String> {
+    extra_route_entries(table)
+        .into_iter()
+        .map(route_text)
+        .collect()
+}
+
+fn extra_route_entries(table: &RouteTable) -> Vec<&aws_sdk_ec2::types::Route> {
+    table
+        .routes()
+        .iter()
+        .filter(|r| r.gateway_id() != Some("local"))
+        .filter(|r| r.destination_cidr_block() != Some(ANYWHERE))
+        .filter(|r| r.destination_prefix_list_id().is_none())
+        .filter(|r| r.origin().map(|o| o.as_str()) != Some("EnableVgwRoutePropagation"))
+        .collect()
+}
+
+fn route_text(r: &aws_sdk_ec2::types::Route) -> String {
+    {
+        {
+            let to = r
+                .destination_cidr_block()
+                .or(r.destination_ipv6_cidr_block())
+                .unwrap_or("?");
+            let via = r
+                .gateway_id()
+                .or(r.nat_gateway_id())
+                .or(r.transit_gateway_id())
+                .or(r.vpc_peering_connection_id())
+                .or(r.network_interface_id())
+                .or(r.instance_id())
+                .unwrap_or("?");
+            format!("{to} via {via}")
+        }
+    }
+}
+
+/// An object of the network the provider tags: (what, id, current tags,
+/// wanted tags).
+type Owned<'a> = (String, String, &'a [Tag], BTreeMap<String, String>);
+
+/// Every object of the network the provider tags, with the tags it gives
+/// it.
+fn owned_objects<'a>(ctx: &'a Ctx, names: &Names, obs: &'a Observed) -> Vec<Owned<'a>> {
+    let mut objects = Vec::new();
+    objects.push((
+        format!("VPC {}", obs.vpc_id),
+        obs.vpc_id.clone(),
+        obs.vpc_tags.as_slice(),
+        desired_tags(ctx, &names.vpc()),
+    ));
+    for s in &obs.subnets {
+        if let (Some(id), Some(name)) = (s.subnet_id(), name_of(s.tags())) {
+            for tier in [Tier::Private, Tier::Public] {
+                let az = s.availability_zone().unwrap_or_default();
+                if name == names.subnet(tier, az) {
+                    objects.push((
+                        format!("subnet {name}"),
+                        id.to_string(),
+                        s.tags(),
+                        subnet_tags(ctx, names, tier, az),
+                    ));
+                }
+            }
+        }
+    }
+    for t in &obs.route_tables {
+        if let (Some(id), true) = (t.route_table_id(), is_ours(ctx, t.tags())) {
+            objects.push((
+                format!("route table {}", name_of(t.tags()).unwrap_or(id)),
+                id.to_string(),
+                t.tags(),
+                desired_tags_keeping_name(ctx, t.tags()),
+            ));
+        }
+    }
+    for g in &obs.security_groups {
+        if let (Some(id), Some(name)) = (g.group_id(), g.group_name()) {
+            if SECURITY_GROUPS
+                .iter()
+                .any(|(role, _)| names.security_group(role) == name)
+            {
+                objects.push((
+                    format!("security group {name}"),
+                    id.to_string(),
+                    g.tags(),
+                    desired_tags(ctx, name),
+                ));
+            }
+        }
+    }
+    if let Some(g) = obs.attached_igw() {
+        if let Some(id) = g.internet_gateway_id() {
+            objects.push((
+                format!("internet gateway {id}"),
+                id.to_string(),
+                g.tags(),
+                desired_tags(ctx, &names.vpc()),
+            ));
+        }
+    }
+    for n in obs.active_nats(ctx) {
+        if let Some(id) = n.nat_gateway_id() {
+            objects.push((
+                format!("NAT gateway {id}"),
+                id.to_string(),
+                n.tags(),
+                desired_tags_keeping_name(ctx, n.tags()),
+            ));
+        }
+    }
+    for a in &obs.eips {
+        if let Some(id) = a.allocation_id() {
+            objects.push((
+                format!("Elastic IP {id}"),
+                id.to_string(),
+                a.tags(),
+                desired_tags_keeping_name(ctx, a.tags()),
+            ));
+        }
+    }
+    objects
+}
+
+fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Judges the network against itself and what the provider makes of it
+/// (every zone has both subnets, every table routes where it must, the
+/// groups hold exactly their rules, ...). Spec-independent.
+fn judge(ctx: &Ctx, names: &Names, obs: &Observed, nats: &[&NatGateway]) -> Verdicts {
+    let mut v = Verdicts::new();
     let vpc = &obs.vpc_id;
+
+    let mut dns = Vec::new();
     if !obs.dns_support {
-        out.push(format!("DNS resolution is off on VPC {vpc}"));
+        dns.push(format!("DNS resolution is off on VPC {vpc}"));
     }
     if !obs.dns_hostnames {
-        out.push(format!("DNS hostnames are off on VPC {vpc}"));
+        dns.push(format!("DNS hostnames are off on VPC {vpc}"));
     }
+    v.judge(&GUARDS[VPC_DNS], dns);
+
     let private = obs.tier_subnets(names, Tier::Private);
     let public = obs.tier_subnets(names, Tier::Public);
     let zones: BTreeSet<&str> = private
@@ -832,32 +1375,60 @@ fn drift(names: &Names, obs: &Observed, nats: &[&NatGateway]) -> Vec<String> {
         .chain(public.iter())
         .filter_map(|s| s.availability_zone())
         .collect();
+    let mut subnets = Vec::new();
     for az in &zones {
         for tier in [Tier::Private, Tier::Public] {
             if obs.subnet(names, tier, az).is_none() {
-                out.push(format!("no {} subnet in zone {az}", tier.as_str()));
+                subnets.push(format!("no {} subnet in zone {az}", tier.as_str()));
             }
         }
     }
     for s in &public {
         if s.map_public_ip_on_launch() != Some(true) {
-            out.push(format!(
+            subnets.push(format!(
                 "public subnet {} does not map public IPs on launch",
                 s.subnet_id().unwrap_or_default()
             ));
         }
     }
-    let igw = obs.attached_igw().and_then(|g| g.internet_gateway_id());
-    if igw.is_none() {
-        out.push(format!("no internet gateway is attached to VPC {vpc}"));
+    for s in &private {
+        if s.map_public_ip_on_launch() == Some(true) {
+            subnets.push(format!(
+                "private subnet {} maps public IPs on launch",
+                s.subnet_id().unwrap_or_default()
+            ));
+        }
     }
+    v.judge(&GUARDS[SUBNETS], subnets);
+
+    let igw = obs.attached_igw().and_then(|g| g.internet_gateway_id());
+    v.judge(
+        &GUARDS[INTERNET_GATEWAY],
+        igw.is_none()
+            .then(|| format!("no internet gateway is attached to VPC {vpc}")),
+    );
+
+    let mut nat_problems = Vec::new();
+    if nats.is_empty() {
+        nat_problems.push("no NAT gateway".to_string());
+    } else if nats.len() > 1 {
+        for s in &public {
+            let az = s.availability_zone().unwrap_or_default();
+            if !nats.iter().any(|n| obs.nat_zone(n) == Some(az)) {
+                nat_problems.push(format!("no NAT gateway in zone {az}"));
+            }
+        }
+    }
+    v.judge(&GUARDS[NAT_GATEWAYS], nat_problems);
+
+    let mut routes = Vec::new();
     let table_name = names.public_route_table();
     match obs.route_table(&table_name) {
-        None => out.push(format!("route table {table_name} is missing")),
+        None => routes.push(format!("route table {table_name} is missing")),
         Some(table) => {
             if let Some(igw) = igw {
                 if default_route_target(table).and_then(|(g, _)| g) != Some(igw) {
-                    out.push(format!(
+                    routes.push(format!(
                         "route table {table_name} does not send {ANYWHERE} to internet gateway {igw}"
                     ));
                 }
@@ -865,20 +1436,15 @@ fn drift(names: &Names, obs: &Observed, nats: &[&NatGateway]) -> Vec<String> {
             for s in &public {
                 let id = s.subnet_id().unwrap_or_default();
                 if !associated(table, id) {
-                    out.push(format!(
+                    routes.push(format!(
                         "public subnet {id} is not associated with route table {table_name}"
                     ));
                 }
             }
-        }
-    }
-    if nats.is_empty() {
-        out.push("no NAT gateway".to_string());
-    } else if nats.len() > 1 {
-        for s in &public {
-            let az = s.availability_zone().unwrap_or_default();
-            if !nats.iter().any(|n| obs.nat_zone(n) == Some(az)) {
-                out.push(format!("no NAT gateway in zone {az}"));
+            for extra in extra_routes(table) {
+                routes.push(format!(
+                    "route table {table_name} has an extra route {extra}"
+                ));
             }
         }
     }
@@ -887,7 +1453,7 @@ fn drift(names: &Names, obs: &Observed, nats: &[&NatGateway]) -> Vec<String> {
         let id = s.subnet_id().unwrap_or_default();
         let table_name = names.private_route_table(az);
         let Some(table) = obs.route_table(&table_name) else {
-            out.push(format!("route table {table_name} is missing"));
+            routes.push(format!("route table {table_name} is missing"));
             continue;
         };
         let expected = match nats {
@@ -899,33 +1465,58 @@ fn drift(names: &Names, obs: &Observed, nats: &[&NatGateway]) -> Vec<String> {
         };
         if let Some(nat) = expected {
             if default_route_target(table).and_then(|(_, n)| n) != Some(nat) {
-                out.push(format!(
+                routes.push(format!(
                     "route table {table_name} does not send {ANYWHERE} to NAT gateway {nat}"
                 ));
             }
         }
         if !associated(table, id) {
-            out.push(format!(
+            routes.push(format!(
                 "private subnet {id} is not associated with route table {table_name}"
             ));
         }
-    }
-    let cluster = obs
-        .security_group(&names.security_group(CLUSTER))
-        .and_then(|g| g.group_id());
-    for (role, port) in SECURITY_GROUPS {
-        let name = names.security_group(role);
-        match (obs.security_group(&name), port, cluster) {
-            (None, _, _) => out.push(format!("security group {name} is missing")),
-            (Some(group), Some(port), Some(cluster)) if !allows(group, port, cluster) => {
-                out.push(format!(
-                    "security group {name} does not let tcp/{port} in from the cluster group {cluster}"
-                ))
-            }
-            _ => {}
+        for extra in extra_routes(table) {
+            routes.push(format!(
+                "route table {table_name} has an extra route {extra}"
+            ));
         }
     }
-    out
+    v.judge(&GUARDS[ROUTE_TABLES], routes);
+
+    let names_by_id: BTreeMap<&str, &str> = obs
+        .security_groups
+        .iter()
+        .filter_map(|g| Some((g.group_id()?, g.group_name()?)))
+        .collect();
+    let mut groups = Vec::new();
+    for (role, _) in SECURITY_GROUPS {
+        let name = names.security_group(role);
+        match obs.security_group(&name) {
+            None => groups.push(format!("security group {name} is missing")),
+            Some(group) => {
+                let (extra, missing) = rule_changes(group, names, role, &names_by_id);
+                groups.extend(
+                    missing
+                        .iter()
+                        .map(|r| format!("{name}: missing {}", r.text())),
+                );
+                groups.extend(extra.iter().map(|r| format!("{name}: extra {}", r.text())));
+            }
+        }
+    }
+    v.judge(&GUARDS[SECURITY_GROUPS_GUARD], groups);
+
+    let mut tags = Vec::new();
+    for (what, _, current, mut wanted) in owned_objects(ctx, names, obs) {
+        if what.starts_with("VPC ") {
+            // The VPC's user tags are the resource's `tags`, read back on
+            // their own; here only what the provider adds.
+            wanted.retain(|k, _| !ctx.user_tags.contains_key(k));
+        }
+        tags.extend(super::tag_problems(&what, &tag_map(current), &wanted));
+    }
+    v.judge(&GUARDS[TAGS], tags);
+    v
 }
 
 // ---------------------------------------------------------------------------
@@ -1174,65 +1765,10 @@ async fn repair_vpc_and_tags(
             })?;
     }
 
-    // (id, current tags, desired tags) of every object we own.
-    let mut objects: Vec<(String, &[Tag], BTreeMap<String, String>)> = Vec::new();
-    objects.push((
-        vpc_id.to_string(),
-        &obs.vpc_tags,
-        desired_tags(ctx, &names.vpc()),
-    ));
-    for s in &obs.subnets {
-        if let (Some(id), Some(name)) = (s.subnet_id(), name_of(s.tags())) {
-            for tier in [Tier::Private, Tier::Public] {
-                let az = s.availability_zone().unwrap_or_default();
-                if name == names.subnet(tier, az) {
-                    objects.push((id.to_string(), s.tags(), subnet_tags(ctx, names, tier, az)));
-                }
-            }
-        }
-    }
-    for t in &obs.route_tables {
-        if let (Some(id), true) = (t.route_table_id(), is_ours(ctx, t.tags())) {
-            objects.push((
-                id.to_string(),
-                t.tags(),
-                desired_tags_keeping_name(ctx, t.tags()),
-            ));
-        }
-    }
-    for g in &obs.security_groups {
-        if let (Some(id), Some(name)) = (g.group_id(), g.group_name()) {
-            if SECURITY_GROUPS
-                .iter()
-                .any(|(role, _)| names.security_group(role) == name)
-            {
-                objects.push((id.to_string(), g.tags(), desired_tags(ctx, name)));
-            }
-        }
-    }
-    if let Some(g) = obs.attached_igw() {
-        if let Some(id) = g.internet_gateway_id() {
-            objects.push((id.to_string(), g.tags(), desired_tags(ctx, &names.vpc())));
-        }
-    }
-    for n in obs.active_nats(ctx) {
-        if let Some(id) = n.nat_gateway_id() {
-            objects.push((
-                id.to_string(),
-                n.tags(),
-                desired_tags_keeping_name(ctx, n.tags()),
-            ));
-        }
-    }
-    for a in &obs.eips {
-        if let Some(id) = a.allocation_id() {
-            objects.push((
-                id.to_string(),
-                a.tags(),
-                desired_tags_keeping_name(ctx, a.tags()),
-            ));
-        }
-    }
+    let objects: Vec<(String, &[Tag], BTreeMap<String, String>)> = owned_objects(ctx, names, obs)
+        .into_iter()
+        .map(|(_, id, current, desired)| (id, current, desired))
+        .collect();
     let fixes = objects
         .into_iter()
         .filter(|(_, current, desired)| lacks_tags(current, desired))
@@ -1283,9 +1819,10 @@ async fn ensure_subnets(
         for (i, az) in zones.iter().enumerate() {
             if let Some(s) = obs.subnet(names, tier, az) {
                 let id = s.subnet_id().unwrap_or_default().to_string();
-                if tier == Tier::Public && s.map_public_ip_on_launch() != Some(true) {
+                let public = tier == Tier::Public;
+                if (s.map_public_ip_on_launch() == Some(true)) != public {
                     changed.store(true, Ordering::Relaxed);
-                    map_public_ips(ec2, &id).await?;
+                    map_public_ips(ec2, &id, public).await?;
                 }
                 work.push((tier, i, Ok(id)));
                 continue;
@@ -1345,7 +1882,7 @@ async fn ensure_subnets(
                 )
                 .await?;
                 if tier == Tier::Public {
-                    map_public_ips(ec2, &id).await?;
+                    map_public_ips(ec2, &id, true).await?;
                 }
                 id
             }
@@ -1366,16 +1903,19 @@ async fn ensure_subnets(
     Ok(ids)
 }
 
-async fn map_public_ips(ec2: &Client, subnet_id: &str) -> Result<(), ComponentError> {
+async fn map_public_ips(ec2: &Client, subnet_id: &str, public: bool) -> Result<(), ComponentError> {
     ec2.modify_subnet_attribute()
         .subnet_id(subnet_id)
-        .map_public_ip_on_launch(on(true))
+        .map_public_ip_on_launch(on(public))
         .send()
         .await
         .map_err(|e| {
             aws_error(
                 COMPONENT,
-                format!("turn on public IPs on launch for subnet {subnet_id}"),
+                format!(
+                    "turn {} public IPs on launch for subnet {subnet_id}",
+                    if public { "on" } else { "off" }
+                ),
                 e,
             )
         })?;
@@ -1502,46 +2042,91 @@ async fn ensure_security_groups(
         database: ids[1].clone(),
         cache: ids[2].clone(),
     };
-    let rules = [
-        (groups.database.as_str(), 5432, "PostgreSQL"),
-        (groups.cache.as_str(), 6379, "Redis"),
-    ];
-    let cluster = groups.cluster.as_str();
-    try_join_all(rules.into_iter().map(|(group, port, what)| async move {
-        let present = obs
-            .security_groups
-            .iter()
-            .find(|g| g.group_id() == Some(group))
-            .is_some_and(|g| allows(g, port, cluster));
-        if present {
-            return Ok(());
-        }
-        changed.store(true, Ordering::Relaxed);
-        let rule = IpPermission::builder()
-            .ip_protocol("tcp")
-            .from_port(port)
-            .to_port(port)
-            .user_id_group_pairs(
-                UserIdGroupPair::builder()
-                    .group_id(cluster)
-                    .description(format!("{what} from the cluster"))
-                    .build(),
-            )
-            .build();
-        match ec2
-            .authorize_security_group_ingress()
-            .group_id(group)
-            .ip_permissions(rule)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("InvalidPermission.Duplicate") => Ok(()),
-            Err(e) => Err(aws_error(
-                COMPONENT,
-                format!("let tcp/{port} into security group {group} from {cluster}"),
-                e,
-            )),
+    // Each group's rules: exactly what the provider makes of it.
+    let by_name: BTreeMap<String, String> = SECURITY_GROUPS
+        .iter()
+        .zip([&groups.cluster, &groups.database, &groups.cache])
+        .map(|((role, _), id)| (names.security_group(role), id.clone()))
+        .collect();
+    let names_by_id: BTreeMap<&str, &str> = obs
+        .security_groups
+        .iter()
+        .filter_map(|g| Some((g.group_id()?, g.group_name()?)))
+        .collect();
+    try_join_all(SECURITY_GROUPS.iter().map(|(role, _)| {
+        let name = names.security_group(role);
+        let id = by_name.get(&name).cloned().unwrap_or_default();
+        let by_name = &by_name;
+        let names_by_id = &names_by_id;
+        async move {
+            let (extra, missing) = match obs
+                .security_groups
+                .iter()
+                .find(|g| g.group_id() == Some(id.as_str()))
+            {
+                Some(group) => rule_changes(group, names, role, names_by_id),
+                // Just made: AWS gave it the default egress only.
+                None => (
+                    Vec::new(),
+                    wanted_rules(names, role)
+                        .into_iter()
+                        .filter(|r| r.ingress)
+                        .collect(),
+                ),
+            };
+            for (rule, add) in missing
+                .iter()
+                .map(|r| (r, true))
+                .chain(extra.iter().map(|r| (r, false)))
+            {
+                changed.store(true, Ordering::Relaxed);
+                let permission = ip_permission(rule, by_name, add);
+                let action = format!(
+                    "{} {} on security group {name}",
+                    if add { "allow" } else { "revoke" },
+                    rule.text()
+                );
+                let fail = |e: ComponentError| match e.code() {
+                    Some("InvalidPermission.Duplicate" | "InvalidPermission.NotFound") => Ok(()),
+                    _ => Err(e),
+                };
+                let result = match (rule.ingress, add) {
+                    (true, true) => ec2
+                        .authorize_security_group_ingress()
+                        .group_id(&id)
+                        .ip_permissions(permission)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .or_else(|e| fail(aws_error(COMPONENT, action.clone(), e))),
+                    (false, true) => ec2
+                        .authorize_security_group_egress()
+                        .group_id(&id)
+                        .ip_permissions(permission)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .or_else(|e| fail(aws_error(COMPONENT, action.clone(), e))),
+                    (true, false) => ec2
+                        .revoke_security_group_ingress()
+                        .group_id(&id)
+                        .ip_permissions(permission)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .or_else(|e| fail(aws_error(COMPONENT, action.clone(), e))),
+                    (false, false) => ec2
+                        .revoke_security_group_egress()
+                        .group_id(&id)
+                        .ip_permissions(permission)
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .or_else(|e| fail(aws_error(COMPONENT, action.clone(), e))),
+                };
+                result?;
+            }
+            Ok::<_, ComponentError>(())
         }
     }))
     .await?;
@@ -1807,6 +2392,27 @@ async fn ensure_route_table(
             }
         };
         result?;
+    }
+
+    // Routes nobody asked the provider for go.
+    for route in existing.map(extra_route_entries).unwrap_or_default() {
+        changed.store(true, Ordering::Relaxed);
+        let action = format!(
+            "delete the extra route {} of route table {name}",
+            route_text(route)
+        );
+        let call = ec2
+            .delete_route()
+            .route_table_id(&table_id)
+            .set_destination_cidr_block(route.destination_cidr_block().map(str::to_string))
+            .set_destination_ipv6_cidr_block(
+                route.destination_ipv6_cidr_block().map(str::to_string),
+            );
+        match call.send().await {
+            Ok(_) => {}
+            Err(e) if absent(&e) || e.code() == Some("InvalidRoute.NotFound") => {}
+            Err(e) => return Err(aws_error(COMPONENT, action, e)),
+        }
     }
 
     let associations = subnets.iter().map(|subnet| {

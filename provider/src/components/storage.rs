@@ -25,9 +25,13 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::describe::{
+    Check, Component, Default, Guard, Output, Problem, Reading, Setting, Verdicts, When,
+};
 use super::keys::KeysState;
 use super::{aws_error, partition, user_visible_tags, ComponentError, Ctx};
-use crate::environment::spec::AuditStorageSpec;
+use crate::protocol::cty::{Path, Type, Value as CtyValue};
+use crate::protocol::diag::{Diagnostic, Diagnostics};
 
 pub const COMPONENT: &str = "audit_storage";
 
@@ -54,7 +58,215 @@ pub struct AuditStorageState {
     /// The bucket's user-visible tags (no ownership or aws:* tags).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The guards of the bucket, as read.
+    #[serde(skip)]
+    pub verdicts: Verdicts,
 }
+
+// ---------------------------------------------------------------- description
+
+/// The `audit_storage` block once planned.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditStorageSpec {
+    pub versioning: bool,
+    /// S3 Object Lock; only settable when the bucket is created.
+    pub worm: bool,
+    /// "COMPLIANCE" or "GOVERNANCE".
+    pub retention_mode: String,
+    pub retention_days: i64,
+    /// Keep the bucket when the environment is destroyed.
+    pub retain_on_destroy: bool,
+}
+
+/// The computed attributes of the audit bucket.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AuditStorageOutputs {
+    pub audit_bucket_arn: String,
+    pub audit_bucket_name: String,
+}
+
+pub const DEFAULT_RETENTION_MODE: &str = "COMPLIANCE";
+pub const DEFAULT_RETENTION_DAYS: i64 = 365;
+
+/// The WORM audit bucket of an environment.
+pub struct AuditBucket;
+
+impl Component for AuditBucket {
+    const NAME: &'static str = COMPONENT;
+    const DOC: &'static str = "The audit bucket: S3 Object Lock (WORM), versioning, default retention, SSE-KMS with the platform key, public access blocked, TLS-only policy.";
+    type Spec = AuditStorageSpec;
+    type State = AuditStorageState;
+    type Outputs = AuditStorageOutputs;
+
+    fn settings() -> Vec<Setting> {
+        vec![
+            Setting::new(
+                "versioning",
+                Type::Bool,
+                Default::Bool(true),
+                "Bucket versioning; required by WORM. Default `true`.".into(),
+            ),
+            Setting::new(
+                "worm",
+                Type::Bool,
+                Default::Bool(true),
+                "S3 Object Lock. Default `true`. Cannot be turned off once on.".into(),
+            ),
+            Setting::new(
+                "retention_mode",
+                Type::String,
+                Default::Str(DEFAULT_RETENTION_MODE),
+                format!("Default retention mode of new objects: `COMPLIANCE` (nobody can delete before expiry) or `GOVERNANCE`. Default `{DEFAULT_RETENTION_MODE}`."),
+            )
+            .check(Check::Text(
+                |v| v == "COMPLIANCE" || v == "GOVERNANCE",
+                "use \"COMPLIANCE\" or \"GOVERNANCE\"",
+            )),
+            Setting::new(
+                "retention_days",
+                Type::Number,
+                Default::Int(DEFAULT_RETENTION_DAYS),
+                format!("Default retention of new objects in days, 1 to 36500. Default `{DEFAULT_RETENTION_DAYS}`."),
+            )
+            .check(Check::Range(1, 36500)),
+            Setting::new(
+                "retain_on_destroy",
+                Type::Bool,
+                Default::Bool(true),
+                "Keep the bucket when the environment is destroyed. Default `true`; when false, destroy deletes the bucket only if it is empty.".into(),
+            )
+            .not_recorded(),
+        ]
+    }
+
+    fn outputs() -> Vec<Output> {
+        vec![
+            Output::new("audit_bucket_arn", Type::String, "Audit bucket ARN."),
+            Output::new("audit_bucket_name", Type::String, "Audit bucket name."),
+        ]
+    }
+
+    fn guards() -> &'static [Guard] {
+        GUARDS
+    }
+
+    fn check(config: &CtyValue) -> Vec<Problem> {
+        let block = config.get_attr(COMPONENT);
+        let versioning = block.get_attr("versioning");
+        match (block.get_attr("worm").as_bool(), versioning.as_bool()) {
+            (Some(true), Some(false)) => vec![Problem::at(
+                "versioning",
+                versioning,
+                "WORM (Object Lock) requires versioning: set audit_storage.versioning = true, or worm = false",
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    fn judge(prior: &CtyValue, planned: &CtyValue) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        let was = |a: &str| prior.get_attr(COMPONENT).get_attr(a).clone();
+        let now = |a: &str| planned.get_attr(COMPONENT).get_attr(a).clone();
+        if was("worm").as_bool() == Some(true) && now("worm").as_bool() == Some(false) {
+            d.push(
+                Diagnostic::error(
+                    "Object Lock cannot be turned off",
+                    "audit_storage.worm: S3 Object Lock stays on for the life of a bucket, and turning it off would mean deleting the audit trail. \
+                     To stop locking new objects, lower audit_storage.retention_days; to start over, create a new environment.",
+                )
+                .at(Path::root().attr(COMPONENT).attr("worm")),
+            );
+        }
+        if let (Some(old), Some(new)) = (
+            was("retention_days").as_i64(),
+            now("retention_days").as_i64(),
+        ) {
+            if new < old {
+                d.push(Diagnostic::warning(
+                    "Audit retention shortened",
+                    format!("audit_storage: new objects are locked for {new} days instead of {old}; objects already written keep their retention."),
+                ));
+            }
+        }
+        d
+    }
+
+    fn on_destroy(prior: &CtyValue) -> Diagnostics {
+        let keep = prior
+            .get_attr(COMPONENT)
+            .get_attr("retain_on_destroy")
+            .as_bool()
+            != Some(false);
+        match prior.get_attr("audit_bucket_name").as_str() {
+            Some(bucket) if keep => Diagnostic::warning(
+                "Audit bucket will be kept",
+                format!("audit_storage: bucket {bucket} stays (retain_on_destroy = true) with its locked objects; delete it yourself once retention allows."),
+            )
+            .into(),
+            _ => Diagnostics::new(),
+        }
+    }
+
+    fn read(
+        state: &AuditStorageState,
+        stored: &AuditStorageSpec,
+        _prior: &CtyValue,
+    ) -> Reading<AuditStorageSpec, AuditStorageOutputs> {
+        Reading {
+            settings: AuditStorageSpec {
+                versioning: state.versioning,
+                worm: state.worm,
+                retention_mode: state
+                    .retention_mode
+                    .clone()
+                    .unwrap_or_else(|| stored.retention_mode.clone()),
+                retention_days: state.retention_days.unwrap_or(stored.retention_days),
+                retain_on_destroy: stored.retain_on_destroy,
+            },
+            outputs: AuditStorageOutputs {
+                audit_bucket_arn: state.arn.clone(),
+                audit_bucket_name: state.bucket.clone(),
+            },
+            verdicts: state.verdicts.clone(),
+        }
+    }
+}
+
+const PUBLIC_ACCESS_BLOCK: usize = 0;
+const BUCKET_POLICY: usize = 1;
+const DEFAULT_ENCRYPTION: usize = 2;
+const DEFAULT_RETENTION: usize = 3;
+const TAGS: usize = 4;
+
+/// What the provider makes of the bucket without a knob.
+const GUARDS: &[Guard] = &[
+    Guard::new(
+        "public_access_block",
+        "all public access blocked",
+        "The bucket's public access block has BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy and RestrictPublicBuckets on.",
+    ),
+    Guard::new(
+        "bucket_policy",
+        "TLS required, nothing public",
+        "The bucket policy denies every request made without TLS, and no statement allows everyone (`*`) in. Other statements (a log delivery service, say) are kept.",
+    ),
+    Guard::new(
+        "default_encryption",
+        "SSE-KMS with the platform key, bucket key on",
+        "New objects are encrypted with the environment's platform KMS key, through an S3 bucket key.",
+    ),
+    Guard::new(
+        "default_retention",
+        "new objects locked by default",
+        "The Object Lock rule locks every new object for `retention_days` days in `retention_mode`.",
+    )
+    .when(When::On("worm")),
+    Guard::new(
+        "tags",
+        "ownership and user tags present",
+        "The bucket carries `tags`, the provider's `default_tags` and the ownership tags. Tags others add are left alone.",
+    ),
+];
 
 /// `idis-<env>-audit-<account>-<region>`.
 pub fn bucket_name(ctx: &Ctx) -> String {
@@ -110,23 +322,53 @@ struct Observed {
     kms_key: Option<String>,
     bucket_key: bool,
     public_access_blocked: bool,
+    /// The four settings of the public access block; None without one.
+    public_access_block: Option<[(&'static str, bool); 4]>,
+    /// The default encryption's algorithm; None without default encryption.
+    sse_algorithm: Option<String>,
+    /// A default retention given in years (this provider sets days).
+    retention_years: Option<i32>,
     policy: Option<String>,
     tls_only: bool,
+    /// Statements of the policy that let everyone in, described.
+    public_grants: Vec<String>,
     tags: BTreeMap<String, String>,
+    /// The platform key (id and ARN), resolved from its alias.
+    platform_key: Option<(String, String)>,
 }
 
 /// Reads the bucket's whole configuration with concurrent calls. `None`
 /// when the bucket does not exist.
 async fn read(ctx: &Ctx, bucket: &str) -> Result<Option<Observed>, ComponentError> {
     let s3 = ctx.aws.s3();
-    let (versioning, lock, encryption, pab, policy, tags) = tokio::join!(
+    let kms = ctx.aws.kms();
+    let platform_alias = format!("alias/idis/{}/{}", ctx.env, super::keys::PLATFORM);
+    let (versioning, lock, encryption, pab, policy, tags, platform) = tokio::join!(
         s3.get_bucket_versioning().bucket(bucket).send(),
         s3.get_object_lock_configuration().bucket(bucket).send(),
         s3.get_bucket_encryption().bucket(bucket).send(),
         s3.get_public_access_block().bucket(bucket).send(),
         s3.get_bucket_policy().bucket(bucket).send(),
         s3.get_bucket_tagging().bucket(bucket).send(),
+        kms.describe_key().key_id(&platform_alias).send(),
     );
+    // The key the bucket must be encrypted with; none when it is missing.
+    let platform_key = match platform {
+        Ok(out) => out.key_metadata().map(|m| {
+            (
+                m.key_id().to_string(),
+                m.arn().unwrap_or_default().to_string(),
+            )
+        }),
+        Err(e) if super::is_not_found(&e) => None,
+        Err(e) => {
+            return Err(aws_error(
+                COMPONENT,
+                format!("describe the platform key {platform_alias}"),
+                e,
+            ))
+        }
+    };
     let what = |w: &str| format!("read the {w} of the audit bucket {bucket}");
     let versioning = match versioning {
         Err(e) => match misrooted_versioning(&e) {
@@ -165,6 +407,7 @@ async fn read(ctx: &Ctx, bucket: &str) -> Result<Option<Observed>, ComponentErro
 
     let mut seen = Observed {
         versioning: versioning.flatten(),
+        platform_key,
         ..Observed::default()
     };
     if let Some(lock) = lock.and_then(|l| l.object_lock_configuration) {
@@ -177,6 +420,7 @@ async fn read(ctx: &Ctx, bucket: &str) -> Result<Option<Observed>, ComponentErro
                 (Some(d), None | Some(0)) if d > 0 => Some(d.into()),
                 _ => None,
             };
+            seen.retention_years = retention.years().filter(|y| *y > 0);
         }
     }
     if let Some(rule) = encryption
@@ -185,19 +429,33 @@ async fn read(ctx: &Ctx, bucket: &str) -> Result<Option<Observed>, ComponentErro
     {
         seen.bucket_key = rule.bucket_key_enabled().unwrap_or(false);
         if let Some(default) = rule.apply_server_side_encryption_by_default() {
+            seen.sse_algorithm = Some(default.sse_algorithm().as_str().to_string());
             seen.sse_kms = default.sse_algorithm() == &ServerSideEncryption::AwsKms;
             seen.kms_key = default.kms_master_key_id().map(str::to_string);
         }
     }
-    seen.public_access_blocked = pab
+    seen.public_access_block = pab
         .and_then(|p| p.public_access_block_configuration)
-        .is_some_and(|c| {
-            c.block_public_acls() == Some(true)
-                && c.ignore_public_acls() == Some(true)
-                && c.block_public_policy() == Some(true)
-                && c.restrict_public_buckets() == Some(true)
+        .map(|c| {
+            [
+                ("BlockPublicAcls", c.block_public_acls() == Some(true)),
+                ("IgnorePublicAcls", c.ignore_public_acls() == Some(true)),
+                ("BlockPublicPolicy", c.block_public_policy() == Some(true)),
+                (
+                    "RestrictPublicBuckets",
+                    c.restrict_public_buckets() == Some(true),
+                ),
+            ]
         });
+    seen.public_access_blocked = seen
+        .public_access_block
+        .is_some_and(|flags| flags.iter().all(|(_, on)| *on));
     seen.policy = policy.and_then(|p| p.policy);
+    seen.public_grants = seen
+        .policy
+        .as_deref()
+        .map(public_grants)
+        .unwrap_or_default();
     seen.tls_only = seen
         .policy
         .as_deref()
@@ -213,6 +471,75 @@ async fn read(ctx: &Ctx, bucket: &str) -> Result<Option<Observed>, ComponentErro
     Ok(Some(seen))
 }
 
+/// Judges what the provider makes of the bucket without a knob.
+fn verdicts(ctx: &Ctx, bucket: &str, seen: &Observed) -> Verdicts {
+    let mut v = Verdicts::new();
+    v.judge(
+        &GUARDS[PUBLIC_ACCESS_BLOCK],
+        match seen.public_access_block {
+            None => vec!["removed".to_string()],
+            Some(flags) => flags
+                .iter()
+                .filter(|(_, on)| !on)
+                .map(|(name, _)| format!("{name} off"))
+                .collect(),
+        },
+    );
+    let mut policy = Vec::new();
+    match &seen.policy {
+        None => policy.push("no bucket policy".to_string()),
+        Some(_) if !seen.tls_only => {
+            policy.push("no statement denies requests made without TLS".to_string())
+        }
+        Some(_) => {}
+    }
+    policy.extend(seen.public_grants.iter().cloned());
+    v.judge(&GUARDS[BUCKET_POLICY], policy);
+    let mut encryption = Vec::new();
+    match seen.sse_algorithm.as_deref() {
+        None => encryption.push("no default encryption".to_string()),
+        Some("aws:kms") => {
+            let key = seen.kms_key.as_deref().unwrap_or_default();
+            let platform = seen
+                .platform_key
+                .as_ref()
+                .is_some_and(|(id, arn)| key == id || key == arn);
+            if !platform {
+                encryption.push(format!("KMS key {key:?}, not the platform key"));
+            }
+        }
+        Some("AES256") => encryption.push("SSE-S3 (AES256), not SSE-KMS".to_string()),
+        Some(other) => encryption.push(format!("{other}, not SSE-KMS")),
+    }
+    if seen.sse_algorithm.is_some() && !seen.bucket_key {
+        encryption.push("bucket key off".to_string());
+    }
+    v.judge(&GUARDS[DEFAULT_ENCRYPTION], encryption);
+    if seen.lock_enabled {
+        let retention = match (
+            seen.retention_mode.as_deref(),
+            seen.retention_days,
+            seen.retention_years,
+        ) {
+            (_, _, Some(years)) => vec![format!(
+                "default retention given in years ({years}), not days"
+            )],
+            (Some(_), Some(_), None) => Vec::new(),
+            _ => vec!["no default retention rule: new objects are not locked".to_string()],
+        };
+        v.judge(&GUARDS[DEFAULT_RETENTION], retention);
+    }
+    v.judge(
+        &GUARDS[TAGS],
+        super::tag_problems(
+            &format!("bucket {bucket}"),
+            &seen.tags,
+            &ctx.tags(COMPONENT),
+        ),
+    );
+    v
+}
+
 fn state(ctx: &Ctx, bucket: &str, seen: &Observed) -> AuditStorageState {
     AuditStorageState {
         bucket: bucket.to_string(),
@@ -226,6 +553,7 @@ fn state(ctx: &Ctx, bucket: &str, seen: &Observed) -> AuditStorageState {
         bucket_key_enabled: seen.bucket_key,
         tls_only: seen.tls_only,
         tags: user_visible_tags(seen.tags.clone()),
+        verdicts: verdicts(ctx, bucket, seen),
     }
 }
 
@@ -311,14 +639,45 @@ fn denies_insecure_transport(policy: &str, arn: &str) -> bool {
     })
 }
 
+/// True for a statement that lets everyone in: Allow to the principal
+/// `*` (or `{"AWS": "*"}`) with no condition narrowing it.
+fn grants_everyone(s: &Value) -> bool {
+    let everyone = s["Principal"] == "*"
+        || s["Principal"]["AWS"] == "*"
+        || as_list(&s["Principal"]["AWS"]).iter().any(|p| p == "*");
+    s["Effect"] == "Allow" && everyone && s["Condition"].is_null()
+}
+
+/// The statements of a policy that let everyone in, as words.
+fn public_grants(policy: &str) -> Vec<String> {
+    let Ok(doc) = serde_json::from_str::<Value>(policy) else {
+        return vec!["the bucket policy is not JSON".to_string()];
+    };
+    as_list(&doc["Statement"])
+        .iter()
+        .filter(|s| grants_everyone(s))
+        .map(|s| {
+            let actions: Vec<String> = as_list(&s["Action"])
+                .iter()
+                .map(|a| a.as_str().unwrap_or("?").to_string())
+                .collect();
+            match s["Sid"].as_str() {
+                Some(sid) => format!("statement {sid} allows {} to everyone", actions.join(", ")),
+                None => format!("a statement allows {} to everyone", actions.join(", ")),
+            }
+        })
+        .collect()
+}
+
 /// The bucket policy with our TLS statement put in (replacing an older
-/// copy of it), keeping any other statements.
+/// copy of it), keeping any other statements but those that let everyone
+/// in.
 fn policy_with_tls(existing: Option<&str>, arn: &str) -> String {
     let mut statements: Vec<Value> = existing
         .and_then(|p| serde_json::from_str::<Value>(p).ok())
         .map(|doc| as_list(&doc["Statement"]))
         .unwrap_or_default();
-    statements.retain(|s| s["Sid"] != TLS_SID);
+    statements.retain(|s| s["Sid"] != TLS_SID && !grants_everyone(s));
     statements.push(tls_statement(arn));
     json!({ "Version": "2012-10-17", "Statement": statements }).to_string()
 }
@@ -507,7 +866,7 @@ pub async fn ensure(
     };
 
     let policy = async {
-        if seen.tls_only {
+        if seen.tls_only && seen.public_grants.is_empty() {
             return Ok(false);
         }
         s3.put_bucket_policy()

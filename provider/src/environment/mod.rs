@@ -1,9 +1,11 @@
-//! `idis_environment`: schema, validation, planning and the apply
-//! orchestrator over the components.
+//! `idis_environment`: the schema, validation, planning and refresh
+//! composed from the components' descriptions, and the orchestrator that
+//! applies, reads, imports and destroys the components in order.
 
+pub mod app;
 pub mod observe;
 pub mod orchestrate;
 pub mod plan;
 pub mod schema;
-pub mod spec;
+pub mod upgrade;
 pub mod validate;

@@ -1,42 +1,38 @@
-//! Turning what the components found in AWS into Terraform state: outputs
-//! always come from AWS; user-settable attributes come from AWS on refresh
-//! (so drift shows) and from the plan after apply (so the result matches
-//! the plan exactly where it was known).
+//! Turning what the components found in AWS into Terraform state, by each
+//! component's own reading (`Component::read`): outputs always come from
+//! AWS; arguments come from AWS on refresh (so drift shows) and from the
+//! plan after apply (so the result matches the plan exactly where it was
+//! known); every block's `enforced` map comes from AWS always, so what
+//! the provider made without a knob is judged on every refresh.
 //!
 //! # Quiet drift
 //!
 //! A daily `terraform plan -refresh-only -detailed-exitcode` exits 2 as soon
 //! as the refreshed state differs from the stored one in any attribute,
 //! computed ones included. So what AWS does on its own, as designed, must
-//! leave the refreshed state exactly as it was:
-//!
-//! - the node group's desired size belongs to the cluster autoscaler: while
-//!   AWS's count stays within the stored `[node_min_size, node_max_size]`
-//!   the stored `node_desired_size` is kept ([`desired_size_setting`]);
-//! - an engine version given as a major (`"16"`, `"7"`) is satisfied by any
-//!   minor of it ([`version_setting`]), and `database_engine_version_actual`
-//!   is not refreshed for a minor upgrade under such a major
-//!   ([`engine_version_output`]);
-//! - tags AWS or EKS put on the VPC that the user never set (`aws:*`, and
-//!   `kubernetes.io/cluster/<name>` unless `tags` sets that key) are not the
-//!   resource's tags ([`own_tags`]).
-//!
-//! Real drift stays visible: a min or max changed out of band, a desired
-//! size outside the bounds, another major, another pinned version, a user
-//! tag changed or added.
+//! leave the refreshed state exactly as it was. The components' readings
+//! hold those rules (the autoscaler's node count, minor engine versions,
+//! AWS's own tags and rules); here, for the resource's `tags`: tags AWS or
+//! EKS put on the VPC that the user never set (`aws:*`, and
+//! `kubernetes.io/cluster/<name>` unless `tags` sets that key) are not the
+//! resource's tags ([`own_tags`]).
 
 use std::collections::BTreeMap;
 
-use crate::components::cache::CacheState;
-use crate::components::cluster::ClusterState;
-use crate::components::database::DatabaseState;
-use crate::components::edge::EdgeState;
-use crate::components::keys::KeysState;
-use crate::components::network::NetworkState;
-use crate::components::storage::AuditStorageState;
-use crate::protocol::cty::Value;
+use serde::Serialize;
 
-use super::plan::{derive_app_settings, COMPONENT_OUTPUTS};
+use crate::components::cache::{Cache, CacheState};
+use crate::components::cluster::{ClusterState, EksCluster};
+use crate::components::database::{Database, DatabaseState};
+use crate::components::describe::{block_type, outputs_type, Component, ENFORCED};
+use crate::components::edge::{Edge, EdgeState};
+use crate::components::keys::{KeysState, TenantKeys};
+use crate::components::network::{Network, NetworkState};
+use crate::components::storage::{AuditBucket, AuditStorageState};
+use crate::protocol::cty::{self, Value};
+use crate::protocol::diag::{Diagnostic, Diagnostics};
+
+use super::app::derive_app_settings;
 
 /// What was found of each component; None = absent.
 #[derive(Clone, Debug, Default)]
@@ -66,7 +62,7 @@ impl Observed {
     }
 }
 
-/// How a user-settable attribute is written.
+/// How arguments are written.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Refresh: AWS's value wins, so the plan shows drift.
@@ -75,74 +71,85 @@ pub enum Mode {
     AfterApply,
 }
 
+/// A component's block as the state holds it, as its typed Spec: nulls
+/// and unknowns (an import's zones, a block from an older state) take the
+/// type's default, so a reading can always compare with it.
+fn stored_spec<C: Component>(block: &Value) -> C::Spec {
+    let Ok(serde_json::Value::Object(mut base)) = serde_json::to_value(C::Spec::default()) else {
+        return C::Spec::default();
+    };
+    if let Value::Object(attrs) = block {
+        for (name, value) in attrs {
+            if !value.is_wholly_known() || value.is_null() || !base.contains_key(name) {
+                continue;
+            }
+            if let Ok(json) = value.to_json(&cty::Path::root()) {
+                base.insert(name.clone(), json);
+            }
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(base)).unwrap_or_default()
+}
+
+fn to_cty<T: Serialize>(value: &T, ty: &cty::Type) -> Value {
+    // The components' structs fit their own declared types by
+    // construction (a unit test reads every component through here).
+    cty::to_value(value, ty).unwrap_or(Value::Null)
+}
+
 struct Writer<'a> {
     state: &'a mut Value,
     mode: Mode,
+    diagnostics: Diagnostics,
 }
 
 impl Writer<'_> {
-    fn setting(&mut self, block: &str, attr: &str, observed: Value) {
-        let slot = self.state.attr_mut(block).attr_mut(attr);
-        if self.mode == Mode::Refresh || !slot.is_known() {
-            *slot = observed;
+    fn component<C: Component>(&mut self, found: Option<&C::State>) {
+        let Some(found) = found else {
+            // Absent: its outputs are null, and nothing of it is judged.
+            for o in C::outputs() {
+                self.state.set_attr(o.name, Value::Null);
+            }
+            if self.mode == Mode::Refresh {
+                self.state.attr_mut(C::NAME).set_attr(ENFORCED, Value::Null);
+            }
+            return;
+        };
+        let stored = stored_spec::<C>(self.state.get_attr(C::NAME));
+        let reading = C::read(found, &stored, self.state);
+        let settings = to_cty(&reading.settings, &block_type::<C>());
+        for s in C::settings().iter().filter(|s| s.recorded) {
+            let slot = self.state.attr_mut(C::NAME).attr_mut(s.name);
+            if self.mode == Mode::Refresh || !slot.is_known() {
+                *slot = settings.get_attr(s.name).clone();
+            }
         }
-    }
-
-    fn output(&mut self, attr: &str, value: Value) {
-        self.state.set_attr(attr, value);
-    }
-}
-
-fn major_of(version: &str) -> &str {
-    version.split('.').next().unwrap_or(version)
-}
-
-/// "16" is satisfied by any 16.x: keep what the user wrote while AWS runs
-/// a version of that major, else show AWS's version (drift). A full version
-/// ("16.4") pins it: any other version AWS runs shows. None when AWS does
-/// not report a version (moto for ElastiCache): the stored value stays.
-fn version_setting(written: &Value, actual: Option<&str>) -> Option<Value> {
-    let actual = actual?;
-    match written.as_str() {
-        Some(w) if !w.contains('.') && major_of(actual) == w => Some(written.clone()),
-        Some(w) if w == actual => Some(written.clone()),
-        _ => Some(Value::string(actual)),
-    }
-}
-
-/// `database_engine_version_actual` on refresh: the version AWS runs,
-/// recorded when it is first read, when the major changes, or whenever
-/// `engine_version` pins a full version. A minor upgrade AWS makes in a
-/// maintenance window under a major-only `engine_version` keeps the
-/// recorded value: it is not drift, and the output would otherwise make
-/// every refresh after a maintenance window report a change.
-fn engine_version_output(recorded: &Value, written: &Value, actual: &str) -> Value {
-    match (recorded.as_str(), written.as_str()) {
-        (Some(rec), Some(w)) if !w.contains('.') && major_of(actual) == w && major_of(rec) == w => {
-            recorded.clone()
+        let outputs = to_cty(&reading.outputs, &outputs_type::<C>());
+        for o in C::outputs() {
+            self.state
+                .set_attr(o.name, outputs.get_attr(o.name).clone());
         }
-        _ => Value::string(actual),
-    }
-}
-
-/// `cluster.node_desired_size` on refresh (`stored` is the state's
-/// `cluster` block before this read). The desired size is the initial
-/// size; afterwards it belongs to the cluster autoscaler. While the size AWS
-/// reports stays within the stored `[min, max]`, the stored value is kept
-/// (no drift). Outside them AWS's value is written, so the plan shows it and
-/// brings it back to the nearest bound (with a warning that says why). A
-/// state without a node group yet (import, a group deleted out of band)
-/// takes AWS's value.
-fn desired_size_setting(stored: &Value, had_group: bool, observed: i64) -> Value {
-    match (
-        stored.get_attr("node_desired_size").as_i64(),
-        stored.get_attr("node_min_size").as_i64(),
-        stored.get_attr("node_max_size").as_i64(),
-    ) {
-        (Some(desired), Some(min), Some(max)) if had_group && (min..=max).contains(&observed) => {
-            Value::int(desired)
+        let enforced = Value::string_map(reading.verdicts.to_map(C::guards()));
+        for (key, problems) in reading.verdicts.failing() {
+            let what = problems.join("; ");
+            self.diagnostics.push(match self.mode {
+                Mode::Refresh => Diagnostic::warning(
+                    format!("{}: {key} changed outside Terraform", C::NAME),
+                    format!(
+                        "{}.enforced[\"{key}\"]: {what}. The provider makes it so: terraform apply puts it back.",
+                        C::NAME
+                    ),
+                ),
+                Mode::AfterApply => Diagnostic::error(
+                    format!("{}: {key} is still not as the provider makes it", C::NAME),
+                    format!(
+                        "{}.enforced[\"{key}\"]: after apply AWS still reports: {what}. Check that the provider's role may change it, then apply again.",
+                        C::NAME
+                    ),
+                ),
+            });
         }
-        _ => Value::int(observed),
+        self.state.attr_mut(C::NAME).set_attr(ENFORCED, enforced);
     }
 }
 
@@ -166,278 +173,44 @@ fn own_tags(
         .collect()
 }
 
-fn int(i: i64) -> Value {
-    Value::int(i)
-}
-
 /// Writes `observed` into `state` (the prior state on refresh, the planned
-/// state after apply).
+/// state after apply). Returns what the reading found worth saying: on
+/// refresh, a warning per guard that does not hold; after apply, an error
+/// per guard the apply did not put back.
 pub fn write(
     state: &mut Value,
     observed: &Observed,
     default_tags: &BTreeMap<String, String>,
     mode: Mode,
-) {
-    // Absent components: their outputs are null.
-    let present = [
-        observed.network.is_some(),
-        observed.keys.is_some(),
-        observed.cluster.is_some(),
-        observed.database.is_some(),
-        observed.cache.is_some(),
-        observed.storage.is_some(),
-    ];
-    for ((_, outputs), present) in COMPONENT_OUTPUTS.iter().zip(present) {
-        if !present {
-            for output in *outputs {
-                state.set_attr(output, Value::Null);
-            }
-        }
-    }
-    let mut w = Writer { state, mode };
+) -> Diagnostics {
+    let mut w = Writer {
+        state,
+        mode,
+        diagnostics: Diagnostics::new(),
+    };
+    w.component::<Network>(observed.network.as_ref());
+    w.component::<TenantKeys>(observed.keys.as_ref());
+    w.component::<EksCluster>(observed.cluster.as_ref());
+    w.component::<Database>(observed.database.as_ref());
+    w.component::<Cache>(observed.cache.as_ref());
+    w.component::<AuditBucket>(observed.storage.as_ref());
+    // The edge is read whatever exists of it: a web ACL deleted out of band
+    // reads as `waf = false`.
+    let edge = observed.edge.clone().unwrap_or_default();
+    w.component::<Edge>(Some(&edge));
+    let diagnostics = w.diagnostics;
 
-    if let Some(n) = &observed.network {
-        w.setting("network", "vpc_cidr", Value::string(&n.vpc_cidr));
-        w.setting(
-            "network",
-            "availability_zones",
-            Value::strings(n.availability_zones.iter().cloned()),
-        );
-        w.setting(
-            "network",
-            "nat_gateway_per_az",
-            Value::Bool(n.nat_gateway_per_az),
-        );
-        w.output("vpc_id", Value::string(&n.vpc_id));
-        w.output(
-            "public_subnet_ids",
-            Value::strings(n.public_subnet_ids.iter().cloned()),
-        );
-        w.output(
-            "private_subnet_ids",
-            Value::strings(n.private_subnet_ids.iter().cloned()),
-        );
-        let own = own_tags(&n.tags, default_tags, w.state.get_attr("tags"));
-        let tags = if own.is_empty() && w.state.get_attr("tags").is_null() {
+    if let (Some(n), Mode::Refresh) = (&observed.network, mode) {
+        let own = own_tags(&n.tags, default_tags, state.get_attr("tags"));
+        let tags = if own.is_empty() && state.get_attr("tags").is_null() {
             Value::Null
         } else {
             Value::string_map(own)
         };
-        if mode == Mode::Refresh {
-            w.state.set_attr("tags", tags);
-        }
+        state.set_attr("tags", tags);
     }
-
-    if let Some(k) = &observed.keys {
-        let written = w
-            .state
-            .get_attr("keys")
-            .get_attr("tenants")
-            .as_strings()
-            .unwrap_or_default();
-        let mut tenants: Vec<String> = written
-            .iter()
-            .filter(|t| k.tenant_key_arns.contains_key(*t))
-            .cloned()
-            .collect();
-        tenants.extend(
-            k.tenant_key_arns
-                .keys()
-                .filter(|t| !written.contains(t))
-                .cloned(),
-        );
-        w.setting("keys", "tenants", Value::strings(tenants));
-        w.setting("keys", "rotation_enabled", Value::Bool(k.rotation_enabled));
-        w.output("platform_key_arn", Value::string(&k.platform_key_arn));
-        w.output(
-            "tenant_key_arns",
-            Value::string_map(k.tenant_key_arns.clone()),
-        );
-    }
-
-    if let Some(c) = &observed.cluster {
-        // What the state said before this read: the autoscaler rule
-        // compares AWS's size with the stored bounds.
-        let stored_cluster = w.state.get_attr("cluster").clone();
-        let had_group = w.state.get_attr("node_group_arn").as_str().is_some();
-        w.setting(
-            "cluster",
-            "kubernetes_version",
-            Value::string(&c.kubernetes_version),
-        );
-        w.setting(
-            "cluster",
-            "endpoint_public_access",
-            Value::Bool(c.endpoint_public_access),
-        );
-        w.output("cluster_arn", Value::string(&c.arn));
-        w.output("cluster_endpoint", Value::opt_string(c.endpoint.clone()));
-        w.output(
-            "cluster_certificate_authority_data",
-            Value::opt_string(c.certificate_authority_data.clone()),
-        );
-        w.output(
-            "cluster_oidc_issuer_url",
-            Value::opt_string(c.oidc_issuer.clone()),
-        );
-        w.output(
-            "node_group_arn",
-            Value::opt_string(c.node_group_arn.clone()),
-        );
-        if c.node_group_arn.is_some() {
-            w.setting(
-                "cluster",
-                "node_instance_types",
-                Value::strings(c.node_instance_types.iter().cloned()),
-            );
-            w.setting("cluster", "node_min_size", int(c.node_min_size));
-            w.setting("cluster", "node_max_size", int(c.node_max_size));
-            w.setting(
-                "cluster",
-                "node_desired_size",
-                desired_size_setting(&stored_cluster, had_group, c.node_desired_size),
-            );
-        }
-    }
-
-    if let Some(d) = &observed.database {
-        let written = w
-            .state
-            .get_attr("database")
-            .get_attr("engine_version")
-            .clone();
-        let recorded = w.state.get_attr("database_engine_version_actual").clone();
-        if let Some(v) = version_setting(&written, Some(&d.engine_version_actual)) {
-            w.setting("database", "engine_version", v);
-        }
-        w.setting(
-            "database",
-            "instance_class",
-            Value::string(&d.instance_class),
-        );
-        w.setting("database", "multi_az", Value::Bool(d.multi_az));
-        // Fixed at creation, but an import or a lookup must see them.
-        if !d.master_username.is_empty() {
-            w.setting(
-                "database",
-                "master_username",
-                Value::string(&d.master_username),
-            );
-        }
-        if let Some(name) = &d.database_name {
-            w.setting("database", "database_name", Value::string(name));
-        }
-        w.setting(
-            "database",
-            "allocated_storage_gb",
-            int(d.allocated_storage_gb),
-        );
-        w.setting(
-            "database",
-            "backup_retention_days",
-            int(d.backup_retention_days),
-        );
-        w.setting(
-            "database",
-            "deletion_protection",
-            Value::Bool(d.deletion_protection),
-        );
-        w.setting(
-            "database",
-            "performance_insights",
-            Value::Bool(d.performance_insights),
-        );
-        w.setting(
-            "database",
-            "read_replicas",
-            int(d.replica_endpoints.len() as i64),
-        );
-        w.output("database_arn", Value::string(&d.arn));
-        w.output("database_endpoint", Value::opt_string(d.endpoint.clone()));
-        w.output("database_port", int(d.port));
-        w.output(
-            "database_master_secret_arn",
-            Value::opt_string(d.master_secret_arn.clone()),
-        );
-        // After apply a version known in the plan must come back as it was.
-        if mode == Mode::Refresh || !recorded.is_known() {
-            w.output(
-                "database_engine_version_actual",
-                engine_version_output(&recorded, &written, &d.engine_version_actual),
-            );
-        }
-        w.output(
-            "database_replica_endpoints",
-            Value::strings(d.replica_endpoints.iter().cloned()),
-        );
-    }
-
-    if let Some(c) = &observed.cache {
-        let written = w.state.get_attr("cache").get_attr("engine_version").clone();
-        if let Some(v) = version_setting(&written, c.engine_version_actual.as_deref()) {
-            w.setting("cache", "engine_version", v);
-        }
-        w.setting("cache", "node_type", Value::string(&c.node_type));
-        w.setting("cache", "node_count", int(c.node_count));
-        w.setting("cache", "multi_az", Value::Bool(c.multi_az));
-        w.setting(
-            "cache",
-            "snapshot_retention_days",
-            int(c.snapshot_retention_days),
-        );
-        w.output(
-            "cache_replication_group_id",
-            Value::string(&c.replication_group_id),
-        );
-        w.output(
-            "cache_primary_endpoint",
-            Value::opt_string(c.primary_endpoint.clone()),
-        );
-        w.output(
-            "cache_reader_endpoint",
-            Value::opt_string(c.reader_endpoint.clone()),
-        );
-        w.output("cache_port", int(c.port));
-        w.output(
-            "cache_auth_secret_arn",
-            Value::opt_string(c.auth_secret_arn.clone()),
-        );
-    }
-
-    if let Some(s) = &observed.storage {
-        w.setting("audit_storage", "versioning", Value::Bool(s.versioning));
-        w.setting("audit_storage", "worm", Value::Bool(s.worm));
-        if let Some(mode) = &s.retention_mode {
-            w.setting("audit_storage", "retention_mode", Value::string(mode));
-        }
-        if let Some(days) = s.retention_days {
-            w.setting("audit_storage", "retention_days", int(days));
-        }
-        w.output("audit_bucket_name", Value::string(&s.bucket));
-        w.output("audit_bucket_arn", Value::string(&s.arn));
-    }
-
-    let edge = observed.edge.clone().unwrap_or_default();
-    w.setting("edge", "waf", Value::Bool(edge.web_acl_arn.is_some()));
-    w.setting(
-        "edge",
-        "ddos_protection",
-        Value::Bool(edge.shield_protection_id.is_some()),
-    );
-    if let Some(limit) = edge.rate_limit {
-        w.setting("edge", "rate_limit", int(limit));
-    }
-    w.output("web_acl_arn", Value::opt_string(edge.web_acl_arn.clone()));
-    w.output(
-        "shield_protection_id",
-        Value::opt_string(edge.shield_protection_id.clone()),
-    );
-    w.output(
-        "cdn_domain_name",
-        Value::opt_string(edge.cdn_domain_name.clone()),
-    );
-
     derive_app_settings(state);
+    diagnostics
 }
 
 /// State may not hold unknowns: anything still unknown becomes null.
@@ -451,7 +224,6 @@ pub fn resolve_unknowns(v: &mut Value) {
         _ => {}
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,6 +366,44 @@ mod tests {
             }
         }
         out
+    }
+
+    /// One place names each setting: the block's arguments, its Spec, its
+    /// outputs and its reading of AWS agree, for every component.
+    #[test]
+    fn every_component_description_is_whole() {
+        use crate::components::describe::testing::description_is_whole;
+        let state = applied(&config(None));
+        let aws = aws();
+        let spec = |name: &str| state.get_attr(name).clone();
+        description_is_whole::<Network>(
+            aws.network.as_ref().unwrap(),
+            &stored_spec::<Network>(&spec("network")),
+        );
+        description_is_whole::<TenantKeys>(
+            aws.keys.as_ref().unwrap(),
+            &stored_spec::<TenantKeys>(&spec("keys")),
+        );
+        description_is_whole::<EksCluster>(
+            aws.cluster.as_ref().unwrap(),
+            &stored_spec::<EksCluster>(&spec("cluster")),
+        );
+        description_is_whole::<Database>(
+            aws.database.as_ref().unwrap(),
+            &stored_spec::<Database>(&spec("database")),
+        );
+        description_is_whole::<Cache>(
+            aws.cache.as_ref().unwrap(),
+            &stored_spec::<Cache>(&spec("cache")),
+        );
+        description_is_whole::<AuditBucket>(
+            aws.storage.as_ref().unwrap(),
+            &stored_spec::<AuditBucket>(&spec("audit_storage")),
+        );
+        description_is_whole::<Edge>(
+            aws.edge.as_ref().unwrap(),
+            &stored_spec::<Edge>(&spec("edge")),
+        );
     }
 
     #[test]

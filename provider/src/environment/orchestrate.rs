@@ -14,10 +14,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::observe::{self, Mode, Observed};
 use super::plan;
-use super::spec::*;
+use super::schema::{DEFAULT_TIMEOUT, TIMEOUTS};
 use super::validate::parse_duration;
+use crate::components::cache::{Cache, CacheSpec};
+use crate::components::cluster::{ClusterSpec, EksCluster};
+use crate::components::database::{Database, DatabaseSpec};
+use crate::components::describe::{Component, Visit};
+use crate::components::edge::{Edge, EdgeSpec};
+use crate::components::keys::{KeysSpec, TenantKeys};
+use crate::components::network::{Network, NetworkSpec};
+use crate::components::storage::{AuditBucket, AuditStorageSpec};
 use crate::components::{
-    cache, cluster, database, edge, keys, network, storage, ComponentError, Ctx,
+    self as all, cache, cluster, database, edge, keys, network, storage, ComponentError, Ctx,
 };
 use crate::logging;
 use crate::protocol::cty::{self, Value};
@@ -35,17 +43,22 @@ fn poll_interval() -> Duration {
         .unwrap_or(Duration::from_secs(5))
 }
 
-fn timeout_of(state: &Value, op: &str, default: &str) -> Duration {
+/// The `timeouts` setting that bounds an operation, as the user wrote it
+/// (or the default): its duration, and how to name it in a message
+/// (`timeouts.create = "20s"`).
+fn limit_of(state: &Value, op: &str) -> (Duration, String) {
     let text = state
-        .get_attr("timeouts")
+        .get_attr(TIMEOUTS)
         .get_attr(op)
         .as_str()
-        .unwrap_or(default)
+        .unwrap_or(DEFAULT_TIMEOUT)
         .to_string();
-    Duration::from_secs(
-        parse_duration(&text)
-            .or_else(|| parse_duration(default))
-            .unwrap_or(5400),
+    let seconds = parse_duration(&text)
+        .or_else(|| parse_duration(DEFAULT_TIMEOUT))
+        .unwrap_or(5400);
+    (
+        Duration::from_secs(seconds),
+        format!("{TIMEOUTS}.{op} = {text:?}"),
     )
 }
 
@@ -95,18 +108,6 @@ fn component_error(e: &ComponentError) -> Diagnostic {
     Diagnostic::error(summary, e.to_string())
 }
 
-/// The `timeouts` setting that bounds an operation, as the user wrote it
-/// (or the default), e.g. `timeouts.create = "20s"`.
-fn limit_of(state: &Value, op: &str, default: &str) -> String {
-    let text = state
-        .get_attr("timeouts")
-        .get_attr(op)
-        .as_str()
-        .unwrap_or(default)
-        .to_string();
-    format!("timeouts.{op} = {text:?}")
-}
-
 /// A component's failure, naming the `timeouts` setting when it ran out.
 fn failed(e: &ComponentError, limit: &str) -> Diagnostic {
     match e {
@@ -126,11 +127,18 @@ fn retries_note(ctx: &Ctx) -> String {
     )
 }
 
-fn block<T: serde::de::DeserializeOwned>(planned: &Value, name: &str) -> Result<T, Diagnostics> {
-    cty::from_value(planned.get_attr(name)).map_err(|e| {
+/// A component's planned block as its typed Spec: where values cross
+/// from Terraform's dynamic values into the components.
+fn spec<C: Component>(planned: &Value) -> Result<C::Spec, Diagnostics> {
+    let mut block = planned.get_attr(C::NAME).clone();
+    // The map of settings without a knob is the plan's, not an argument.
+    if let Value::Object(attrs) = &mut block {
+        attrs.remove(crate::components::describe::ENFORCED);
+    }
+    cty::from_value(&block).map_err(|e| {
         Diagnostics::from(Diagnostic::error(
-            format!("Invalid {name} settings"),
-            format!("The planned {name} block could not be read: {e}. This is a bug in terraform-provider-idis."),
+            format!("Invalid {} settings", C::NAME),
+            format!("The planned {} block could not be read: {e}. This is a bug in terraform-provider-idis.", C::NAME),
         ))
     })
 }
@@ -147,13 +155,13 @@ struct Specs {
 
 fn specs(planned: &Value) -> Result<Specs, Diagnostics> {
     Ok(Specs {
-        network: block(planned, "network")?,
-        keys: block(planned, "keys")?,
-        cluster: block(planned, "cluster")?,
-        database: block(planned, "database")?,
-        cache: block(planned, "cache")?,
-        storage: block(planned, "audit_storage")?,
-        edge: block(planned, "edge")?,
+        network: spec::<Network>(planned)?,
+        keys: spec::<TenantKeys>(planned)?,
+        cluster: spec::<EksCluster>(planned)?,
+        database: spec::<Database>(planned)?,
+        cache: spec::<Cache>(planned)?,
+        storage: spec::<AuditBucket>(planned)?,
+        edge: spec::<Edge>(planned)?,
     })
 }
 
@@ -210,14 +218,28 @@ pub async fn converge(
     planned: &Value,
     cancel: &CancellationToken,
 ) -> Applied {
-    let (op, default) = if prior.is_null() {
-        ("create", "90m")
-    } else {
-        ("update", "90m")
-    };
+    let op = if prior.is_null() { "create" } else { "update" };
     let mut planned = planned.clone();
-    let limit = limit_of(&planned, op, default);
-    let ctx = match context(aws, &planned, timeout_of(&planned, op, default), cancel).await {
+    // A replacing attribute unknown at plan time is not planned as a
+    // replacement: if it turns out changed, nothing is done.
+    let replaced = plan::changed_replacing(prior, &planned);
+    if !prior.is_null() && !replaced.is_empty() {
+        let what: Vec<String> = replaced.iter().map(|p| p.to_string()).collect();
+        return Applied {
+            state: prior_or_null(prior),
+            diagnostics: Diagnostic::error(
+                "Change would replace the environment",
+                format!(
+                    "{} became known only during apply, and differs from the state: changing it replaces the whole environment, which this plan did not include. Nothing was changed; run terraform plan again, now that the value is known, to see the replacement.",
+                    what.join(", ")
+                ),
+            )
+            .at(replaced[0].clone())
+            .into(),
+        };
+    }
+    let (timeout, limit) = limit_of(&planned, op);
+    let ctx = match context(aws, &planned, timeout, cancel).await {
         Ok(ctx) => ctx,
         Err(diagnostics) => {
             return Applied {
@@ -395,7 +417,12 @@ pub async fn converge(
         Mode::AfterApply
     };
     let mut state = planned;
-    observe::write(&mut state, &observed, &ctx.aws.default_tags, mode);
+    diagnostics.extend(observe::write(
+        &mut state,
+        &observed,
+        &ctx.aws.default_tags,
+        mode,
+    ));
     observe::resolve_unknowns(&mut state);
     if diagnostics.has_errors() && observed.is_empty() && prior.is_null() {
         state = Value::Null;
@@ -444,12 +471,18 @@ async fn observe_all(ctx: &Ctx) -> Result<Observed, Vec<ComponentError>> {
     }
 }
 
+/// A refreshed state, and warnings about what changed outside Terraform.
+pub struct Refreshed {
+    pub state: Value,
+    pub diagnostics: Diagnostics,
+}
+
 /// Refresh: the state as AWS has it; null when nothing of it is left.
 pub async fn refresh(
     aws: &Arc<Aws>,
     prior: &Value,
     cancel: &CancellationToken,
-) -> Result<Value, Diagnostics> {
+) -> Result<Refreshed, Diagnostics> {
     let ctx = context(aws, prior, Duration::from_secs(300), cancel).await?;
     let observed = observe_all(&ctx)
         .await
@@ -464,12 +497,15 @@ pub async fn refresh(
             "{}: no component found; the environment is gone",
             ctx.env
         ));
-        return Ok(Value::Null);
+        return Ok(Refreshed {
+            state: Value::Null,
+            diagnostics: Diagnostics::new(),
+        });
     }
     let mut state = prior.clone();
-    observe::write(&mut state, &observed, &ctx.aws.default_tags, Mode::Refresh);
+    let diagnostics = observe::write(&mut state, &observed, &ctx.aws.default_tags, Mode::Refresh);
     observe::resolve_unknowns(&mut state);
-    Ok(state)
+    Ok(Refreshed { state, diagnostics })
 }
 
 /// Import by name: the state of a configuration that sets only `name`
@@ -504,7 +540,7 @@ pub async fn lookup(
     config.set_attr("name", Value::string(name));
     config.set_attr("region", Value::string(region));
     let base = plan::plan(&Value::Null, &config, &config, region).planned;
-    let state = refresh(aws, &base, cancel).await?;
+    let state = refresh(aws, &base, cancel).await?.state;
     Ok(exists_in_region(&state).then_some(state))
 }
 
@@ -513,9 +549,18 @@ pub async fn lookup(
 /// protection of an environment of the same name in another region is
 /// found from every region.
 pub fn exists_in_region(state: &Value) -> bool {
-    plan::COMPONENT_OUTPUTS
-        .iter()
-        .any(|(_, outputs)| !state.get_attr(outputs[0]).is_null())
+    struct Regional<'a>(&'a Value, bool);
+    impl Visit for Regional<'_> {
+        fn visit<C: Component>(&mut self) {
+            let marker = C::outputs().first().map(|o| o.name);
+            if C::REGIONAL && marker.is_some_and(|m| !self.0.get_attr(m).is_null()) {
+                self.1 = true;
+            }
+        }
+    }
+    let mut found = Regional(state, false);
+    all::each(&mut found);
+    found.1
 }
 
 /// Destroy, backwards: edge; cluster, database, cache and bucket
@@ -527,8 +572,8 @@ pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) 
         state: prior.clone(),
         diagnostics,
     };
-    let limit = limit_of(prior, "delete", "90m");
-    let ctx = match context(aws, prior, timeout_of(prior, "delete", "90m"), cancel).await {
+    let (timeout, limit) = limit_of(prior, "delete");
+    let ctx = match context(aws, prior, timeout, cancel).await {
         Ok(ctx) => ctx,
         Err(d) => return keep(d),
     };
@@ -605,7 +650,7 @@ pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) 
     if diagnostics.has_errors() {
         // Keep in state what is left, so destroy can be run again.
         let state = match refresh(aws, prior, cancel).await {
-            Ok(v) => v,
+            Ok(r) => r.state,
             Err(_) => prior.clone(),
         };
         return Applied { state, diagnostics };

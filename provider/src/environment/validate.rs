@@ -2,22 +2,20 @@
 //! Each diagnostic names the attribute path, the value and what is allowed.
 //! Unknown values (from other resources) are skipped; they are checked
 //! again once known, at plan or apply.
+//!
+//! The rules of each component's block come from its description
+//! (`components::describe`): every argument's own check, then the
+//! component's rules across arguments. The environment adds its own:
+//! `name`, `region`, `tags` and `timeouts`.
 
-use std::collections::BTreeSet;
-
+use crate::components::describe::{Check, Component, Problem, Setting, Visit};
+use crate::components::{self};
 use crate::protocol::cty::{Path, Value};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
 
-/// Kubernetes versions EKS offers that this provider accepts.
-pub const KUBERNETES_VERSIONS: &[&str] = &["1.28", "1.29", "1.30", "1.31", "1.32", "1.33"];
-pub const DB_MAJORS: &[&str] = &["15", "16"];
-pub const CACHE_MAJORS: &[&str] = &["7"];
+use super::schema::{timeouts, TIMEOUTS};
 
-struct Checker<'a> {
-    config: &'a Value,
-    diags: Diagnostics,
-}
-
+/// A value as a diagnostic quotes it.
 fn show(v: &Value) -> String {
     match v {
         Value::String(s) => format!("{s:?}"),
@@ -41,62 +39,112 @@ fn show(v: &Value) -> String {
     }
 }
 
-impl<'a> Checker<'a> {
-    fn value(&self, block: Option<&str>, attr: &str) -> (&'a Value, Path) {
-        match block {
-            Some(b) => (
-                self.config.get_attr(b).get_attr(attr),
-                Path::root().attr(b).attr(attr),
-            ),
-            None => (self.config.get_attr(attr), Path::root().attr(attr)),
+/// The diagnostic for a value that breaks a rule.
+fn invalid(path: Path, value: &Value, allowed: &str) -> Diagnostic {
+    Diagnostic::error(
+        format!("Invalid {path}"),
+        format!("{path} = {} is not allowed: {allowed}.", show(value)),
+    )
+    .at(path)
+}
+
+/// The problems of the known values of `block` against each argument's
+/// own check, as paths relative to the block.
+fn check_settings(settings: &[Setting], block: &Value) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for s in settings {
+        let v = block.get_attr(s.name);
+        match s.check {
+            Check::None => {}
+            Check::Range(min, max) => {
+                if let Value::Number(n) = v {
+                    let whole = n.as_f64().is_some_and(|f| f.fract() == 0.0);
+                    if !matches!(n.as_i64(), Some(i) if whole && (min..=max).contains(&i)) {
+                        problems.push(Problem::at(
+                            s.name,
+                            v,
+                            format!("use a whole number from {min} to {max}"),
+                        ));
+                    }
+                }
+            }
+            Check::Text(ok, allowed) => {
+                if v.as_str().is_some_and(|t| !ok(t)) {
+                    problems.push(Problem::at(s.name, v, allowed));
+                }
+            }
+            Check::EachText(ok, allowed) => {
+                if let Value::List(items) | Value::Set(items) = v {
+                    for (i, item) in items.iter().enumerate() {
+                        if item.as_str().is_some_and(|t| !ok(t)) {
+                            problems.push(Problem::at_index(s.name, i, item, allowed));
+                        }
+                    }
+                }
+            }
         }
     }
+    problems
+}
 
-    fn fail(&mut self, path: Path, value: &Value, allowed: &str) {
-        self.diags.push(
-            Diagnostic::error(
-                format!("Invalid {path}"),
-                format!("{path} = {} is not allowed: {allowed}.", show(value)),
-            )
-            .at(path),
+/// Diagnostics for problems found in the block `block`.
+fn report(diags: &mut Diagnostics, block: &str, problems: Vec<Problem>) {
+    for p in problems {
+        let mut path = Path::root().attr(block);
+        path.0.extend(p.path.0);
+        diags.push(invalid(path, &p.value, &p.allowed));
+    }
+}
+
+struct Validate<'a> {
+    config: &'a Value,
+    diags: Diagnostics,
+}
+
+impl Visit for Validate<'_> {
+    fn visit<C: Component>(&mut self) {
+        let block = self.config.get_attr(C::NAME);
+        report(
+            &mut self.diags,
+            C::NAME,
+            check_settings(&C::settings(), block),
         );
+        report(&mut self.diags, C::NAME, C::check(self.config));
     }
+}
 
-    /// A known string that must satisfy `ok`.
-    fn string(
-        &mut self,
-        block: Option<&str>,
-        attr: &str,
-        ok: impl Fn(&str) -> bool,
-        allowed: &str,
-    ) {
-        let (v, path) = self.value(block, attr);
-        if let Some(s) = v.as_str() {
-            if !ok(s) {
-                self.fail(path, v, allowed);
-            }
-        }
+/// Validates a configuration (or a planned value) of `idis_environment`.
+pub fn validate(config: &Value) -> Diagnostics {
+    let mut diags = Diagnostics::new();
+    let name = config.get_attr("name");
+    if name.as_str().is_some_and(|n| !is_env_name(n)) {
+        diags.push(invalid(
+            Path::root().attr("name"),
+            name,
+            &format!("use {ENV_NAME_RULE} (e.g. \"production\")"),
+        ));
     }
-
-    /// A known whole number within [min, max].
-    fn int(&mut self, block: Option<&str>, attr: &str, min: i64, max: i64) {
-        let (v, path) = self.value(block, attr);
-        if let Value::Number(n) = v {
-            let whole = n.as_f64().is_some_and(|f| f.fract() == 0.0);
-            match n.as_i64() {
-                Some(i) if whole && (min..=max).contains(&i) => {}
-                _ => self.fail(path, v, &format!("use a whole number from {min} to {max}")),
-            }
-        }
+    let region = config.get_attr("region");
+    if region.as_str().is_some_and(|r| !is_region(r)) {
+        diags.push(invalid(
+            Path::root().attr("region"),
+            region,
+            "use an AWS region name such as \"us-east-1\"",
+        ));
     }
-
-    fn known_i64(&self, block: &str, attr: &str) -> Option<i64> {
-        self.config.get_attr(block).get_attr(attr).as_i64()
-    }
-
-    fn known_bool(&self, block: &str, attr: &str) -> Option<bool> {
-        self.config.get_attr(block).get_attr(attr).as_bool()
-    }
+    check_tags(config, &mut diags);
+    let mut components = Validate {
+        config,
+        diags: Diagnostics::new(),
+    };
+    components::each(&mut components);
+    diags.extend(components.diags);
+    report(
+        &mut diags,
+        TIMEOUTS,
+        check_settings(&timeouts(), config.get_attr(TIMEOUTS)),
+    );
+    diags
 }
 
 const ENV_NAME_RULE: &str =
@@ -149,32 +197,6 @@ fn is_region(s: &str) -> bool {
             .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// Parses `a.b.c.d/n`; returns the address and prefix length.
-pub fn parse_cidr(s: &str) -> Option<(u32, u8)> {
-    let (addr, prefix) = s.split_once('/')?;
-    let prefix: u8 = prefix.parse().ok()?;
-    let octets: Vec<u8> = addr
-        .split('.')
-        .map(|o| {
-            if o.is_empty() || o.len() > 3 || (o.len() > 1 && o.starts_with('0')) {
-                None
-            } else {
-                o.parse().ok()
-            }
-        })
-        .collect::<Option<_>>()?;
-    if octets.len() != 4 || prefix > 32 {
-        return None;
-    }
-    let ip = u32::from_be_bytes([octets[0], octets[1], octets[2], octets[3]]);
-    Some((ip, prefix))
-}
-
-fn is_private(ip: u32, prefix: u8) -> bool {
-    let within = |net: u32, bits: u8| prefix >= bits && (ip >> (32 - bits)) == (net >> (32 - bits));
-    within(0x0A00_0000, 8) || within(0xAC10_0000, 12) || within(0xC0A8_0000, 16)
-}
-
 /// Durations as Terraform's timeouts blocks write them: `90m`, `1h30m`,
 /// `45s`. Returns seconds.
 pub fn parse_duration(s: &str) -> Option<u64> {
@@ -199,275 +221,6 @@ pub fn parse_duration(s: &str) -> Option<u64> {
     (digits.is_empty() && any).then_some(total)
 }
 
-fn is_instance_type(s: &str, prefix: &str) -> bool {
-    let Some(rest) = s.strip_prefix(prefix) else {
-        return false;
-    };
-    let parts: Vec<&str> = rest.split('.').collect();
-    parts.len() == 2
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        })
-}
-
-fn is_version(s: &str, majors: &[&str]) -> bool {
-    let mut parts = s.split('.');
-    let major = parts.next().unwrap_or_default();
-    majors.contains(&major) && parts.all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-}
-
-fn is_hostname(s: &str) -> bool {
-    s.len() <= 253
-        && s.contains('.')
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-}
-
-/// Validates a configuration (or a planned value) of `idis_environment`.
-pub fn validate(config: &Value) -> Diagnostics {
-    let mut c = Checker {
-        config,
-        diags: Diagnostics::new(),
-    };
-
-    c.string(
-        None,
-        "name",
-        is_env_name,
-        &format!("use {ENV_NAME_RULE} (e.g. \"production\")"),
-    );
-    c.string(
-        None,
-        "region",
-        is_region,
-        "use an AWS region name such as \"us-east-1\"",
-    );
-    check_tags(&mut c);
-
-    // network
-    let (cidr_value, cidr_path) = c.value(Some("network"), "vpc_cidr");
-    if let Some(cidr) = cidr_value.as_str() {
-        match parse_cidr(cidr) {
-            None => c.fail(cidr_path, cidr_value, "use an IPv4 CIDR block such as \"10.0.0.0/16\""),
-            Some((_, prefix)) if !(16..=24).contains(&prefix) => c.fail(
-                cidr_path,
-                cidr_value,
-                "the VPC needs a prefix from /16 (largest AWS allows) to /24 (smallest that holds six subnets)",
-            ),
-            Some((ip, prefix)) if ip & !(u32::MAX << (32 - prefix)) != 0 => c.fail(
-                cidr_path,
-                cidr_value,
-                "the address has host bits set; use the network address of the block",
-            ),
-            Some((ip, prefix)) if !is_private(ip, prefix) => c.fail(
-                cidr_path,
-                cidr_value,
-                "use a private range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)",
-            ),
-            Some(_) => {}
-        }
-    }
-    let (zones_value, zones_path) = c.value(Some("network"), "availability_zones");
-    if let Some(zones) = zones_value.as_strings() {
-        let distinct: BTreeSet<&String> = zones.iter().collect();
-        if zones.len() != 3 || distinct.len() != 3 {
-            c.fail(
-                zones_path.clone(),
-                zones_value,
-                "list exactly three different availability zones",
-            );
-        }
-        if let Some(region) = config.get_attr("region").as_str() {
-            if let Some(bad) = zones.iter().find(|z| !z.starts_with(region)) {
-                c.fail(
-                    zones_path,
-                    zones_value,
-                    &format!("zone {bad:?} is not in region {region:?}"),
-                );
-            }
-        }
-    }
-
-    // keys
-    let (tenants_value, tenants_path) = c.value(Some("keys"), "tenants");
-    if let Value::List(items) | Value::Set(items) = tenants_value {
-        let mut seen = BTreeSet::new();
-        for (i, item) in items.iter().enumerate() {
-            let Some(t) = item.as_str() else { continue };
-            let path = tenants_path.index(i as i64);
-            let ok = !t.is_empty()
-                && t.len() <= 32
-                && t.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
-                && t.chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
-                && t != "platform";
-            if !ok {
-                c.fail(path.clone(), item, "tenant names are 1 to 32 lowercase letters, digits and dashes, and \"platform\" is reserved");
-            }
-            if !seen.insert(t) {
-                c.fail(
-                    path,
-                    item,
-                    "each tenant may appear only once (duplicate tenant)",
-                );
-            }
-        }
-    }
-    c.int(Some("keys"), "deletion_window_days", 7, 30);
-
-    // cluster
-    c.string(
-        Some("cluster"),
-        "kubernetes_version",
-        |v| KUBERNETES_VERSIONS.contains(&v),
-        &format!("use one of {}", KUBERNETES_VERSIONS.join(", ")),
-    );
-    let (types_value, types_path) = c.value(Some("cluster"), "node_instance_types");
-    if let Value::List(items) = types_value {
-        if items.is_empty() {
-            c.fail(
-                types_path.clone(),
-                types_value,
-                "list at least one EC2 instance type",
-            );
-        }
-        for (i, item) in items.iter().enumerate() {
-            if let Some(t) = item.as_str() {
-                if !is_instance_type(t, "") {
-                    c.fail(
-                        types_path.index(i as i64),
-                        item,
-                        "use an EC2 instance type such as \"m6i.xlarge\"",
-                    );
-                }
-            }
-        }
-    }
-    c.int(Some("cluster"), "node_min_size", 1, 450);
-    c.int(Some("cluster"), "node_max_size", 1, 450);
-    c.int(Some("cluster"), "node_desired_size", 0, 450);
-    if let (Some(min), Some(max)) = (
-        c.known_i64("cluster", "node_min_size"),
-        c.known_i64("cluster", "node_max_size"),
-    ) {
-        if min > max {
-            let (v, path) = c.value(Some("cluster"), "node_min_size");
-            c.fail(
-                path,
-                v,
-                &format!("node_min_size must not exceed node_max_size ({max})"),
-            );
-        }
-        if let Some(desired) = c.known_i64("cluster", "node_desired_size") {
-            if desired < min || desired > max {
-                let (v, path) = c.value(Some("cluster"), "node_desired_size");
-                c.fail(path, v, &format!("node_desired_size must be within node_min_size ({min}) and node_max_size ({max})"));
-            }
-        }
-    }
-
-    // database
-    c.string(
-        Some("database"),
-        "engine_version",
-        |v| is_version(v, DB_MAJORS),
-        "use PostgreSQL \"16\" or \"15\", or a full version such as \"16.4\"",
-    );
-    c.string(
-        Some("database"),
-        "instance_class",
-        |v| is_instance_type(v, "db."),
-        "use an RDS instance class such as \"db.r6g.xlarge\"",
-    );
-    c.int(Some("database"), "allocated_storage_gb", 20, 65536);
-    c.int(Some("database"), "backup_retention_days", 1, 35);
-    c.int(Some("database"), "read_replicas", 0, 5);
-    c.string(Some("database"), "master_username", |v| {
-        (1..=16).contains(&v.len())
-            && v.starts_with(|ch: char| ch.is_ascii_alphabetic())
-            && v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-            && !["postgres", "rdsadmin", "admin", "root"].contains(&v)
-    }, "use 1 to 16 letters, digits or underscores starting with a letter, not a reserved name (postgres, rdsadmin, admin, root)");
-    c.string(
-        Some("database"),
-        "database_name",
-        |v| {
-            (1..=63).contains(&v.len())
-                && v.starts_with(|ch: char| ch.is_ascii_alphabetic())
-                && v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-        },
-        "use 1 to 63 letters, digits or underscores starting with a letter",
-    );
-
-    // cache
-    c.string(
-        Some("cache"),
-        "engine_version",
-        |v| is_version(v, CACHE_MAJORS),
-        "use Redis \"7\" or a full 7.x version such as \"7.1\"",
-    );
-    c.string(
-        Some("cache"),
-        "node_type",
-        |v| is_instance_type(v, "cache."),
-        "use an ElastiCache node type such as \"cache.r6g.large\"",
-    );
-    c.int(Some("cache"), "node_count", 1, 6);
-    c.int(Some("cache"), "snapshot_retention_days", 0, 35);
-    if let (Some(true), Some(count)) = (
-        c.known_bool("cache", "multi_az"),
-        c.known_i64("cache", "node_count"),
-    ) {
-        if count < 2 {
-            let (v, path) = c.value(Some("cache"), "node_count");
-            c.fail(path, v, "Multi-AZ with automatic failover needs at least 2 nodes (set cache.multi_az = false for a single node)");
-        }
-    }
-
-    // audit storage
-    c.string(
-        Some("audit_storage"),
-        "retention_mode",
-        |v| v == "COMPLIANCE" || v == "GOVERNANCE",
-        "use \"COMPLIANCE\" or \"GOVERNANCE\"",
-    );
-    c.int(Some("audit_storage"), "retention_days", 1, 36500);
-    if let (Some(true), Some(false)) = (
-        c.known_bool("audit_storage", "worm"),
-        c.known_bool("audit_storage", "versioning"),
-    ) {
-        let (v, path) = c.value(Some("audit_storage"), "versioning");
-        c.fail(path, v, "WORM (Object Lock) requires versioning: set audit_storage.versioning = true, or worm = false");
-    }
-
-    // edge
-    c.int(Some("edge"), "rate_limit", 100, 2_000_000_000);
-    c.string(
-        Some("edge"),
-        "origin_domain",
-        is_hostname,
-        "use a DNS name such as \"app.example.com\" (no scheme, no path)",
-    );
-
-    // timeouts
-    for op in ["create", "update", "delete"] {
-        c.string(
-            Some("timeouts"),
-            op,
-            |v| parse_duration(v).is_some_and(|s| s > 0),
-            "use a duration such as \"90m\", \"1h30m\" or \"45s\"",
-        );
-    }
-    c.diags
-}
-
 /// Tags the provider sets itself on every object: `idis:environment`,
 /// `idis:component`, `managed-by` and `Name`.
 const PROVIDER_TAGS: usize = 4;
@@ -483,12 +236,12 @@ fn is_tag_text(s: &str) -> bool {
         .all(|ch| ch.is_alphanumeric() || ch == ' ' || "_.:/=+-@".contains(ch))
 }
 
-fn check_tags(c: &mut Checker) {
-    let (tags, path) = c.value(None, "tags");
-    if let Value::Map(items) = tags {
+fn check_tags(config: &Value, diags: &mut Diagnostics) {
+    let path = Path::root().attr("tags");
+    if let Value::Map(items) = config.get_attr("tags") {
         let most = AWS_TAG_LIMIT - PROVIDER_TAGS;
         if items.len() > most {
-            c.diags.push(
+            diags.push(
                 Diagnostic::error(
                     format!("Invalid {path}"),
                     format!(
@@ -501,18 +254,10 @@ fn check_tags(c: &mut Checker) {
         }
         for (key, value) in items {
             if !is_tag_text(key) {
-                c.fail(
-                    path.key(key),
-                    &Value::string(key.clone()),
-                    "tag keys may hold only letters, digits, spaces and _ . : / = + - @ (the characters every AWS service accepts)",
-                );
+                diags.push(invalid(path.key(key), &Value::string(key.clone()), "tag keys may hold only letters, digits, spaces and _ . : / = + - @ (the characters every AWS service accepts)"));
             }
             if value.as_str().is_some_and(|v| !is_tag_text(v)) {
-                c.fail(
-                    path.key(key),
-                    value,
-                    "tag values may hold only letters, digits, spaces and _ . : / = + - @ (the characters every AWS service accepts)",
-                );
+                diags.push(invalid(path.key(key), value, "tag values may hold only letters, digits, spaces and _ . : / = + - @ (the characters every AWS service accepts)"));
             }
             // `Name` is set by the provider on every object (idis-<name>-...).
             let reserved = key.starts_with("aws:")
@@ -520,18 +265,14 @@ fn check_tags(c: &mut Checker) {
                 || key == "managed-by"
                 || key == "Name";
             if key.is_empty() || key.len() > 128 || reserved {
-                c.fail(
-                    path.key(key),
-                    &Value::string(key.clone()),
-                    "tag keys are 1 to 128 characters and may not use the reserved prefixes \"aws:\" and \"idis:\" or the keys \"managed-by\" and \"Name\" (the provider names every object)",
-                );
+                diags.push(invalid(path.key(key), &Value::string(key.clone()), "tag keys are 1 to 128 characters and may not use the reserved prefixes \"aws:\" and \"idis:\" or the keys \"managed-by\" and \"Name\" (the provider names every object)"));
             }
             if value.as_str().is_some_and(|v| v.len() > 256) {
-                c.fail(
+                diags.push(invalid(
                     path.key(key),
                     value,
                     "tag values are at most 256 characters",
-                );
+                ));
             }
         }
     }

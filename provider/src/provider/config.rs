@@ -67,6 +67,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(20);
 const VALIDATION_ATTEMPTS: u32 = 3;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long one attempt of an AWS call may take: 60 s, or
+/// `IDIS_AWS_ATTEMPT_TIMEOUT_SECONDS` (for tests against an emulator that
+/// hold an answer back, as `IDIS_POLL_INTERVAL_MS` shortens waits).
+fn attempt_timeout() -> Duration {
+    std::env::var("IDIS_AWS_ATTEMPT_TIMEOUT_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .unwrap_or(ATTEMPT_TIMEOUT)
+}
 const VALIDATION_DEADLINE: Duration = Duration::from_secs(45);
 
 pub fn schema() -> Schema {
@@ -315,12 +327,17 @@ impl RetryCount {
     }
 }
 
-/// Creates AWS does not make idempotent: repeating one whose answer was
-/// lost (a dropped connection, a timeout) can make a second object. The
-/// SDK does not repeat these after a lost answer; the component looks for
-/// what the first call made and adopts it (`components::create_or_adopt`).
-/// Creates that carry a client token or a unique name are repeated as
-/// usual: AWS answers the repeat with the same object or "already exists".
+/// Creates AWS does not make idempotent: repeating one whose answer may
+/// have followed its execution can make a second object. That is any
+/// answer but one that proves the call was not executed: no answer at all
+/// (a dropped connection, a timeout), and a 5xx answer, which AWS may send
+/// after the request took effect (an `InternalError` or `Unavailable`).
+/// Only throttling, and a 4xx the SDK does not retry anyway, say nothing
+/// was done. The SDK does not repeat these after such an answer; the
+/// component looks for what the first call made and adopts it
+/// (`components::create_or_adopt`). Creates that carry a client token or
+/// a unique name are repeated as usual: AWS answers the repeat with the
+/// same object or "already exists".
 pub const NOT_IDEMPOTENT: &[&str] = &[
     "kms:CreateKey",
     "ec2:CreateVpc",
@@ -329,7 +346,8 @@ pub const NOT_IDEMPOTENT: &[&str] = &[
     "ec2:AllocateAddress",
 ];
 
-/// Marks an operation whose last attempt got no answer.
+/// Marks an operation whose last attempt may have taken effect without
+/// the client knowing: no answer, or a 5xx that is not throttling.
 #[derive(Debug, Clone)]
 struct LostAnswer;
 
@@ -349,6 +367,27 @@ fn operation_name(cfg: &ConfigBag) -> String {
             )
         },
     )
+}
+
+/// Whether the SDK's own classifiers call this failed attempt throttling
+/// (S3's 503 SlowDown, EC2's RequestLimitExceeded, ...): AWS did not
+/// execute it.
+fn throttled(
+    context: &aws_smithy_runtime_api::client::interceptors::context::InterceptorContext,
+    components: &RuntimeComponents,
+) -> bool {
+    use aws_smithy_runtime_api::client::retries::classifiers::{
+        ClassifyRetry, RetryAction, RetryReason,
+    };
+    components.retry_classifiers().any(|c| {
+        matches!(
+            c.classify_retry(context),
+            RetryAction::RetryIndicated(RetryReason::RetryableError {
+                kind: aws_smithy_types::retry::ErrorKind::ThrottlingError,
+                ..
+            })
+        )
+    })
 }
 
 /// The SDK interceptor behind [`RetryCount`]: every attempt after the
@@ -372,10 +411,10 @@ impl Intercept for CountRetries {
             let operation = operation_name(cfg);
             if cfg.load::<LostAnswer>().is_some() && NOT_IDEMPOTENT.contains(&operation.as_str()) {
                 logging::debug(&format!(
-                    "AWS call not repeated: {operation} got no answer and may have taken effect"
+                    "AWS call not repeated: {operation} got no answer, or a server error, and may have taken effect"
                 ));
                 return Err(format!(
-                    "{operation} got no answer (the connection dropped or timed out) and may have taken effect, so it was not repeated"
+                    "{operation} got no answer (the connection dropped or timed out) or a server error, and may have taken effect, so it was not repeated"
                 )
                 .into());
             }
@@ -388,11 +427,16 @@ impl Intercept for CountRetries {
     fn read_after_attempt(
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
+        components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(Err(e)) = context.output_or_error() {
-            if context.response().is_none() {
+            let server_error = context
+                .response()
+                .is_some_and(|r| r.status().is_server_error());
+            if context.response().is_none()
+                || (server_error && !throttled(context.inner(), components))
+            {
                 cfg.interceptor_state().store_put(LostAnswer);
             }
             if logging::enabled(logging::Level::Debug) {
@@ -459,7 +503,7 @@ impl Aws {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .operation_attempt_timeout(attempt_timeout())
                     .build(),
             );
         if let Some(region) = &config.region {

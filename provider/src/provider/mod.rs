@@ -125,10 +125,10 @@ impl Backend for IdisProvider {
             Err(d) => return ReadResponse::failed(d),
         };
         match orchestrate::refresh(&aws, &req.state, &self.stop).await {
-            Ok(state) => ReadResponse {
-                state,
+            Ok(refreshed) => ReadResponse {
+                state: refreshed.state,
                 private: req.private,
-                diagnostics: Diagnostics::new(),
+                diagnostics: refreshed.diagnostics,
             },
             // Keep the prior state: a failed read must not drop the resource.
             Err(diagnostics) => ReadResponse {
@@ -154,6 +154,18 @@ impl Backend for IdisProvider {
             state,
             private: Vec::new(),
         }])
+    }
+
+    fn upgrade_resource_state(
+        &self,
+        type_name: &str,
+        version: i64,
+        state: Value,
+    ) -> Result<Value, Diagnostics> {
+        match type_name {
+            environment::TYPE_NAME => crate::environment::upgrade::upgrade(version, state),
+            other => Err(unknown_type("resource", other).into()),
+        }
     }
 
     fn validate_provider(&self, config: &Value) -> Diagnostics {

@@ -91,3 +91,29 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// What `ensure` made holds every guard the plan wants for `spec`, and
+/// the component judges exactly those: the guards a component reads are
+/// the ones its description declares.
+pub fn assert_guards_hold<C: terraform_provider_idis::components::describe::Component>(
+    verdicts: &terraform_provider_idis::components::describe::Verdicts,
+    spec: &C::Spec,
+) {
+    use terraform_provider_idis::components::describe::{block_type, planned_guards};
+    use terraform_provider_idis::protocol::cty::{self, Value};
+    let block = cty::to_value(spec, &block_type::<C>()).expect("the spec fits its block");
+    let wanted = planned_guards(C::guards(), &block);
+    let read = Value::string_map(verdicts.to_map(C::guards()));
+    let failing: Vec<_> = verdicts.failing().collect();
+    assert!(
+        failing.is_empty(),
+        "{}: guards that do not hold: {failing:?}",
+        C::NAME
+    );
+    assert_eq!(
+        read,
+        wanted,
+        "{}: judged guards differ from the planned ones",
+        C::NAME
+    );
+}

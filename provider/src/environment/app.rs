@@ -1,0 +1,80 @@
+//! What the application running on the environment is given: the
+//! non-secret `IDIS_*` settings for its ConfigMap (`app_config`) and the
+//! secret ones as Secrets Manager ARNs (`secret_refs`), derived from the
+//! components' outputs.
+
+use std::collections::BTreeMap;
+
+use crate::protocol::cty::Value;
+
+/// `app_config` and `secret_refs` from the other attributes: the non-secret
+/// `IDIS_*` settings, and the secret ones as Secrets Manager ARNs. Unknown
+/// while anything they depend on is unknown.
+pub fn derive_app_settings(state: &mut Value) {
+    let s = |name: &str| state.get_attr(name).clone();
+    let text = |v: &Value| -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let mut config: Vec<(&str, Value)> = vec![
+        ("IDIS_ENV", s("name")),
+        ("IDIS_AWS_REGION", s("region")),
+        ("IDIS_OBJECT_STORE_TYPE", Value::string("s3")),
+        ("IDIS_S3_BUCKET", s("audit_bucket_name")),
+        ("IDIS_S3_REGION", s("region")),
+        ("IDIS_S3_KMS_KEY_ARN", s("platform_key_arn")),
+        (
+            "IDIS_S3_OBJECT_LOCK",
+            state.get_attr("audit_storage").get_attr("worm").clone(),
+        ),
+        ("IDIS_DATABASE_HOST", s("database_endpoint")),
+        ("IDIS_DATABASE_PORT", s("database_port")),
+        (
+            "IDIS_DATABASE_NAME",
+            state.get_attr("database").get_attr("database_name").clone(),
+        ),
+        ("IDIS_DATABASE_SSLMODE", Value::string("require")),
+        ("IDIS_REDIS_HOST", s("cache_primary_endpoint")),
+        ("IDIS_REDIS_READER_HOST", s("cache_reader_endpoint")),
+        ("IDIS_REDIS_PORT", s("cache_port")),
+        ("IDIS_REDIS_TLS", Value::string("true")),
+        ("IDIS_EKS_CLUSTER_NAME", s("cluster_name")),
+    ];
+    if let Some(replicas) = state.get_attr("database_replica_endpoints").as_strings() {
+        config.push((
+            "IDIS_DATABASE_READ_HOSTS",
+            Value::string(replicas.join(",")),
+        ));
+    } else {
+        config.push(("IDIS_DATABASE_READ_HOSTS", s("database_replica_endpoints")));
+    }
+    let secrets = [
+        ("IDIS_DATABASE_CREDENTIALS", s("database_master_secret_arn")),
+        ("IDIS_REDIS_AUTH_TOKEN", s("cache_auth_secret_arn")),
+    ];
+    let as_map = |items: &[(&str, Value)]| -> Value {
+        let mut map = BTreeMap::new();
+        for (key, value) in items {
+            match value {
+                Value::Bool(b) => {
+                    map.insert(key.to_string(), b.to_string());
+                }
+                Value::Null => {}
+                other => match text(other) {
+                    Some(t) => {
+                        map.insert(key.to_string(), t);
+                    }
+                    None => return Value::Unknown,
+                },
+            }
+        }
+        Value::string_map(map)
+    };
+    let app_config = as_map(&config);
+    let secret_refs = as_map(&secrets);
+    state.set_attr("app_config", app_config);
+    state.set_attr("secret_refs", secret_refs);
+}
