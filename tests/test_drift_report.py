@@ -104,6 +104,21 @@ def test_three_attributes_drifted_in_two_components_are_reported_with_both_value
     assert "3 drifted attributes in 1 of 2 environments checked" in both.stdout, both.stdout
 
 
+def test_a_setting_without_a_knob_is_reported_in_words_under_its_component(production, aws):
+    production.apply()
+    bucket = production.output_json()["audit_bucket_name"]
+    aws("s3").delete_public_access_block(Bucket=bucket)
+    code, drifted = refresh_only_plan_json(production, "public")
+    assert code == 2
+    result = drift_report(str(drifted))
+    assert result.returncode == 0, result.stderr
+    rows = table_rows(result.stdout)
+    assert [r for r in rows if r[0].startswith("audit_storage.enforced")] == [
+        ["audit_storage.enforced.public_access_block", '"all public access blocked"', '"removed"'],
+    ], result.stdout
+    assert sections(result.stdout) == {"audit_storage": ["audit_storage.enforced.public_access_block"]}, result.stdout
+
+
 # ---------------------------------------------------------------------------
 # Small hand-written plans: what real runs here do not produce (sensitive
 # values, a resource deleted outside Terraform, module instances).
