@@ -310,3 +310,39 @@ def test_destroy_after_the_cache_was_deleted_by_hand_skips_it_promptly(productio
     kept, leftovers = sweep_after_destroy(aws, aws_proxy, bucket)
     assert leftovers == [], f"tagged leftovers after destroy: {leftovers}"
     assert tagged(aws), "the kept bucket and keys are still found"
+
+
+def test_what_others_rightly_add_to_the_environment_is_not_drift(production, aws):
+    """Guards judge what the provider makes, not everything near it: a VPC
+    gateway endpoint's routes in the private route tables, a tag someone
+    adds to a subnet, a log-delivery statement in the bucket policy keep the
+    drift job at exit 0. A public statement beside it is drift."""
+    production.apply()
+    ec2, s3 = aws("ec2"), aws("s3")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:idis:environment", "Values": [ENV]}])["Vpcs"][0]["VpcId"]
+    private_tables = [t["RouteTableId"] for t in ec2.describe_route_tables(
+        Filters=[{"Name": "tag:Name", "Values": [f"{PREFIX}-private-*"]}])["RouteTables"]]
+    ec2.create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3",
+                            VpcEndpointType="Gateway", RouteTableIds=private_tables)
+    routes = ec2.describe_route_tables(RouteTableIds=private_tables[:1])["RouteTables"][0]["Routes"]
+    assert any(r.get("DestinationPrefixListId") for r in routes), routes
+    subnet = ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": [f"{PREFIX}-public-us-east-1a"]}])["Subnets"][0]
+    ec2.create_tags(Resources=[subnet["SubnetId"]], Tags=[{"Key": "kubernetes.io/role/elb", "Value": "1"}])
+    bucket = state_of(production)["audit_bucket_name"]
+    import json
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    policy["Statement"].append({"Sid": "LogDelivery", "Effect": "Allow",
+                                "Principal": {"Service": "logging.s3.amazonaws.com"},
+                                "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/logs/*"})
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    assert_quiet(production, "an S3 gateway endpoint, a subnet tag and a log-delivery statement")
+
+    # Loud neighbour: a statement that lets everyone in.
+    policy["Statement"].append({"Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+                                "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"})
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    drift = assert_loud(production, "bucket_policy", "statement PublicRead allows s3:GetObject to everyone")
+    production.apply()
+    kept = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    assert sorted(s.get("Sid") for s in kept) == ["DenyInsecureTransport", "LogDelivery"], kept
+    assert_quiet(production, "the repair")
