@@ -281,7 +281,8 @@ const GUARDS: &[Guard] = &[
         "auth",
         "AUTH token kept in Secrets Manager",
         "Redis AUTH is on, with the token kept in the secret `idis/<name>/cache-auth-token`, encrypted with the platform key.",
-    ),
+    )
+    .affects(&["cache_auth_secret_arn"]),
     Guard::new(
         "failover",
         "automatic failover as multi_az",

@@ -486,7 +486,8 @@ const GUARDS: &[Guard] = &[
         "master_password",
         "managed by Secrets Manager",
         "RDS keeps the master password in Secrets Manager, encrypted with the platform key; nobody ever sees it.",
-    ),
+    )
+    .affects(&["database_master_secret_arn"]),
     Guard::new(
         "parameter_group",
         "the default one",

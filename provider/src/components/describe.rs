@@ -171,6 +171,9 @@ pub struct Guard {
     /// What the provider makes, for the docs.
     pub doc: &'static str,
     pub when: When,
+    /// Outputs the repair of this guard may change (planned unknown while
+    /// it does not hold).
+    pub affects: &'static [&'static str],
 }
 
 impl Guard {
@@ -180,11 +183,17 @@ impl Guard {
             made,
             doc,
             when: When::Always,
+            affects: &[],
         }
     }
 
     pub const fn when(mut self, when: When) -> Guard {
         self.when = when;
+        self
+    }
+
+    pub const fn affects(mut self, outputs: &'static [&'static str]) -> Guard {
+        self.affects = outputs;
         self
     }
 }

@@ -281,7 +281,8 @@ const GUARDS: &[Guard] = &[
         "aliases",
         "every alias on its own key",
         "`alias/idis/<name>/<tenant>` points at the key made for that tenant of this environment.",
-    ),
+    )
+    .affects(&["platform_key_arn", "tenant_key_arns"]),
     Guard::new(
         "tags",
         "ownership and user tags present",

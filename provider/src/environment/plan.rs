@@ -101,9 +101,22 @@ impl Visit for PlanComponents<'_> {
         let present = outputs
             .first()
             .is_some_and(|o| !self.prior.get_attr(o.name).is_null());
+        // Outputs a failing guard's repair may change are unknown.
+        let prior_guards = prior_block.get_attr(ENFORCED).as_string_map();
+        let repaired: Vec<&str> = C::guards()
+            .iter()
+            .filter(|g| {
+                prior_guards
+                    .as_ref()
+                    .and_then(|m| m.get(g.key))
+                    .is_some_and(|v| v != g.made)
+            })
+            .flat_map(|g| g.affects.iter().copied())
+            .collect();
         for o in &outputs {
-            let value = if present {
-                self.prior.get_attr(o.name).clone()
+            let prior = self.prior.get_attr(o.name);
+            let value = if present && !repaired.contains(&o.name) {
+                prior.clone()
             } else {
                 Value::Unknown
             };
@@ -415,6 +428,76 @@ mod tests {
         assert_eq!(p.requires_replace, vec![Path::root().attr("name")]);
         assert!(p.diagnostics.has_errors());
         assert!(p.diagnostics.0[0].detail.contains("deletion_protection"));
+    }
+
+    #[test]
+    fn an_unknown_replacing_value_is_planned_not_refused() {
+        let c = config("production");
+        let state = applied(&plan(&Value::Null, &c, &c, "us-east-1").planned);
+        let mut later = config("production");
+        later
+            .attr_mut("network")
+            .set_attr("vpc_cidr", Value::Unknown);
+        let p = plan(&state, &later, &later, "us-east-1");
+        assert!(!p.diagnostics.has_errors(), "{:?}", p.diagnostics);
+        assert!(p.requires_replace.is_empty());
+        assert_eq!(
+            p.planned.get_attr("network").get_attr("vpc_cidr"),
+            &Value::Unknown
+        );
+        // Known and changed: refused under deletion protection.
+        later
+            .attr_mut("network")
+            .set_attr("vpc_cidr", Value::string("10.1.0.0/16"));
+        assert!(plan(&state, &later, &later, "us-east-1")
+            .diagnostics
+            .has_errors());
+    }
+
+    #[test]
+    fn the_shield_protection_is_planned_anew_when_what_it_protects_changes() {
+        let c = config("production");
+        let state = applied(&plan(&Value::Null, &c, &c, "us-east-1").planned);
+        let same = plan(&state, &c, &c, "us-east-1");
+        assert_eq!(
+            same.planned.get_attr("shield_protection_id"),
+            &Value::string("prot-1")
+        );
+        let mut cdn = config("production");
+        cdn.attr_mut("edge")
+            .set_attr("origin_domain", Value::string("app.example.com"));
+        let p = plan(&state, &cdn, &cdn, "us-east-1");
+        assert_eq!(p.planned.get_attr("shield_protection_id"), &Value::Unknown);
+        assert_eq!(p.planned.get_attr("cdn_domain_name"), &Value::Unknown);
+        assert_eq!(p.planned.get_attr("web_acl_arn"), &Value::string("arn:waf"));
+    }
+
+    #[test]
+    fn every_guard_is_planned_as_made_and_a_failing_one_is_repaired() {
+        let c = config("production");
+        let mut state = applied(&plan(&Value::Null, &c, &c, "us-east-1").planned);
+        let made = plan(&Value::Null, &c, &c, "us-east-1").planned;
+        let guards = made
+            .get_attr("audit_storage")
+            .get_attr("enforced")
+            .as_string_map()
+            .unwrap();
+        assert_eq!(
+            guards.get("public_access_block").map(String::as_str),
+            Some("all public access blocked")
+        );
+        // Refresh found the block removed: the plan puts it back.
+        let mut refreshed = guards.clone();
+        refreshed.insert("public_access_block".into(), "removed".into());
+        state
+            .attr_mut("audit_storage")
+            .set_attr("enforced", Value::string_map(refreshed));
+        let p = plan(&state, &c, &c, "us-east-1");
+        assert_eq!(
+            p.planned.get_attr("audit_storage").get_attr("enforced"),
+            &Value::string_map(guards)
+        );
+        assert_ne!(p.planned, state);
     }
 
     #[test]
