@@ -382,6 +382,9 @@ def nested_blocks(block: dict, defaults: Defaults | None = None, skip: tuple[str
         inner = nested["block"]
         out += ["", f"### `{name}` block", "", f"{NESTING[nested['nesting_mode']]}. {inner.get('description', '').strip()}"]
         out += arguments(inner, defaults, name)
+        inside = read_only(inner)
+        if inside:
+            out += ["", "#### Read-Only", ""] + inside
     return out
 
 
