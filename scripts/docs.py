@@ -9,7 +9,7 @@ Where each part comes from:
   binary through a private filesystem mirror;
 - "Forces replacement": the schema description's sentence "Changing this
   forces replacement.", which the provider writes from the list its plan
-  uses (environment::plan::REPLACING);
+  uses (the settings its components mark replacing);
 - defaults: a real `terraform plan` of a configuration that sets only
   `name` (offline: the provider plans without calling AWS). A default the
   description states as a literal (Default `true`) is checked against the

@@ -1369,19 +1369,7 @@ async fn repair_primary(
         modify = modify.copy_tags_to_snapshot(true);
         drift.push("copy tags to snapshot");
     }
-    if db.publicly_accessible() == Some(true) {
-        modify = modify.publicly_accessible(false);
-        drift.push("public accessibility");
-    }
-    let groups: Vec<&str> = db
-        .vpc_security_groups()
-        .iter()
-        .filter_map(|g| g.vpc_security_group_id())
-        .collect();
-    if groups != [network.database_security_group_id.as_str()] {
-        modify = modify.vpc_security_group_ids(&network.database_security_group_id);
-        drift.push("security groups");
-    }
+    modify = repair_network_access(modify, db, network, &mut drift);
     match db.master_user_secret() {
         None => {
             // Someone switched to a self-managed password: hand it back to
@@ -1441,6 +1429,31 @@ async fn repair_primary(
     Ok(true)
 }
 
+/// Puts an instance (the primary or a replica) back on the network as
+/// the provider makes it: private, with exactly the database security
+/// group.
+fn repair_network_access(
+    mut modify: aws_sdk_rds::operation::modify_db_instance::builders::ModifyDBInstanceFluentBuilder,
+    db: &DbInstance,
+    network: &NetworkState,
+    drift: &mut Vec<&'static str>,
+) -> aws_sdk_rds::operation::modify_db_instance::builders::ModifyDBInstanceFluentBuilder {
+    if db.publicly_accessible() == Some(true) {
+        modify = modify.publicly_accessible(false);
+        drift.push("public accessibility");
+    }
+    let groups: Vec<&str> = db
+        .vpc_security_groups()
+        .iter()
+        .filter_map(|g| g.vpc_security_group_id())
+        .collect();
+    if groups != [network.database_security_group_id.as_str()] {
+        modify = modify.vpc_security_group_ids(&network.database_security_group_id);
+        drift.push("security groups");
+    }
+    modify
+}
+
 /// Logs what is being repaired (Terraform shows it with TF_LOG_PROVIDER).
 /// Never called with secret values.
 fn tracing_note(id: &str, what: &str, to: &str) {
@@ -1489,19 +1502,7 @@ async fn converge_replica(
                 modify = modify.deletion_protection(false);
                 drift.push("deletion protection");
             }
-            if db.publicly_accessible() == Some(true) {
-                modify = modify.publicly_accessible(false);
-                drift.push("public accessibility");
-            }
-            let groups: Vec<&str> = db
-                .vpc_security_groups()
-                .iter()
-                .filter_map(|g| g.vpc_security_group_id())
-                .collect();
-            if groups != [network.database_security_group_id.as_str()] {
-                modify = modify.vpc_security_group_ids(&network.database_security_group_id);
-                drift.push("security groups");
-            }
+            modify = repair_network_access(modify, db, network, &mut drift);
             if !drift.is_empty() {
                 modify.send().await.map_err(|e| {
                     aws_error(

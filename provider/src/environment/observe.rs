@@ -305,21 +305,8 @@ mod tests {
     }
 
     fn config(engine: Option<&str>) -> Value {
-        let mut c = Value::Object(BTreeMap::new());
-        c.set_attr("name", Value::string("production"));
+        let mut c = crate::environment::plan::config_of("production");
         c.set_attr("tags", Value::string_map([("team", "platform")]));
-        for block in [
-            "network",
-            "keys",
-            "cluster",
-            "database",
-            "cache",
-            "audit_storage",
-            "edge",
-            "timeouts",
-        ] {
-            c.set_attr(block, Value::Object(BTreeMap::new()));
-        }
         if let Some(v) = engine {
             c.attr_mut("database")
                 .set_attr("engine_version", Value::string(v));

@@ -261,26 +261,29 @@ fn plan_destroy(prior: &Value) -> Plan {
         diagnostics,
     }
 }
+/// A configuration that sets only `name`, every block left out (Terraform
+/// sends empty GROUP blocks), for tests.
+#[cfg(test)]
+pub(crate) fn config_of(name: &str) -> Value {
+    struct Blocks(Value);
+    impl Visit for Blocks {
+        fn visit<C: Component>(&mut self) {
+            self.0.set_attr(C::NAME, Value::Object(BTreeMap::new()));
+        }
+    }
+    let mut c = Blocks(Value::Object(BTreeMap::new()));
+    components::each(&mut c);
+    c.0.set_attr(TIMEOUTS, Value::Object(BTreeMap::new()));
+    c.0.set_attr("name", Value::string(name));
+    c.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn config(name: &str) -> Value {
-        let mut c = Value::Object(BTreeMap::new());
-        c.set_attr("name", Value::string(name));
-        for block in [
-            "network",
-            "keys",
-            "cluster",
-            "database",
-            "cache",
-            "audit_storage",
-            "edge",
-            "timeouts",
-        ] {
-            c.set_attr(block, Value::Object(BTreeMap::new()));
-        }
-        c
+        super::config_of(name)
     }
 
     /// A state as apply would leave it for `planned`.
