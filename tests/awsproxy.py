@@ -150,6 +150,7 @@ REST_OPERATIONS = [
     ("GET", "eks", re.compile(r"^/clusters/?$"), "ListClusters"),
     ("POST", "eks", re.compile(r"^/clusters/[^/]+/node-groups/?$"), "CreateNodegroup"),
     ("GET", "eks", re.compile(r"^/clusters/[^/]+/?$"), "DescribeCluster"),
+    ("DELETE", "eks", re.compile(r"^/clusters/[^/]+/?$"), "DeleteCluster"),
     ("GET", "eks", re.compile(r"^/clusters/[^/]+/node-groups/[^/]+/?$"), "DescribeNodegroup"),
     ("POST", "cloudfront", re.compile(r"^/[^/]+/distribution/?$"), "CreateDistribution"),
     ("GET", "cloudfront", re.compile(r"^/[^/]+/distribution/?$"), "ListDistributions"),
@@ -193,6 +194,10 @@ def _query_error(code: str, message: str, status: int = 404, ns: str = ELASTICAC
 class _Drop(Exception):
     """Close the client's connection without any answer."""
 
+
+# STS calls made without credentials, so without a signature naming the
+# service.
+UNSIGNED_STS_ACTIONS = {"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"}
 
 # Services by protocol (the signing name in the Authorization header).
 JSON_SERVICES = {"kms", "wafv2", "shield", "secretsmanager", "tagging", "dynamodb", "logs"}
@@ -350,6 +355,9 @@ class AwsProxy:
         self._deleted_groups: set[str] = set()
         self._deleted_subnet_groups: set[str] = set()
         self._performance_insights: dict[str, str] = {}
+        # Cluster name -> the security group EKS made for it (see
+        # `_eks_cluster_group`).
+        self.eks_cluster_groups: dict[str, str] = {}
         self.calls: list[Call] = []
         self._clients: dict[tuple[str, str], object] = {}
         # (action, what blocked it) for each deletion refused with DependencyViolation.
@@ -437,6 +445,10 @@ class AwsProxy:
             if "x-www-form-urlencoded" in content_type and body:
                 params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode(errors="replace")).items()}
             action = params.get("Action", path.split("?")[0])
+        if service == "unknown" and action in UNSIGNED_STS_ACTIONS:
+            # The calls that trade a token for credentials are not signed
+            # (STS API Reference, AssumeRoleWithWebIdentity).
+            service = "sts"
         return Call(service=service, action=action, params=params, region=region)
 
     # -- rules -------------------------------------------------------------------
@@ -567,6 +579,77 @@ class AwsProxy:
             elif call.action == "DescribeDBInstances":
                 payload = self._with_performance_insights(payload)
         return payload
+
+    # -- the security group EKS makes for a cluster ------------------------------------
+
+    def _eks_cluster_group(self, call: Call, operation: str, path: str, body: bytes, status: int, payload: bytes) -> bytes:
+        """EKS makes a security group for every cluster, `eks-cluster-sg-<name>-<id>`
+        in the cluster's VPC, tagged `aws:eks:cluster-name` and
+        `kubernetes.io/cluster/<name> = owned`, that lets in all traffic from
+        itself and out all traffic; it reports it as
+        `resourcesVpcConfig.clusterSecurityGroupId`, attaches it to the
+        control plane's interfaces and to the nodes of managed node groups
+        without a launch template, and deletes it with the cluster ("Amazon
+        EKS security group requirements and considerations", EKS User Guide;
+        `DescribeCluster`, EKS API Reference). moto makes none: the proxy
+        makes it in moto and reports it."""
+        if call.service != "eks" or status != 200:
+            return payload
+        parts = [p for p in path.split("?")[0].split("/") if p]
+        if operation == "CreateCluster":
+            request = json.loads(body or b"{}")
+            name = request.get("name", "")
+            subnets = request.get("resourcesVpcConfig", {}).get("subnetIds", [])
+            if name and subnets:
+                ec2 = self._moto("ec2", call.region)
+                vpc = ec2.describe_subnets(SubnetIds=subnets[:1])["Subnets"][0]["VpcId"]
+                group = ec2.create_security_group(
+                    GroupName=f"eks-cluster-sg-{name}-{uuid.uuid4().hex[:10]}",
+                    Description="EKS created security group applied to ENI that is attached to EKS Control Plane master nodes, as well as any managed workloads.",
+                    VpcId=vpc,
+                    TagSpecifications=[{"ResourceType": "security-group", "Tags": [
+                        {"Key": "aws:eks:cluster-name", "Value": name},
+                        {"Key": f"kubernetes.io/cluster/{name}", "Value": "owned"},
+                        {"Key": "Name", "Value": f"eks-cluster-sg-{name}"},
+                    ]}],
+                )["GroupId"]
+                ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+                    {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group}]}])
+                with self._lock:
+                    self.eks_cluster_groups[name] = group
+            return self._with_cluster_group(payload, name)
+        if operation == "DescribeCluster" and len(parts) >= 2:
+            return self._with_cluster_group(payload, parts[1])
+        if operation == "DeleteCluster" and len(parts) >= 2:
+            with self._lock:
+                group = self.eks_cluster_groups.pop(parts[1], None)
+            if group:
+                ec2 = self._moto("ec2", call.region)
+                # Rules of other groups that let it in go with it.
+                for other in ec2.describe_security_groups(
+                        Filters=[{"Name": "ip-permission.group-id", "Values": [group]}])["SecurityGroups"]:
+                    for permission in other["IpPermissions"]:
+                        pairs = [p for p in permission.get("UserIdGroupPairs", []) if p.get("GroupId") == group]
+                        if pairs and other["GroupId"] != group:
+                            ec2.revoke_security_group_ingress(GroupId=other["GroupId"], IpPermissions=[
+                                {**{k: v for k, v in permission.items() if k in ("IpProtocol", "FromPort", "ToPort")},
+                                 "UserIdGroupPairs": [{"GroupId": group}]}])
+                ec2.delete_security_group(GroupId=group)
+        return payload
+
+    def _with_cluster_group(self, payload: bytes, name: str) -> bytes:
+        with self._lock:
+            group = self.eks_cluster_groups.get(name)
+        if not group:
+            return payload
+        try:
+            answer = json.loads(payload)
+        except ValueError:
+            return payload
+        cluster = answer.get("cluster")
+        if isinstance(cluster, dict):
+            cluster.setdefault("resourcesVpcConfig", {})["clusterSecurityGroupId"] = group
+        return json.dumps(answer).encode()
 
     def _with_performance_insights(self, payload: bytes) -> bytes:
         text = payload.decode()
@@ -820,6 +903,7 @@ class AwsProxy:
         finally:
             connection.close()
         payload = self._after(call, status, payload)
+        payload = self._eks_cluster_group(call, operation, path, body, status, payload)
         if status == 400 and call.service == "wafv2" and b"WafV2DuplicateItem" in payload:
             # moto names WAF's duplicate error differently from AWS (in the
             # body and in X-Amzn-ErrorType, which the SDK reads first).

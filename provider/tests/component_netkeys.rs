@@ -405,16 +405,67 @@ async fn ensure_builds_the_whole_network_from_the_spec() {
         cache.group_id(),
         Some(state.cache_security_group_id.as_str())
     );
-    for (g, port) in [(&database, 5432), (&cache, 6379)] {
+    // Before there is a cluster nothing is let in.
+    for g in [&database, &cache] {
+        assert!(g.ip_permissions().is_empty(), "{:?}", g.ip_permissions());
+        assert_eq!(ec2_tags(g.tags())["idis:environment"], "production");
+    }
+
+    // The group EKS makes for the cluster (what its managed nodes run
+    // with) is let in once it exists, on exactly the two ports.
+    let eks_group = ec2
+        .create_security_group()
+        .group_name("eks-cluster-sg-idis-production-1234")
+        .description("EKS created security group")
+        .vpc_id(&state.vpc_id)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::SecurityGroup)
+                .tags(
+                    Tag::builder()
+                        .key("aws:eks:cluster-name")
+                        .value("idis-production")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    let admitted = network::admit_cluster(&ctx).await.unwrap();
+    assert!(admitted.drift.is_empty(), "{:?}", admitted.drift);
+    let groups = ec2
+        .describe_security_groups()
+        .filters(f("vpc-id", &state.vpc_id))
+        .send()
+        .await
+        .unwrap();
+    for (name, port) in [
+        ("idis-production-database", 5432),
+        ("idis-production-cache", 6379),
+    ] {
+        let g = groups
+            .security_groups()
+            .iter()
+            .find(|g| g.group_name() == Some(name))
+            .unwrap();
+        assert_eq!(
+            g.ip_permissions().len(),
+            1,
+            "{name}: {:?}",
+            g.ip_permissions()
+        );
         let rule = &g.ip_permissions()[0];
-        assert_eq!(g.ip_permissions().len(), 1);
         assert_eq!(rule.ip_protocol(), Some("tcp"));
         assert_eq!((rule.from_port(), rule.to_port()), (Some(port), Some(port)));
         assert_eq!(
             rule.user_id_group_pairs()[0].group_id(),
-            Some(state.cluster_security_group_id.as_str())
+            Some(eks_group.as_str())
         );
-        assert_eq!(ec2_tags(g.tags())["idis:environment"], "production");
+        assert!(rule.ip_ranges().is_empty());
     }
 
     // The state says what AWS has.
@@ -544,17 +595,16 @@ async fn out_of_band_changes_are_seen_by_find_and_repaired_by_ensure() {
         .send()
         .await
         .unwrap();
-    ec2.revoke_security_group_ingress()
+    ec2.authorize_security_group_ingress()
         .group_id(&before.database_security_group_id)
         .ip_permissions(
             IpPermission::builder()
                 .ip_protocol("tcp")
                 .from_port(5432)
                 .to_port(5432)
-                .user_id_group_pairs(
-                    UserIdGroupPair::builder()
-                        .group_id(&before.cluster_security_group_id)
-                        .description("PostgreSQL from the cluster")
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip("0.0.0.0/0")
                         .build(),
                 )
                 .build(),
@@ -627,7 +677,7 @@ async fn out_of_band_changes_are_seen_by_find_and_repaired_by_ensure() {
             before.public_subnet_ids[2]
         ),
         "security group idis-drifty-cache is missing",
-        "idis-drifty-database: missing ingress tcp 5432 from idis-drifty-cluster",
+        "idis-drifty-database: extra ingress tcp 5432 from 0.0.0.0/0",
     ] {
         assert!(
             drift.contains(expected),

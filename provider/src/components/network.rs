@@ -298,7 +298,7 @@ const GUARDS: &[Guard] = &[
     Guard::new(
         "security_groups",
         "only the rules the provider makes",
-        "The cluster, database and cache groups exist with exactly their rules: the database lets tcp/5432 and the cache tcp/6379 in from the cluster group; every group lets all traffic out (as AWS makes a group).",
+        "The cluster, database and cache groups exist with exactly their rules: the database lets tcp/5432 and the cache tcp/6379 in from the security group EKS makes for the cluster (the group its managed nodes, and so the pods, run with), nothing else; every group lets all traffic out (as AWS makes a group).",
     ),
     Guard::new(
         "tags",
@@ -1131,26 +1131,46 @@ fn sg_rules(group: &SecurityGroup, names_by_id: &BTreeMap<&str, &str>) -> Vec<Sg
     rules
 }
 
-/// The rules the provider gives a group of the environment: the database
-/// and the cache let their port in from the cluster group; every group
-/// keeps the egress AWS gives a new group (all traffic out).
-fn wanted_rules(names: &Names, role: &str) -> Vec<SgRule> {
+/// The rules the provider gives a group of the environment: every group
+/// keeps the egress AWS gives a new group (all traffic out); the database
+/// and the cache let their port in from the security group EKS made for
+/// the cluster, once there is one. A managed node group without a launch
+/// template runs its nodes, and so the pods, with that group, not with the
+/// additional groups given to the control plane ("Amazon EKS security
+/// group requirements and considerations", EKS User Guide): admitting it
+/// is what lets pods reach PostgreSQL and Redis, and nothing else is let
+/// in.
+fn wanted_rules(role: &str, eks_group: Option<&str>) -> Vec<SgRule> {
     let mut rules = vec![SgRule {
         ingress: false,
         protocol: "all".to_string(),
         ports: None,
         peer: ANYWHERE.to_string(),
     }];
-    if let Some((_, Some(port))) = SECURITY_GROUPS.iter().find(|(r, _)| *r == role) {
+    if let (Some((_, Some(port))), Some(eks)) =
+        (SECURITY_GROUPS.iter().find(|(r, _)| *r == role), eks_group)
+    {
         rules.push(SgRule {
             ingress: true,
             protocol: "tcp".to_string(),
             ports: Some((*port, *port)),
-            peer: names.security_group(CLUSTER),
+            peer: eks.to_string(),
         });
     }
     rules.sort();
     rules
+}
+
+/// The tag EKS puts on the security group it makes for a cluster.
+const EKS_CLUSTER_TAG: &str = "aws:eks:cluster-name";
+
+/// The name of the security group EKS made for this environment's cluster,
+/// when it is in the VPC.
+fn eks_cluster_group<'a>(names: &Names, obs: &'a Observed) -> Option<&'a str> {
+    obs.security_groups
+        .iter()
+        .find(|g| tag_value(g.tags(), EKS_CLUSTER_TAG) == Some(names.vpc().as_str()))
+        .and_then(|g| g.group_name())
 }
 
 /// The EC2 permission of one flattened rule; group names of the
@@ -1184,8 +1204,8 @@ fn ip_permission(rule: &SgRule, ids_by_name: &BTreeMap<String, String>, add: boo
         // Rules the provider adds say what they are for; a revoke names
         // the rule alone.
         let what = match rule.ports {
-            Some((5432, 5432)) => Some("PostgreSQL from the cluster"),
-            Some((6379, 6379)) => Some("Redis from the cluster"),
+            Some((5432, 5432)) => Some("PostgreSQL from the cluster's nodes"),
+            Some((6379, 6379)) => Some("Redis from the cluster's nodes"),
             _ => None,
         };
         let pair = match what {
@@ -1201,12 +1221,13 @@ fn ip_permission(rule: &SgRule, ids_by_name: &BTreeMap<String, String>, add: boo
 /// (extra, missing).
 fn rule_changes(
     group: &SecurityGroup,
+    obs: &Observed,
     names: &Names,
     role: &str,
     names_by_id: &BTreeMap<&str, &str>,
 ) -> (Vec<SgRule>, Vec<SgRule>) {
     let have = sg_rules(group, names_by_id);
-    let want = wanted_rules(names, role);
+    let want = wanted_rules(role, eks_cluster_group(names, obs));
     let extra = have.iter().filter(|r| !want.contains(r)).cloned().collect();
     let missing = want.iter().filter(|r| !have.contains(r)).cloned().collect();
     (extra, missing)
@@ -1494,7 +1515,7 @@ fn judge(ctx: &Ctx, names: &Names, obs: &Observed, nats: &[&NatGateway]) -> Verd
         match obs.security_group(&name) {
             None => groups.push(format!("security group {name} is missing")),
             Some(group) => {
-                let (extra, missing) = rule_changes(group, names, role, &names_by_id);
+                let (extra, missing) = rule_changes(group, obs, names, role, &names_by_id);
                 groups.extend(
                     missing
                         .iter()
@@ -1529,6 +1550,25 @@ pub async fn find(ctx: &Ctx) -> Result<Option<NetworkState>, ComponentError> {
     };
     let obs = observe(ctx, &ec2, &vpc, false).await?;
     Ok(Some(state_from(ctx, &obs)))
+}
+
+/// Once the cluster exists: lets the nodes' security group (the one EKS
+/// made for the cluster) into the database and the cache, and returns the
+/// network as it then is. Run after the cluster, before the edge.
+pub async fn admit_cluster(ctx: &Ctx) -> Result<NetworkState, ComponentError> {
+    let ec2 = ctx.aws.ec2();
+    let vpc = find_vpc(ctx, &ec2)
+        .await?
+        .ok_or_else(|| conflict(format!("the VPC of environment {} disappeared", ctx.env)))?;
+    let names = Names::new(ctx);
+    let obs = observe(ctx, &ec2, &vpc, false).await?;
+    let changed = AtomicBool::new(false);
+    ensure_security_groups(ctx, &ec2, &names, &obs, &changed).await?;
+    if changed.load(Ordering::Relaxed) {
+        let obs = observe(ctx, &ec2, &vpc, false).await?;
+        return Ok(state_from(ctx, &obs));
+    }
+    Ok(state_from(ctx, &obs))
 }
 
 // ---------------------------------------------------------------------------
@@ -2043,11 +2083,20 @@ async fn ensure_security_groups(
         cache: ids[2].clone(),
     };
     // Each group's rules: exactly what the provider makes of it.
-    let by_name: BTreeMap<String, String> = SECURITY_GROUPS
+    let mut by_name: BTreeMap<String, String> = SECURITY_GROUPS
         .iter()
         .zip([&groups.cluster, &groups.database, &groups.cache])
         .map(|((role, _), id)| (names.security_group(role), id.clone()))
         .collect();
+    if let Some(eks) = obs
+        .security_groups
+        .iter()
+        .find(|g| tag_value(g.tags(), EKS_CLUSTER_TAG) == Some(names.vpc().as_str()))
+    {
+        if let (Some(name), Some(id)) = (eks.group_name(), eks.group_id()) {
+            by_name.insert(name.to_string(), id.to_string());
+        }
+    }
     let names_by_id: BTreeMap<&str, &str> = obs
         .security_groups
         .iter()
@@ -2064,11 +2113,11 @@ async fn ensure_security_groups(
                 .iter()
                 .find(|g| g.group_id() == Some(id.as_str()))
             {
-                Some(group) => rule_changes(group, names, role, names_by_id),
+                Some(group) => rule_changes(group, obs, names, role, names_by_id),
                 // Just made: AWS gave it the default egress only.
                 None => (
                     Vec::new(),
-                    wanted_rules(names, role)
+                    wanted_rules(role, eks_cluster_group(names, obs))
                         .into_iter()
                         .filter(|r| r.ingress)
                         .collect(),

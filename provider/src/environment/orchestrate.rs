@@ -348,6 +348,14 @@ pub async fn converge(
                 observed.storage = salvage(storage::find(&ctx)).await;
             }
         }
+        // The nodes reach the database and the cache through the security
+        // group EKS made with the cluster: let it in now that it exists.
+        if !diagnostics.has_errors() {
+            match network::admit_cluster(&ctx).await {
+                Ok(n) => observed.network = Some(n),
+                Err(e) => diagnostics.push(failed(&e, &limit)),
+            }
+        }
         // Phase 3: the edge, once everything behind it stands.
         if !diagnostics.has_errors() {
             match Box::pin(edge::ensure(&ctx, &specs.edge, &net)).await {

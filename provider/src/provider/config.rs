@@ -756,6 +756,49 @@ impl Aws {
 mod tests {
     use super::*;
 
+    /// An SSO profile (`sso_session`) is resolved by the SDK's SSO
+    /// provider: without a token cached by `aws sso login` it fails asking
+    /// for one, not for a missing feature. (moto has no SSO portal, so the
+    /// credentials themselves cannot be fetched here.)
+    #[tokio::test]
+    async fn an_sso_profile_goes_through_the_sso_provider() {
+        use aws_credential_types::provider::ProvideCredentials;
+        use aws_runtime::env_config::file::{
+            EnvConfigFileKind as ProfileFileKind, EnvConfigFiles as ProfileFiles,
+        };
+        let dir = std::env::temp_dir().join(format!("idis-sso-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config");
+        std::fs::write(
+            &file,
+            "[profile dev]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Admin\nregion = us-east-1\n\n\
+             [sso-session corp]\nsso_start_url = https://idis-test-never-logged-in.awsapps.com/start\nsso_region = us-east-1\n",
+        )
+        .unwrap();
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .build_https();
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .profile_files(
+                ProfileFiles::builder()
+                    .with_file(ProfileFileKind::Config, &file)
+                    .build(),
+            )
+            .profile_name("dev")
+            .load()
+            .await;
+        let provider = sdk.credentials_provider().expect("a credentials provider");
+        let err = provider.provide_credentials().await.unwrap_err();
+        let text = format!("{}", DisplayErrorContext(&err));
+        assert!(!text.contains("cargo feature"), "{text}");
+        assert!(text.to_lowercase().contains("sso"), "{text}");
+        assert!(text.to_lowercase().contains("token"), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     fn config(pairs: &[(&str, Value)]) -> Value {
         let mut attrs: BTreeMap<String, Value> = BTreeMap::new();
         for (k, v) in pairs {
