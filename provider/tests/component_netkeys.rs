@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, Filter, IpPermission, NatGatewayState, ResourceType, Tag,
-    TagSpecification, UserIdGroupPair, VpcAttributeName,
+    TagSpecification, VpcAttributeName,
 };
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType};
 use support::Moto;
