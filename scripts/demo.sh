@@ -44,6 +44,11 @@ echo "AWS proxy on $endpoint"
 export TF_CLI_CONFIG_FILE="$work/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
 export AWS_ENDPOINT_URL="$endpoint" AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+# The production contract asks for DDoS protection, which needs a Shield
+# Advanced subscription on the account (the plan checks it): the emulated
+# account has one, as a production account would.
+"$VENV/bin/python" -c "import boto3; boto3.client('shield', region_name='us-east-1', endpoint_url='http://127.0.0.1:$port', aws_access_key_id='testing', aws_secret_access_key='testing').create_subscription()"
+echo "emulated account subscribed to Shield Advanced"
 # The emulator makes everything available at once: poll it quickly.
 export IDIS_POLL_INTERVAL_MS=200
 

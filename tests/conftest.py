@@ -286,11 +286,17 @@ class MotoServer:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def reset(self) -> None:
-        """Forgets every resource moto holds."""
+    def reset(self, shield_subscription: bool = True) -> None:
+        """Forgets every resource moto holds. The account then has a Shield
+        Advanced subscription, as a production account that asks for DDoS
+        protection does (the plan checks it), unless told otherwise."""
         request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200, f"moto reset answered {response.status}"
+        if shield_subscription:
+            boto3.client("shield", region_name=AWS_REGION, endpoint_url=self.endpoint,
+                         aws_access_key_id=AWS_ACCESS_KEY_ID,
+                         aws_secret_access_key=AWS_SECRET_ACCESS_KEY).create_subscription()
 
     def answers(self) -> bool:
         try:

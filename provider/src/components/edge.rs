@@ -1253,6 +1253,21 @@ async fn delete_distribution(ctx: &Ctx, cdn: &Cdn) -> Result<(), ComponentError>
 
 // ---------------------------------------------------------------- Shield
 
+/// Whether the account has an active Shield Advanced subscription, which
+/// every protection needs (`DescribeSubscription`; this provider never
+/// subscribes on its own: a subscription is a one-year commitment).
+pub async fn shield_subscribed(ctx: &Ctx) -> Result<bool, ComponentError> {
+    match shield(ctx).describe_subscription().send().await {
+        Ok(out) => Ok(out.subscription().is_some()),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(aws_error(
+            COMPONENT,
+            "check the Shield Advanced subscription (shield:DescribeSubscription)",
+            e,
+        )),
+    }
+}
+
 async fn read_protection(
     ctx: &Ctx,
 ) -> Result<Option<aws_sdk_shield::types::Protection>, ComponentError> {

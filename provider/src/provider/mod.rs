@@ -78,16 +78,21 @@ impl Backend for IdisProvider {
         if req.type_name != environment::TYPE_NAME {
             return PlanResponse::failed(unknown_type("resource", &req.type_name).into());
         }
-        let region = match self.aws() {
-            Ok(aws) => aws.region.clone(),
+        let aws = match self.aws() {
+            Ok(aws) => aws,
             Err(d) => return PlanResponse::failed(d),
         };
-        let plan = plan::plan(
+        let mut plan = plan::plan(
             &req.prior_state,
             &req.proposed_new_state,
             &req.config,
-            &region,
+            &aws.region,
         );
+        if !plan.diagnostics.has_errors() {
+            plan.diagnostics.extend(
+                orchestrate::check_plan(&aws, &req.prior_state, &plan.planned, &self.stop).await,
+            );
+        }
         PlanResponse {
             planned_state: plan.planned,
             requires_replace: plan.requires_replace,
