@@ -8,10 +8,17 @@ emulated by a moto server on loopback. Everything here is a pytest fixture:
                        the provider as registry.terraform.io/idis/idis 0.1.0.
     moto               (session) A running moto server: .endpoint, .port, .reset().
     aws                (session) aws(service, region="us-east-1") -> boto3 client on moto.
-    terraform          (test)    A Terraform working directory in tmp_path, moto reset first.
+    aws_proxy          (test)    Our proxy in front of moto (tests/awsproxy.py), fresh for each test.
+    terraform          (test)    A Terraform working directory in tmp_path, moto reset first; the
+                       provider reaches moto through `aws_proxy`.
     run_provider       (session) run_provider(*args, env=None, timeout=30) -> CommandResult,
                        the provider binary run by hand.
     closed_port        (test)    A loopback TCP port nothing listens on.
+
+The provider never talks to moto directly: every Terraform directory reaches
+it through an AwsProxy, which plays AWS where moto 5.2.5 has gaps (see
+awsproxy.py); boto3 checks (`aws`) ask moto directly. `moto.reset()` also
+makes every proxy in front of moto forget what it keeps of AWS objects.
 
 Every process is started in its own session (process group). It is killed as a
 group when it outlives its timeout, when its fixture ends (even after a failed
@@ -31,7 +38,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, NamedTuple
 
@@ -281,6 +289,8 @@ class MotoServer:
     process: subprocess.Popen
     port: int
     log_path: Path
+    # The AwsProxy instances in front of this server (reset() resets them too).
+    proxies: list = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -293,10 +303,17 @@ class MotoServer:
         request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200, f"moto reset answered {response.status}"
+        # What a proxy keeps of AWS objects (EKS versions and add-ons, cache
+        # parameter groups, ...) went with moto's objects.
+        for proxy in list(self.proxies):
+            proxy.forget()
         if shield_subscription:
-            boto3.client("shield", region_name=AWS_REGION, endpoint_url=self.endpoint,
-                         aws_access_key_id=AWS_ACCESS_KEY_ID,
-                         aws_secret_access_key=AWS_SECRET_ACCESS_KEY).create_subscription()
+            self.subscribe_to_shield()
+
+    def subscribe_to_shield(self) -> None:
+        boto3.client("shield", region_name=AWS_REGION, endpoint_url=self.endpoint,
+                     aws_access_key_id=AWS_ACCESS_KEY_ID,
+                     aws_secret_access_key=AWS_SECRET_ACCESS_KEY).create_subscription()
 
     def answers(self) -> bool:
         try:
@@ -325,6 +342,25 @@ class MotoServer:
         _live_process_groups.discard(pgid)
 
 
+# endpoint -> the running moto server (for Terraform to put a proxy in front).
+_moto_servers: dict[str, MotoServer] = {}
+
+
+def _proxy_in_front_of(moto: MotoServer):
+    """A fresh AwsProxy in front of moto, reset with it."""
+    from awsproxy import AwsProxy
+
+    proxy = AwsProxy(moto.endpoint)
+    moto.proxies.append(proxy)
+    return proxy
+
+
+def _stop_proxy(moto: MotoServer, proxy) -> None:
+    proxy.stop()
+    if proxy in moto.proxies:
+        moto.proxies.remove(proxy)
+
+
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory):
     """A moto server on a free loopback port, stopped at the end of the session."""
@@ -343,6 +379,7 @@ def moto(tmp_path_factory):
         )
     _live_process_groups.add(process.pid)
     server = MotoServer(process=process, port=port, log_path=log_path)
+    _moto_servers[server.endpoint] = server
     try:
         deadline = time.monotonic() + MOTO_START_TIMEOUT
         while not server.answers():
@@ -354,8 +391,12 @@ def moto(tmp_path_factory):
                     f"{MOTO_START_TIMEOUT} s:\n{server.log_tail()}"
                 )
             time.sleep(0.1)
+        # The session starts as reset() leaves moto (module-scoped fixtures
+        # that never reset see the same account as the tests that do).
+        server.subscribe_to_shield()
         yield server
     finally:
+        _moto_servers.pop(server.endpoint, None)
         server.stop()
 
 
@@ -387,10 +428,20 @@ def aws(moto):
 
 
 class Terraform:
-    """One Terraform working directory, driven through the real CLI."""
+    """One Terraform working directory, driven through the real CLI.
+
+    Given moto's own endpoint, the directory gets a proxy of its own in
+    front of moto (`proxy`, stopped when the directory goes): the provider
+    always sees AWS as awsproxy.py plays it, never moto's gaps."""
 
     def __init__(self, workdir: Path, cli_config: Path, aws_endpoint: str):
         self.workdir = workdir
+        self.proxy = None
+        moto = _moto_servers.get(aws_endpoint.rstrip("/"))
+        if moto is not None:
+            self.proxy = _proxy_in_front_of(moto)
+            weakref.finalize(self, _stop_proxy, moto, self.proxy)
+            aws_endpoint = self.proxy.endpoint
         self.env = _clean_environment()
         self.env.update(
             TF_CLI_CONFIG_FILE=str(cli_config),
@@ -458,12 +509,14 @@ class Terraform:
 
 
 @pytest.fixture
-def terraform(tmp_path, terraform_rc, moto) -> Terraform:
-    """A fresh Terraform working directory for this test, against an emptied moto."""
+def terraform(tmp_path, terraform_rc, moto, aws_proxy) -> Terraform:
+    """A fresh Terraform working directory for this test, against an emptied
+    moto, reached through this test's proxy (`aws_proxy`, as `production`
+    does): the provider sees AWS's behaviour where moto has gaps."""
     moto.reset()
     workdir = tmp_path / "terraform"
     workdir.mkdir()
-    return Terraform(workdir, terraform_rc, moto.endpoint)
+    return Terraform(workdir, terraform_rc, aws_proxy.endpoint)
 
 
 def example_with_module(root: Path, example: str, terraform_rc: Path, endpoint: str) -> Terraform:
@@ -490,12 +543,11 @@ def production(tmp_path, terraform_rc, moto, aws_proxy) -> Terraform:
 
 @pytest.fixture
 def aws_proxy(moto):
-    """Our proxy in front of moto (see awsproxy.py), fresh for each test."""
-    from awsproxy import AwsProxy
-
-    proxy = AwsProxy(moto.endpoint)
+    """Our proxy in front of moto (see awsproxy.py), fresh for each test;
+    `moto.reset()` resets it too."""
+    proxy = _proxy_in_front_of(moto)
     yield proxy
-    proxy.stop()
+    _stop_proxy(moto, proxy)
 
 
 @pytest.fixture

@@ -1,6 +1,9 @@
 //! Shared by the component tests: a moto server of our own on a free
-//! loopback port (from the venv `make venv` creates), and a component
-//! context pointed at it. AWS state is checked through the SDK directly.
+//! loopback port (from the venv `make venv` creates), with our proxy
+//! (`tests/awsproxy.py`) in front of it, which plays AWS where moto has
+//! gaps (EKS add-ons and versions, WAF's ListResourcesForWebACL, ...), and
+//! a component context pointed at the proxy. AWS state is checked through
+//! the SDK.
 
 #![allow(dead_code)]
 
@@ -17,7 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 pub struct Moto {
     child: Child,
+    proxy: Child,
+    /// The proxy's endpoint: what components and checks use.
     pub endpoint: String,
+    /// moto's own endpoint.
+    pub moto_endpoint: String,
 }
 
 impl Moto {
@@ -55,7 +62,31 @@ impl Moto {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        Moto { child, endpoint }
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let python = server.with_file_name("python");
+        let mut proxy = Command::new(&python)
+            .arg(repo.join("tests/awsproxy.py"))
+            .arg(&endpoint)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tests/awsproxy.py starts");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(proxy.stdout.take().expect("proxy stdout")),
+            &mut line,
+        )
+        .expect("the proxy prints its endpoint");
+        assert!(
+            line.starts_with("http://"),
+            "tests/awsproxy.py printed {line:?}, not its endpoint"
+        );
+        Moto {
+            child,
+            proxy,
+            endpoint: line.trim().to_string(),
+            moto_endpoint: endpoint,
+        }
     }
 
     pub async fn aws(&self) -> Arc<Aws> {
@@ -87,6 +118,8 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
+        let _ = self.proxy.kill();
+        let _ = self.proxy.wait();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

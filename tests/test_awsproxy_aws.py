@@ -1,0 +1,471 @@
+"""The proxy plays AWS where moto 5.2.5 has gaps: what EKS, RDS, ElastiCache
+and WAF answer about versions, upgrades and add-ons, shown with boto3
+against a proxy in front of the session's moto (no provider, no Terraform).
+Objects the test needs that AWS would have (VPCs, roles, load balancers)
+are made in moto directly, as the other tests do."""
+
+from __future__ import annotations
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import pytest
+
+from awsproxy import AwsProxy
+
+REGION = "us-east-1"
+
+
+def client(service: str, endpoint: str):
+    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing").client(
+        service, region_name=REGION, endpoint_url=endpoint,
+        config=botocore.config.Config(retries={"max_attempts": 1}),
+    )
+
+
+@pytest.fixture(autouse=True)
+def empty_moto(moto):
+    moto.reset(shield_subscription=False)
+
+
+@pytest.fixture
+def proxy_with(moto):
+    """proxy_with(**knobs): a proxy of its own in front of moto, stopped after the test."""
+    made = []
+
+    def make(**knobs) -> AwsProxy:
+        proxy = AwsProxy(moto.endpoint, **knobs)
+        made.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in made:
+        proxy.stop()
+
+
+def refused(call, code: str, status: int | None = None) -> str:
+    """Runs call(), which AWS refuses with `code`; returns the message."""
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        call()
+    error = caught.value.response
+    assert error["Error"]["Code"] == code, error
+    if status is not None:
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == status, error
+    return error["Error"]["Message"]
+
+
+def network(moto_endpoint: str) -> tuple[str, list[str]]:
+    ec2 = client("ec2", moto_endpoint)
+    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.7.{i}.0/24", AvailabilityZone=f"{REGION}{zone}")["Subnet"]["SubnetId"]
+        for i, zone in ((1, "a"), (2, "b"))
+    ]
+    return vpc, subnets
+
+
+def eks_cluster(moto_endpoint: str, eks, name: str = "shop", version: str = "1.31") -> dict:
+    """A cluster made through the proxy, in a VPC and with a role made in moto."""
+    _, subnets = network(moto_endpoint)
+    role = client("iam", moto_endpoint).create_role(RoleName=f"{name}-eks", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    eks.create_cluster(name=name, version=version, roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
+    return {"name": name, "role": role, "subnets": subnets}
+
+
+# -- EKS: Kubernetes versions --------------------------------------------------------
+
+
+def test_eks_lists_the_kubernetes_versions_it_offers(aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    versions = eks.describe_cluster_versions()["clusterVersions"]
+    assert [(v["clusterVersion"], v["versionStatus"]) for v in versions] == [
+        ("1.34", "STANDARD_SUPPORT"), ("1.33", "STANDARD_SUPPORT"), ("1.32", "STANDARD_SUPPORT"),
+        ("1.31", "STANDARD_SUPPORT"), ("1.30", "EXTENDED_SUPPORT"), ("1.29", "EXTENDED_SUPPORT"),
+    ]
+    one = next(v for v in versions if v["clusterVersion"] == "1.32")
+    assert one["clusterType"] == "eks" and one["defaultPlatformVersion"] == "eks.25"
+    assert one["kubernetesPatchVersion"] == "1.32.9" and one["defaultVersion"] is False
+    assert one["endOfStandardSupportDate"].date().isoformat() == "2026-03-23"
+    assert [v["clusterVersion"] for v in eks.describe_cluster_versions(defaultOnly=True)["clusterVersions"]] == ["1.33"]
+    extended = eks.describe_cluster_versions(versionStatus="EXTENDED_SUPPORT")["clusterVersions"]
+    assert [v["clusterVersion"] for v in extended] == ["1.30", "1.29"]
+    asked = eks.describe_cluster_versions(clusterVersions=["1.31", "1.34"])["clusterVersions"]
+    assert [v["clusterVersion"] for v in asked] == ["1.34", "1.31"]
+    # Pages of maxResults with an opaque nextToken.
+    first = eks.describe_cluster_versions(maxResults=4)
+    second = eks.describe_cluster_versions(maxResults=4, nextToken=first["nextToken"])
+    assert [v["clusterVersion"] for v in first["clusterVersions"] + second["clusterVersions"]] == [
+        "1.34", "1.33", "1.32", "1.31", "1.30", "1.29"]
+    assert "nextToken" not in second or second["nextToken"] is None
+
+
+def test_versions_out_of_support_are_listed_only_with_include_all(proxy_with):
+    from awsproxy import DEFAULT_EKS_VERSIONS
+
+    old = {"clusterVersion": "1.28", "releaseDate": "2023-09-26", "endOfStandardSupportDate": "2024-11-26",
+           "endOfExtendedSupportDate": "2025-11-26", "versionStatus": "UNSUPPORTED",
+           "defaultPlatformVersion": "eks.50", "kubernetesPatchVersion": "1.28.15"}
+    eks = client("eks", proxy_with(eks_versions=DEFAULT_EKS_VERSIONS + [old]).endpoint)
+    assert "1.28" not in [v["clusterVersion"] for v in eks.describe_cluster_versions()["clusterVersions"]]
+    assert "1.28" in [v["clusterVersion"] for v in eks.describe_cluster_versions(includeAll=True)["clusterVersions"]]
+
+
+# -- EKS: cluster version updates ------------------------------------------------------
+
+
+def test_a_cluster_goes_up_one_minor_version_and_reports_it_once_the_update_succeeded(moto, proxy_with):
+    eks = client("eks", proxy_with(update_reads=2).endpoint)
+    eks_cluster(moto.endpoint, eks)
+    update = eks.update_cluster_version(name="shop", version="1.32")["update"]
+    assert update["status"] == "InProgress" and update["type"] == "VersionUpdate"
+    assert update["params"] == [{"type": "Version", "value": "1.32"}, {"type": "PlatformVersion", "value": "eks.25"}]
+    assert update["errors"] == []
+    # Meanwhile the cluster is UPDATING, still on 1.31, and takes no other update.
+    cluster = eks.describe_cluster(name="shop")["cluster"]
+    assert (cluster["status"], cluster["version"]) == ("UPDATING", "1.31")
+    message = refused(lambda: eks.update_cluster_version(name="shop", version="1.32"), "ResourceInUseException", 409)
+    assert f"currently has update {update['id']} in progress" in message
+    refused(lambda: eks.update_cluster_config(name="shop", logging={"clusterLogging": []}), "ResourceInUseException", 409)
+    assert eks.describe_update(name="shop", updateId=update["id"])["update"]["status"] == "InProgress"
+    assert eks.describe_update(name="shop", updateId=update["id"])["update"]["status"] == "Successful"
+    cluster = eks.describe_cluster(name="shop")["cluster"]
+    assert (cluster["status"], cluster["version"], cluster["platformVersion"]) == ("ACTIVE", "1.32", "eks.25")
+    assert eks.list_updates(name="shop")["updateIds"] == [update["id"]]
+
+
+def test_skipping_a_minor_version_or_staying_on_the_same_is_refused(moto, aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    eks_cluster(moto.endpoint, eks)
+    message = refused(lambda: eks.update_cluster_version(name="shop", version="1.33"), "InvalidParameterException", 400)
+    assert message == "Unsupported Kubernetes minor version update from 1.31 to 1.33"
+    message = refused(lambda: eks.update_cluster_version(name="shop", version="1.31"), "InvalidParameterException")
+    assert message == "Unsupported Kubernetes minor version update from 1.31 to 1.31"
+    message = refused(lambda: eks.update_cluster_version(name="shop", version="1.28"), "InvalidParameterException")
+    assert message == "unsupported Kubernetes version"
+    refused(lambda: eks.update_cluster_version(name="absent", version="1.32"), "ResourceNotFoundException", 404)
+    assert eks.describe_cluster(name="shop")["cluster"]["version"] == "1.31"
+
+
+def test_clusters_are_made_only_on_offered_versions_and_by_default_on_the_default(moto, aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    _, subnets = network(moto.endpoint)
+    role = client("iam", moto.endpoint).create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    refused(lambda: eks.create_cluster(name="old", version="1.27", roleArn=role,
+                                       resourcesVpcConfig={"subnetIds": subnets}), "InvalidParameterException")
+    made = eks.create_cluster(name="new", roleArn=role, resourcesVpcConfig={"subnetIds": subnets})["cluster"]
+    assert (made["version"], made["platformVersion"]) == ("1.33", "eks.18")
+
+
+# -- EKS: managed node groups ----------------------------------------------------------
+
+
+def test_node_groups_follow_the_cluster_and_never_lead_it(moto, aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    made = eks_cluster(moto.endpoint, eks)
+    group = eks.create_nodegroup(clusterName="shop", nodegroupName="apps", nodeRole=made["role"],
+                                 subnets=made["subnets"])["nodegroup"]
+    assert (group["version"], group["releaseVersion"]) == ("1.31", "1.31.13-20251015")
+    # Not newer than the cluster.
+    message = refused(lambda: eks.update_nodegroup_version(clusterName="shop", nodegroupName="apps", version="1.32"),
+                      "InvalidParameterException", 400)
+    assert "1.32" in message
+    cluster_update = eks.update_cluster_version(name="shop", version="1.32")["update"]
+    eks.describe_update(name="shop", updateId=cluster_update["id"])
+    assert eks.describe_update(name="shop", updateId=cluster_update["id"])["update"]["status"] == "Successful"
+    # The cluster goes no further while the node group is behind.
+    message = refused(lambda: eks.update_cluster_version(name="shop", version="1.33"), "InvalidParameterException")
+    assert message == "Nodegroups apps must be updated to match cluster version 1.32 before updating cluster version"
+    message = refused(lambda: eks.update_nodegroup_version(clusterName="shop", nodegroupName="apps", version="1.32",
+                                                           releaseVersion="1.31.13-20251015"), "InvalidParameterException")
+    assert message == "Requested release version 1.31.13-20251015 is not valid for kubernetes version 1.32."
+    # Without a version the node group goes to the cluster's.
+    update = eks.update_nodegroup_version(clusterName="shop", nodegroupName="apps")["update"]
+    assert update["type"] == "VersionUpdate" and update["status"] == "InProgress"
+    assert update["params"] == [{"type": "Version", "value": "1.32"}, {"type": "ReleaseVersion", "value": "1.32.9-20251015"}]
+    group = eks.describe_nodegroup(clusterName="shop", nodegroupName="apps")["nodegroup"]
+    assert (group["status"], group["version"]) == ("UPDATING", "1.31")
+    refused(lambda: eks.describe_update(name="shop", updateId=update["id"]), "ResourceNotFoundException", 404)
+    described = eks.describe_update(name="shop", updateId=update["id"], nodegroupName="apps")["update"]
+    assert described["status"] == "Successful"
+    group = eks.describe_nodegroup(clusterName="shop", nodegroupName="apps")["nodegroup"]
+    assert (group["status"], group["version"], group["releaseVersion"]) == ("ACTIVE", "1.32", "1.32.9-20251015")
+    # No rolling back; and now the cluster may go on.
+    refused(lambda: eks.update_nodegroup_version(clusterName="shop", nodegroupName="apps", version="1.31"),
+            "InvalidParameterException")
+    assert eks.update_cluster_version(name="shop", version="1.33")["update"]["status"] == "InProgress"
+
+
+def test_a_new_node_group_runs_the_cluster_version(moto, aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    made = eks_cluster(moto.endpoint, eks)
+    refused(lambda: eks.create_nodegroup(clusterName="shop", nodegroupName="old", nodeRole=made["role"],
+                                         subnets=made["subnets"], version="1.30"), "InvalidParameterException")
+    refused(lambda: eks.create_nodegroup(clusterName="shop", nodegroupName="stale", nodeRole=made["role"],
+                                         subnets=made["subnets"], releaseVersion="1.31.13-20240101"),
+            "InvalidParameterException")
+    group = eks.create_nodegroup(clusterName="shop", nodegroupName="apps", nodeRole=made["role"],
+                                 subnets=made["subnets"], version="1.31")["nodegroup"]
+    assert group["version"] == "1.31"
+    # moto holds it that way (the proxy completed the request).
+    assert client("eks", moto.endpoint).describe_nodegroup(clusterName="shop", nodegroupName="apps")["nodegroup"]["version"] == "1.31"
+
+
+# -- EKS: managed add-ons ---------------------------------------------------------------
+
+
+def test_add_on_versions_are_listed_per_kubernetes_version(aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    addons = eks.describe_addon_versions(kubernetesVersion="1.31")["addons"]
+    assert [a["addonName"] for a in addons] == ["coredns", "kube-proxy", "vpc-cni"]
+    for addon in addons:
+        defaults = [v["addonVersion"] for v in addon["addonVersions"]
+                    for c in v["compatibilities"] if c["clusterVersion"] == "1.31" and c["defaultVersion"]]
+        assert len(defaults) == 1, addon
+        assert addon["owner"] == "aws" and addon["publisher"] == "eks" and addon["type"] == "networking"
+    proxy_versions = next(a for a in addons if a["addonName"] == "kube-proxy")["addonVersions"]
+    assert [v["addonVersion"] for v in proxy_versions] == ["v1.31.7-eksbuild.7", "v1.31.3-eksbuild.2"]
+    cni = eks.describe_addon_versions(addonName="vpc-cni")["addons"][0]["addonVersions"]
+    assert [c["clusterVersion"] for c in cni[0]["compatibilities"]] == ["1.29", "1.30", "1.31", "1.32", "1.33", "1.34"]
+    assert cni[0]["requiresIamPermissions"] is True
+    first = eks.describe_addon_versions(maxResults=2)
+    second = eks.describe_addon_versions(maxResults=2, nextToken=first["nextToken"])
+    assert [a["addonName"] for a in first["addons"] + second["addons"]] == ["coredns", "kube-proxy", "vpc-cni"]
+
+
+def test_a_managed_add_on_is_created_described_updated_and_deleted(moto, aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    eks_cluster(moto.endpoint, eks)
+    role = "arn:aws:iam::123456789012:role/cni"
+    addon = eks.create_addon(clusterName="shop", addonName="vpc-cni", serviceAccountRoleArn=role,
+                             configurationValues='{"env":{"ENABLE_PREFIX_DELEGATION":"true"}}',
+                             tags={"idis:environment": "shop"})["addon"]
+    assert (addon["status"], addon["addonVersion"]) == ("CREATING", "v1.19.2-eksbuild.5")
+    assert addon["addonArn"].startswith("arn:aws:eks:us-east-1:123456789012:addon/shop/vpc-cni/")
+    assert eks.describe_addon(clusterName="shop", addonName="vpc-cni")["addon"]["status"] == "CREATING"
+    described = eks.describe_addon(clusterName="shop", addonName="vpc-cni")["addon"]
+    assert described["status"] == "ACTIVE"
+    assert described["serviceAccountRoleArn"] == role and described["tags"] == {"idis:environment": "shop"}
+    assert described["configurationValues"] == '{"env":{"ENABLE_PREFIX_DELEGATION":"true"}}'
+    assert described["createdAt"] and described["modifiedAt"]
+    refused(lambda: eks.create_addon(clusterName="shop", addonName="vpc-cni"), "ResourceInUseException", 409)
+    assert eks.list_addons(clusterName="shop")["addons"] == ["vpc-cni"]
+
+    update = eks.update_addon(clusterName="shop", addonName="vpc-cni", addonVersion="v1.20.4-eksbuild.1",
+                              resolveConflicts="OVERWRITE")["update"]
+    assert (update["type"], update["status"]) == ("AddonUpdate", "InProgress")
+    assert {"type": "AddonVersion", "value": "v1.20.4-eksbuild.1"} in update["params"]
+    assert eks.describe_addon(clusterName="shop", addonName="vpc-cni")["addon"]["status"] == "UPDATING"
+    refused(lambda: eks.describe_update(name="shop", updateId=update["id"]), "ResourceNotFoundException")
+    assert eks.describe_update(name="shop", updateId=update["id"], addonName="vpc-cni")["update"]["status"] == "Successful"
+    described = eks.describe_addon(clusterName="shop", addonName="vpc-cni")["addon"]
+    assert (described["status"], described["addonVersion"]) == ("ACTIVE", "v1.20.4-eksbuild.1")
+    assert eks.list_updates(name="shop", addonName="vpc-cni")["updateIds"] == [update["id"]]
+
+    assert eks.delete_addon(clusterName="shop", addonName="vpc-cni")["addon"]["status"] == "DELETING"
+    assert eks.describe_addon(clusterName="shop", addonName="vpc-cni")["addon"]["status"] == "DELETING"
+    refused(lambda: eks.describe_addon(clusterName="shop", addonName="vpc-cni"), "ResourceNotFoundException", 404)
+    assert eks.list_addons(clusterName="shop")["addons"] == []
+
+
+def test_an_add_on_version_the_cluster_version_does_not_support_is_refused(moto, aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    eks_cluster(moto.endpoint, eks)
+    message = refused(lambda: eks.create_addon(clusterName="shop", addonName="kube-proxy", addonVersion="v1.32.3-eksbuild.7"),
+                      "InvalidParameterException", 400)
+    assert message == "Addon version specified is not supported"
+    refused(lambda: eks.create_addon(clusterName="shop", addonName="no-such-addon"), "InvalidParameterException")
+    refused(lambda: eks.describe_addon(clusterName="shop", addonName="kube-proxy"), "ResourceNotFoundException", 404)
+    eks.create_addon(clusterName="shop", addonName="coredns", addonVersion="v1.11.4-eksbuild.2")
+    refused(lambda: eks.update_addon(clusterName="shop", addonName="coredns", addonVersion="v1.12.1-eksbuild.2"),
+            "InvalidParameterException")
+    refused(lambda: eks.create_addon(clusterName="absent", addonName="coredns"), "ResourceNotFoundException", 404)
+
+
+def test_add_ons_go_with_their_cluster(moto, aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    made = eks_cluster(moto.endpoint, eks)
+    eks.create_addon(clusterName="shop", addonName="coredns")
+    eks.delete_cluster(name="shop")
+    refused(lambda: eks.list_addons(clusterName="shop"), "ResourceNotFoundException", 404)
+    eks.create_cluster(name="shop", version="1.31", roleArn=made["role"], resourcesVpcConfig={"subnetIds": made["subnets"]})
+    assert eks.list_addons(clusterName="shop")["addons"] == []
+
+
+def test_a_repeated_client_request_token_gets_the_first_answer(moto, aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    eks_cluster(moto.endpoint, eks)
+    first = eks.create_addon(clusterName="shop", addonName="coredns", clientRequestToken="token-1")["addon"]
+    again = eks.create_addon(clusterName="shop", addonName="coredns", clientRequestToken="token-1")["addon"]
+    assert again["addonArn"] == first["addonArn"]
+    refused(lambda: eks.create_addon(clusterName="shop", addonName="coredns", clientRequestToken="token-2"),
+            "ResourceInUseException")
+
+
+def test_moto_reset_makes_the_proxy_forget_what_it_kept(moto, aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    eks_cluster(moto.endpoint, eks)
+    update = eks.update_cluster_version(name="shop", version="1.32")["update"]
+    eks.create_addon(clusterName="shop", addonName="coredns")
+    moto.reset(shield_subscription=False)
+    eks_cluster(moto.endpoint, client("eks", moto.endpoint))
+    refused(lambda: eks.describe_addon(clusterName="shop", addonName="coredns"), "ResourceNotFoundException")
+    refused(lambda: eks.describe_update(name="shop", updateId=update["id"]), "ResourceNotFoundException")
+    assert eks.describe_cluster(name="shop")["cluster"]["version"] == "1.31"
+
+
+# -- RDS -----------------------------------------------------------------------------------
+
+
+def test_rds_lists_postgres_versions_with_their_upgrade_targets(aws_proxy):
+    rds = client("rds", aws_proxy.endpoint)
+    listed = rds.describe_db_engine_versions(Engine="postgres")["DBEngineVersions"]
+    assert [v["EngineVersion"] for v in listed] == ["13.20", "14.17", "15.10", "15.12", "16.6", "16.8", "17.2", "17.4"]
+    sixteen = next(v for v in listed if v["EngineVersion"] == "16.8")
+    assert (sixteen["DBParameterGroupFamily"], sixteen["Status"], sixteen["DBEngineDescription"]) == (
+        "postgres16", "available", "PostgreSQL")
+    assert [(t["EngineVersion"], t["IsMajorVersionUpgrade"]) for t in sixteen["ValidUpgradeTarget"]] == [
+        ("17.2", True), ("17.4", True)]
+    # A major version names its minors; DefaultOnly keeps the default.
+    assert [v["EngineVersion"] for v in rds.describe_db_engine_versions(Engine="postgres", EngineVersion="16")["DBEngineVersions"]] == ["16.6", "16.8"]
+    assert [v["EngineVersion"] for v in rds.describe_db_engine_versions(Engine="postgres", EngineVersion="16.6")["DBEngineVersions"]] == ["16.6"]
+    assert [v["EngineVersion"] for v in rds.describe_db_engine_versions(
+        Engine="postgres", EngineVersion="16", DefaultOnly=True)["DBEngineVersions"]] == ["16.8"]
+    assert [v["EngineVersion"] for v in rds.describe_db_engine_versions(Engine="postgres", DefaultOnly=True)["DBEngineVersions"]] == ["17.4"]
+    assert [v["EngineVersion"] for v in rds.describe_db_engine_versions(DBParameterGroupFamily="postgres15")["DBEngineVersions"]] == ["15.10", "15.12"]
+    refused(lambda: rds.describe_db_engine_versions(MaxRecords=5), "InvalidParameterValue")
+
+
+def test_rds_engine_versions_come_in_pages(proxy_with):
+    many = [{"Engine": "postgres", "EngineVersion": f"16.{n}", "DBParameterGroupFamily": "postgres16"} for n in range(30)]
+    rds = client("rds", proxy_with(db_engine_versions=many).endpoint)
+    first = rds.describe_db_engine_versions(Engine="postgres", MaxRecords=20)
+    assert len(first["DBEngineVersions"]) == 20 and first["Marker"]
+    rest = rds.describe_db_engine_versions(Engine="postgres", MaxRecords=20, Marker=first["Marker"])
+    assert len(rest["DBEngineVersions"]) == 10 and "Marker" not in rest
+    assert len({v["EngineVersion"] for v in first["DBEngineVersions"] + rest["DBEngineVersions"]}) == 30
+
+
+def postgres(rds, ident: str, version: str, **extra) -> None:
+    rds.create_db_instance(DBInstanceIdentifier=ident, Engine="postgres", EngineVersion=version,
+                           DBInstanceClass="db.t4g.micro", AllocatedStorage=20, MasterUsername="idis",
+                           MasterUserPassword="not-a-secret-1", **extra)
+
+
+def test_a_major_upgrade_needs_allow_major_version_upgrade_and_the_new_family(moto, aws_proxy):
+    rds = client("rds", aws_proxy.endpoint)
+    postgres(rds, "orders", "16.8")
+    rds.create_db_instance_read_replica(DBInstanceIdentifier="orders-replica", SourceDBInstanceIdentifier="orders")
+    message = refused(lambda: rds.modify_db_instance(DBInstanceIdentifier="orders", EngineVersion="17.4", ApplyImmediately=True),
+                      "InvalidParameterCombination", 400)
+    assert message == "The AllowMajorVersionUpgrade flag must be present when upgrading to a new major version."
+    message = refused(lambda: rds.modify_db_instance(
+        DBInstanceIdentifier="orders", EngineVersion="17.4", AllowMajorVersionUpgrade=True,
+        DBParameterGroupName="default.postgres16", ApplyImmediately=True), "InvalidParameterCombination")
+    assert message == ("The parameter group default.postgres16 with DBParameterGroupFamily postgres16 can't be used "
+                       "for this instance. Use a parameter group with DBParameterGroupFamily postgres17.")
+    assert refused(lambda: rds.modify_db_instance(DBInstanceIdentifier="orders", EngineVersion="17.9",
+                                                  AllowMajorVersionUpgrade=True), "InvalidParameterCombination") == (
+        "Cannot find version 17.9 for postgres")
+    assert refused(lambda: rds.modify_db_instance(DBInstanceIdentifier="orders", EngineVersion="16.6"),
+                   "InvalidParameterCombination") == "Cannot upgrade postgres from 16.8 to 16.6"
+    direct = client("rds", moto.endpoint)
+    assert direct.describe_db_instances(DBInstanceIdentifier="orders")["DBInstances"][0]["EngineVersion"] == "16.8"
+
+    # A major version alone goes to its default minor; the replica follows.
+    done = rds.modify_db_instance(DBInstanceIdentifier="orders", EngineVersion="17", AllowMajorVersionUpgrade=True,
+                                  DBParameterGroupName="default.postgres17", ApplyImmediately=True)["DBInstance"]
+    assert done["EngineVersion"] == "17.4"
+    versions = {d["DBInstanceIdentifier"]: d["EngineVersion"] for d in rds.describe_db_instances()["DBInstances"]}
+    assert versions == {"orders": "17.4", "orders-replica": "17.4"}
+
+
+def test_a_custom_parameter_group_must_be_replaced_in_a_major_upgrade(aws_proxy):
+    rds = client("rds", aws_proxy.endpoint)
+    rds.create_db_parameter_group(DBParameterGroupName="tuned16", DBParameterGroupFamily="postgres16", Description="tuned")
+    postgres(rds, "ledger", "16.8", DBParameterGroupName="tuned16")
+    message = refused(lambda: rds.modify_db_instance(DBInstanceIdentifier="ledger", EngineVersion="17.4",
+                                                     AllowMajorVersionUpgrade=True), "InvalidParameterCombination")
+    assert message.startswith("The parameter group tuned16 with DBParameterGroupFamily postgres16 can't be used")
+    # A minor upgrade keeps it.
+    assert rds.modify_db_instance(DBInstanceIdentifier="ledger", EngineVersion="16.8")["DBInstance"]["EngineVersion"] == "16.8"
+
+
+# -- ElastiCache ---------------------------------------------------------------------------
+
+
+def test_elasticache_lists_redis_and_valkey_versions(aws_proxy):
+    cache = client("elasticache", aws_proxy.endpoint)
+    listed = cache.describe_cache_engine_versions()["CacheEngineVersions"]
+    assert [(v["Engine"], v["EngineVersion"], v["CacheParameterGroupFamily"]) for v in listed] == [
+        ("redis", "6.2", "redis6.x"), ("redis", "7.0", "redis7"), ("redis", "7.1", "redis7"),
+        ("valkey", "7.2", "valkey7"), ("valkey", "8.0", "valkey8")]
+    assert listed[4]["CacheEngineDescription"] == "Valkey" and listed[4]["CacheEngineVersionDescription"]
+    assert [v["EngineVersion"] for v in cache.describe_cache_engine_versions(Engine="redis", EngineVersion="7")["CacheEngineVersions"]] == ["7.0", "7.1"]
+    assert [v["EngineVersion"] for v in cache.describe_cache_engine_versions(Engine="redis", DefaultOnly=True)["CacheEngineVersions"]] == ["7.1"]
+    assert [v["EngineVersion"] for v in cache.describe_cache_engine_versions(
+        Engine="valkey", EngineVersion="7", DefaultOnly=True)["CacheEngineVersions"]] == ["7.2"]
+    assert [v["Engine"] for v in cache.describe_cache_engine_versions(CacheParameterGroupFamily="valkey8")["CacheEngineVersions"]] == ["valkey"]
+    refused(lambda: cache.describe_cache_engine_versions(MaxRecords=10), "InvalidParameterValue")
+
+
+def test_cache_engine_versions_come_in_pages(proxy_with):
+    many = [{"Engine": "valkey", "EngineVersion": f"8.{n}", "CacheParameterGroupFamily": "valkey8"} for n in range(25)]
+    cache = client("elasticache", proxy_with(cache_engine_versions=many).endpoint)
+    first = cache.describe_cache_engine_versions(MaxRecords=20)
+    rest = cache.describe_cache_engine_versions(MaxRecords=20, Marker=first["Marker"])
+    assert (len(first["CacheEngineVersions"]), len(rest["CacheEngineVersions"])) == (20, 5)
+    assert "Marker" not in rest
+
+
+def test_valkey_parameter_groups_and_replication_groups_are_accepted(moto, aws_proxy):
+    cache = client("elasticache", aws_proxy.endpoint)
+    for family in ("valkey8", "valkey7"):
+        made = cache.create_cache_parameter_group(CacheParameterGroupName=f"Tuned-{family}",
+                                                  CacheParameterGroupFamily=family, Description="tuned")["CacheParameterGroup"]
+        assert (made["CacheParameterGroupName"], made["CacheParameterGroupFamily"]) == (f"tuned-{family}", family)
+    found = cache.describe_cache_parameter_groups(CacheParameterGroupName="tuned-valkey8")["CacheParameterGroups"]
+    assert [g["CacheParameterGroupFamily"] for g in found] == ["valkey8"]
+    names = [g["CacheParameterGroupName"] for g in cache.describe_cache_parameter_groups()["CacheParameterGroups"]]
+    assert {"default.valkey8", "default.redis7", "tuned-valkey7"} <= set(names)
+    refused(lambda: cache.create_cache_parameter_group(CacheParameterGroupName="x", CacheParameterGroupFamily="valkey9",
+                                                       Description="d"), "InvalidParameterValue")
+    refused(lambda: cache.create_cache_parameter_group(CacheParameterGroupName="tuned-valkey8",
+                                                       CacheParameterGroupFamily="valkey8", Description="d"),
+            "CacheParameterGroupAlreadyExists")
+    cache.delete_cache_parameter_group(CacheParameterGroupName="tuned-valkey8")
+    refused(lambda: cache.describe_cache_parameter_groups(CacheParameterGroupName="tuned-valkey8"),
+            "CacheParameterGroupNotFound", 404)
+    refused(lambda: cache.delete_cache_parameter_group(CacheParameterGroupName="default.valkey8"),
+            "InvalidCacheParameterGroupState")
+    # moto itself takes Engine=valkey.
+    _, subnets = network(moto.endpoint)
+    cache.create_cache_subnet_group(CacheSubnetGroupName="sessions", CacheSubnetGroupDescription="d", SubnetIds=subnets)
+    group = cache.create_replication_group(ReplicationGroupId="sessions", ReplicationGroupDescription="d", Engine="valkey",
+                                           EngineVersion="8.0", CacheNodeType="cache.t4g.micro", NumCacheClusters=1,
+                                           CacheSubnetGroupName="sessions",
+                                           CacheParameterGroupName="default.valkey8")["ReplicationGroup"]
+    assert group["Engine"] == "valkey"
+
+
+# -- WAFv2 -------------------------------------------------------------------------------------
+
+
+def test_list_resources_for_web_acl_names_the_load_balancers_it_protects(moto, aws_proxy):
+    _, subnets = network(moto.endpoint)
+    elb = client("elbv2", moto.endpoint)
+    protected = elb.create_load_balancer(Name="web", Subnets=subnets, Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
+    elb.create_load_balancer(Name="other", Subnets=subnets, Type="application")
+    waf = client("wafv2", aws_proxy.endpoint)
+
+    def acl(name: str) -> str:
+        return waf.create_web_acl(Name=name, Scope="REGIONAL", DefaultAction={"Allow": {}}, VisibilityConfig={
+            "SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False, "MetricName": name})["Summary"]["ARN"]
+
+    used, unused = acl("front"), acl("spare")
+    waf.associate_web_acl(WebACLArn=used, ResourceArn=protected)
+    assert waf.list_resources_for_web_acl(WebACLArn=used)["ResourceArns"] == [protected]
+    assert waf.list_resources_for_web_acl(WebACLArn=used, ResourceType="APPLICATION_LOAD_BALANCER")["ResourceArns"] == [protected]
+    assert waf.list_resources_for_web_acl(WebACLArn=unused)["ResourceArns"] == []
+    assert waf.list_resources_for_web_acl(WebACLArn=used, ResourceType="API_GATEWAY")["ResourceArns"] == []
+    gone = used.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
+    refused(lambda: waf.list_resources_for_web_acl(WebACLArn=gone), "WAFNonexistentItemException", 400)
