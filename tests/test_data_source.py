@@ -70,7 +70,7 @@ def test_an_application_stack_reads_the_same_outputs_the_managing_stack_has(stac
 
     # Every output of the resource, and nothing the data source invents.
     outputs = sorted(k for k in everything if k not in ("name", "region"))
-    assert len(outputs) == 30, outputs
+    assert len(outputs) == 33, outputs
     differing = {k: (everything[k], managed[k]) for k in outputs if everything[k] != managed[k]}
     assert differing == {}
     assert (everything["name"], everything["region"]) == (ENV, "us-east-1")
@@ -78,7 +78,7 @@ def test_an_application_stack_reads_the_same_outputs_the_managing_stack_has(stac
     for key in ("vpc_id", "cluster_endpoint", "cluster_arn", "node_group_arn", "database_arn",
                 "database_endpoint", "database_master_secret_arn", "cache_primary_endpoint",
                 "cache_auth_secret_arn", "audit_bucket_arn", "platform_key_arn", "web_acl_arn",
-                "shield_protection_id"):
+                "ingress_annotations"):
         assert everything[key], key
     assert len(everything["private_subnet_ids"]) == 3
     assert set(everything["tenant_key_arns"]) == {"acme", "globex"}

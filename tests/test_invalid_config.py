@@ -105,18 +105,30 @@ MODULE_CASES = [
     Case("key_deletion_window_days below 7", "key_deletion_window_days = 5",
          ("deletion_window_days = var.key_deletion_window_days",
           *refused("keys.deletion_window_days", "5", "from 7 to 30")), PLAN),
+    # Versions: the shape at validate, what AWS offers at plan (the proxy
+    # answers DescribeClusterVersions, DescribeDBEngineVersions and
+    # DescribeCacheEngineVersions as AWS does), with AWS's list.
     Case("kubernetes_version EKS no longer offers", 'kubernetes_version = "1.20"',
          ("kubernetes_version = var.kubernetes_version",
-          *refused("cluster.kubernetes_version", '"1.20"', "use one of 1.28")), PLAN),
-    Case("db_engine_version 14", 'db_engine_version = "14"',
+          'cluster.kubernetes_version = "1.20" is not offered by EKS in us-east-1',
+          "eks:DescribeClusterVersions lists 1.29, 1.30, 1.31"), PLAN),
+    Case("kubernetes_version with a patch level", 'kubernetes_version = "1.32.1"',
+         ("kubernetes_version = var.kubernetes_version",
+          *refused("cluster.kubernetes_version", '"1.32.1"', "Kubernetes minor version")), PLAN),
+    Case("db_engine_version 12", 'db_engine_version = "12"',
          ("engine_version = var.db_engine_version",
-          *refused("database.engine_version", '"14"', 'use PostgreSQL "16" or "15"')), PLAN),
+          'database.engine_version = "12" is not offered by RDS for PostgreSQL in us-east-1',
+          "rds:DescribeDBEngineVersions lists"), PLAN),
     Case("db_allocated_storage_gb below 20", "db_allocated_storage_gb = 10",
          ("allocated_storage_gb = var.db_allocated_storage_gb",
           *refused("database.allocated_storage_gb", "10", "from 20 to 65536")), PLAN),
-    Case("cache_engine_version 6", 'cache_engine_version = "6.2"',
+    Case("cache_engine_version 6.0", 'cache_engine_version = "6.0"',
          ("engine_version = var.cache_engine_version",
-          *refused("cache.engine_version", '"6.2"', 'use Redis "7"')), PLAN),
+          'cache.engine_version = "6.0" is not offered by ElastiCache for Redis OSS in us-east-1',
+          "elasticache:DescribeCacheEngineVersions lists"), PLAN),
+    Case("cache_engine memcached", 'cache_engine = "memcached"',
+         ("engine = var.cache_engine",
+          *refused("cache.engine", '"memcached"', 'use "redis" or "valkey"')), PLAN),
     Case("cache_node_type without cache. prefix", 'cache_node_type = "r6g.large"',
          ("node_type = var.cache_node_type",
           *refused("cache.node_type", '"r6g.large"', "ElastiCache node type")), PLAN),
@@ -186,7 +198,8 @@ RESOURCE_CASES = [
     Case("deletion window above 30", block("keys", "deletion_window_days = 31"),
          refused("keys.deletion_window_days", "31", "from 7 to 30"), VALIDATE),
     Case("kubernetes 1.27", block("cluster", 'kubernetes_version = "1.27"'),
-         refused("cluster.kubernetes_version", '"1.27"', "use one of 1.28"), VALIDATE),
+         ('cluster.kubernetes_version = "1.27" is not offered by EKS in us-east-1',
+          "eks:DescribeClusterVersions lists 1.29"), PLAN),
     Case("no node instance types", block("cluster", "node_instance_types = []"),
          refused("cluster.node_instance_types", "[]", "at least one EC2 instance type"), VALIDATE),
     Case("node instance type without size", block("cluster", 'node_instance_types = ["xlarge"]'),
@@ -211,7 +224,7 @@ RESOURCE_CASES = [
     Case("fractional backup retention", block("database", "backup_retention_days = 7.5"),
          refused("database.backup_retention_days", "7.5", "whole number from 1 to 35"), VALIDATE),
     Case("postgres version text", block("database", 'engine_version = "16.x"'),
-         refused("database.engine_version", '"16.x"', "full version such as"), VALIDATE),
+         refused("database.engine_version", '"16.x"', "use a PostgreSQL version such as"), VALIDATE),
     Case("cache node type without prefix", block("cache", 'node_type = "r6g.large"'),
          refused("cache.node_type", '"r6g.large"', "ElastiCache node type"), VALIDATE),
     Case("seven cache nodes", block("cache", "node_count = 7"),
@@ -249,7 +262,11 @@ RESOURCE_CASES = [
 def workdirs(tmp_path_factory, terraform_rc, moto):
     """Initialised directories for module and resource cases; a valid
     configuration in each validates and plans, so every refusal below is
-    the case's own."""
+    the case's own. The provider reaches moto through the proxy, which
+    answers what the plan asks AWS (the versions it offers)."""
+    from awsproxy import AwsProxy
+
+    proxy = AwsProxy(moto.endpoint)
     root = tmp_path_factory.mktemp("invalid-config")
     dirs = {}
     for kind, valid in (("module", module_config("")), ("resource", resource_config('name = "production"'))):
@@ -257,13 +274,14 @@ def workdirs(tmp_path_factory, terraform_rc, moto):
         workdir.mkdir()
         if kind == "module":
             (workdir / "modules").symlink_to(REPO_ROOT / "modules")
-        tf = Terraform(workdir, terraform_rc, moto.endpoint)
+        tf = Terraform(workdir, terraform_rc, proxy.endpoint)
         tf.write(valid)
         tf.init()
         tf.validate()
         tf.plan()
         dirs[kind] = tf
-    return dirs
+    yield dirs
+    proxy.stop()
 
 
 def check_refused(tf: Terraform, config: str, case: Case) -> None:

@@ -24,3 +24,5 @@ def test_ddos_protection_without_a_subscription_is_refused_at_plan_and_nothing_i
     aws("shield").create_subscription()
     again = production.plan(check=False)
     assert again.returncode == 0, again.describe("terraform plan after subscribing")
+    # The subscription was read, not skipped with a warning.
+    assert "subscription not checked" not in again.stdout + again.stderr, again.describe("terraform plan")

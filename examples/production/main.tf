@@ -81,6 +81,10 @@ output "web_acl_arn" {
   value = module.idis_production.web_acl_arn
 }
 
+output "ingress_annotations" {
+  value = module.idis_production.ingress_annotations
+}
+
 output "app_config" {
   value = module.idis_production.app_config
 }

@@ -36,6 +36,7 @@ resource "idis_environment" "this" {
   }
 
   cache {
+    engine         = var.cache_engine
     engine_version = var.cache_engine_version
     node_type      = var.cache_node_type
     node_count     = var.cache_node_count

@@ -123,14 +123,29 @@ output "web_acl_arn" {
   value       = idis_environment.this.web_acl_arn
 }
 
+output "web_acl_associations" {
+  description = "Load balancers the regional web ACL is attached to, as WAF lists them (the ingress controller attaches them through ingress_annotations)."
+  value       = idis_environment.this.web_acl_associations
+}
+
+output "ingress_annotations" {
+  description = "Annotations for the platform's Kubernetes ingress: the AWS Load Balancer Controller attaches the regional web ACL and turns on Shield Advanced for its load balancer."
+  value       = idis_environment.this.ingress_annotations
+}
+
 output "shield_protection_id" {
-  description = "Shield protection id (null without DDoS protection)."
+  description = "Shield protection id of the CloudFront distribution (null without DDoS protection or without a distribution)."
   value       = idis_environment.this.shield_protection_id
 }
 
 output "cdn_domain_name" {
   description = "CloudFront domain name (null without cdn_origin_domain)."
   value       = idis_environment.this.cdn_domain_name
+}
+
+output "cdn_web_acl_arn" {
+  description = "CLOUDFRONT-scope web ACL (us-east-1) in front of the distribution (null without WAF or without a distribution)."
+  value       = idis_environment.this.cdn_web_acl_arn
 }
 
 output "app_config" {

@@ -126,7 +126,7 @@ variable "key_deletion_window_days" {
 }
 
 variable "kubernetes_version" {
-  description = "EKS Kubernetes version."
+  description = "EKS Kubernetes minor version, one EKS offers in the region (checked at plan). Upgrades go one minor at a time; the nodes and add-ons follow."
   type        = string
   default     = "1.31"
 }
@@ -138,7 +138,7 @@ variable "eks_endpoint_public_access" {
 }
 
 variable "db_engine_version" {
-  description = "PostgreSQL version: \"16\", \"15\" or a full version such as \"16.4\"."
+  description = "PostgreSQL version: a major such as \"17\" or \"16\", or a full version such as \"16.4\", one RDS offers in the region (checked at plan)."
   type        = string
   default     = "16"
 }
@@ -171,8 +171,14 @@ variable "skip_final_snapshot" {
   default     = false
 }
 
+variable "cache_engine" {
+  description = "Redis-compatible engine: \"redis\" (Redis OSS) or \"valkey\". Redis moves to Valkey in place; Valkey cannot go back."
+  type        = string
+  default     = "redis"
+}
+
 variable "cache_engine_version" {
-  description = "Redis version: \"7\" or a full 7.x version."
+  description = "Cache engine version: a major such as \"7\" or a full version such as \"7.1\" (Valkey: \"8.0\"), one ElastiCache offers in the region (checked at plan)."
   type        = string
   default     = "7"
 }

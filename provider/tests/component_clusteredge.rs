@@ -1014,14 +1014,13 @@ async fn distributions(aws: &Aws) -> Vec<aws_sdk_cloudfront::types::Distribution
 }
 
 #[tokio::test]
-async fn edge_builds_the_web_acl_the_distribution_and_its_shield_protection() {
+async fn edge_builds_the_web_acls_the_distribution_and_its_shield_protection() {
     let moto = start_moto();
     let ctx = moto.ctx("web").await;
     let aws = moto.aws().await;
-    let net = network(&aws).await;
     let spec = edge_spec();
 
-    let built = edge::ensure(&ctx, &spec, &net).await.expect("ensure");
+    let built = edge::ensure(&ctx, &spec).await.expect("ensure");
     support::assert_guards_hold::<edge::Edge>(&built.verdicts, &spec);
 
     // WAF: default allow, three managed groups with override none, a rate rule.
@@ -1073,8 +1072,20 @@ async fn edge_builds_the_web_acl_the_distribution_and_its_shield_protection() {
         .collect();
     assert_eq!(acl_tags, expected_tags(&ctx, "edge"));
 
+    // The CloudFront-scope ACL (us-east-1 here) with the same rules.
+    let cdn_acls = aws
+        .wafv2()
+        .list_web_acls()
+        .scope(Scope::Cloudfront)
+        .send()
+        .await
+        .expect("list CloudFront ACLs");
+    assert_eq!(cdn_acls.web_acls().len(), 1);
+    let cdn_acl_arn = cdn_acls.web_acls()[0].arn().expect("arn").to_string();
+    assert_eq!(cdn_acls.web_acls()[0].name(), Some("idis-web-cdn"));
+
     // CloudFront: HTTPS-only origin, redirect to HTTPS, CachingOptimized,
-    // enabled, tagged, and without the regional ACL.
+    // enabled, tagged, and behind the CloudFront ACL.
     let dists = distributions(&aws).await;
     assert_eq!(dists.len(), 1);
     let got = aws
@@ -1106,7 +1117,7 @@ async fn edge_builds_the_web_acl_the_distribution_and_its_shield_protection() {
         behavior.cache_policy_id(),
         Some(edge::CACHING_OPTIMIZED_POLICY_ID)
     );
-    assert!(config.web_acl_id().unwrap_or_default().is_empty());
+    assert_eq!(config.web_acl_id(), Some(cdn_acl_arn.as_str()));
     let cdn_tags: HashMap<String, String> = aws
         .cloudfront()
         .list_tags_for_resource()
@@ -1149,16 +1160,30 @@ async fn edge_builds_the_web_acl_the_distribution_and_its_shield_protection() {
     assert!(built.cdn_enabled);
     assert_eq!(built.shield_protection_id.as_deref(), shielded[0].id());
     assert_eq!(built.shield_resource_arn.as_deref(), Some(got.arn()));
+    assert_eq!(built.cdn_web_acl_arn.as_deref(), Some(cdn_acl_arn.as_str()));
+    assert_eq!(
+        built.cdn_uses_web_acl.as_deref(),
+        Some(cdn_acl_arn.as_str())
+    );
+    assert_eq!(built.web_acl_associations, Vec::<String>::new());
     assert_eq!(edge::find(&ctx).await.expect("find"), Some(built.clone()));
 
     // A second run adopts all three.
-    assert_eq!(edge::ensure(&ctx, &spec, &net).await.expect("again"), built);
+    assert_eq!(edge::ensure(&ctx, &spec).await.expect("again"), built);
     assert_eq!(distributions(&aws).await.len(), 1);
     assert_eq!(protections(&aws).await.len(), 1);
     let acls = aws
         .wafv2()
         .list_web_acls()
         .scope(Scope::Regional)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(acls.web_acls().len(), 1);
+    let acls = aws
+        .wafv2()
+        .list_web_acls()
+        .scope(Scope::Cloudfront)
         .send()
         .await
         .expect("list");
@@ -1170,9 +1195,8 @@ async fn edge_drift_is_seen_and_repaired() {
     let moto = start_moto();
     let ctx = moto.ctx("web").await;
     let aws = moto.aws().await;
-    let net = network(&aws).await;
     let spec = edge_spec();
-    let built = edge::ensure(&ctx, &spec, &net).await.expect("ensure");
+    let built = edge::ensure(&ctx, &spec).await.expect("ensure");
 
     // Out of band: the rate rule loosened and a managed group dropped.
     let waf = aws.wafv2();
@@ -1237,6 +1261,8 @@ async fn edge_drift_is_seen_and_repaired() {
         .expect("config");
     let mut config = current.distribution_config().cloned().expect("config");
     config.enabled = false;
+    // ... and taken from behind its web ACL.
+    config.web_acl_id = Some(String::new());
     cf.update_distribution()
         .id(&dist_id)
         .set_if_match(current.e_tag().map(str::to_string))
@@ -1252,14 +1278,21 @@ async fn edge_drift_is_seen_and_repaired() {
         .contains(&"AWSManagedRulesKnownBadInputsRuleSet".to_string()));
     assert_eq!(seen.shield_protection_id, None);
     assert!(!seen.cdn_enabled);
+    assert_eq!(seen.cdn_uses_web_acl.as_deref(), Some(""));
+    let problems = seen.verdicts.problems("distribution").expect("judged");
+    assert!(
+        problems.iter().any(|p| p.contains("uses no web ACL")),
+        "{problems:?}"
+    );
 
-    let repaired = edge::ensure(&ctx, &spec, &net).await.expect("repair");
+    let repaired = edge::ensure(&ctx, &spec).await.expect("repair");
     assert_eq!(repaired.rate_limit, Some(2000));
     assert_eq!(repaired.web_acl_rules, built.web_acl_rules);
     assert!(repaired.cdn_enabled);
     assert_eq!(repaired.cdn_distribution_id, built.cdn_distribution_id);
     assert_eq!(repaired.shield_resource_arn, built.shield_resource_arn);
     assert!(repaired.shield_protection_id.is_some());
+    assert_eq!(repaired.cdn_uses_web_acl, built.cdn_web_acl_arn);
 
     // Checked through the SDK.
     let acl = web_acl(&aws, "idis-web").await.expect("acl");
@@ -1281,6 +1314,15 @@ async fn edge_drift_is_seen_and_repaired() {
         .distribution_config()
         .map(|c| c.enabled());
     assert_eq!(enabled, Some(true));
+    let behind = cf
+        .get_distribution_config()
+        .id(&dist_id)
+        .send()
+        .await
+        .expect("config")
+        .distribution_config()
+        .and_then(|c| c.web_acl_id().map(str::to_string));
+    assert_eq!(behind, built.cdn_web_acl_arn);
     let shielded = protections(&aws).await;
     assert_eq!(shielded.len(), 1);
     assert_eq!(
@@ -1290,7 +1332,7 @@ async fn edge_drift_is_seen_and_repaired() {
 }
 
 #[tokio::test]
-async fn edge_without_a_cdn_protects_the_nat_ip_and_features_switch_off() {
+async fn edge_without_a_cdn_protects_no_nat_ip_and_features_switch_off() {
     let moto = start_moto();
     let ctx = moto.ctx("web").await;
     let aws = moto.aws().await;
@@ -1301,22 +1343,44 @@ async fn edge_without_a_cdn_protects_the_nat_ip_and_features_switch_off() {
     );
 
     // Start with a distribution, then drop the origin: the distribution is
-    // disabled and deleted, and the protection moves to the NAT IP.
-    edge::ensure(&ctx, &edge_spec(), &net)
-        .await
-        .expect("ensure");
+    // disabled and deleted, its protection and its CloudFront ACL go, and
+    // nothing else is protected (the NAT addresses carry only egress).
+    edge::ensure(&ctx, &edge_spec()).await.expect("ensure");
     let no_cdn = EdgeSpec {
         origin_domain: None,
         ..edge_spec()
     };
-    let state = edge::ensure(&ctx, &no_cdn, &net).await.expect("ensure");
+    let state = edge::ensure(&ctx, &no_cdn).await.expect("ensure");
     assert_eq!(state.cdn_distribution_id, None);
     assert!(distributions(&aws).await.is_empty());
-    assert_eq!(state.shield_resource_arn.as_deref(), Some(eip_arn.as_str()));
-    let shielded = protections(&aws).await;
-    assert_eq!(shielded.len(), 1);
-    assert_eq!(shielded[0].resource_arn(), Some(eip_arn.as_str()));
+    assert_eq!(state.shield_resource_arn, None);
+    assert!(protections(&aws).await.is_empty());
     assert!(state.web_acl_arn.is_some());
+    assert_eq!(state.cdn_web_acl_arn, None);
+    let cdn_acls = aws
+        .wafv2()
+        .list_web_acls()
+        .scope(Scope::Cloudfront)
+        .send()
+        .await
+        .expect("list");
+    assert!(cdn_acls.web_acls().is_empty());
+    assert!(state.verdicts.is_clean());
+
+    // A protection of the NAT address (what 0.1 made) is seen and removed.
+    aws.shield()
+        .create_protection()
+        .name("idis-web")
+        .resource_arn(&eip_arn)
+        .send()
+        .await
+        .expect("protect the NAT address");
+    let seen = edge::find(&ctx).await.expect("find").expect("found");
+    let problems = seen.verdicts.problems("shield").expect("judged");
+    assert!(problems[0].contains("eip-allocation"), "{problems:?}");
+    let state = edge::ensure(&ctx, &no_cdn).await.expect("ensure");
+    assert_eq!(state.shield_protection_id, None);
+    assert!(protections(&aws).await.is_empty());
 
     // WAF and DDoS protection off: the ACL and the protection go away.
     let off = EdgeSpec {
@@ -1324,7 +1388,7 @@ async fn edge_without_a_cdn_protects_the_nat_ip_and_features_switch_off() {
         ddos_protection: false,
         ..no_cdn
     };
-    let state = edge::ensure(&ctx, &off, &net).await.expect("ensure");
+    let state = edge::ensure(&ctx, &off).await.expect("ensure");
     assert_eq!(
         edge::EdgeState {
             verdicts: Default::default(),
@@ -1343,16 +1407,21 @@ async fn edge_delete_removes_protection_distribution_and_acl_and_is_idempotent()
     let moto = start_moto();
     let ctx = moto.ctx("web").await;
     let aws = moto.aws().await;
-    let net = network(&aws).await;
-    edge::ensure(&ctx, &edge_spec(), &net)
-        .await
-        .expect("ensure");
+    edge::ensure(&ctx, &edge_spec()).await.expect("ensure");
 
     let warnings = edge::delete(&ctx).await.expect("delete");
     assert!(warnings.is_empty());
     assert!(protections(&aws).await.is_empty());
     assert!(distributions(&aws).await.is_empty());
     assert!(web_acl(&aws, "idis-web").await.is_none());
+    let cdn_acls = aws
+        .wafv2()
+        .list_web_acls()
+        .scope(Scope::Cloudfront)
+        .send()
+        .await
+        .expect("list");
+    assert!(cdn_acls.web_acls().is_empty());
     assert_eq!(edge::find(&ctx).await.expect("find"), None);
     assert!(edge::delete(&ctx).await.expect("second delete").is_empty());
 }

@@ -145,6 +145,7 @@ fn db_spec() -> DatabaseSpec {
 
 fn cache_spec() -> CacheSpec {
     CacheSpec {
+        engine: "redis".to_string(),
         engine_version: "7.1".to_string(),
         node_type: "cache.r6g.large".to_string(),
         node_count: 3,

@@ -31,8 +31,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
 
 use super::describe::{
-    is_instance_type, is_version, show, version_setting, Check, Component, Default, Guard, Output,
-    Problem, Reading, Setting, Verdicts,
+    is_dotted_version, is_instance_type, show, version_setting, Check, Component, Default, Guard,
+    Output, Problem, Reading, Setting, Verdicts,
 };
 use super::keys::KeysState;
 use super::network::NetworkState;
@@ -45,7 +45,10 @@ use crate::protocol::diag::{Diagnostic, Diagnostics};
 
 pub const COMPONENT: &str = "cache";
 
-const ENGINE: &str = "redis";
+/// The Redis-compatible engines ElastiCache runs: Redis OSS and Valkey
+/// ("Comparing Valkey, Memcached, and Redis OSS", ElastiCache User Guide).
+pub const ENGINES: &[&str] = &["redis", "valkey"];
+pub const DEFAULT_ENGINE: &str = "redis";
 /// Characters of the auth token; ElastiCache takes 16 to 128.
 const TOKEN_LENGTH: i64 = 64;
 /// Days a deleted auth token secret can still be restored.
@@ -63,6 +66,10 @@ pub struct CacheState {
     pub auth_secret_arn: Option<String>,
     /// None where AWS (or moto) does not report it.
     pub engine_version_actual: Option<String>,
+    /// `redis` or `valkey`, as the replication group (else its first
+    /// member) reports it; None where neither does.
+    #[serde(default)]
+    pub engine: Option<String>,
     pub node_type: String,
     pub node_count: i64,
     pub multi_az: bool,
@@ -89,6 +96,8 @@ pub struct CacheState {
 /// The `cache` block once planned.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CacheSpec {
+    /// `redis` or `valkey`.
+    pub engine: String,
     /// "7" (any 7.x) or a full version.
     pub engine_version: String,
     pub node_type: String,
@@ -108,7 +117,6 @@ pub struct CacheOutputs {
     pub cache_auth_secret_arn: Option<String>,
 }
 
-pub const CACHE_MAJORS: &[&str] = &["7"];
 pub const DEFAULT_ENGINE_VERSION: &str = "7";
 pub const DEFAULT_NODE_TYPE: &str = "cache.r6g.large";
 pub const DEFAULT_NODE_COUNT: i64 = 2;
@@ -127,14 +135,24 @@ impl Component for Cache {
     fn settings() -> Vec<Setting> {
         vec![
             Setting::new(
+                "engine",
+                Type::String,
+                Default::Str(DEFAULT_ENGINE),
+                format!("Redis-compatible engine: `redis` (Redis OSS) or `valkey`. Default `\"{DEFAULT_ENGINE}\"`. Redis moves to Valkey in place; Valkey cannot go back."),
+            )
+            .check(Check::Text(
+                |v| ENGINES.contains(&v),
+                "use \"redis\" or \"valkey\"",
+            )),
+            Setting::new(
                 "engine_version",
                 Type::String,
                 Default::Str(DEFAULT_ENGINE_VERSION),
-                format!("Redis version: a major (`7`; any minor satisfies) or a full version. Default `\"{DEFAULT_ENGINE_VERSION}\"`."),
+                format!("Engine version: a major (`7`; any minor satisfies) or a full version (`7.1`, Valkey `8.0`), one ElastiCache offers in the region (checked at plan). Default `\"{DEFAULT_ENGINE_VERSION}\"`."),
             )
             .check(Check::Text(
-                |v| is_version(v, CACHE_MAJORS),
-                "use Redis \"7\" or a full 7.x version such as \"7.1\"",
+                is_dotted_version,
+                "use a version such as \"7\", \"7.1\" or \"8.0\"",
             )),
             Setting::new(
                 "node_type",
@@ -232,6 +250,20 @@ impl Component for Cache {
                 "cache: automatic failover is turned off; a primary node failure will then mean downtime until it is replaced.",
             ));
         }
+        match (was("engine").as_str(), now("engine").as_str()) {
+            (Some("valkey"), Some("redis")) => d.push(
+                Diagnostic::error(
+                    "Valkey cannot go back to Redis OSS",
+                    "cache.engine: ElastiCache moves a replication group from Redis OSS to Valkey in place, never back. Keep cache.engine = \"valkey\", or make a new environment.",
+                )
+                .at(crate::protocol::cty::Path::root().attr(COMPONENT).attr("engine")),
+            ),
+            (Some("redis"), Some("valkey")) => d.push(Diagnostic::warning(
+                "Cache moves to Valkey",
+                "cache: ElastiCache upgrades the replication group from Redis OSS to Valkey in place (a rolling node replacement with a failover per shard; data and endpoints stay). There is no way back to Redis OSS.",
+            )),
+            _ => {}
+        }
         d
     }
 
@@ -242,6 +274,11 @@ impl Component for Cache {
     ) -> Reading<CacheSpec, CacheOutputs> {
         Reading {
             settings: CacheSpec {
+                engine: match (&state.engine, stored.engine.as_str()) {
+                    (Some(engine), _) => engine.clone(),
+                    (None, "") => DEFAULT_ENGINE.to_string(),
+                    (None, written) => written.to_string(),
+                },
                 engine_version: version_setting(
                     &stored.engine_version,
                     state.engine_version_actual.as_deref(),
@@ -327,6 +364,7 @@ struct Observed {
     /// group is not available).
     tags: Option<BTreeMap<String, String>>,
     engine_version: Option<String>,
+    engine: Option<String>,
     secret: Option<DescribeSecretOutput>,
     /// The first member cache cluster; None where AWS does not list it.
     member: Option<CacheCluster>,
@@ -447,6 +485,7 @@ async fn observe(ctx: &Ctx) -> Result<Observed, ComponentError> {
             group: None,
             tags: None,
             engine_version: None,
+            engine: None,
             secret,
             member: None,
             subnet_group,
@@ -467,6 +506,10 @@ async fn observe(ctx: &Ctx) -> Result<Observed, ComponentError> {
             }
         }
     }
+    let engine = group
+        .engine()
+        .or(first.as_ref().and_then(|c| c.engine()))
+        .map(str::to_string);
     Ok(Observed {
         group: Some(group),
         tags,
@@ -474,6 +517,7 @@ async fn observe(ctx: &Ctx) -> Result<Observed, ComponentError> {
             .as_ref()
             .and_then(|c| c.engine_version())
             .map(str::to_string),
+        engine,
         secret,
         member: first,
         subnet_group,
@@ -654,6 +698,7 @@ fn state_of(ctx: &Ctx, observed: &Observed, group: &ReplicationGroup) -> CacheSt
             .and_then(|s| s.arn())
             .map(str::to_string),
         engine_version_actual: observed.engine_version.clone(),
+        engine: observed.engine.clone(),
         node_type: group.cache_node_type().unwrap_or_default().to_string(),
         node_count: node_count(group),
         multi_az: group.multi_az() == Some(&MultiAzStatus::Enabled),
@@ -1125,7 +1170,7 @@ async fn create_group(
         .create_replication_group()
         .replication_group_id(&id)
         .replication_group_description(format!("Redis of IDIS environment {}", ctx.env))
-        .engine(ENGINE)
+        .engine(&spec.engine)
         .engine_version(&spec.engine_version)
         .cache_node_type(&spec.node_type)
         .num_node_groups(1)
@@ -1266,7 +1311,29 @@ async fn repair_group(
         modify = modify.snapshot_retention_limit(clamp_i32(spec.snapshot_retention_days));
         drift.push("snapshot retention");
     }
-    if let Some(actual) = &observed.engine_version {
+    let engine_now = observed.engine.as_deref().unwrap_or(DEFAULT_ENGINE);
+    if engine_now != spec.engine {
+        // Redis OSS to Valkey, in place ("Upgrading engine versions
+        // including cross engine upgrades", ElastiCache User Guide): the
+        // engine, a Valkey version and its default parameter group at once.
+        if engine_now == "valkey" {
+            return Err(ComponentError::Conflict {
+                component: COMPONENT,
+                message: format!(
+                    "replication group {id} runs Valkey; ElastiCache cannot move it back to Redis OSS: keep cache.engine = \"valkey\""
+                ),
+            });
+        }
+        modify = modify
+            .engine(&spec.engine)
+            .engine_version(&spec.engine_version)
+            .cache_parameter_group_name(format!(
+                "default.{}{}",
+                spec.engine,
+                spec.engine_version.split('.').next().unwrap_or_default()
+            ));
+        drift.push("engine");
+    } else if let Some(actual) = &observed.engine_version {
         if let Some(target) = engine_upgrade(&id, &spec.engine_version, actual)? {
             modify = modify.engine_version(target);
             drift.push("engine version");
@@ -1286,7 +1353,7 @@ async fn repair_group(
             .cache_parameter_group()
             .and_then(|p| p.cache_parameter_group_name())
             .is_some_and(|p| !p.starts_with("default."));
-        if custom {
+        if custom && engine_now == spec.engine {
             let major = observed
                 .engine_version
                 .as_deref()
@@ -1295,7 +1362,8 @@ async fn repair_group(
                 .next()
                 .unwrap_or("7")
                 .to_string();
-            modify = modify.cache_parameter_group_name(format!("default.{ENGINE}{major}"));
+            let engine = observed.engine.as_deref().unwrap_or(&spec.engine);
+            modify = modify.cache_parameter_group_name(format!("default.{engine}{major}"));
             drift.push("parameter group");
         }
     }

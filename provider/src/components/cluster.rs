@@ -32,13 +32,14 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
 
 use super::describe::{
-    is_instance_type, show, version_less, Check, Component, Default, Guard, Output, Problem,
-    Reading, Setting, Verdicts,
+    is_dotted_version, is_instance_type, show, version_less, Check, Component, Default, Guard,
+    Output, Problem, Reading, Setting, Verdicts,
 };
 use super::keys::KeysState;
 use super::network::NetworkState;
 use super::{
-    aws_error, is_not_found, same_members, user_visible_tags, ComponentError, Ctx, Neighbours,
+    addons, aws_error, is_not_found, same_members, user_visible_tags, ComponentError, Ctx,
+    Neighbours,
 };
 use crate::protocol::cty::{Type, Value};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
@@ -83,6 +84,12 @@ pub struct ClusterState {
     /// The cluster's user-visible tags (no ownership or aws:* tags).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The Kubernetes version of the node group's nodes.
+    #[serde(default)]
+    pub node_kubernetes_version: Option<String>,
+    /// The managed add-ons installed, with their versions.
+    #[serde(default)]
+    pub addon_versions: BTreeMap<String, String>,
     /// The guards of the cluster, as read.
     #[serde(skip)]
     pub verdicts: Verdicts,
@@ -112,7 +119,6 @@ pub struct ClusterOutputs {
 }
 
 /// Kubernetes versions EKS offers that this provider accepts.
-pub const KUBERNETES_VERSIONS: &[&str] = &["1.28", "1.29", "1.30", "1.31", "1.32", "1.33"];
 pub const DEFAULT_KUBERNETES_VERSION: &str = "1.31";
 pub const DEFAULT_NODE_INSTANCE_TYPE: &str = "m6i.xlarge";
 pub const DEFAULT_NODE_MIN: i64 = 3;
@@ -166,11 +172,11 @@ impl Component for EksCluster {
                 "kubernetes_version",
                 Type::String,
                 Default::Str(DEFAULT_KUBERNETES_VERSION),
-                format!("Kubernetes version, `1.28` to `1.33`. Default `{DEFAULT_KUBERNETES_VERSION}`. Upgrades happen in place; downgrades are refused."),
+                format!("Kubernetes minor version (`1.32`), one EKS offers in the region (checked at plan). Default `{DEFAULT_KUBERNETES_VERSION}`. Upgrades happen in place, one minor at a time; downgrades are refused."),
             )
             .check(Check::Text(
-                |v| KUBERNETES_VERSIONS.contains(&v),
-                "use one of 1.28, 1.29, 1.30, 1.31, 1.32, 1.33",
+                |v| is_dotted_version(v) && v.split('.').count() == 2,
+                "use a Kubernetes minor version such as \"1.32\"",
             )),
             Setting::new(
                 "endpoint_public_access",
@@ -292,7 +298,31 @@ impl Component for EksCluster {
             was("kubernetes_version").as_str(),
             now("kubernetes_version").as_str(),
         ) {
-            if version_less(new, old) {
+            let minor = |v: &str| -> Option<(u32, u32)> {
+                let mut p = v.split('.').map(|n| n.parse::<u32>().ok());
+                Some((p.next()??, p.next()??))
+            };
+            let skip = match (minor(old), minor(new)) {
+                (Some(o), Some(n)) => o.0 == n.0 && n.1 > o.1 + 1,
+                _ => false,
+            };
+            if skip {
+                let (o, _) = (minor(old).unwrap_or_default(), ());
+                d.push(
+                    Diagnostic::error(
+                        "Kubernetes upgrades go one minor version at a time",
+                        format!(
+                            "cluster.kubernetes_version: EKS upgrades the control plane one minor version at a time (UpdateClusterVersion), so {old} cannot go to {new} in one apply. \
+                             Set kubernetes_version = \"{}.{}\" and apply (the nodes and add-ons follow), then the next minor, up to {new}.",
+                            o.0,
+                            o.1 + 1
+                        ),
+                    )
+                    .at(crate::protocol::cty::Path::root()
+                        .attr(COMPONENT)
+                        .attr("kubernetes_version")),
+                );
+            } else if version_less(new, old) {
                 d.push(
                     Diagnostic::error(
                         "Kubernetes cannot be downgraded",
@@ -307,7 +337,7 @@ impl Component for EksCluster {
             } else if old != new {
                 d.push(Diagnostic::warning(
                     "Kubernetes upgrade",
-                    format!("cluster: the control plane is upgraded from {old} to {new} in place (about 10 to 25 minutes, API stays available); the node group follows with a rolling node replacement that drains pods."),
+                    format!("cluster: the control plane is upgraded from {old} to {new} in place (about 10 to 25 minutes, API stays available); then the node group (UpdateNodegroupVersion: a rolling node replacement that drains pods) and the add-ons vpc-cni, coredns and kube-proxy (to EKS's default version for {new})."),
                 ));
             }
         }
@@ -402,6 +432,8 @@ const SECRETS_ENCRYPTION: usize = 1;
 const LOGGING: usize = 2;
 const ROLES: usize = 3;
 const TAGS: usize = 4;
+const NODE_VERSION: usize = 5;
+const ADDONS: usize = 6;
 
 /// What the provider makes of the cluster without a knob.
 const GUARDS: &[Guard] = &[
@@ -429,6 +461,16 @@ const GUARDS: &[Guard] = &[
         "tags",
         "ownership and user tags present",
         "The cluster and the node group carry `tags`, the provider's `default_tags` and the ownership tags. Tags others add are left alone.",
+    ),
+    Guard::new(
+        "node_version",
+        "nodes on the control plane's version",
+        "The node group runs the control plane's Kubernetes version: after a control-plane upgrade it is upgraded too (`UpdateNodegroupVersion`, a rolling replacement of the nodes).",
+    ),
+    Guard::new(
+        "addons",
+        "vpc-cni, coredns, kube-proxy active and supported",
+        "The EKS managed add-ons vpc-cni, coredns and kube-proxy are installed, ACTIVE, and on a version EKS supports for the cluster's Kubernetes version (`DescribeAddonVersions`); new ones, and upgrades, take EKS's default version for it.",
     ),
 ];
 
@@ -480,18 +522,28 @@ fn to_i32(what: &str, value: i64) -> Result<i32, ComponentError> {
 // ---------------------------------------------------------------- find
 
 pub async fn find(ctx: &Ctx) -> Result<Option<ClusterState>, ComponentError> {
+    // The add-ons' supported versions depend on the cluster's version:
+    // asked right after DescribeCluster, while the rest is still read.
+    let cluster_and_addons = async {
+        let Some(cluster) = describe_cluster(ctx).await? else {
+            return Ok((None, Addons::default()));
+        };
+        if cluster.status() == Some(&ClusterStatus::Deleting) {
+            return Ok((None, Addons::default()));
+        }
+        let addons = read_addons(ctx, &cluster).await?;
+        Ok::<_, ComponentError>((Some(cluster), addons))
+    };
     let (cluster, group, roles, platform) = tokio::join!(
-        describe_cluster(ctx),
+        cluster_and_addons,
         describe_node_group(ctx),
         read_roles(ctx),
         super::platform_key(ctx, COMPONENT),
     );
-    let Some(cluster) = cluster? else {
+    let (cluster, addons) = cluster?;
+    let Some(cluster) = cluster else {
         return Ok(None);
     };
-    if cluster.status() == Some(&ClusterStatus::Deleting) {
-        return Ok(None);
-    }
     let group = group?.filter(|g| g.status() != Some(&NodegroupStatus::Deleting));
     let neighbours = Neighbours {
         platform_key: platform?,
@@ -503,6 +555,7 @@ pub async fn find(ctx: &Ctx) -> Result<Option<ClusterState>, ComponentError> {
         group.as_ref(),
         &roles?,
         &neighbours,
+        &addons,
     )))
 }
 
@@ -646,9 +699,24 @@ fn judge(
     group: Option<&Nodegroup>,
     roles: &[Option<RoleView>; 2],
     n: &Neighbours,
+    addons: &Addons,
 ) -> Verdicts {
     let mut v = Verdicts::new();
     let name = cluster_name(ctx);
+    let version = cluster.version().unwrap_or_default();
+    if let Some(g) = group {
+        let nodes = g.version().unwrap_or_default();
+        v.judge(
+            &GUARDS[NODE_VERSION],
+            (parse_version(nodes) != parse_version(version)).then(|| {
+                format!("the node group runs Kubernetes {nodes}, the control plane {version}")
+            }),
+        );
+    }
+    v.judge(
+        &GUARDS[ADDONS],
+        addons::problems(&addons.seen, &addons.supported, version),
+    );
     let private = cluster
         .resources_vpc_config()
         .is_some_and(|c| c.endpoint_private_access());
@@ -710,6 +778,21 @@ fn judge(
     v
 }
 
+/// The managed add-ons as read, and what EKS supports on the cluster's version.
+#[derive(Default)]
+struct Addons {
+    seen: BTreeMap<String, Option<addons::Seen>>,
+    supported: BTreeMap<String, addons::Supported>,
+}
+
+async fn read_addons(ctx: &Ctx, cluster: &Cluster) -> Result<Addons, ComponentError> {
+    let name = cluster_name(ctx);
+    let version = cluster.version().unwrap_or_default();
+    let (seen, supported) =
+        tokio::try_join!(addons::read(ctx, &name), addons::supported(ctx, version))?;
+    Ok(Addons { seen, supported })
+}
+
 /// The state as AWS reports it.
 fn observe(
     ctx: &Ctx,
@@ -717,6 +800,7 @@ fn observe(
     group: Option<&Nodegroup>,
     roles: &[Option<RoleView>; 2],
     n: &Neighbours,
+    addons: &Addons,
 ) -> ClusterState {
     let vpc = cluster.resources_vpc_config();
     let scaling = group.and_then(Nodegroup::scaling_config);
@@ -751,7 +835,16 @@ fn observe(
         cluster_role_arn: cluster.role_arn().map(str::to_string),
         node_role_arn: group.and_then(|g| g.node_role()).map(str::to_string),
         tags: user_visible_tags(tags),
-        verdicts: judge(ctx, cluster, group, roles, n),
+        node_kubernetes_version: group.and_then(|g| g.version()).map(str::to_string),
+        addon_versions: addons
+            .seen
+            .iter()
+            .filter_map(|(name, a)| {
+                let version = a.as_ref()?.version.clone()?;
+                Some((name.clone(), version))
+            })
+            .collect(),
+        verdicts: judge(ctx, cluster, group, roles, n, addons),
     }
 }
 
@@ -839,9 +932,23 @@ pub async fn ensure(
     )
     .await?;
     let group = ensure_node_group(ctx, spec, network, &node_role_arn, current_group).await?;
-    let roles = read_roles(ctx).await?;
+    // The nodes, then the add-ons, follow the control plane's version.
+    let version = cluster
+        .version()
+        .unwrap_or(&spec.kubernetes_version)
+        .to_string();
+    let group = ensure_node_version(ctx, group, &version).await?;
+    addons::ensure(ctx, &cluster_name(ctx), &version, &ctx.tags(COMPONENT)).await?;
+    let (roles, addons) = tokio::try_join!(read_roles(ctx), read_addons(ctx, &cluster))?;
     let neighbours = Neighbours::of(ctx, network, keys);
-    Ok(observe(ctx, &cluster, Some(&group), &roles, &neighbours))
+    Ok(observe(
+        ctx,
+        &cluster,
+        Some(&group),
+        &roles,
+        &neighbours,
+        &addons,
+    ))
 }
 
 /// Creates or adopts one IAM role, then makes its trust policy, managed
@@ -1204,6 +1311,14 @@ async fn ensure_cluster(
                 current.0, current.1, spec.kubernetes_version, current.0, current.1
             )));
         }
+    }
+    if let Some(current) =
+        observed.filter(|v| v.0 == wanted_version.0 && wanted_version.1 > v.1 + 1)
+    {
+        return Err(conflict(format!(
+            "EKS cluster {name} runs Kubernetes {}.{}; EKS upgrades one minor version at a time: set kubernetes_version = \"{}.{}\" and apply, then the next",
+            current.0, current.1, current.0, current.1 + 1
+        )));
     }
     while let Some(current) = observed.filter(|v| *v < wanted_version) {
         let next = if current.0 == wanted_version.0 {
@@ -1571,6 +1686,46 @@ async fn ensure_node_group(
         })?;
     }
     Ok(group)
+}
+
+/// Upgrades the node group to the control plane's Kubernetes version
+/// (`UpdateNodegroupVersion`: EKS replaces the nodes one batch at a time,
+/// draining each; "Update a managed node group for your cluster", EKS User
+/// Guide), bounded by the apply's timeout.
+async fn ensure_node_version(
+    ctx: &Ctx,
+    group: Nodegroup,
+    version: &str,
+) -> Result<Nodegroup, ComponentError> {
+    let nodes = group.version().unwrap_or_default().to_string();
+    if parse_version(&nodes) == parse_version(version) {
+        return Ok(group);
+    }
+    let name = node_group_name(ctx);
+    crate::logging::info(&format!(
+        "EKS node group {name}: upgrading its nodes from Kubernetes {nodes} to {version}"
+    ));
+    ctx.aws
+        .eks()
+        .update_nodegroup_version()
+        .cluster_name(cluster_name(ctx))
+        .nodegroup_name(&name)
+        .version(version)
+        .send()
+        .await
+        .map_err(|e| {
+            aws_error(
+                COMPONENT,
+                format!("upgrade the EKS node group {name} from Kubernetes {nodes} to {version}"),
+                e,
+            )
+        })?;
+    let wanted = parse_version(version);
+    wait_node_group(ctx, &format!("run Kubernetes {version}"), |g| {
+        g.status() == Some(&NodegroupStatus::Active)
+            && g.version().and_then(parse_version) == wanted
+    })
+    .await
 }
 
 async fn create_node_group(

@@ -18,8 +18,8 @@ use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 
 use super::describe::{
-    is_instance_type, is_version, major_of, show, version_less, version_setting, Check, Component,
-    Default, Guard, Output, Reading, Setting, Verdicts,
+    is_dotted_version, is_instance_type, major_of, show, version_less, version_setting, Check,
+    Component, Default, Guard, Output, Reading, Setting, Verdicts,
 };
 use super::keys::KeysState;
 use super::network::NetworkState;
@@ -101,7 +101,6 @@ pub struct DatabaseOutputs {
     pub database_replica_endpoints: Vec<String>,
 }
 
-pub const DB_MAJORS: &[&str] = &["15", "16"];
 pub const DEFAULT_ENGINE_VERSION: &str = "16";
 pub const DEFAULT_INSTANCE_CLASS: &str = "db.r6g.xlarge";
 pub const DEFAULT_STORAGE_GB: i64 = 100;
@@ -161,11 +160,11 @@ impl Component for Database {
                 "engine_version",
                 Type::String,
                 Default::Str(DEFAULT_ENGINE_VERSION),
-                format!("PostgreSQL version: a major (`16`, `15`; any minor of it satisfies) or a full version (`16.4`). Default `\"{DEFAULT_ENGINE_VERSION}\"`. Downgrades are refused."),
+                format!("PostgreSQL version: a major (`17`, `16`; any minor of it satisfies) or a full version (`16.4`), one RDS offers in the region (checked at plan). Default `\"{DEFAULT_ENGINE_VERSION}\"`. Downgrades are refused."),
             )
             .check(Check::Text(
-                |v| is_version(v, DB_MAJORS),
-                "use PostgreSQL \"16\" or \"15\", or a full version such as \"16.4\"",
+                is_dotted_version,
+                "use a PostgreSQL version such as \"17\", \"16\" or \"16.4\"",
             )),
             Setting::new(
                 "instance_class",

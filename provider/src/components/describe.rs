@@ -133,6 +133,11 @@ pub struct Output {
     pub name: &'static str,
     pub ty: Type,
     pub description: &'static str,
+    /// Read from AWS but made by others (a controller in the cluster): the
+    /// refresh reads it; an apply, which changes nothing of it, keeps it as
+    /// planned (the last read), so a controller acting meanwhile cannot
+    /// make the apply's result differ from its plan.
+    pub made_by_others: bool,
 }
 
 impl Output {
@@ -141,7 +146,13 @@ impl Output {
             name,
             ty,
             description,
+            made_by_others: false,
         }
+    }
+
+    pub const fn made_by_others(mut self) -> Output {
+        self.made_by_others = true;
+        self
     }
 }
 
@@ -393,11 +404,14 @@ pub fn is_instance_type(s: &str, prefix: &str) -> bool {
         })
 }
 
-/// A version of one of `majors`: the major alone, or with dotted numbers.
-pub fn is_version(s: &str, majors: &[&str]) -> bool {
-    let mut parts = s.split('.');
-    let major = parts.next().unwrap_or_default();
-    majors.contains(&major) && parts.all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+/// Numbers joined by dots (`"16"`, `"16.4"`, `"1.32"`): the shape of every
+/// engine and Kubernetes version. Whether AWS offers it is asked at plan
+/// (`components::offers`).
+pub fn is_dotted_version(s: &str) -> bool {
+    s.len() <= 16
+        && s.split('.').count() <= 3
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// The major of a version (`"16"` of `"16.4"`).

@@ -1,15 +1,24 @@
-//! edge: WAFv2 web ACL (AWS managed rule groups and a rate rule), Shield protection, optional CloudFront distribution.
+//! edge: WAFv2 web ACLs (AWS managed rule groups and a rate rule), Shield protection, optional CloudFront distribution.
 //!
-//! - The web ACL `idis-<env>` is REGIONAL: it is meant for the load
-//!   balancers in front of the platform (associated by the ingress
-//!   controller). CloudFront can only use a CLOUDFRONT-scope web ACL, so it
-//!   is never attached to the distribution.
+//! - The web ACL `idis-<env>` is REGIONAL: it is for the load balancers in
+//!   front of the platform. They are made by the AWS Load Balancer
+//!   Controller from the cluster's ingresses, not by this provider, so the
+//!   environment hands out the ingress annotations that attach the ACL
+//!   (`ingress_annotations`) and reads back what WAF lists as attached
+//!   (`web_acl_associations`).
+//! - CloudFront can only use a CLOUDFRONT-scope web ACL, which lives in
+//!   us-east-1 ("AWS WAF web ACL scope", WAF Developer Guide). With a
+//!   distribution and `waf`, the provider makes `idis-<env>-cdn` there with
+//!   the same rules and sets it as the distribution's `WebACLId`.
 //! - The CloudFront distribution is found by its comment `idis-<env>` and
 //!   confirmed by the ownership tags; its origin is reached over HTTPS only.
-//! - The Shield Advanced protection `idis-<env>` covers the distribution
-//!   when there is one, else the first NAT gateway Elastic IP. Shield
-//!   Advanced needs an active subscription on the account; this provider
-//!   never subscribes (a one-year commitment) on its own.
+//! - The Shield Advanced protection `idis-<env>` covers the distribution.
+//!   Without one the provider protects nothing itself: the load balancer
+//!   serves users, and the ingress annotation asks its controller to
+//!   protect it. The NAT gateways' addresses carry only egress and are never
+//!   protected. Shield Advanced needs an active subscription on the account
+//!   (checked at plan); this provider never subscribes (a one-year
+//!   commitment) on its own.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,7 +38,6 @@ use aws_smithy_types::error::operation::BuildError;
 use serde::{Deserialize, Serialize};
 
 use super::describe::{Check, Component, Default, Guard, Output, Reading, Setting, Verdicts, When};
-use super::network::NetworkState;
 use super::{
     aws_error, is_not_found, partition, user_visible_tags, ComponentError, Ctx, TAG_ENVIRONMENT,
 };
@@ -79,6 +87,16 @@ pub struct EdgeState {
     pub cdn_origin_domain: Option<String>,
     #[serde(default)]
     pub cdn_enabled: bool,
+    /// The CLOUDFRONT-scope web ACL `idis-<env>-cdn` (us-east-1).
+    #[serde(default)]
+    pub cdn_web_acl_arn: Option<String>,
+    /// The web ACL the distribution uses (its `WebACLId`; empty for none).
+    #[serde(default)]
+    pub cdn_uses_web_acl: Option<String>,
+    /// The load balancers the regional web ACL is attached to, as WAF
+    /// lists them (`ListResourcesForWebACL`).
+    #[serde(default)]
+    pub web_acl_associations: Vec<String>,
     /// The guards of the edge, as read.
     #[serde(skip)]
     pub verdicts: Verdicts,
@@ -103,6 +121,27 @@ pub struct EdgeOutputs {
     pub web_acl_arn: Option<String>,
     pub shield_protection_id: Option<String>,
     pub cdn_domain_name: Option<String>,
+    pub cdn_web_acl_arn: Option<String>,
+    pub web_acl_associations: Option<Vec<String>>,
+    pub ingress_annotations: BTreeMap<String, String>,
+}
+
+/// The AWS Load Balancer Controller's ingress annotations ("Ingress
+/// annotations", AWS Load Balancer Controller documentation): the regional
+/// web ACL to attach and Shield Advanced protection of the load balancer.
+pub const ANNOTATION_WAF: &str = "alb.ingress.kubernetes.io/wafv2-acl-arn";
+pub const ANNOTATION_SHIELD: &str = "alb.ingress.kubernetes.io/shield-advanced-protection";
+
+/// What the ingress of the platform carries for the edge.
+pub fn annotations(web_acl_arn: Option<&str>, ddos_protection: bool) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    if let Some(arn) = web_acl_arn {
+        a.insert(ANNOTATION_WAF.to_string(), arn.to_string());
+    }
+    if ddos_protection {
+        a.insert(ANNOTATION_SHIELD.to_string(), "true".to_string());
+    }
+    a
 }
 
 pub const DEFAULT_RATE_LIMIT: i64 = 2000;
@@ -144,7 +183,7 @@ impl Component for Edge {
                 "ddos_protection",
                 Type::Bool,
                 Default::Bool(true),
-                "Shield protection (on the distribution when there is one, else on the NAT addresses). Default `true`.".into(),
+                "Shield Advanced protection: of the CloudFront distribution when there is one, and of the ingress load balancer through `ingress_annotations`. Needs an active Shield Advanced subscription (checked at plan). Default `true`.".into(),
             ),
             Setting::new(
                 "rate_limit",
@@ -176,12 +215,28 @@ impl Component for Edge {
             Output::new(
                 "shield_protection_id",
                 Type::String,
-                "Shield protection id (null when `edge.ddos_protection` is false).",
+                "Shield protection id of the CloudFront distribution (null when `edge.ddos_protection` is false or there is no distribution).",
             ),
             Output::new(
                 "cdn_domain_name",
                 Type::String,
                 "CloudFront domain name (null without `edge.origin_domain`).",
+            ),
+            Output::new(
+                "cdn_web_acl_arn",
+                Type::String,
+                "The CLOUDFRONT-scope web ACL (us-east-1) the distribution uses (null without `edge.waf` and `edge.origin_domain`).",
+            ),
+            Output::new(
+                "web_acl_associations",
+                Type::list(Type::String),
+                "The load balancers the regional web ACL is attached to, as WAF lists them (null when `edge.waf` is false). Read, not made: the ingress controller attaches them; one detached shows in `terraform plan -refresh-only`.",
+            )
+            .made_by_others(),
+            Output::new(
+                "ingress_annotations",
+                Type::map(Type::String),
+                "Annotations for the platform's Kubernetes ingress: the AWS Load Balancer Controller attaches the regional web ACL and turns on Shield Advanced for the load balancer it makes.",
             ),
         ]
     }
@@ -191,26 +246,38 @@ impl Component for Edge {
     }
 
     /// Outputs follow the toggles: null when off, kept while on and made,
-    /// unknown when apply makes them anew. The Shield protection is made
-    /// anew when what it protects changes (a distribution appears or goes).
+    /// unknown when apply makes them anew. What belongs to the distribution
+    /// (its protection and its web ACL) is null without one and made anew
+    /// when one appears.
     fn plan_outputs(prior: &Value, planned: &mut Value) {
         let edge = planned.get_attr(COMPONENT).clone();
         let origin_before = prior.get_attr(COMPONENT).get_attr("origin_domain");
         let origin_now = edge.get_attr("origin_domain");
-        let same_target = origin_now.is_known() && origin_before.is_null() == origin_now.is_null();
-        for (toggle, output, stable) in [
-            ("waf", "web_acl_arn", true),
-            ("ddos_protection", "shield_protection_id", same_target),
+        let cdn_stays = origin_now.is_known() && !origin_now.is_null() && !origin_before.is_null();
+        for (toggle, output, of_cdn) in [
+            ("waf", "web_acl_arn", false),
+            ("waf", "web_acl_associations", false),
+            ("ddos_protection", "shield_protection_id", true),
+            ("waf", "cdn_web_acl_arn", true),
         ] {
             let value = match edge.get_attr(toggle).as_bool() {
                 Some(false) => Value::Null,
-                Some(true) if stable && !prior.get_attr(output).is_null() => {
+                _ if of_cdn && origin_now.is_null() => Value::Null,
+                Some(true) if (!of_cdn || cdn_stays) && !prior.get_attr(output).is_null() => {
                     prior.get_attr(output).clone()
                 }
                 _ => Value::Unknown,
             };
             planned.set_attr(output, value);
         }
+        let annotations = match (
+            planned.get_attr("web_acl_arn"),
+            edge.get_attr("ddos_protection").as_bool(),
+        ) {
+            (Value::Unknown, _) | (_, None) => Value::Unknown,
+            (arn, Some(ddos)) => Value::string_map(annotations(arn.as_str(), ddos)),
+        };
+        planned.set_attr("ingress_annotations", annotations);
         let cdn = match origin_now {
             Value::Null => Value::Null,
             origin if origin == origin_before && !prior.get_attr("cdn_domain_name").is_null() => {
@@ -247,8 +314,17 @@ impl Component for Edge {
     ) -> Reading<EdgeSpec, EdgeOutputs> {
         Reading {
             settings: EdgeSpec {
-                waf: state.web_acl_arn.is_some(),
-                ddos_protection: state.shield_protection_id.is_some(),
+                // Both web ACLs while there is a distribution, else the
+                // regional one.
+                waf: state.web_acl_arn.is_some()
+                    && (state.cdn_distribution_id.is_none() || state.cdn_web_acl_arn.is_some()),
+                // What Shield protects is the distribution; without one the
+                // protection is the ingress controller's (by annotation), so
+                // the setting stays as written.
+                ddos_protection: match state.cdn_distribution_id {
+                    Some(_) => state.shield_protection_id.is_some(),
+                    None => stored.ddos_protection,
+                },
                 rate_limit: state.rate_limit.unwrap_or(stored.rate_limit),
                 // The distribution's origin, while there is one.
                 origin_domain: match (&state.cdn_distribution_id, &state.cdn_origin_domain) {
@@ -260,12 +336,31 @@ impl Component for Edge {
                 web_acl_arn: state.web_acl_arn.clone(),
                 shield_protection_id: state.shield_protection_id.clone(),
                 cdn_domain_name: state.cdn_domain_name.clone(),
+                cdn_web_acl_arn: state.cdn_web_acl_arn.clone(),
+                web_acl_associations: state
+                    .web_acl_arn
+                    .as_ref()
+                    .map(|_| state.web_acl_associations.clone()),
+                ingress_annotations: annotations(
+                    state.web_acl_arn.as_deref(),
+                    match state.cdn_distribution_id {
+                        Some(_) => state.shield_protection_id.is_some(),
+                        None => stored.ddos_protection,
+                    },
+                ),
             },
             verdicts: {
                 // With nothing of the edge in AWS there is nothing to tag.
                 let mut v = state.verdicts.clone();
                 if v.problems(GUARDS[TAGS].key).is_none() {
                     v.judge(&GUARDS[TAGS], Vec::new());
+                }
+                // Without a distribution no protection is what is made.
+                if v.problems(GUARDS[SHIELD].key).is_none()
+                    && state.cdn_distribution_id.is_none()
+                    && stored.ddos_protection
+                {
+                    v.judge(&GUARDS[SHIELD], Vec::new());
                 }
                 v
             },
@@ -283,19 +378,19 @@ const GUARDS: &[Guard] = &[
     Guard::new(
         "web_acl",
         "allows by default; managed rules and rate rule as made",
-        "The web ACL allows by default and holds exactly the AWS managed rule groups AWSManagedRulesCommonRuleSet, AWSManagedRulesKnownBadInputsRuleSet and AWSManagedRulesAmazonIpReputationList (blocking, not overridden to count) and the rate rule (per IP, blocking), each with metrics and sampled requests.",
+        "Each web ACL (the regional `idis-<name>`, and `idis-<name>-cdn` in us-east-1 for the distribution) allows by default and holds exactly the AWS managed rule groups AWSManagedRulesCommonRuleSet, AWSManagedRulesKnownBadInputsRuleSet and AWSManagedRulesAmazonIpReputationList (blocking, not overridden to count) and the rate rule (per IP, blocking), each with metrics and sampled requests.",
     )
     .when(When::On("waf")),
     Guard::new(
         "distribution",
-        "enabled, HTTPS only",
-        "The distribution is enabled, reaches its origin over HTTPS only, redirects viewers to HTTPS and caches with CachingOptimized.",
+        "enabled, HTTPS only, behind its web ACL",
+        "The distribution is enabled, reaches its origin over HTTPS only, redirects viewers to HTTPS, caches with CachingOptimized and, with `waf`, uses the CLOUDFRONT-scope web ACL `idis-<name>-cdn`.",
     )
     .when(When::Set("origin_domain")),
     Guard::new(
         "shield",
-        "protects the distribution, else the NAT address",
-        "The Shield protection `idis-<name>` covers the distribution when there is one, else the first NAT gateway's Elastic IP.",
+        "protects the distribution only",
+        "The Shield protection `idis-<name>` covers the CloudFront distribution. Without a distribution there is none (the ingress annotation asks the load balancer controller to protect the load balancer); the NAT gateways' Elastic IPs, which carry only egress, are never protected.",
     )
     .when(When::On("ddos_protection")),
     Guard::new(
@@ -316,15 +411,6 @@ fn invalid(what: &str, e: BuildError) -> ComponentError {
     conflict(format!("could not build the request for {what}: {e}"))
 }
 
-fn eip_allocation_arn(ctx: &Ctx, allocation_id: &str) -> String {
-    format!(
-        "arn:{}:ec2:{}:{}:eip-allocation/{allocation_id}",
-        partition(&ctx.region),
-        ctx.region,
-        ctx.account_id
-    )
-}
-
 /// Shield's API lives in us-east-1 for the whole `aws` partition.
 fn shield(ctx: &Ctx) -> aws_sdk_shield::Client {
     let client = ctx.aws.shield();
@@ -341,11 +427,76 @@ fn shield(ctx: &Ctx) -> aws_sdk_shield::Client {
 
 // ---------------------------------------------------------------- web ACL
 
+/// Which of the two web ACLs: the REGIONAL one for the load balancers, or
+/// the CLOUDFRONT-scope one for the distribution, which WAF keeps in
+/// us-east-1 ("Working with web ACLs", AWS WAF Developer Guide: "For
+/// Amazon CloudFront, you must also specify the Region US East (N.
+/// Virginia)").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum At {
+    Regional,
+    Cdn,
+}
+
+impl At {
+    fn scope(self) -> Scope {
+        match self {
+            At::Regional => Scope::Regional,
+            At::Cdn => Scope::Cloudfront,
+        }
+    }
+
+    fn name(self, ctx: &Ctx) -> String {
+        match self {
+            At::Regional => ctx.prefix(),
+            At::Cdn => format!("{}-cdn", ctx.prefix()),
+        }
+    }
+
+    /// What an ARN of this scope holds (`…:regional/webacl/…`, `…:global/webacl/…`).
+    fn arn_part(self) -> &'static str {
+        match self {
+            At::Regional => ":regional/webacl/",
+            At::Cdn => ":global/webacl/",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            At::Regional => "regional WAF web ACL",
+            At::Cdn => "CloudFront WAF web ACL",
+        }
+    }
+
+    fn description(self, ctx: &Ctx) -> String {
+        match self {
+            At::Regional => format!("IDIS environment {}: load balancers", ctx.env),
+            At::Cdn => format!("IDIS environment {}: CloudFront distribution", ctx.env),
+        }
+    }
+}
+
+/// The WAF client for a scope: CLOUDFRONT-scope calls go to us-east-1.
+fn waf(ctx: &Ctx, at: At) -> aws_sdk_wafv2::Client {
+    let client = ctx.aws.wafv2();
+    if at == At::Regional || partition(&ctx.region) != "aws" || ctx.region == "us-east-1" {
+        return client;
+    }
+    let conf = client
+        .config()
+        .to_builder()
+        .region(aws_sdk_wafv2::config::Region::new("us-east-1"))
+        .build();
+    aws_sdk_wafv2::Client::from_conf(conf)
+}
+
 /// The web ACL as read from WAF.
 struct Acl {
     acl: WebAcl,
     lock_token: String,
     tags: BTreeMap<String, String>,
+    /// The load balancers it is attached to (regional ACLs only).
+    resources: Vec<String>,
 }
 
 impl Acl {
@@ -362,23 +513,22 @@ impl Acl {
 
 async fn find_acl_summary(
     ctx: &Ctx,
+    at: At,
 ) -> Result<Option<aws_sdk_wafv2::types::WebAclSummary>, ComponentError> {
-    let name = ctx.prefix();
+    let name = at.name(ctx);
     let mut marker: Option<String> = None;
     loop {
-        let page = ctx
-            .aws
-            .wafv2()
+        let page = waf(ctx, at)
             .list_web_acls()
-            .scope(Scope::Regional)
+            .scope(at.scope())
             .limit(100)
             .set_next_marker(marker.take())
             .send()
             .await
-            .map_err(|e| aws_error(COMPONENT, "list the regional WAF web ACLs", e))?;
+            .map_err(|e| aws_error(COMPONENT, format!("list the {}s", at.what()), e))?;
         let found = page.web_acls().iter().find(|a| {
             a.name() == Some(name.as_str())
-                && a.arn().is_some_and(|arn| arn.contains(":regional/webacl/"))
+                && a.arn().is_some_and(|arn| arn.contains(at.arn_part()))
         });
         if let Some(found) = found {
             return Ok(Some(found.clone()));
@@ -390,22 +540,23 @@ async fn find_acl_summary(
     }
 }
 
-async fn read_acl(ctx: &Ctx) -> Result<Option<Acl>, ComponentError> {
-    let Some(summary) = find_acl_summary(ctx).await? else {
+async fn read_acl(ctx: &Ctx, at: At) -> Result<Option<Acl>, ComponentError> {
+    let Some(summary) = find_acl_summary(ctx, at).await? else {
         return Ok(None);
     };
     let (Some(id), Some(arn)) = (summary.id(), summary.arn()) else {
         return Ok(None);
     };
-    let name = ctx.prefix();
-    let waf = ctx.aws.wafv2();
-    let (got, tags) = tokio::join!(
+    let name = at.name(ctx);
+    let waf = waf(ctx, at);
+    let (got, tags, resources) = tokio::join!(
         waf.get_web_acl()
             .name(&name)
-            .scope(Scope::Regional)
+            .scope(at.scope())
             .id(id)
             .send(),
         waf.list_tags_for_resource().resource_arn(arn).send(),
+        attached(ctx, at, arn),
     );
     let got = match got {
         Ok(g) => g,
@@ -438,24 +589,57 @@ async fn read_acl(ctx: &Ctx) -> Result<Option<Acl>, ComponentError> {
         }
     };
     let lock_token = got.lock_token().unwrap_or_default().to_string();
+    let resources = resources?;
     Ok(got.web_acl.map(|acl| Acl {
         acl,
         lock_token,
         tags,
+        resources,
     }))
 }
 
-fn visibility(ctx: &Ctx, metric: &str) -> Result<VisibilityConfig, ComponentError> {
+/// The load balancers a regional web ACL is attached to. (CloudFront
+/// distributions are not listed by WAF: a distribution names its ACL.)
+async fn attached(ctx: &Ctx, at: At, arn: &str) -> Result<Vec<String>, ComponentError> {
+    if at == At::Cdn {
+        return Ok(Vec::new());
+    }
+    match waf(ctx, at)
+        .list_resources_for_web_acl()
+        .web_acl_arn(arn)
+        .resource_type(aws_sdk_wafv2::types::ResourceType::ApplicationLoadBalancer)
+        .send()
+        .await
+    {
+        Ok(out) => {
+            let mut arns = out.resource_arns().to_vec();
+            arns.sort();
+            Ok(arns)
+        }
+        Err(e) if is_not_found(&e) => Ok(Vec::new()),
+        Err(e) => Err(aws_error(
+            COMPONENT,
+            format!(
+                "list the load balancers that use the web ACL {}",
+                at.name(ctx)
+            ),
+            e,
+        )),
+    }
+}
+
+/// Metrics named `<acl name>-<metric>`.
+fn visibility(acl: &str, metric: &str) -> Result<VisibilityConfig, ComponentError> {
     VisibilityConfig::builder()
         .sampled_requests_enabled(true)
         .cloud_watch_metrics_enabled(true)
-        .metric_name(format!("{}-{metric}", ctx.prefix()))
+        .metric_name(format!("{acl}-{metric}"))
         .build()
         .map_err(|e| invalid("the WAF visibility config", e))
 }
 
 /// The rules the web ACL must have, in priority order.
-fn desired_rules(ctx: &Ctx, rate_limit: i64) -> Result<Vec<Rule>, ComponentError> {
+fn desired_rules(acl: &str, rate_limit: i64) -> Result<Vec<Rule>, ComponentError> {
     let mut rules = Vec::new();
     for (priority, group) in (0..).zip(MANAGED_RULE_GROUPS) {
         let statement = Statement::builder()
@@ -477,7 +661,7 @@ fn desired_rules(ctx: &Ctx, rate_limit: i64) -> Result<Vec<Rule>, ComponentError
                         .none(NoneAction::builder().build())
                         .build(),
                 )
-                .visibility_config(visibility(ctx, group)?)
+                .visibility_config(visibility(acl, group)?)
                 .build()
                 .map_err(|e| invalid("a managed rule", e))?,
         );
@@ -501,7 +685,7 @@ fn desired_rules(ctx: &Ctx, rate_limit: i64) -> Result<Vec<Rule>, ComponentError
                     .block(BlockAction::builder().build())
                     .build(),
             )
-            .visibility_config(visibility(ctx, RATE_RULE)?)
+            .visibility_config(visibility(acl, RATE_RULE)?)
             .build()
             .map_err(|e| invalid("the rate rule", e))?,
     );
@@ -604,17 +788,16 @@ fn acl_converged(acl: &WebAcl, rate_limit: i64) -> bool {
     })
 }
 
-/// Creates, adopts and repairs the web ACL. Returns what WAF holds after.
-async fn ensure_waf(ctx: &Ctx, spec: &EdgeSpec) -> Result<Option<Acl>, ComponentError> {
-    let name = ctx.prefix();
-    let waf = ctx.aws.wafv2();
-    let existing = read_acl(ctx).await?;
-    if !spec.waf {
-        if let Some(acl) = existing {
-            delete_acl(ctx, acl).await?;
-        }
-        return Ok(None);
-    }
+/// Creates, adopts and repairs one web ACL (`existing`: as read before).
+/// Returns what WAF holds after.
+async fn ensure_acl(
+    ctx: &Ctx,
+    spec: &EdgeSpec,
+    at: At,
+    existing: Option<Acl>,
+) -> Result<Acl, ComponentError> {
+    let name = at.name(ctx);
+    let waf = waf(ctx, at);
     let default_action = DefaultAction::builder()
         .allow(AllowAction::builder().build())
         .build();
@@ -622,11 +805,11 @@ async fn ensure_waf(ctx: &Ctx, spec: &EdgeSpec) -> Result<Option<Acl>, Component
         let mut create = waf
             .create_web_acl()
             .name(&name)
-            .scope(Scope::Regional)
-            .description(format!("IDIS environment {}: load balancers", ctx.env))
+            .scope(at.scope())
+            .description(at.description(ctx))
             .default_action(default_action)
-            .set_rules(Some(desired_rules(ctx, spec.rate_limit)?))
-            .visibility_config(visibility(ctx, "web-acl")?);
+            .set_rules(Some(desired_rules(&name, spec.rate_limit)?))
+            .visibility_config(visibility(&name, "web-acl")?);
         for (k, v) in ctx.tags(COMPONENT) {
             create = create.tags(waf_tag(&k, &v)?);
         }
@@ -637,7 +820,7 @@ async fn ensure_waf(ctx: &Ctx, spec: &EdgeSpec) -> Result<Option<Acl>, Component
             Err(e) => {
                 return Err(aws_error(
                     COMPONENT,
-                    format!("create the WAF web ACL {name}"),
+                    format!("create the {} {name}", at.what()),
                     e,
                 ))
             }
@@ -645,18 +828,18 @@ async fn ensure_waf(ctx: &Ctx, spec: &EdgeSpec) -> Result<Option<Acl>, Component
         let acl = ctx
             .wait_for(
                 COMPONENT,
-                &format!("WAF web ACL {name} to be readable"),
-                || read_acl(ctx),
+                &format!("{} {name} to be readable", at.what()),
+                || read_acl(ctx, at),
             )
             .await?;
         if acl_converged(&acl.acl, spec.rate_limit) {
-            return Ok(Some(acl));
+            return Ok(acl);
         }
-        return repair_acl(ctx, spec, acl).await.map(Some);
+        return repair_acl(ctx, spec, at, acl).await;
     };
 
     if !acl_converged(&acl.acl, spec.rate_limit) {
-        acl = repair_acl(ctx, spec, acl).await?;
+        acl = repair_acl(ctx, spec, at, acl).await?;
     }
     let stale: Vec<(String, String)> = ctx
         .tags(COMPONENT)
@@ -670,26 +853,29 @@ async fn ensure_waf(ctx: &Ctx, spec: &EdgeSpec) -> Result<Option<Acl>, Component
         }
         call.send()
             .await
-            .map_err(|e| aws_error(COMPONENT, format!("tag the WAF web ACL {name}"), e))?;
+            .map_err(|e| aws_error(COMPONENT, format!("tag the {} {name}", at.what()), e))?;
         acl.tags.extend(stale);
     }
-    Ok(Some(acl))
+    Ok(acl)
 }
 
 /// Puts the rules and the default action back (UpdateWebACL replaces
 /// them whole). A stale lock token (someone else changed the ACL
 /// meanwhile) is retried with a fresh one.
-async fn repair_acl(ctx: &Ctx, spec: &EdgeSpec, mut acl: Acl) -> Result<Acl, ComponentError> {
-    let name = ctx.prefix();
+async fn repair_acl(
+    ctx: &Ctx,
+    spec: &EdgeSpec,
+    at: At,
+    mut acl: Acl,
+) -> Result<Acl, ComponentError> {
+    let name = at.name(ctx);
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let result = ctx
-            .aws
-            .wafv2()
+        let result = waf(ctx, at)
             .update_web_acl()
             .name(&name)
-            .scope(Scope::Regional)
+            .scope(at.scope())
             .id(acl.acl.id())
             .lock_token(&acl.lock_token)
             .default_action(
@@ -697,13 +883,13 @@ async fn repair_acl(ctx: &Ctx, spec: &EdgeSpec, mut acl: Acl) -> Result<Acl, Com
                     .allow(AllowAction::builder().build())
                     .build(),
             )
-            .set_rules(Some(desired_rules(ctx, spec.rate_limit)?))
+            .set_rules(Some(desired_rules(&name, spec.rate_limit)?))
             .visibility_config(
                 acl.acl
                     .visibility_config()
                     .cloned()
                     .map(Ok)
-                    .unwrap_or_else(|| visibility(ctx, "web-acl"))?,
+                    .unwrap_or_else(|| visibility(&name, "web-acl"))?,
             )
             .set_description(acl.acl.description().map(str::to_string))
             .send()
@@ -711,24 +897,26 @@ async fn repair_acl(ctx: &Ctx, spec: &EdgeSpec, mut acl: Acl) -> Result<Acl, Com
         match result {
             Ok(_) => break,
             Err(e) if e.code() == Some("WAFOptimisticLockException") && attempts < 3 => {
-                acl = read_acl(ctx).await?.ok_or_else(|| {
+                acl = read_acl(ctx, at).await?.ok_or_else(|| {
                     conflict(format!(
-                        "WAF web ACL {name} disappeared while it was repaired"
+                        "{} {name} disappeared while it was repaired",
+                        at.what()
                     ))
                 })?;
             }
             Err(e) => {
                 return Err(aws_error(
                     COMPONENT,
-                    format!("update the rules of the WAF web ACL {name}"),
+                    format!("update the rules of the {} {name}", at.what()),
                     e,
                 ))
             }
         }
     }
-    read_acl(ctx).await?.ok_or_else(|| {
+    read_acl(ctx, at).await?.ok_or_else(|| {
         conflict(format!(
-            "WAF web ACL {name} disappeared while it was repaired"
+            "{} {name} disappeared while it was repaired",
+            at.what()
         ))
     })
 }
@@ -741,18 +929,19 @@ fn waf_tag(key: &str, value: &str) -> Result<aws_sdk_wafv2::types::Tag, Componen
         .map_err(|e| invalid("a WAF tag", e))
 }
 
-/// Deletes the web ACL; when load balancers still use it, disassociates
-/// them first.
-async fn delete_acl(ctx: &Ctx, mut acl: Acl) -> Result<(), ComponentError> {
-    let name = ctx.prefix();
-    let waf = ctx.aws.wafv2();
+/// Deletes a web ACL; when load balancers still use a regional one,
+/// detaches them first. (A CloudFront ACL is let go of by the distribution
+/// before it is deleted: see `ensure` and `delete`.)
+async fn delete_acl(ctx: &Ctx, at: At, mut acl: Acl) -> Result<(), ComponentError> {
+    let name = at.name(ctx);
+    let waf = waf(ctx, at);
     let mut attempts = 0;
     loop {
         attempts += 1;
         let result = waf
             .delete_web_acl()
             .name(&name)
-            .scope(Scope::Regional)
+            .scope(at.scope())
             .id(acl.acl.id())
             .lock_token(&acl.lock_token)
             .send()
@@ -760,33 +949,37 @@ async fn delete_acl(ctx: &Ctx, mut acl: Acl) -> Result<(), ComponentError> {
         match result {
             Ok(_) => break,
             Err(e) if is_not_found(&e) => return Ok(()),
-            Err(e) if attempts < 3 && e.code() == Some("WAFAssociatedItemException") => {
+            Err(e)
+                if at == At::Regional
+                    && attempts < 3
+                    && e.code() == Some("WAFAssociatedItemException") =>
+            {
                 disassociate_all(ctx, acl.acl.arn()).await?;
             }
             Err(e) if attempts < 3 && e.code() == Some("WAFOptimisticLockException") => {}
             Err(e) => {
                 return Err(aws_error(
                     COMPONENT,
-                    format!("delete the WAF web ACL {name}"),
+                    format!("delete the {} {name}", at.what()),
                     e,
                 ))
             }
         }
-        match read_acl(ctx).await? {
+        match read_acl(ctx, at).await? {
             Some(fresh) => acl = fresh,
             None => return Ok(()),
         }
     }
     ctx.wait_for(
         COMPONENT,
-        &format!("WAF web ACL {name} to be deleted"),
-        || async { Ok(find_acl_summary(ctx).await?.is_none().then_some(())) },
+        &format!("{} {name} to be deleted", at.what()),
+        || async { Ok(find_acl_summary(ctx, at).await?.is_none().then_some(())) },
     )
     .await
 }
 
 async fn disassociate_all(ctx: &Ctx, acl_arn: &str) -> Result<(), ComponentError> {
-    let waf = ctx.aws.wafv2();
+    let waf = waf(ctx, At::Regional);
     let resources = waf
         .list_resources_for_web_acl()
         .web_acl_arn(acl_arn)
@@ -837,6 +1030,8 @@ struct Cdn {
     enabled: bool,
     origins: Option<Origins>,
     default_cache_behavior: Option<DefaultCacheBehavior>,
+    /// The web ACL it uses (`WebACLId`, an ARN for WAFv2); empty for none.
+    web_acl_id: String,
     tags: BTreeMap<String, String>,
 }
 
@@ -848,8 +1043,8 @@ impl Cdn {
             .map(|o| o.domain_name().to_string())
     }
 
-    /// Matches what `distribution_config` builds for `origin`.
-    fn converged(&self, origin: &str) -> bool {
+    /// Matches what `ensure_distribution` builds for `origin` behind `acl`.
+    fn converged(&self, origin: &str, acl: Option<&str>) -> bool {
         let origin_ok = self.origins.as_ref().is_some_and(|o| {
             o.items().len() == 1
                 && o.items().iter().all(|o| {
@@ -865,7 +1060,7 @@ impl Cdn {
                 && b.viewer_protocol_policy() == &ViewerProtocolPolicy::RedirectToHttps
                 && b.cache_policy_id() == Some(CACHING_OPTIMIZED_POLICY_ID)
         });
-        self.enabled && origin_ok && behavior_ok
+        self.enabled && origin_ok && behavior_ok && self.web_acl_id == acl.unwrap_or_default()
     }
 }
 
@@ -944,6 +1139,7 @@ async fn read_distribution(ctx: &Ctx) -> Result<Option<Cdn>, ComponentError> {
             enabled: d.enabled(),
             origins: d.origins().cloned(),
             default_cache_behavior: d.default_cache_behavior().cloned(),
+            web_acl_id: d.web_acl_id().to_string(),
             tags,
         }))
 }
@@ -961,6 +1157,10 @@ fn cdn_from(
         enabled: config.is_some_and(DistributionConfig::enabled),
         origins: config.and_then(|c| c.origins()).cloned(),
         default_cache_behavior: config.and_then(|c| c.default_cache_behavior()).cloned(),
+        web_acl_id: config
+            .and_then(|c| c.web_acl_id())
+            .unwrap_or_default()
+            .to_string(),
         tags,
     }
 }
@@ -1002,11 +1202,12 @@ fn default_behavior() -> Result<DefaultCacheBehavior, ComponentError> {
         .map_err(|e| invalid("the default cache behavior", e))
 }
 
-/// Creates, adopts or repairs the distribution, and waits until CloudFront
-/// has deployed it.
+/// Creates, adopts or repairs the distribution (serving `domain`, behind
+/// the web ACL `acl` or none), and waits until CloudFront has deployed it.
 async fn ensure_distribution(
     ctx: &Ctx,
     domain: &str,
+    acl: Option<&str>,
     existing: Option<Cdn>,
 ) -> Result<Cdn, ComponentError> {
     let comment = ctx.prefix();
@@ -1023,6 +1224,7 @@ async fn ensure_distribution(
                 .enabled(true)
                 .origins(origin(domain)?)
                 .default_cache_behavior(default_behavior()?)
+                .set_web_acl_id(acl.map(str::to_string))
                 .build()
                 .map_err(|e| invalid("the distribution", e))?;
             let mut tags = Tags::builder();
@@ -1057,7 +1259,7 @@ async fn ensure_distribution(
             })?;
             cdn_from(distribution, ctx.tags(COMPONENT))
         }
-        Some(cdn) if cdn.converged(domain) => cdn,
+        Some(cdn) if cdn.converged(domain, acl) => cdn,
         Some(cdn) => {
             let current = cf
                 .get_distribution_config()
@@ -1081,6 +1283,7 @@ async fn ensure_distribution(
             config.enabled = true;
             config.origins = Some(origin(domain)?);
             config.default_cache_behavior = Some(default_behavior()?);
+            config.web_acl_id = Some(acl.unwrap_or_default().to_string());
             let updated = cf
                 .update_distribution()
                 .id(&cdn.id)
@@ -1333,37 +1536,42 @@ async fn delete_protection(
     }
 }
 
-/// Makes the protection cover `target` (or removes it when DDoS
-/// protection is off).
+/// Makes the protection cover the distribution; removes it when DDoS
+/// protection is off, when there is no distribution, or when it covers
+/// anything else (an Elastic IP of a NAT gateway, as 0.1 made: egress).
 async fn ensure_shield(
     ctx: &Ctx,
     spec: &EdgeSpec,
-    network: &NetworkState,
     cdn: Option<&Cdn>,
     existing: Option<aws_sdk_shield::types::Protection>,
 ) -> Result<Option<aws_sdk_shield::types::Protection>, ComponentError> {
     let name = ctx.prefix();
-    if !spec.ddos_protection {
-        if let Some(p) = &existing {
-            delete_protection(ctx, p).await?;
-        }
-        return Ok(None);
-    }
     let target = match cdn {
-        Some(cdn) => cdn.arn.clone(),
-        None => network
-            .nat_eip_allocation_ids
-            .first()
-            .map(|id| eip_allocation_arn(ctx, id))
-            .ok_or_else(|| {
-                conflict("ddos_protection needs something to protect: a CloudFront distribution (origin_domain) or a NAT gateway Elastic IP, and there is neither")
-            })?,
+        Some(cdn) if spec.ddos_protection => cdn.arn.clone(),
+        _ => {
+            if let Some(p) = &existing {
+                delete_protection(ctx, p).await?;
+                ctx.wait_for(
+                    COMPONENT,
+                    &format!("Shield protection {name} to be deleted"),
+                    || async { Ok(read_protection(ctx).await?.is_none().then_some(())) },
+                )
+                .await?;
+            }
+            return Ok(None);
+        }
     };
     if let Some(p) = &existing {
         if p.resource_arn() == Some(target.as_str()) {
             return Ok(existing);
         }
         delete_protection(ctx, p).await?;
+        ctx.wait_for(
+            COMPONENT,
+            &format!("Shield protection {name} to be deleted"),
+            || async { Ok(read_protection(ctx).await?.is_none().then_some(())) },
+        )
+        .await?;
     }
     let client = shield(ctx);
     let mut create = client.create_protection().name(&name).resource_arn(&target);
@@ -1423,19 +1631,23 @@ async fn ensure_shield(
 // ---------------------------------------------------------------- find / ensure / delete
 
 /// Judges what the provider makes of the edge without a knob.
-fn judge(
-    ctx: &Ctx,
-    acl: Option<&Acl>,
-    protection: Option<&aws_sdk_shield::types::Protection>,
-    cdn: Option<&Cdn>,
-) -> Verdicts {
+fn judge(ctx: &Ctx, read: &Read) -> Verdicts {
+    let (protection, cdn) = (read.protection.as_ref(), read.cdn.as_ref());
     let mut v = Verdicts::new();
     let want = ctx.tags(COMPONENT);
     let mut tags = Vec::new();
-    if let Some(acl) = acl {
-        v.judge(&GUARDS[WEB_ACL], acl_problems(&acl.acl));
+    for (at, acl) in [(At::Regional, &read.acl), (At::Cdn, &read.cdn_acl)] {
+        let Some(acl) = acl else { continue };
+        let name = at.name(ctx);
+        v.judge(
+            &GUARDS[WEB_ACL],
+            acl_problems(&acl.acl).into_iter().map(|p| match at {
+                At::Regional => p,
+                At::Cdn => format!("{name}: {p}"),
+            }),
+        );
         tags.extend(super::tag_problems(
-            &format!("web ACL {}", ctx.prefix()),
+            &format!("web ACL {name}"),
             &acl.tags,
             &want,
         ));
@@ -1468,6 +1680,21 @@ fn judge(
         }) {
             problems.push("the default cache behaviour is not the provider's".to_string());
         }
+        // With the CloudFront ACL, the distribution must be behind it.
+        if let Some(acl) = &read.cdn_acl {
+            if cdn.web_acl_id != acl.acl.arn() {
+                problems.push(match cdn.web_acl_id.as_str() {
+                    "" => format!(
+                        "the distribution uses no web ACL, not {}",
+                        At::Cdn.name(ctx)
+                    ),
+                    other => format!(
+                        "the distribution uses the web ACL {other}, not {}",
+                        At::Cdn.name(ctx)
+                    ),
+                });
+            }
+        }
         v.judge(&GUARDS[DISTRIBUTION], problems);
         tags.extend(super::tag_problems(
             &format!("distribution {}", cdn.id),
@@ -1477,33 +1704,38 @@ fn judge(
     }
     if let Some(p) = protection {
         let target = p.resource_arn().unwrap_or_default();
-        let right = match cdn {
-            Some(cdn) => target == cdn.arn,
-            None => target.contains(":eip-allocation/"),
-        };
         v.judge(
             &GUARDS[SHIELD],
-            (!right).then(|| match cdn {
-                Some(cdn) => format!(
+            match cdn {
+                Some(cdn) if target == cdn.arn => None,
+                Some(cdn) => Some(format!(
                     "the protection covers {target}, not the distribution {}",
                     cdn.arn
-                ),
-                None => {
-                    format!("the protection covers {target}, not a NAT address of the environment")
-                }
-            }),
+                )),
+                None => Some(format!(
+                    "the protection covers {target}; without a distribution the provider protects nothing itself"
+                )),
+            },
         );
     }
     v.judge(&GUARDS[TAGS], tags);
     v
 }
 
-fn state(
-    ctx: &Ctx,
-    acl: Option<&Acl>,
-    protection: Option<&aws_sdk_shield::types::Protection>,
-    cdn: Option<&Cdn>,
-) -> EdgeState {
+/// Everything of the edge as read.
+struct Read {
+    acl: Option<Acl>,
+    cdn_acl: Option<Acl>,
+    protection: Option<aws_sdk_shield::types::Protection>,
+    cdn: Option<Cdn>,
+}
+
+fn state(ctx: &Ctx, read: &Read) -> EdgeState {
+    let (acl, protection, cdn) = (
+        read.acl.as_ref(),
+        read.protection.as_ref(),
+        read.cdn.as_ref(),
+    );
     EdgeState {
         web_acl_arn: acl.map(|a| a.acl.arn().to_string()),
         web_acl_id: acl.map(|a| a.acl.id().to_string()),
@@ -1527,56 +1759,111 @@ fn state(
         cdn_arn: cdn.map(|c| c.arn.clone()),
         cdn_origin_domain: cdn.and_then(Cdn::origin_domain),
         cdn_enabled: cdn.is_some_and(|c| c.enabled),
-        verdicts: judge(ctx, acl, protection, cdn),
+        cdn_web_acl_arn: read.cdn_acl.as_ref().map(|a| a.acl.arn().to_string()),
+        cdn_uses_web_acl: cdn.map(|c| c.web_acl_id.clone()),
+        web_acl_associations: acl.map(|a| a.resources.clone()).unwrap_or_default(),
+        verdicts: judge(ctx, read),
     }
 }
 
 /// What exists of the edge; `None` when none of its pieces exists.
 pub async fn find(ctx: &Ctx) -> Result<Option<EdgeState>, ComponentError> {
-    let (acl, protection, cdn) =
-        tokio::try_join!(read_acl(ctx), read_protection(ctx), read_distribution(ctx))?;
-    if acl.is_none() && protection.is_none() && cdn.is_none() {
+    let (acl, cdn_acl, protection, cdn) = tokio::try_join!(
+        read_acl(ctx, At::Regional),
+        read_acl(ctx, At::Cdn),
+        read_protection(ctx),
+        read_distribution(ctx)
+    )?;
+    let read = Read {
+        acl,
+        cdn_acl,
+        protection,
+        cdn,
+    };
+    if read.acl.is_none()
+        && read.cdn_acl.is_none()
+        && read.protection.is_none()
+        && read.cdn.is_none()
+    {
         return Ok(None);
     }
-    Ok(Some(state(
-        ctx,
-        acl.as_ref(),
-        protection.as_ref(),
-        cdn.as_ref(),
-    )))
+    Ok(Some(state(ctx, &read)))
 }
 
-pub async fn ensure(
-    ctx: &Ctx,
-    spec: &EdgeSpec,
-    network: &NetworkState,
-) -> Result<EdgeState, ComponentError> {
-    let cdn_and_shield = async {
-        let (mut protection, existing) =
-            tokio::try_join!(read_protection(ctx), read_distribution(ctx))?;
+/// The regional ACL alongside the CloudFront side, where order matters:
+/// the CloudFront ACL before the distribution that names it, the
+/// distribution before its protection; what goes, goes the other way
+/// round (protection, distribution, then the ACL it let go of).
+pub async fn ensure(ctx: &Ctx, spec: &EdgeSpec) -> Result<EdgeState, ComponentError> {
+    let regional = async {
+        let existing = read_acl(ctx, At::Regional).await?;
+        match (spec.waf, existing) {
+            (true, existing) => Box::pin(ensure_acl(ctx, spec, At::Regional, existing))
+                .await
+                .map(Some),
+            (false, Some(acl)) => Box::pin(delete_acl(ctx, At::Regional, acl))
+                .await
+                .map(|()| None),
+            (false, None) => Ok(None),
+        }
+    };
+    let cdn_side = async {
+        let (mut protection, existing, old_acl) = tokio::try_join!(
+            read_protection(ctx),
+            read_distribution(ctx),
+            read_acl(ctx, At::Cdn)
+        )?;
+        let (cdn_acl, old_acl) = match (&spec.origin_domain, spec.waf) {
+            (Some(_), true) => (
+                Some(Box::pin(ensure_acl(ctx, spec, At::Cdn, old_acl)).await?),
+                None,
+            ),
+            _ => (None, old_acl),
+        };
+        let acl_arn = cdn_acl.as_ref().map(|a| a.acl.arn().to_string());
         let cdn = match (&spec.origin_domain, existing) {
             (None, None) => None,
             (None, Some(old)) => {
                 // The protection must not outlive what it covers.
                 if let Some(p) = protection.take_if(|p| p.resource_arn() == Some(old.arn.as_str()))
                 {
-                    delete_protection(ctx, &p).await?;
+                    Box::pin(delete_protection(ctx, &p)).await?;
                 }
-                delete_distribution(ctx, &old).await?;
+                Box::pin(delete_distribution(ctx, &old)).await?;
                 None
             }
-            (Some(domain), existing) => Some(ensure_distribution(ctx, domain, existing).await?),
+            (Some(domain), existing) => Some(
+                Box::pin(ensure_distribution(
+                    ctx,
+                    domain,
+                    acl_arn.as_deref(),
+                    existing,
+                ))
+                .await?,
+            ),
         };
-        let protection = ensure_shield(ctx, spec, network, cdn.as_ref(), protection).await?;
-        Ok::<_, ComponentError>((protection, cdn))
+        if let Some(acl) = old_acl {
+            Box::pin(delete_acl(ctx, At::Cdn, acl)).await?;
+        }
+        let protection = Box::pin(ensure_shield(ctx, spec, cdn.as_ref(), protection)).await?;
+        Ok::<_, ComponentError>((cdn_acl, protection, cdn))
     };
-    let (acl, (protection, cdn)) = tokio::try_join!(ensure_waf(ctx, spec), cdn_and_shield)?;
-    Ok(state(ctx, acl.as_ref(), protection.as_ref(), cdn.as_ref()))
+    let (acl, (cdn_acl, protection, cdn)) =
+        tokio::try_join!(Box::pin(regional), Box::pin(cdn_side))?;
+    Ok(state(
+        ctx,
+        &Read {
+            acl,
+            cdn_acl,
+            protection,
+            cdn,
+        },
+    ))
 }
 
-/// Removes the protection, then the distribution (disable, wait, delete),
-/// and the web ACL alongside. Returns warnings for the plan/apply output
-/// (none today).
+/// Removes the protection, then the distribution (disable, wait, delete)
+/// and the CloudFront ACL it used, and the regional web ACL alongside.
+/// Returns warnings for the plan/apply output (none today).
 pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
     let cdn_side = async {
         let (protection, cdn) = tokio::try_join!(read_protection(ctx), read_distribution(ctx))?;
@@ -1593,11 +1880,14 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
         if let Some(cdn) = &cdn {
             delete_distribution(ctx, cdn).await?;
         }
+        if let Some(acl) = read_acl(ctx, At::Cdn).await? {
+            delete_acl(ctx, At::Cdn, acl).await?;
+        }
         Ok::<(), ComponentError>(())
     };
     let acl_side = async {
-        if let Some(acl) = read_acl(ctx).await? {
-            delete_acl(ctx, acl).await?;
+        if let Some(acl) = read_acl(ctx, At::Regional).await? {
+            delete_acl(ctx, At::Regional, acl).await?;
         }
         Ok::<(), ComponentError>(())
     };

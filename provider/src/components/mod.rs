@@ -11,6 +11,7 @@
 //! - `delete(ctx, spec)`: remove the component (or keep it, where the spec
 //!   says so), waiting until it is gone; absent is success.
 
+pub mod addons;
 pub mod cache;
 pub mod cluster;
 pub mod database;
@@ -18,6 +19,7 @@ pub mod describe;
 pub mod edge;
 pub mod keys;
 pub mod network;
+pub mod offers;
 pub mod storage;
 
 use std::collections::{BTreeMap, BTreeSet};

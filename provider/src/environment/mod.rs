@@ -6,6 +6,7 @@ pub mod app;
 pub mod observe;
 pub mod orchestrate;
 pub mod plan;
+pub mod preflight;
 pub mod schema;
 pub mod upgrade;
 pub mod validate;

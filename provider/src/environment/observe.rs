@@ -126,6 +126,18 @@ impl Writer<'_> {
         }
         let outputs = to_cty(&reading.outputs, &outputs_type::<C>());
         for o in C::outputs() {
+            // What others make is read by the refresh; apply leaves it as
+            // planned (it changed nothing of it), so a plan need not leave
+            // it unknown for a controller that acts meanwhile.
+            let planned = self.state.get_attr(o.name);
+            if o.made_by_others
+                && self.mode == Mode::AfterApply
+                && planned.is_wholly_known()
+                && !planned.is_null()
+                && !outputs.get_attr(o.name).is_null()
+            {
+                continue;
+            }
             self.state
                 .set_attr(o.name, outputs.get_attr(o.name).clone());
         }

@@ -63,7 +63,7 @@ fn limit_of(state: &Value, op: &str) -> (Duration, String) {
 }
 
 /// Builds the component context for the environment described by `state`.
-async fn context(
+pub(super) async fn context(
     aws: &Arc<Aws>,
     state: &Value,
     timeout: Duration,
@@ -358,7 +358,7 @@ pub async fn converge(
         }
         // Phase 3: the edge, once everything behind it stands.
         if !diagnostics.has_errors() {
-            match Box::pin(edge::ensure(&ctx, &specs.edge, &net)).await {
+            match Box::pin(edge::ensure(&ctx, &specs.edge)).await {
                 Ok(v) => observed.edge = Some(v),
                 Err(e) => {
                     diagnostics.push(failed(&e, &limit));
@@ -441,75 +441,6 @@ pub async fn converge(
 fn prior_or_null(prior: &Value) -> Value {
     prior.clone()
 }
-
-/// What a plan can only know from AWS, checked before anything is built:
-/// a Shield Advanced subscription when DDoS protection is to be made.
-pub async fn check_plan(
-    aws: &Arc<Aws>,
-    prior: &Value,
-    planned: &Value,
-    cancel: &CancellationToken,
-) -> Diagnostics {
-    let wants_protection = planned
-        .get_attr("edge")
-        .get_attr("ddos_protection")
-        .as_bool()
-        == Some(true);
-    let has_one = !prior.get_attr("shield_protection_id").is_null();
-    if planned.is_null() || !wants_protection || has_one {
-        return Diagnostics::new();
-    }
-    let path = cty::Path::root().attr("edge").attr("ddos_protection");
-    let not_checked = |why: String| -> Diagnostics {
-        Diagnostic::warning(
-            "Shield Advanced subscription not checked",
-            format!(
-                "{why}. The apply fails at CreateProtection if the account has no subscription."
-            ),
-        )
-        .at(path.clone())
-        .into()
-    };
-    // Bounded: a plan must not wait on an AWS it cannot reach.
-    let checked = tokio::time::timeout(PLAN_CHECK_LIMIT, async {
-        let ctx = context(aws, planned, PLAN_CHECK_LIMIT, cancel).await?;
-        Ok::<_, Diagnostics>((edge::shield_subscribed(&ctx).await, ctx.account_id.clone()))
-    })
-    .await;
-    let (answer, account) = match checked {
-        Err(_) => {
-            return not_checked(format!(
-                "AWS did not answer within {}s",
-                PLAN_CHECK_LIMIT.as_secs()
-            ))
-        }
-        Ok(Err(d)) => {
-            return not_checked(
-                d.0.iter()
-                    .map(|d| d.detail.clone())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        }
-        Ok(Ok(found)) => found,
-    };
-    match answer {
-        Ok(true) => Diagnostics::new(),
-        Ok(false) => Diagnostic::error(
-            "Shield Advanced is not subscribed",
-            format!(
-                "edge.ddos_protection = true (the module's enable_ddos_protection) makes a Shield Advanced protection, and account {account} has no Shield Advanced subscription (shield:DescribeSubscription found none). Nothing was built. \
-                 Subscribe the account (`aws shield create-subscription`: a one-year commitment, billed monthly; the provider never subscribes on its own), or set edge.ddos_protection = false to rely on Shield Standard."
-            ),
-        )
-        .at(path)
-        .into(),
-        Err(e) => not_checked(e.to_string()),
-    }
-}
-
-/// How long a plan waits for what it asks AWS.
-const PLAN_CHECK_LIMIT: Duration = Duration::from_secs(10);
 
 /// Reads every component concurrently.
 async fn observe_all(ctx: &Ctx) -> Result<Observed, Vec<ComponentError>> {

@@ -323,7 +323,17 @@ mod tests {
             ("audit_bucket_name", Value::string("bucket")),
             ("audit_bucket_arn", Value::string("arn:s3:bucket")),
             ("web_acl_arn", Value::string("arn:waf")),
-            ("shield_protection_id", Value::string("prot-1")),
+            ("web_acl_associations", Value::strings(Vec::<String>::new())),
+            (
+                "ingress_annotations",
+                Value::string_map(BTreeMap::from([
+                    ("alb.ingress.kubernetes.io/wafv2-acl-arn", "arn:waf"),
+                    (
+                        "alb.ingress.kubernetes.io/shield-advanced-protection",
+                        "true",
+                    ),
+                ])),
+            ),
         ];
         for (k, v) in fill {
             s.set_attr(k, v);
@@ -458,21 +468,47 @@ mod tests {
     }
 
     #[test]
-    fn the_shield_protection_is_planned_anew_when_what_it_protects_changes() {
-        let c = config("production");
-        let state = applied(&plan(&Value::Null, &c, &c, "us-east-1").planned);
-        let same = plan(&state, &c, &c, "us-east-1");
-        assert_eq!(
-            same.planned.get_attr("shield_protection_id"),
-            &Value::string("prot-1")
-        );
+    fn the_shield_protection_and_the_cloudfront_acl_follow_the_distribution() {
         let mut cdn = config("production");
         cdn.attr_mut("edge")
             .set_attr("origin_domain", Value::string("app.example.com"));
-        let p = plan(&state, &cdn, &cdn, "us-east-1");
-        assert_eq!(p.planned.get_attr("shield_protection_id"), &Value::Unknown);
-        assert_eq!(p.planned.get_attr("cdn_domain_name"), &Value::Unknown);
+        let mut state = applied(&plan(&Value::Null, &cdn, &cdn, "us-east-1").planned);
+        state.set_attr("shield_protection_id", Value::string("prot-1"));
+        state.set_attr("cdn_domain_name", Value::string("d1.cloudfront.net"));
+        state.set_attr("cdn_web_acl_arn", Value::string("arn:waf:cdn"));
+        let same = plan(&state, &cdn, &cdn, "us-east-1");
+        assert_eq!(same.planned, state);
+
+        // The origin goes: so do the protection and the CloudFront ACL,
+        // and the regional ACL stays.
+        let c = config("production");
+        let p = plan(&state, &c, &c, "us-east-1");
+        assert_eq!(p.planned.get_attr("shield_protection_id"), &Value::Null);
+        assert_eq!(p.planned.get_attr("cdn_web_acl_arn"), &Value::Null);
+        assert_eq!(p.planned.get_attr("cdn_domain_name"), &Value::Null);
         assert_eq!(p.planned.get_attr("web_acl_arn"), &Value::string("arn:waf"));
+        // What the ingress controller attaches is kept as last read.
+        assert_eq!(
+            p.planned.get_attr("web_acl_associations"),
+            &Value::strings(Vec::<String>::new())
+        );
+
+        // A distribution appears: its protection and ACL are made anew.
+        let bare = applied(&plan(&Value::Null, &c, &c, "us-east-1").planned);
+        assert_eq!(bare.get_attr("shield_protection_id"), &Value::Null);
+        let p = plan(&bare, &cdn, &cdn, "us-east-1");
+        assert_eq!(p.planned.get_attr("shield_protection_id"), &Value::Unknown);
+        assert_eq!(p.planned.get_attr("cdn_web_acl_arn"), &Value::Unknown);
+        assert_eq!(p.planned.get_attr("cdn_domain_name"), &Value::Unknown);
+        assert_eq!(
+            p.planned
+                .get_attr("ingress_annotations")
+                .as_string_map()
+                .unwrap()
+                .get("alb.ingress.kubernetes.io/wafv2-acl-arn")
+                .map(String::as_str),
+            Some("arn:waf")
+        );
     }
 
     #[test]

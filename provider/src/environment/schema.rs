@@ -9,8 +9,9 @@ use crate::protocol::cty::Type;
 use crate::protocol::schema::{Attribute, Block, Nesting, Schema};
 
 pub const TYPE_NAME: &str = "idis_environment";
-/// 1: every component block has `enforced` (see `upgrade`).
-pub const SCHEMA_VERSION: i64 = 1;
+/// 1: every component block has `enforced`; 2: `cache.engine`, the edge's
+/// ingress annotations and associations (see `upgrade`).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The block that bounds how long apply may wait.
 pub const TIMEOUTS: &str = "timeouts";

@@ -418,16 +418,22 @@ mod tests {
 
     #[test]
     fn versions_and_types() {
+        // The shape here; whether AWS offers it is asked at plan
+        // (environment::preflight).
         assert_eq!(
-            error(&[("database", "engine_version", Value::string("14"))]).0,
+            error(&[("database", "engine_version", Value::string("16.x"))]).0,
             "database.engine_version"
         );
         assert_eq!(
-            error(&[("cache", "engine_version", Value::string("6.2"))]).0,
+            error(&[("cache", "engine_version", Value::string("v7"))]).0,
             "cache.engine_version"
         );
         assert_eq!(
-            error(&[("cluster", "kubernetes_version", Value::string("1.20"))]).0,
+            error(&[("cache", "engine", Value::string("memcached"))]).0,
+            "cache.engine"
+        );
+        assert_eq!(
+            error(&[("cluster", "kubernetes_version", Value::string("1.32.1"))]).0,
             "cluster.kubernetes_version"
         );
         assert_eq!(

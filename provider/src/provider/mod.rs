@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use crate::data_sources::{account, environment as environment_data};
-use crate::environment::{orchestrate, plan, schema as environment, validate};
+use crate::environment::{orchestrate, plan, preflight, schema as environment, validate};
 use crate::protocol::cty::{self, Value};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
 use crate::protocol::schema::Schema;
@@ -90,7 +90,7 @@ impl Backend for IdisProvider {
         );
         if !plan.diagnostics.has_errors() {
             plan.diagnostics.extend(
-                orchestrate::check_plan(&aws, &req.prior_state, &plan.planned, &self.stop).await,
+                preflight::check_plan(&aws, &req.prior_state, &plan.planned, &self.stop).await,
             );
         }
         PlanResponse {
