@@ -239,7 +239,12 @@ def test_production_converges_while_one_aws_call_in_ten_fails(production, aws, a
     # adoption of what the call made.
     not_repeated = sum(text.count("AWS call not repeated:") for text in outputs)
     print(f"  creates not repeated after a lost answer (looked up instead): {not_repeated}")
-    assert retries + not_repeated >= aws_proxy.counters.injected_faults
+    # A question the plan asks AWS (versions offered, the Shield
+    # subscription) is bounded at 10 s: when AWS fails it, the plan says so
+    # in a warning and goes on (environment::preflight).
+    unasked = sum(text.count("not checked against AWS") + text.count("subscription not checked") for text in outputs)
+    print(f"  plan-time questions AWS did not answer (warned): {unasked}")
+    assert retries + not_repeated + unasked >= aws_proxy.counters.injected_faults
 
 
 def test_creates_whose_answer_is_lost_are_adopted_not_duplicated(production, aws, aws_proxy):

@@ -543,14 +543,14 @@ async fn database_engine_versions_upgrade_in_place_and_never_downgrade() {
     assert!(state.engine_version_actual.starts_with("15"));
 
     // A full version within a newer major: a major upgrade.
-    spec.engine_version = "16.4".to_string();
+    spec.engine_version = "16.8".to_string();
     let upgraded = database::ensure(&ctx, &spec, &network, &keys)
         .await
         .expect("upgrade");
-    assert_eq!(upgraded.engine_version_actual, "16.4");
+    assert_eq!(upgraded.engine_version_actual, "16.8");
     assert_eq!(
         db_instances(&aws).await[&db_id()].engine_version(),
-        Some("16.4")
+        Some("16.8")
     );
 
     // "16" is satisfied by 16.4: nothing happens.
@@ -558,7 +558,7 @@ async fn database_engine_versions_upgrade_in_place_and_never_downgrade() {
     let same = database::ensure(&ctx, &spec, &network, &keys)
         .await
         .expect("major only");
-    assert_eq!(same.engine_version_actual, "16.4");
+    assert_eq!(same.engine_version_actual, "16.8");
 
     // Going back is refused, naming both versions.
     spec.engine_version = "15".to_string();
@@ -566,7 +566,7 @@ async fn database_engine_versions_upgrade_in_place_and_never_downgrade() {
         .await
         .expect_err("downgrade refused");
     let text = err.to_string();
-    assert!(text.contains("16.4") && text.contains("\"15\""), "{text}");
+    assert!(text.contains("16.8") && text.contains("\"15\""), "{text}");
 }
 
 #[tokio::test]
@@ -820,7 +820,7 @@ async fn delete_with_skip_final_snapshot_leaves_no_snapshot() {
 #[tokio::test]
 async fn ensure_waits_while_rds_reports_creating() {
     let moto = Moto::start();
-    let proxy = lifecycle::Proxy::start(&moto.endpoint, 3).await;
+    let proxy = lifecycle::Proxy::start(&moto.moto_endpoint, 3).await;
     let ctx = ctx_at(&proxy.endpoint).await;
     let (network, keys) = network_and_keys(&ctx.aws).await;
     let mut spec = db_spec();
@@ -854,7 +854,7 @@ async fn ensure_waits_while_rds_reports_creating() {
 #[tokio::test]
 async fn a_refresh_reads_each_component_in_one_round_of_calls() {
     let moto = Moto::start();
-    let proxy = lifecycle::Proxy::start(&moto.endpoint, 0).await;
+    let proxy = lifecycle::Proxy::start(&moto.moto_endpoint, 0).await;
     let ctx = ctx_at(&proxy.endpoint).await;
     let (network, keys) = network_and_keys(&ctx.aws).await;
     database::ensure(&ctx, &db_spec(), &network, &keys)
@@ -1261,7 +1261,7 @@ async fn a_lost_cache_secret_is_recreated_with_a_new_token() {
 #[tokio::test]
 async fn a_cache_still_being_created_by_a_killed_apply_is_waited_for_and_adopted() {
     let moto = Moto::start();
-    let proxy = lifecycle::Proxy::start(&moto.endpoint, 3).await;
+    let proxy = lifecycle::Proxy::start(&moto.moto_endpoint, 3).await;
     let ctx = ctx_at(&proxy.endpoint).await;
     let aws = moto.aws().await;
     let (network, keys) = network_and_keys(&aws).await;
@@ -1378,7 +1378,7 @@ async fn moto_gap_changing_the_cache_node_count_needs_replica_count_apis_moto_la
 #[tokio::test]
 async fn cache_delete_waits_for_the_group_then_removes_everything() {
     let moto = Moto::start();
-    let proxy = lifecycle::Proxy::start(&moto.endpoint, 2).await;
+    let proxy = lifecycle::Proxy::start(&moto.moto_endpoint, 2).await;
     let ctx = ctx_at(&proxy.endpoint).await;
     let aws = moto.aws().await;
     let (network, keys) = network_and_keys(&aws).await;
@@ -1440,7 +1440,8 @@ async fn cache_delete_waits_for_the_group_then_removes_everything() {
 #[tokio::test]
 async fn moto_gap_a_deleted_cache_group_stays_deleting_so_delete_times_out() {
     let moto = Moto::start();
-    let mut ctx = moto.ctx(ENV).await;
+    // moto itself, without the proxy that finishes the deletion.
+    let mut ctx = ctx_at(&moto.moto_endpoint).await;
     let aws = moto.aws().await;
     let (network, keys) = network_and_keys(&aws).await;
     cache::ensure(&ctx, &cache_spec(), &network, &keys)

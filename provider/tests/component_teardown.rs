@@ -234,8 +234,11 @@ async fn target_group_arns(ctx: &Ctx) -> Vec<String> {
 #[tokio::test]
 async fn what_eks_and_the_ingress_controller_left_in_the_vpc_goes_with_the_network() {
     let moto = Moto::start();
-    let ctx = moto.ctx("teardown").await;
-    let neighbour = moto.ctx("neighbour").await;
+    // moto itself, as this test was written: through the proxy it times out
+    // waiting for a subnet to lose its network interfaces (not yet
+    // investigated; the end-to-end teardown test runs through the proxy).
+    let ctx = moto.ctx_direct("teardown").await;
+    let neighbour = moto.ctx_direct("neighbour").await;
     let cluster = "idis-teardown";
     let state = network::ensure(&ctx, &network_spec()).await.unwrap();
     let other = network::ensure(&neighbour, &network_spec()).await.unwrap();

@@ -90,7 +90,23 @@ impl Moto {
     }
 
     pub async fn aws(&self) -> Arc<Aws> {
-        let config = ProviderConfig::emulator(&self.endpoint, "us-east-1");
+        Self::aws_at(&self.endpoint).await
+    }
+
+    /// moto itself, without the proxy (for what moto does on its own).
+    pub async fn aws_direct(&self) -> Arc<Aws> {
+        Self::aws_at(&self.moto_endpoint).await
+    }
+
+    pub async fn ctx_direct(&self, env: &str) -> Ctx {
+        let mut ctx = self.ctx(env).await;
+        let aws = self.aws_direct().await;
+        ctx.aws = aws;
+        ctx
+    }
+
+    async fn aws_at(endpoint: &str) -> Arc<Aws> {
+        let config = ProviderConfig::emulator(endpoint, "us-east-1");
         Arc::new(
             Aws::connect(config, &CancellationToken::new())
                 .await
