@@ -312,19 +312,20 @@ impl Component for Edge {
         stored: &EdgeSpec,
         _prior: &Value,
     ) -> Reading<EdgeSpec, EdgeOutputs> {
+        // What Shield protects is the distribution; without one the
+        // protection is the ingress controller's (by annotation), so the
+        // setting stays as written.
+        let ddos_protection = match state.cdn_distribution_id {
+            Some(_) => state.shield_protection_id.is_some(),
+            None => stored.ddos_protection,
+        };
         Reading {
             settings: EdgeSpec {
                 // Both web ACLs while there is a distribution, else the
                 // regional one.
                 waf: state.web_acl_arn.is_some()
                     && (state.cdn_distribution_id.is_none() || state.cdn_web_acl_arn.is_some()),
-                // What Shield protects is the distribution; without one the
-                // protection is the ingress controller's (by annotation), so
-                // the setting stays as written.
-                ddos_protection: match state.cdn_distribution_id {
-                    Some(_) => state.shield_protection_id.is_some(),
-                    None => stored.ddos_protection,
-                },
+                ddos_protection,
                 rate_limit: state.rate_limit.unwrap_or(stored.rate_limit),
                 // The distribution's origin, while there is one.
                 origin_domain: match (&state.cdn_distribution_id, &state.cdn_origin_domain) {
@@ -341,13 +342,7 @@ impl Component for Edge {
                     .web_acl_arn
                     .as_ref()
                     .map(|_| state.web_acl_associations.clone()),
-                ingress_annotations: annotations(
-                    state.web_acl_arn.as_deref(),
-                    match state.cdn_distribution_id {
-                        Some(_) => state.shield_protection_id.is_some(),
-                        None => stored.ddos_protection,
-                    },
-                ),
+                ingress_annotations: annotations(state.web_acl_arn.as_deref(), ddos_protection),
             },
             verdicts: {
                 // With nothing of the edge in AWS there is nothing to tag.
