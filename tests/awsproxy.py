@@ -26,7 +26,8 @@ It forwards every AWS call to moto unchanged, except where a rule steps in:
   AWS fills in at create); RDS DescribeDBEngineVersions
   (`db_engine_versions`) and ModifyDBInstance's engine upgrade rules
   (AllowMajorVersionUpgrade, parameter group family, read replicas
-  upgraded with the primary); ElastiCache DescribeCacheEngineVersions
+  upgraded with the primary in a major upgrade and before it in a minor
+  one, DBUpgradeDependencyFailure); ElastiCache DescribeCacheEngineVersions
   (`cache_engine_versions`) and cache parameter groups (valkey7/valkey8
   families among them); WAFv2 ListResourcesForWebACL from moto's own
   associations; `forget()` drops what the proxy keeps of AWS objects
@@ -2224,6 +2225,15 @@ class AwsProxy:
                 return refuse(f"Cannot upgrade {engine} from {current} to {target}")
             if _major(target) != _major(current) and params.get("AllowMajorVersionUpgrade", "").lower() != "true":
                 return refuse("The AllowMajorVersionUpgrade flag must be present when upgrading to a new major version.")
+            if _major(target) == _major(current) and target != current:
+                behind = self._replicas_behind(call.region, db, target)
+                if behind:
+                    with self._lock:
+                        self.counters.emulated += 1
+                    return _query_error(
+                        "DBUpgradeDependencyFailure",
+                        f"One or more of the DB Instance's read replicas need to be upgraded: {', '.join(behind)}",
+                        400, RDS_NS), body
         family = self._db_family(engine, target)
         in_use = [g.get("DBParameterGroupName") for g in db.get("DBParameterGroups") or []]
         if group:
@@ -2239,6 +2249,31 @@ class AwsProxy:
             params["EngineVersion"] = target
             body = _form(params)
         return None, body
+
+    def _replicas_behind(self, region: str, primary: dict, target: str) -> list[str]:
+        """The in-Region read replicas of `primary` that run a version older
+        than `target`. A minor upgrade must go to them first: "If your
+        database has read replicas, you must first upgrade all of the read
+        replicas before you upgrade the source instance" (RDS User Guide,
+        "Upgrades of the RDS for PostgreSQL DB engine", Minor version
+        upgrades). RDS refuses the source otherwise with 400
+        `DBUpgradeDependencyFailure` "One or more of the DB Instance's read
+        replicas need to be upgraded: <ids>" (the error code and text as
+        RDS answers them, reported in hashicorp/terraform-provider-aws#22107
+        and aws/aws-cdk#26755; the API reference lists the code without the
+        text). moto upgrades the source alone."""
+        rds = self._moto("rds", region)
+        behind = []
+        for replica in primary.get("ReadReplicaDBInstanceIdentifiers", []):
+            if replica.startswith("arn:"):
+                continue  # another Region's
+            try:
+                have = rds.describe_db_instances(DBInstanceIdentifier=replica)["DBInstances"][0].get("EngineVersion", "")
+            except botocore.exceptions.ClientError:
+                continue
+            if _version_key(have) < _version_key(target):
+                behind.append(replica)
+        return behind
 
     def _upgrade_read_replicas(self, region: str, ident: str) -> None:
         """After a major version upgrade of an RDS for PostgreSQL instance,

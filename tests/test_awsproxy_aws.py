@@ -379,6 +379,21 @@ def test_a_major_upgrade_needs_allow_major_version_upgrade_and_the_new_family(mo
     assert versions == {"orders": "17.4", "orders-replica": "17.4"}
 
 
+def test_a_minor_upgrade_goes_to_the_read_replicas_before_the_primary(moto, aws_proxy):
+    rds = client("rds", aws_proxy.endpoint)
+    postgres(rds, "orders", "16.6")
+    rds.create_db_instance_read_replica(DBInstanceIdentifier="orders-replica", SourceDBInstanceIdentifier="orders")
+    message = refused(lambda: rds.modify_db_instance(DBInstanceIdentifier="orders", EngineVersion="16.8", ApplyImmediately=True),
+                      "DBUpgradeDependencyFailure", 400)
+    assert message == "One or more of the DB Instance's read replicas need to be upgraded: orders-replica"
+    direct = client("rds", moto.endpoint)
+    assert direct.describe_db_instances(DBInstanceIdentifier="orders")["DBInstances"][0]["EngineVersion"] == "16.6"
+    rds.modify_db_instance(DBInstanceIdentifier="orders-replica", EngineVersion="16.8", ApplyImmediately=True)
+    rds.modify_db_instance(DBInstanceIdentifier="orders", EngineVersion="16.8", ApplyImmediately=True)
+    versions = {d["DBInstanceIdentifier"]: d["EngineVersion"] for d in direct.describe_db_instances()["DBInstances"]}
+    assert versions == {"orders": "16.8", "orders-replica": "16.8"}
+
+
 def test_a_custom_parameter_group_must_be_replaced_in_a_major_upgrade(aws_proxy):
     rds = client("rds", aws_proxy.endpoint)
     rds.create_db_parameter_group(DBParameterGroupName="tuned16", DBParameterGroupFamily="postgres16", Description="tuned")

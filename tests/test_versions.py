@@ -8,6 +8,9 @@
 - A Kubernetes minor bump upgrades the control plane, then the node group
   (`UpdateNodegroupVersion`), then the managed add-ons vpc-cni, coredns and
   kube-proxy; a skip of a minor is refused at plan, as EKS refuses it.
+- A PostgreSQL minor upgrade goes to the read replicas before the primary;
+  a major one to the primary with the new family's parameter group, the
+  replicas following, with a plan warning that states the downtime.
 
 EKS is checked with boto3 through the proxy, which plays EKS where moto
 cannot; RDS and ElastiCache with boto3 against moto directly."""
@@ -104,3 +107,51 @@ def test_a_kubernetes_upgrade_moves_control_plane_nodes_and_add_ons_and_a_skip_i
     assert "add-on coredns is DELETING" in shown or "add-on coredns is not installed" in shown, drift.stdout
     production.apply()
     assert "coredns" in eks.list_addons(clusterName=PREFIX)["addons"]
+
+
+def test_a_postgresql_upgrade_moves_primary_and_replicas_as_rds_requires(production, aws, aws_proxy):
+    """Minor: replicas first (RDS refuses the primary with
+    DBUpgradeDependencyFailure while a replica runs an older version).
+    Major: the primary with AllowMajorVersionUpgrade and the new family's
+    default parameter group; RDS upgrades the replicas with it; the plan
+    warns with the downtime."""
+    rds = aws("rds")
+
+    def versions() -> tuple[str, str, str]:
+        primary = rds.describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
+        replica = rds.describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db-replica-1")["DBInstances"][0]
+        return primary["EngineVersion"], replica["EngineVersion"], primary["DBParameterGroups"][0]["DBParameterGroupName"]
+
+    _override(production, db_engine_version="16.6", db_read_replicas="1")
+    production.apply()
+    assert versions()[:2] == ("16.6", "16.6")
+
+    # A minor upgrade: the replica goes first, then the primary.
+    _override(production, db_engine_version="16.8", db_read_replicas="1")
+    plan = production.plan(check=False)
+    assert plan.returncode == 0 and "PostgreSQL minor upgrade" in plan.stdout + plan.stderr, plan.describe("plan")
+    before = len(aws_proxy.requests("rds", "ModifyDBInstance"))
+    production.apply()
+    upgrades = [p["DBInstanceIdentifier"] for p in aws_proxy.requests("rds", "ModifyDBInstance")[before:]
+                if p.get("EngineVersion")]
+    assert upgrades == [f"{PREFIX}-db-replica-1", f"{PREFIX}-db"], upgrades
+    assert versions()[:2] == ("16.8", "16.8")
+
+    # A major upgrade: warned at plan with the downtime, replicas follow.
+    _override(production, db_engine_version="17", db_read_replicas="1")
+    plan = production.plan(check=False)
+    assert plan.returncode == 0, plan.describe("plan")
+    warning = " ".join((plan.stdout + plan.stderr).split())
+    for words in ("Major PostgreSQL upgrade", "upgrading 16.8 to 17", "minutes of downtime",
+                  "Multi-AZ does not shorten it", "The read replica is upgraded with it"):
+        assert words in warning, f"{words!r} not in:\n{warning}"
+    before = len(aws_proxy.requests("rds", "ModifyDBInstance"))
+    production.apply()
+    asked = [p for p in aws_proxy.requests("rds", "ModifyDBInstance")[before:] if p.get("EngineVersion")]
+    assert [p["DBInstanceIdentifier"] for p in asked] == [f"{PREFIX}-db"], asked
+    assert asked[0].get("AllowMajorVersionUpgrade") == "true" and asked[0].get("DBParameterGroupName") == "default.postgres17", asked
+    primary, replica, group = versions()
+    assert primary.split(".")[0] == "17" and replica == primary and group == "default.postgres17", (primary, replica, group)
+    for args in (("-refresh-only", "-detailed-exitcode"), ("-detailed-exitcode",)):
+        again = production.plan(*args, check=False)
+        assert again.returncode == 0, again.describe(f"terraform plan {' '.join(args)}")

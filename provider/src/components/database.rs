@@ -330,9 +330,15 @@ impl Component for Database {
                         .at(path("engine_version")),
                     );
                 } else if changed("engine_version") && major(new) != major(&current) {
+                    let replicas = now("read_replicas").as_i64().unwrap_or(0);
+                    let replicas = match replicas {
+                        0 => String::new(),
+                        1 => " The read replica is upgraded with it and serves no reads until it is done.".to_string(),
+                        n => format!(" The {n} read replicas are upgraded with it and serve no reads until they are done."),
+                    };
                     d.push(Diagnostic::warning(
                         "Major PostgreSQL upgrade",
-                        format!("database: upgrading {current} to {new} takes the database offline for the upgrade (typically 10 to 30 minutes) and read replicas are upgraded too; take a manual snapshot first."),
+                        format!("database: upgrading {current} to {new} takes the database offline for the whole upgrade: expect tens of minutes of downtime, more with many tables and other objects (pg_upgrade's work grows with their number more than with the data's size). Multi-AZ does not shorten it: the standby is upgraded at the same time.{replicas} RDS snapshots the instance before and after; the parameter group becomes the default of PostgreSQL {}. The upgrade cannot be undone in place. To keep the downtime short, rehearse it on a restored snapshot first.", major_of(new)),
                     ));
                 } else if changed("engine_version") {
                     d.push(Diagnostic::warning(
@@ -892,7 +898,8 @@ pub async fn ensure(
                 changed = true;
                 &fresh
             };
-            primary_changed |= repair_primary(ctx, &rds, spec, network, keys, db).await?;
+            primary_changed |=
+                repair_primary(ctx, &rds, spec, network, keys, db, &observed.replicas).await?;
             changed |= reconcile_tags(&rds, db, &tags).await?;
         }
         deleting => {
@@ -1241,6 +1248,97 @@ fn engine_upgrade(
     }
 }
 
+/// Upgrades PostgreSQL to what the spec asks, as RDS requires it
+/// ("Upgrades of the RDS for PostgreSQL DB engine", RDS User Guide):
+///
+/// - a minor upgrade of an instance with read replicas needs the replicas
+///   upgraded first (RDS refuses the primary with
+///   `DBUpgradeDependencyFailure` otherwise), so the replicas behind the
+///   target go first, together, then the primary;
+/// - a major upgrade is asked of the primary alone, with
+///   `AllowMajorVersionUpgrade` and the default parameter group of the new
+///   major's family; RDS upgrades the in-Region replicas with it (they
+///   cannot be upgraded on their own), so afterwards every replica is
+///   waited for until it is available again.
+///
+/// Returns whether anything was upgraded.
+async fn upgrade_engine(
+    ctx: &Ctx,
+    rds: &aws_sdk_rds::Client,
+    spec: &DatabaseSpec,
+    db: &DbInstance,
+    replicas: &BTreeMap<i64, DbInstance>,
+) -> Result<bool, ComponentError> {
+    let id = identifier(ctx);
+    let Some((target, major)) = engine_upgrade(
+        &id,
+        &spec.engine_version,
+        db.engine_version().unwrap_or_default(),
+    )?
+    else {
+        return Ok(false);
+    };
+    let live: Vec<String> = replicas
+        .iter()
+        .filter(|(_, r)| !is_deleting(r))
+        .map(|(n, _)| replica_identifier(ctx, *n))
+        .collect();
+    if !major {
+        let behind = replicas
+            .iter()
+            .filter(|(_, r)| !is_deleting(r))
+            .filter(|(_, r)| {
+                version_parts(r.engine_version().unwrap_or_default()) < version_parts(&target)
+            })
+            .map(|(n, _)| replica_identifier(ctx, *n));
+        try_join_all(behind.map(|replica| {
+            let target = target.clone();
+            async move {
+                tracing_note(&replica, "engine version (replica before primary)", &target);
+                rds.modify_db_instance()
+                    .db_instance_identifier(&replica)
+                    .engine_version(&target)
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        aws_error(
+                            COMPONENT,
+                            format!("upgrade read replica {replica} to PostgreSQL {target}"),
+                            e,
+                        )
+                    })?;
+                wait_available(ctx, rds, &replica).await.map(|_| ())
+            }
+            .boxed()
+        }))
+        .await?;
+    }
+    tracing_note(&id, "engine version", &target);
+    let mut modify = rds
+        .modify_db_instance()
+        .db_instance_identifier(&id)
+        .engine_version(&target)
+        .apply_immediately(true);
+    if major {
+        modify = modify
+            .allow_major_version_upgrade(true)
+            .db_parameter_group_name(format!("default.{ENGINE}{}", major_of(&target)));
+    }
+    modify.send().await.map_err(|e| {
+        aws_error(
+            COMPONENT,
+            format!("upgrade DB instance {id} to PostgreSQL {target}"),
+            e,
+        )
+    })?;
+    wait_available(ctx, rds, &id).await?;
+    if major {
+        try_join_all(live.iter().map(|replica| wait_available(ctx, rds, replica))).await?;
+    }
+    Ok(true)
+}
+
 /// Brings the primary in line with the spec with ModifyDBInstance
 /// (ApplyImmediately). An engine upgrade goes first, on its own, as RDS
 /// asks when the instance class changes too. Returns whether anything was
@@ -1252,6 +1350,7 @@ async fn repair_primary(
     network: &NetworkState,
     keys: &KeysState,
     db: &DbInstance,
+    replicas: &BTreeMap<i64, DbInstance>,
 ) -> Result<bool, ComponentError> {
     let id = identifier(ctx);
     let conflict = |message: String| ComponentError::Conflict {
@@ -1303,30 +1402,7 @@ async fn repair_primary(
         )));
     }
 
-    let mut modified = false;
-    if let Some((target, major)) = engine_upgrade(
-        &id,
-        &spec.engine_version,
-        db.engine_version().unwrap_or_default(),
-    )? {
-        tracing_note(&id, "engine version", &target);
-        rds.modify_db_instance()
-            .db_instance_identifier(&id)
-            .engine_version(&target)
-            .allow_major_version_upgrade(major)
-            .apply_immediately(true)
-            .send()
-            .await
-            .map_err(|e| {
-                aws_error(
-                    COMPONENT,
-                    format!("upgrade DB instance {id} to PostgreSQL {target}"),
-                    e,
-                )
-            })?;
-        wait_available(ctx, rds, &id).await?;
-        modified = true;
-    }
+    let modified = upgrade_engine(ctx, rds, spec, db, replicas).await?;
 
     let mut modify = rds
         .modify_db_instance()
