@@ -127,6 +127,25 @@ pub struct Cache;
 
 impl Component for Cache {
     const NAME: &'static str = COMPONENT;
+    const AFTER: &'static [&'static str] = &[super::network::COMPONENT, super::keys::COMPONENT];
+
+    async fn find(ctx: &Ctx) -> Result<Option<CacheState>, ComponentError> {
+        find(ctx).await
+    }
+
+    async fn ensure(
+        ctx: &Ctx,
+        spec: &CacheSpec,
+        built: &super::Observed,
+    ) -> Result<CacheState, ComponentError> {
+        let network = built.need::<super::network::Network>(COMPONENT)?;
+        let keys = built.need::<super::keys::TenantKeys>(COMPONENT)?;
+        Box::pin(ensure(ctx, spec, network, keys)).await
+    }
+
+    async fn delete(ctx: &Ctx, _spec: &CacheSpec) -> Result<Vec<String>, ComponentError> {
+        delete(ctx).await
+    }
     const DOC: &'static str = "ElastiCache Redis replication group: Multi-AZ with automatic failover, encryption at rest and in transit, auth token kept in Secrets Manager.";
     type Spec = CacheSpec;
     type State = CacheState;

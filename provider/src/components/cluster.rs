@@ -160,6 +160,25 @@ fn desired_size_setting(stored: &ClusterSpec, had_group: bool, observed: i64) ->
 
 impl Component for EksCluster {
     const NAME: &'static str = COMPONENT;
+    const AFTER: &'static [&'static str] = &[super::network::COMPONENT, super::keys::COMPONENT];
+
+    async fn find(ctx: &Ctx) -> Result<Option<ClusterState>, ComponentError> {
+        find(ctx).await
+    }
+
+    async fn ensure(
+        ctx: &Ctx,
+        spec: &ClusterSpec,
+        built: &super::Observed,
+    ) -> Result<ClusterState, ComponentError> {
+        let network = built.need::<super::network::Network>(COMPONENT)?;
+        let keys = built.need::<super::keys::TenantKeys>(COMPONENT)?;
+        Box::pin(ensure(ctx, spec, network, keys)).await
+    }
+
+    async fn delete(ctx: &Ctx, _spec: &ClusterSpec) -> Result<Vec<String>, ComponentError> {
+        delete(ctx).await
+    }
     const DOC: &'static str = "EKS cluster (secrets envelope-encrypted with the platform key, private endpoint) and its managed node group.";
     type Spec = ClusterSpec;
     type State = ClusterState;

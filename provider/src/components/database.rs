@@ -149,6 +149,41 @@ fn major(version: &str) -> Option<u32> {
 
 impl Component for Database {
     const NAME: &'static str = COMPONENT;
+    const AFTER: &'static [&'static str] = &[super::network::COMPONENT, super::keys::COMPONENT];
+
+    async fn find(ctx: &Ctx) -> Result<Option<DatabaseState>, ComponentError> {
+        find(ctx).await
+    }
+
+    async fn ensure(
+        ctx: &Ctx,
+        spec: &DatabaseSpec,
+        built: &super::Observed,
+    ) -> Result<DatabaseState, ComponentError> {
+        let network = built.need::<super::network::Network>(COMPONENT)?;
+        let keys = built.need::<super::keys::TenantKeys>(COMPONENT)?;
+        Box::pin(ensure(ctx, spec, network, keys)).await
+    }
+
+    async fn delete(ctx: &Ctx, spec: &DatabaseSpec) -> Result<Vec<String>, ComponentError> {
+        delete(ctx, spec).await
+    }
+
+    /// RDS refuses to delete an instance with deletion protection: refuse
+    /// the destroy before anything else goes.
+    async fn refuse_destroy(ctx: &Ctx) -> Option<Diagnostic> {
+        match find(ctx).await {
+            Ok(Some(db)) if db.deletion_protection => Some(Diagnostic::error(
+                "Destroy refused: the database has deletion protection",
+                format!(
+                    "Database {} has deletion protection on in AWS, so nothing was deleted. Set database.deletion_protection = false, run terraform apply, then destroy again.",
+                    db.identifier
+                ),
+            )),
+            Ok(_) => None,
+            Err(e) => Some(e.to_diagnostic()),
+        }
+    }
     const DOC: &'static str = "RDS PostgreSQL: Multi-AZ, gp3, encrypted with the platform key, master password managed by AWS Secrets Manager (never in state), backups, deletion protection, final snapshot.";
     type Spec = DatabaseSpec;
     type State = DatabaseState;

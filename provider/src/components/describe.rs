@@ -13,12 +13,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::future::Future;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::{ComponentError, Ctx, Observed};
 use crate::protocol::cty::{Path, Type, Value};
-use crate::protocol::diag::Diagnostics;
+use crate::protocol::diag::{Diagnostic, Diagnostics};
 
 /// A value of a configuration that breaks a rule: where (relative to the
 /// component's block), the value, and what is allowed.
@@ -280,10 +282,13 @@ pub struct Reading<S, O> {
     pub verdicts: Verdicts,
 }
 
-/// A component of an environment, described once. `find`, `ensure` and
-/// `delete` are the module's functions beside it (they differ in what
-/// they depend on); this is everything Terraform sees of the component.
-pub trait Component {
+/// A component of an environment, described once: everything Terraform
+/// sees of it (its block, outputs, guards and how to read them back), and
+/// how it is found, made and removed (`find`, `ensure`, `delete`, which
+/// hand over to the module's functions of the same names with what they
+/// depend on). The environment composes components through this trait
+/// alone: adding one is an `impl` and a line in [`crate::components::each`].
+pub trait Component: 'static {
     /// The block's name in `idis_environment`, and the component's in
     /// messages (`database`, `audit_storage`).
     const NAME: &'static str;
@@ -295,9 +300,16 @@ pub trait Component {
 
     /// The block's arguments, once planned: every default filled in. Its
     /// serde field names are the arguments' names.
-    type Spec: Serialize + DeserializeOwned + Clone + Debug + std::default::Default + PartialEq;
+    type Spec: Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug
+        + std::default::Default
+        + PartialEq
+        + Send
+        + Sync;
     /// What `find` reads in AWS.
-    type State;
+    type State: Clone + Debug + Send + Sync + 'static;
     /// The computed attributes it fills; serde field names are the
     /// attribute names of [`Component::outputs`].
     type Outputs: Serialize;
@@ -345,6 +357,56 @@ pub trait Component {
         stored: &Self::Spec,
         prior: &Value,
     ) -> Reading<Self::Spec, Self::Outputs>;
+
+    /// Components (by [`Component::NAME`]) whose state `ensure` needs:
+    /// built before this one, deleted after it.
+    const AFTER: &'static [&'static str] = &[];
+
+    /// Reads what exists of the component; `Ok(None)` when it is absent.
+    fn find(ctx: &Ctx) -> impl Future<Output = Result<Option<Self::State>, ComponentError>> + Send;
+
+    /// What a reading writes when `find` found nothing: None (the
+    /// component is absent, its outputs null), or a state whose reading
+    /// is meaningful (the edge: no web ACL reads as `waf = false`).
+    fn absent() -> Option<Self::State> {
+        None
+    }
+
+    /// Makes AWS match `spec`; `built` holds the components of
+    /// [`Component::AFTER`], already built.
+    fn ensure(
+        ctx: &Ctx,
+        spec: &Self::Spec,
+        built: &Observed,
+    ) -> impl Future<Output = Result<Self::State, ComponentError>> + Send;
+
+    /// Components (by name) after which [`Component::follow_up`] runs.
+    const FOLLOW_UP_AFTER: &'static [&'static str] = &[];
+
+    /// Work on this component that has to wait for others (the network
+    /// lets the cluster's own security group in once EKS made it): runs
+    /// once this component and those of [`Component::FOLLOW_UP_AFTER`]
+    /// are built, and returns the component's state anew.
+    fn follow_up(
+        _ctx: &Ctx,
+        _built: &Observed,
+    ) -> impl Future<Output = Result<Option<Self::State>, ComponentError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Removes the component (or keeps what the spec says to keep);
+    /// returns warnings about what was kept or scheduled.
+    fn delete(
+        ctx: &Ctx,
+        spec: &Self::Spec,
+    ) -> impl Future<Output = Result<Vec<String>, ComponentError>> + Send;
+
+    /// A reason AWS would stop a destroy half-way (deletion protection),
+    /// asked of every component before anything is deleted.
+    fn refuse_destroy(ctx: &Ctx) -> impl Future<Output = Option<Diagnostic>> + Send {
+        let _ = ctx;
+        async { None }
+    }
 }
 
 /// Something done once per component, for [`crate::components::each`].

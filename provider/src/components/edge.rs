@@ -163,6 +163,35 @@ fn is_hostname(s: &str) -> bool {
 
 impl Component for Edge {
     const NAME: &'static str = COMPONENT;
+    /// The edge goes last: it protects what stands behind it.
+    const AFTER: &'static [&'static str] = &[
+        super::cluster::COMPONENT,
+        super::database::COMPONENT,
+        super::cache::COMPONENT,
+        super::storage::COMPONENT,
+    ];
+
+    async fn find(ctx: &Ctx) -> Result<Option<EdgeState>, ComponentError> {
+        find(ctx).await
+    }
+
+    /// The edge is read whatever exists of it: a web ACL deleted out of
+    /// band reads as `waf = false`.
+    fn absent() -> Option<EdgeState> {
+        Some(EdgeState::default())
+    }
+
+    async fn ensure(
+        ctx: &Ctx,
+        spec: &EdgeSpec,
+        _built: &super::Observed,
+    ) -> Result<EdgeState, ComponentError> {
+        Box::pin(ensure(ctx, spec)).await
+    }
+
+    async fn delete(ctx: &Ctx, _spec: &EdgeSpec) -> Result<Vec<String>, ComponentError> {
+        Box::pin(delete(ctx)).await
+    }
     const DOC: &'static str = "The edge: WAFv2 web ACL (AWS managed rule groups and a rate limit), Shield protection, optional CloudFront distribution.";
     /// Shield protections are global (named `idis-<name>`): the edge alone
     /// does not show that an environment exists in a region.

@@ -98,6 +98,22 @@ fn is_tenant_name(t: &str) -> bool {
 
 impl Component for TenantKeys {
     const NAME: &'static str = COMPONENT;
+
+    async fn find(ctx: &Ctx) -> Result<Option<KeysState>, ComponentError> {
+        find(ctx).await
+    }
+
+    async fn ensure(
+        ctx: &Ctx,
+        spec: &KeysSpec,
+        _built: &super::Observed,
+    ) -> Result<KeysState, ComponentError> {
+        ensure(ctx, spec).await
+    }
+
+    async fn delete(ctx: &Ctx, spec: &KeysSpec) -> Result<Vec<String>, ComponentError> {
+        delete(ctx, spec).await
+    }
     const DOC: &'static str = "KMS keys: one platform key for the environment and one customer-managed key per tenant, aliases `alias/idis/<name>/<tenant>`.";
     type Spec = KeysSpec;
     type State = KeysState;

@@ -22,6 +22,7 @@ pub mod network;
 pub mod offers;
 pub mod storage;
 
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::logging;
 use crate::provider::config::Aws;
+use describe::Component;
 
 /// Runs `visitor` once for every component of an environment, in the
 /// order they are built: the one list of them.
@@ -45,6 +47,71 @@ pub fn each(visitor: &mut impl describe::Visit) {
     visitor.visit::<cache::Cache>();
     visitor.visit::<storage::AuditBucket>();
     visitor.visit::<edge::Edge>();
+}
+
+/// What was found or built of an environment's components: each
+/// component's typed state under its name, absent while not found. The
+/// orchestrator fills it; an `ensure` reads the components it depends on
+/// from it.
+#[derive(Clone, Default)]
+pub struct Observed(BTreeMap<&'static str, Arc<dyn Any + Send + Sync>>);
+
+impl Observed {
+    /// The state of component `C`, when it was found or built.
+    pub fn get<C: Component>(&self) -> Option<&C::State> {
+        self.0.get(C::NAME)?.downcast_ref()
+    }
+
+    /// The state of `C`, which `component` depends on: built before it
+    /// by the orchestrator, so its absence is a bug.
+    pub fn need<C: Component>(&self, component: &'static str) -> Result<&C::State, ComponentError> {
+        self.get::<C>().ok_or_else(|| ComponentError::Conflict {
+            component,
+            message: format!(
+                "{} was not built before it; this is a bug in terraform-provider-idis",
+                C::NAME
+            ),
+        })
+    }
+
+    /// The state of `C` to change in place (tests), while not shared.
+    pub fn get_mut<C: Component>(&mut self) -> Option<&mut C::State> {
+        Arc::get_mut(self.0.get_mut(C::NAME)?)?.downcast_mut()
+    }
+
+    pub fn put<C: Component>(&mut self, state: C::State) {
+        self.0.insert(C::NAME, Arc::new(state));
+    }
+
+    /// Takes `found` (one component's state, as `Found::of` made it).
+    pub fn insert(&mut self, found: Found) {
+        self.0.insert(found.0, found.1);
+    }
+
+    /// The names of the components present.
+    pub fn names(&self) -> BTreeSet<&'static str> {
+        self.0.keys().copied().collect()
+    }
+
+    /// Nothing of the environment was found.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Observed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// One component's state, its type erased, on its way into [`Observed`].
+pub struct Found(&'static str, Arc<dyn Any + Send + Sync>);
+
+impl Found {
+    pub fn of<C: Component>(state: C::State) -> Found {
+        Found(C::NAME, Arc::new(state))
+    }
 }
 
 /// Tag keys that mark what the provider owns.
@@ -385,6 +452,16 @@ pub enum ComponentError {
 }
 
 impl ComponentError {
+    /// The error as Terraform shows it: what failed, and the message.
+    pub fn to_diagnostic(&self) -> crate::protocol::diag::Diagnostic {
+        let summary = match self {
+            ComponentError::Timeout { .. } => format!("{}: timed out", self.component()),
+            ComponentError::Cancelled { .. } => format!("{}: stopped", self.component()),
+            _ => format!("{} failed", self.component()),
+        };
+        crate::protocol::diag::Diagnostic::error(summary, self.to_string())
+    }
+
     pub fn component(&self) -> &'static str {
         match self {
             ComponentError::Aws { component, .. }

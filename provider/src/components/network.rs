@@ -39,6 +39,7 @@ use super::{
     TAG_COMPONENT, TAG_ENVIRONMENT,
 };
 use crate::protocol::cty::{Type, Value};
+use crate::protocol::diag::Diagnostic;
 
 mod leftovers;
 
@@ -159,6 +160,46 @@ fn cidr_problem(cidr: &str) -> Option<&'static str> {
 
 impl Component for Network {
     const NAME: &'static str = COMPONENT;
+
+    async fn find(ctx: &Ctx) -> Result<Option<NetworkState>, ComponentError> {
+        find(ctx).await
+    }
+
+    async fn ensure(
+        ctx: &Ctx,
+        spec: &NetworkSpec,
+        _built: &super::Observed,
+    ) -> Result<NetworkState, ComponentError> {
+        ensure(ctx, spec).await
+    }
+
+    /// The nodes reach the database and the cache through the security
+    /// group EKS made with the cluster: let it in once it exists.
+    const FOLLOW_UP_AFTER: &'static [&'static str] = &[super::cluster::COMPONENT];
+
+    async fn follow_up(
+        ctx: &Ctx,
+        _built: &super::Observed,
+    ) -> Result<Option<NetworkState>, ComponentError> {
+        admit_cluster(ctx).await.map(Some)
+    }
+
+    async fn delete(ctx: &Ctx, _spec: &NetworkSpec) -> Result<Vec<String>, ComponentError> {
+        delete(ctx).await
+    }
+
+    /// What the cluster left in the VPC with deletion protection would
+    /// stop the network's deletion at the very end.
+    async fn refuse_destroy(ctx: &Ctx) -> Option<Diagnostic> {
+        match check_deletable(ctx).await {
+            Ok(()) => None,
+            Err(e @ ComponentError::Conflict { .. }) => Some(Diagnostic::error(
+                "Destroy refused: a load balancer in the VPC has deletion protection",
+                format!("{e}. Nothing was deleted."),
+            )),
+            Err(e) => Some(e.to_diagnostic()),
+        }
+    }
     const DOC: &'static str = "The VPC: public and private subnets in three availability zones, internet gateway, NAT, route tables, security groups.";
     type Spec = NetworkSpec;
     type State = NetworkState;

@@ -93,6 +93,24 @@ pub struct AuditBucket;
 
 impl Component for AuditBucket {
     const NAME: &'static str = COMPONENT;
+    const AFTER: &'static [&'static str] = &[super::keys::COMPONENT];
+
+    async fn find(ctx: &Ctx) -> Result<Option<AuditStorageState>, ComponentError> {
+        find(ctx).await
+    }
+
+    async fn ensure(
+        ctx: &Ctx,
+        spec: &AuditStorageSpec,
+        built: &super::Observed,
+    ) -> Result<AuditStorageState, ComponentError> {
+        let keys = built.need::<super::keys::TenantKeys>(COMPONENT)?;
+        Box::pin(ensure(ctx, spec, keys)).await
+    }
+
+    async fn delete(ctx: &Ctx, spec: &AuditStorageSpec) -> Result<Vec<String>, ComponentError> {
+        delete(ctx, spec).await
+    }
     const DOC: &'static str = "The audit bucket: S3 Object Lock (WORM), versioning, default retention, SSE-KMS with the platform key, public access blocked, TLS-only policy.";
     type Spec = AuditStorageSpec;
     type State = AuditStorageState;

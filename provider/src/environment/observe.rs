@@ -21,46 +21,13 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::components::cache::{Cache, CacheState};
-use crate::components::cluster::{ClusterState, EksCluster};
-use crate::components::database::{Database, DatabaseState};
-use crate::components::describe::{block_type, outputs_type, Component, ENFORCED};
-use crate::components::edge::{Edge, EdgeState};
-use crate::components::keys::{KeysState, TenantKeys};
-use crate::components::network::{Network, NetworkState};
-use crate::components::storage::{AuditBucket, AuditStorageState};
+use crate::components::describe::{block_type, outputs_type, Component, Visit, ENFORCED};
+use crate::components::network::Network;
+use crate::components::{self as all, Observed};
 use crate::protocol::cty::{self, Value};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
 
 use super::app::derive_app_settings;
-
-/// What was found of each component; None = absent.
-#[derive(Clone, Debug, Default)]
-pub struct Observed {
-    pub network: Option<NetworkState>,
-    pub keys: Option<KeysState>,
-    pub cluster: Option<ClusterState>,
-    pub database: Option<DatabaseState>,
-    pub cache: Option<CacheState>,
-    pub storage: Option<AuditStorageState>,
-    pub edge: Option<EdgeState>,
-}
-
-impl Observed {
-    pub fn is_empty(&self) -> bool {
-        self.network.is_none()
-            && self.keys.is_none()
-            && self.cluster.is_none()
-            && self.database.is_none()
-            && self.cache.is_none()
-            && self.storage.is_none()
-            && self.edge.as_ref().is_none_or(|e| {
-                e.web_acl_arn.is_none()
-                    && e.shield_protection_id.is_none()
-                    && e.cdn_distribution_id.is_none()
-            })
-    }
-}
 
 /// How arguments are written.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -105,7 +72,8 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn component<C: Component>(&mut self, found: Option<&C::State>) {
-        let Some(found) = found else {
+        let absent = C::absent();
+        let Some(found) = found.or(absent.as_ref()) else {
             // Absent: its outputs are null, and nothing of it is judged.
             for o in C::outputs() {
                 self.state.set_attr(o.name, Value::Null);
@@ -200,19 +168,16 @@ pub fn write(
         mode,
         diagnostics: Diagnostics::new(),
     };
-    w.component::<Network>(observed.network.as_ref());
-    w.component::<TenantKeys>(observed.keys.as_ref());
-    w.component::<EksCluster>(observed.cluster.as_ref());
-    w.component::<Database>(observed.database.as_ref());
-    w.component::<Cache>(observed.cache.as_ref());
-    w.component::<AuditBucket>(observed.storage.as_ref());
-    // The edge is read whatever exists of it: a web ACL deleted out of band
-    // reads as `waf = false`.
-    let edge = observed.edge.clone().unwrap_or_default();
-    w.component::<Edge>(Some(&edge));
+    struct Each<'a, 'b>(&'b mut Writer<'a>, &'b Observed);
+    impl Visit for Each<'_, '_> {
+        fn visit<C: Component>(&mut self) {
+            self.0.component::<C>(self.1.get::<C>());
+        }
+    }
+    all::each(&mut Each(&mut w, observed));
     let diagnostics = w.diagnostics;
 
-    if let (Some(n), Mode::Refresh) = (&observed.network, mode) {
+    if let (Some(n), Mode::Refresh) = (observed.get::<Network>(), mode) {
         let own = own_tags(&n.tags, default_tags, state.get_attr("tags"));
         let tags = if own.is_empty() && state.get_attr("tags").is_null() {
             Value::Null
@@ -239,81 +204,88 @@ pub fn resolve_unknowns(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::components::cache::{Cache, CacheState};
+    use crate::components::cluster::{ClusterState, EksCluster};
+    use crate::components::database::{Database, DatabaseState};
+    use crate::components::edge::{Edge, EdgeState};
+    use crate::components::keys::{KeysState, TenantKeys};
+    use crate::components::network::NetworkState;
+    use crate::components::storage::{AuditBucket, AuditStorageState};
     use crate::environment::plan::plan;
 
     /// What AWS reports right after the production defaults were applied
     /// with `tags = { team = "platform" }`.
     fn aws() -> Observed {
-        Observed {
-            network: Some(NetworkState {
-                vpc_id: "vpc-1".into(),
-                vpc_cidr: "10.0.0.0/16".into(),
-                availability_zones: vec![
-                    "us-east-1a".into(),
-                    "us-east-1b".into(),
-                    "us-east-1c".into(),
-                ],
-                public_subnet_ids: vec!["p1".into(), "p2".into(), "p3".into()],
-                private_subnet_ids: vec!["s1".into(), "s2".into(), "s3".into()],
-                nat_gateway_per_az: true,
-                tags: BTreeMap::from([("team".into(), "platform".into())]),
-                ..Default::default()
-            }),
-            keys: Some(KeysState {
-                platform_key_arn: "arn:key".into(),
-                rotation_enabled: true,
-                ..Default::default()
-            }),
-            cluster: Some(ClusterState {
-                arn: "arn:eks".into(),
-                kubernetes_version: "1.31".into(),
-                node_group_arn: Some("arn:ng".into()),
-                node_instance_types: vec!["m6i.xlarge".into()],
-                node_min_size: 3,
-                node_max_size: 10,
-                node_desired_size: 3,
-                ..Default::default()
-            }),
-            database: Some(DatabaseState {
-                arn: "arn:db".into(),
-                port: 5432,
-                engine_version_actual: "16.3".into(),
-                instance_class: "db.r6g.xlarge".into(),
-                multi_az: true,
-                allocated_storage_gb: 100,
-                backup_retention_days: 30,
-                deletion_protection: true,
-                performance_insights: true,
-                master_username: "idis_admin".into(),
-                database_name: Some("idis".into()),
-                ..Default::default()
-            }),
-            cache: Some(CacheState {
-                replication_group_id: "idis-production-cache".into(),
-                port: 6379,
-                engine_version_actual: Some("7.1.0".into()),
-                node_type: "cache.r6g.large".into(),
-                node_count: 2,
-                multi_az: true,
-                snapshot_retention_days: 7,
-                ..Default::default()
-            }),
-            storage: Some(AuditStorageState {
-                bucket: "bucket".into(),
-                arn: "arn:s3:bucket".into(),
-                versioning: true,
-                worm: true,
-                retention_mode: Some("COMPLIANCE".into()),
-                retention_days: Some(365),
-                ..Default::default()
-            }),
-            edge: Some(EdgeState {
-                web_acl_arn: Some("arn:waf".into()),
-                rate_limit: Some(2000),
-                shield_protection_id: Some("prot-1".into()),
-                ..Default::default()
-            }),
-        }
+        let mut aws = Observed::default();
+        aws.put::<Network>(NetworkState {
+            vpc_id: "vpc-1".into(),
+            vpc_cidr: "10.0.0.0/16".into(),
+            availability_zones: vec![
+                "us-east-1a".into(),
+                "us-east-1b".into(),
+                "us-east-1c".into(),
+            ],
+            public_subnet_ids: vec!["p1".into(), "p2".into(), "p3".into()],
+            private_subnet_ids: vec!["s1".into(), "s2".into(), "s3".into()],
+            nat_gateway_per_az: true,
+            tags: BTreeMap::from([("team".into(), "platform".into())]),
+            ..Default::default()
+        });
+        aws.put::<TenantKeys>(KeysState {
+            platform_key_arn: "arn:key".into(),
+            rotation_enabled: true,
+            ..Default::default()
+        });
+        aws.put::<EksCluster>(ClusterState {
+            arn: "arn:eks".into(),
+            kubernetes_version: "1.31".into(),
+            node_group_arn: Some("arn:ng".into()),
+            node_instance_types: vec!["m6i.xlarge".into()],
+            node_min_size: 3,
+            node_max_size: 10,
+            node_desired_size: 3,
+            ..Default::default()
+        });
+        aws.put::<Database>(DatabaseState {
+            arn: "arn:db".into(),
+            port: 5432,
+            engine_version_actual: "16.3".into(),
+            instance_class: "db.r6g.xlarge".into(),
+            multi_az: true,
+            allocated_storage_gb: 100,
+            backup_retention_days: 30,
+            deletion_protection: true,
+            performance_insights: true,
+            master_username: "idis_admin".into(),
+            database_name: Some("idis".into()),
+            ..Default::default()
+        });
+        aws.put::<Cache>(CacheState {
+            replication_group_id: "idis-production-cache".into(),
+            port: 6379,
+            engine_version_actual: Some("7.1.0".into()),
+            node_type: "cache.r6g.large".into(),
+            node_count: 2,
+            multi_az: true,
+            snapshot_retention_days: 7,
+            ..Default::default()
+        });
+        aws.put::<AuditBucket>(AuditStorageState {
+            bucket: "bucket".into(),
+            arn: "arn:s3:bucket".into(),
+            versioning: true,
+            worm: true,
+            retention_mode: Some("COMPLIANCE".into()),
+            retention_days: Some(365),
+            ..Default::default()
+        });
+        aws.put::<Edge>(EdgeState {
+            web_acl_arn: Some("arn:waf".into()),
+            rate_limit: Some(2000),
+            shield_protection_id: Some("prot-1".into()),
+            ..Default::default()
+        });
+        aws
     }
 
     fn config(engine: Option<&str>) -> Value {
@@ -376,31 +348,31 @@ mod tests {
         let aws = aws();
         let spec = |name: &str| state.get_attr(name).clone();
         description_is_whole::<Network>(
-            aws.network.as_ref().unwrap(),
+            aws.get::<Network>().unwrap(),
             &stored_spec::<Network>(&spec("network")),
         );
         description_is_whole::<TenantKeys>(
-            aws.keys.as_ref().unwrap(),
+            aws.get::<TenantKeys>().unwrap(),
             &stored_spec::<TenantKeys>(&spec("keys")),
         );
         description_is_whole::<EksCluster>(
-            aws.cluster.as_ref().unwrap(),
+            aws.get::<EksCluster>().unwrap(),
             &stored_spec::<EksCluster>(&spec("cluster")),
         );
         description_is_whole::<Database>(
-            aws.database.as_ref().unwrap(),
+            aws.get::<Database>().unwrap(),
             &stored_spec::<Database>(&spec("database")),
         );
         description_is_whole::<Cache>(
-            aws.cache.as_ref().unwrap(),
+            aws.get::<Cache>().unwrap(),
             &stored_spec::<Cache>(&spec("cache")),
         );
         description_is_whole::<AuditBucket>(
-            aws.storage.as_ref().unwrap(),
+            aws.get::<AuditBucket>().unwrap(),
             &stored_spec::<AuditBucket>(&spec("audit_storage")),
         );
         description_is_whole::<Edge>(
-            aws.edge.as_ref().unwrap(),
+            aws.get::<Edge>().unwrap(),
             &stored_spec::<Edge>(&spec("edge")),
         );
     }
@@ -416,7 +388,7 @@ mod tests {
         let state = applied(&config(None));
         for size in [3, 7, 10] {
             let mut now = aws();
-            now.cluster.as_mut().unwrap().node_desired_size = size;
+            now.get_mut::<EksCluster>().unwrap().node_desired_size = size;
             assert_eq!(refreshed(&state, &now), state, "desired size {size}");
         }
     }
@@ -426,7 +398,7 @@ mod tests {
         let state = applied(&config(None));
         // min raised to 5: the autoscaler had to follow, that size is fine.
         let mut now = aws();
-        let c = now.cluster.as_mut().unwrap();
+        let c = now.get_mut::<EksCluster>().unwrap();
         (c.node_min_size, c.node_desired_size) = (5, 5);
         assert_eq!(
             changed(&state, &refreshed(&state, &now)),
@@ -434,7 +406,7 @@ mod tests {
         );
         // max raised to 20 and 15 nodes: outside [3, 10], so the size shows.
         let mut now = aws();
-        let c = now.cluster.as_mut().unwrap();
+        let c = now.get_mut::<EksCluster>().unwrap();
         (c.node_max_size, c.node_desired_size) = (20, 15);
         let next = refreshed(&state, &now);
         assert_eq!(
@@ -452,7 +424,7 @@ mod tests {
         let mut state = applied(&config(None));
         state.set_attr("node_group_arn", Value::Null);
         let mut now = aws();
-        now.cluster.as_mut().unwrap().node_desired_size = 6;
+        now.get_mut::<EksCluster>().unwrap().node_desired_size = 6;
         let next = refreshed(&state, &now);
         assert_eq!(
             next.get_attr("cluster").get_attr("node_desired_size"),
@@ -466,7 +438,7 @@ mod tests {
         // refreshed from an environment created with other names.
         let state = applied(&config(None));
         let mut now = aws();
-        let d = now.database.as_mut().unwrap();
+        let d = now.get_mut::<Database>().unwrap();
         (d.master_username, d.database_name) = ("owner".into(), Some("ledger".into()));
         let next = refreshed(&state, &now);
         assert_eq!(
@@ -495,8 +467,8 @@ mod tests {
             &Value::string("16.3")
         );
         let mut now = aws();
-        now.database.as_mut().unwrap().engine_version_actual = "16.4".into();
-        now.cache.as_mut().unwrap().engine_version_actual = Some("7.2.4".into());
+        now.get_mut::<Database>().unwrap().engine_version_actual = "16.4".into();
+        now.get_mut::<Cache>().unwrap().engine_version_actual = Some("7.2.4".into());
         assert_eq!(refreshed(&state, &now), state);
     }
 
@@ -504,8 +476,8 @@ mod tests {
     fn another_major_shows_in_the_setting_and_the_actual_version() {
         let state = applied(&config(None));
         let mut now = aws();
-        now.database.as_mut().unwrap().engine_version_actual = "17.2".into();
-        now.cache.as_mut().unwrap().engine_version_actual = Some("6.2.6".into());
+        now.get_mut::<Database>().unwrap().engine_version_actual = "17.2".into();
+        now.get_mut::<Cache>().unwrap().engine_version_actual = Some("6.2.6".into());
         let next = refreshed(&state, &now);
         assert_eq!(
             changed(&state, &next),
@@ -529,7 +501,7 @@ mod tests {
     fn a_pinned_full_version_shows_any_other_version() {
         let state = applied(&config(Some("16.3")));
         let mut now = aws();
-        now.database.as_mut().unwrap().engine_version_actual = "16.4".into();
+        now.get_mut::<Database>().unwrap().engine_version_actual = "16.4".into();
         let next = refreshed(&state, &now);
         assert_eq!(
             changed(&state, &next),
@@ -541,7 +513,7 @@ mod tests {
     fn a_cache_version_aws_does_not_report_keeps_the_stored_one() {
         let state = applied(&config(None));
         let mut now = aws();
-        now.cache.as_mut().unwrap().engine_version_actual = None;
+        now.get_mut::<Cache>().unwrap().engine_version_actual = None;
         assert_eq!(refreshed(&state, &now), state);
     }
 
@@ -551,15 +523,14 @@ mod tests {
         // aws:* tags are dropped by the network component already; EKS's
         // cluster tag arrives here.
         let mut now = aws();
-        now.network.as_mut().unwrap().tags.insert(
+        now.get_mut::<Network>().unwrap().tags.insert(
             "kubernetes.io/cluster/idis-production".into(),
             "shared".into(),
         );
         assert_eq!(refreshed(&state, &now), state);
 
         let mut now = aws();
-        now.network
-            .as_mut()
+        now.get_mut::<Network>()
             .unwrap()
             .tags
             .insert("team".into(), "someone-else".into());
@@ -577,7 +548,7 @@ mod tests {
             ]),
         );
         let mut aws_now = aws();
-        aws_now.network.as_mut().unwrap().tags.insert(
+        aws_now.get_mut::<Network>().unwrap().tags.insert(
             "kubernetes.io/cluster/idis-production".into(),
             "owned".into(),
         );
@@ -589,7 +560,7 @@ mod tests {
         write(&mut state, &aws_now, &BTreeMap::new(), Mode::AfterApply);
         resolve_unknowns(&mut state);
         assert_eq!(refreshed(&state, &aws_now), state);
-        aws_now.network.as_mut().unwrap().tags.insert(
+        aws_now.get_mut::<Network>().unwrap().tags.insert(
             "kubernetes.io/cluster/idis-production".into(),
             "shared".into(),
         );
@@ -603,7 +574,7 @@ mod tests {
         // a minor upgrade AWS made: the planned output is the recorded one.
         let mut planned = state.clone();
         let mut now = aws();
-        now.database.as_mut().unwrap().engine_version_actual = "16.4".into();
+        now.get_mut::<Database>().unwrap().engine_version_actual = "16.4".into();
         write(&mut planned, &now, &BTreeMap::new(), Mode::AfterApply);
         assert_eq!(
             planned.get_attr("database_engine_version_actual"),

@@ -1,32 +1,30 @@
 //! Apply, refresh, import and destroy of a whole environment.
 //!
-//! Order: keys and network first; then cluster, database, cache and audit
-//! storage concurrently; edge last. Destroy runs the same graph backwards.
-//! Refresh reads all seven components concurrently. A failure stops only
-//! what depends on the failed component; the state returned says what
-//! exists, so the next apply resumes instead of duplicating.
+//! The order is the components' own: each names the components it needs
+//! (`Component::AFTER`), and starts as soon as they are built, so
+//! independent components are built at the same time (keys and network
+//! first; then cluster, database, cache and audit storage; the edge
+//! last). Destroy runs the same graph backwards. Refresh reads every
+//! component concurrently. A failure stops only what depends on the
+//! failed component; the state returned says what exists, so the next
+//! apply resumes instead of duplicating. Nothing here names a component.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use super::observe::{self, Mode, Observed};
+use super::observe::{self, Mode};
 use super::plan;
 use super::schema::{DEFAULT_TIMEOUT, TIMEOUTS};
 use super::validate::parse_duration;
-use crate::components::cache::{Cache, CacheSpec};
-use crate::components::cluster::{ClusterSpec, EksCluster};
-use crate::components::database::{Database, DatabaseSpec};
 use crate::components::describe::{Component, Visit};
-use crate::components::edge::{Edge, EdgeSpec};
-use crate::components::keys::{KeysSpec, TenantKeys};
-use crate::components::network::{Network, NetworkSpec};
-use crate::components::storage::{AuditBucket, AuditStorageSpec};
-use crate::components::{
-    self as all, cache, cluster, database, edge, keys, network, storage, ComponentError, Ctx,
-};
+use crate::components::{self as all, ComponentError, Ctx, Found, Observed};
 use crate::logging;
 use crate::protocol::cty::{self, Value};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
@@ -99,15 +97,6 @@ pub(super) async fn context(
     })
 }
 
-fn component_error(e: &ComponentError) -> Diagnostic {
-    let summary = match e {
-        ComponentError::Timeout { .. } => format!("{}: timed out", e.component()),
-        ComponentError::Cancelled { .. } => format!("{}: stopped", e.component()),
-        _ => format!("{} failed", e.component()),
-    };
-    Diagnostic::error(summary, e.to_string())
-}
-
 /// A component's failure, naming the `timeouts` setting when it ran out.
 fn failed(e: &ComponentError, limit: &str) -> Diagnostic {
     match e {
@@ -115,7 +104,7 @@ fn failed(e: &ComponentError, limit: &str) -> Diagnostic {
             format!("{}: timed out ({limit})", e.component()),
             format!("{e}. The limit is {limit}; what was made so far is kept in the state."),
         ),
-        _ => component_error(e),
+        _ => e.to_diagnostic(),
     }
 }
 
@@ -143,26 +132,156 @@ fn spec<C: Component>(planned: &Value) -> Result<C::Spec, Diagnostics> {
     })
 }
 
-struct Specs {
-    network: NetworkSpec,
-    keys: KeysSpec,
-    cluster: ClusterSpec,
-    database: DatabaseSpec,
-    cache: CacheSpec,
-    storage: AuditStorageSpec,
-    edge: EdgeSpec,
+type Run<'a, T> = Pin<Box<dyn Future<Output = Result<T, ComponentError>> + Send + 'a>>;
+
+/// One piece of work on a component, and the pieces it waits for.
+struct Step<'a, T> {
+    /// What it does, for the log; its name among the steps.
+    name: String,
+    /// Names of the steps that must have succeeded before it starts.
+    after: Vec<String>,
+    /// Starts it, given what has been built so far.
+    start: Box<dyn FnOnce(Observed) -> Run<'a, T> + Send + 'a>,
 }
 
-fn specs(planned: &Value) -> Result<Specs, Diagnostics> {
-    Ok(Specs {
-        network: spec::<Network>(planned)?,
-        keys: spec::<TenantKeys>(planned)?,
-        cluster: spec::<EksCluster>(planned)?,
-        database: spec::<Database>(planned)?,
-        cache: spec::<Cache>(planned)?,
-        storage: spec::<AuditBucket>(planned)?,
-        edge: spec::<Edge>(planned)?,
-    })
+/// Runs `steps` as their `after` lists allow: every step starts as soon as
+/// all it waits for succeeded, so independent components are built at the
+/// same time; a step whose predecessor failed (or was skipped) is skipped.
+/// `done` takes each success; the errors are returned. Returns the names
+/// of the steps that succeeded.
+async fn run_steps<'a, T>(
+    env: &str,
+    mut waiting: Vec<Step<'a, T>>,
+    built: &mut Observed,
+    mut done: impl FnMut(&mut Observed, T),
+    errors: &mut Vec<ComponentError>,
+) -> BTreeSet<String> {
+    let started = Instant::now();
+    let mut succeeded = BTreeSet::new();
+    let mut broken = BTreeSet::new();
+    let mut running = FuturesUnordered::new();
+    loop {
+        // Skip what waits on a failure, until nothing more is skipped.
+        loop {
+            let (skip, keep): (Vec<_>, Vec<_>) = waiting
+                .into_iter()
+                .partition(|s| s.after.iter().any(|a| broken.contains(a)));
+            waiting = keep;
+            if skip.is_empty() {
+                break;
+            }
+            for s in skip {
+                logging::info(&format!("{env}: {} skipped", s.name));
+                broken.insert(s.name);
+            }
+        }
+        let (ready, rest): (Vec<_>, Vec<_>) = waiting
+            .into_iter()
+            .partition(|s| s.after.iter().all(|a| succeeded.contains(a)));
+        waiting = rest;
+        for step in ready {
+            let name = step.name;
+            let run = (step.start)(built.clone());
+            running.push(async move { (name, run.await) });
+        }
+        let Some((name, result)) = running.next().await else {
+            break;
+        };
+        match result {
+            Ok(value) => {
+                logging::info(&format!("{env}: {name} done after {:?}", started.elapsed()));
+                done(built, value);
+                succeeded.insert(name);
+            }
+            Err(e) => {
+                errors.push(e);
+                broken.insert(name);
+            }
+        }
+    }
+    succeeded
+}
+
+/// The steps of an apply: every component's `ensure`, after the
+/// components it depends on, and its follow-up where it has one.
+struct EnsureSteps<'a, 'p> {
+    ctx: &'a Ctx,
+    planned: &'p Value,
+    steps: Vec<Step<'a, Found>>,
+    problems: Diagnostics,
+}
+
+impl<'a> Visit for EnsureSteps<'a, '_> {
+    fn visit<C: Component>(&mut self) {
+        let spec = match spec::<C>(self.planned) {
+            Ok(spec) => spec,
+            Err(d) => {
+                self.problems.extend(d);
+                return;
+            }
+        };
+        let ctx = self.ctx;
+        self.steps.push(Step {
+            name: C::NAME.to_string(),
+            after: C::AFTER.iter().map(|a| a.to_string()).collect(),
+            start: Box::new(move |built| {
+                Box::pin(async move { C::ensure(ctx, &spec, &built).await.map(Found::of::<C>) })
+            }),
+        });
+        if !C::FOLLOW_UP_AFTER.is_empty() {
+            let mut after = vec![C::NAME.to_string()];
+            after.extend(C::FOLLOW_UP_AFTER.iter().map(|a| a.to_string()));
+            self.steps.push(Step {
+                name: format!("{} after {}", C::NAME, C::FOLLOW_UP_AFTER.join(", ")),
+                after,
+                start: Box::new(move |built| {
+                    Box::pin(async move {
+                        Ok(match C::follow_up(ctx, &built).await? {
+                            Some(state) => Found::of::<C>(state),
+                            // Nothing new: what was built stands.
+                            None => Found::of::<C>(built.need::<C>(C::NAME)?.clone()),
+                        })
+                    })
+                }),
+            });
+        }
+    }
+}
+
+/// Finds every component not in `built` yet, concurrently.
+async fn find_missing(ctx: &Ctx, built: &mut Observed) -> Vec<ComponentError> {
+    struct Finds<'a> {
+        ctx: &'a Ctx,
+        skip: BTreeSet<&'static str>,
+        finds: Vec<Run<'a, Option<Found>>>,
+    }
+    impl<'a> Visit for Finds<'a> {
+        fn visit<C: Component>(&mut self) {
+            if self.skip.contains(C::NAME) {
+                return;
+            }
+            let ctx = self.ctx;
+            self.finds.push(Box::pin(async move {
+                Ok(C::find(ctx).await?.map(Found::of::<C>))
+            }));
+        }
+    }
+    let mut finds = Finds {
+        ctx,
+        skip: built.names(),
+        finds: Vec::new(),
+    };
+    all::each(&mut finds);
+    let results = join_all(finds.finds).await;
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(Some(found)) => built.insert(found),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    errors
 }
 
 /// The first three available zones of the region, for a network whose
@@ -196,14 +315,6 @@ async fn choose_zones(ctx: &Ctx) -> Result<Vec<String>, Diagnostics> {
     }
     names.truncate(3);
     Ok(names)
-}
-
-/// Best effort: what exists of a component whose ensure failed.
-async fn salvage<T, F>(found: F) -> Option<T>
-where
-    F: std::future::Future<Output = Result<Option<T>, ComponentError>>,
-{
-    found.await.ok().flatten()
 }
 
 pub struct Applied {
@@ -265,152 +376,35 @@ pub async fn converge(
             }
         }
     }
-    let specs = match specs(&planned) {
-        Ok(s) => s,
-        Err(diagnostics) => {
-            return Applied {
-                state: prior_or_null(prior),
-                diagnostics,
-            }
-        }
-    };
     let started = Instant::now();
-    let mut diagnostics = Diagnostics::new();
+    let mut steps = EnsureSteps {
+        ctx: &ctx,
+        planned: &planned,
+        steps: Vec::new(),
+        problems: Diagnostics::new(),
+    };
+    all::each(&mut steps);
+    if steps.problems.has_errors() {
+        return Applied {
+            state: prior_or_null(prior),
+            diagnostics: steps.problems,
+        };
+    }
     let mut observed = Observed::default();
-
-    // Phase 1: keys and network.
-    let (keys_result, network_result) = tokio::join!(
-        keys::ensure(&ctx, &specs.keys),
-        network::ensure(&ctx, &specs.network)
-    );
-    logging::info(&format!(
-        "{}: keys and network done after {:?}",
-        ctx.env,
-        started.elapsed()
-    ));
-    match keys_result {
-        Ok(k) => observed.keys = Some(k),
-        Err(e) => {
-            diagnostics.push(failed(&e, &limit));
-            observed.keys = salvage(keys::find(&ctx)).await;
-        }
-    }
-    match network_result {
-        Ok(n) => observed.network = Some(n),
-        Err(e) => {
-            diagnostics.push(failed(&e, &limit));
-            observed.network = salvage(network::find(&ctx)).await;
-        }
-    }
-
-    // Phase 2: what needs network and keys, concurrently.
-    if let (false, Some(net), Some(k)) = (
-        diagnostics.has_errors(),
-        observed.network.clone(),
-        observed.keys.clone(),
-    ) {
-        let (c, d, ca, s) = tokio::join!(
-            Box::pin(cluster::ensure(&ctx, &specs.cluster, &net, &k)),
-            Box::pin(database::ensure(&ctx, &specs.database, &net, &k)),
-            Box::pin(cache::ensure(&ctx, &specs.cache, &net, &k)),
-            Box::pin(storage::ensure(&ctx, &specs.storage, &k)),
-        );
-        logging::info(&format!(
-            "{}: cluster, database, cache and storage done after {:?}",
-            ctx.env,
-            started.elapsed()
-        ));
-        match c {
-            Ok(v) => observed.cluster = Some(v),
-            Err(e) => {
-                diagnostics.push(failed(&e, &limit));
-                observed.cluster = salvage(cluster::find(&ctx)).await;
-            }
-        }
-        match d {
-            Ok(v) => observed.database = Some(v),
-            Err(e) => {
-                diagnostics.push(failed(&e, &limit));
-                observed.database = salvage(database::find(&ctx)).await;
-            }
-        }
-        match ca {
-            Ok(v) => observed.cache = Some(v),
-            Err(e) => {
-                diagnostics.push(failed(&e, &limit));
-                observed.cache = salvage(cache::find(&ctx)).await;
-            }
-        }
-        match s {
-            Ok(v) => observed.storage = Some(v),
-            Err(e) => {
-                diagnostics.push(failed(&e, &limit));
-                observed.storage = salvage(storage::find(&ctx)).await;
-            }
-        }
-        // The nodes reach the database and the cache through the security
-        // group EKS made with the cluster: let it in now that it exists.
-        if !diagnostics.has_errors() {
-            match network::admit_cluster(&ctx).await {
-                Ok(n) => observed.network = Some(n),
-                Err(e) => diagnostics.push(failed(&e, &limit)),
-            }
-        }
-        // Phase 3: the edge, once everything behind it stands.
-        if !diagnostics.has_errors() {
-            match Box::pin(edge::ensure(&ctx, &specs.edge)).await {
-                Ok(v) => observed.edge = Some(v),
-                Err(e) => {
-                    diagnostics.push(failed(&e, &limit));
-                    observed.edge = salvage(edge::find(&ctx)).await;
-                }
-            }
-        }
-    }
-    if diagnostics.has_errors() {
-        // Fill in what exists of components that were never reached.
-        let (c, d, ca, s, e) = tokio::join!(
-            async {
-                if observed.cluster.is_none() {
-                    salvage(cluster::find(&ctx)).await
-                } else {
-                    observed.cluster.clone()
-                }
-            },
-            async {
-                if observed.database.is_none() {
-                    salvage(database::find(&ctx)).await
-                } else {
-                    observed.database.clone()
-                }
-            },
-            async {
-                if observed.cache.is_none() {
-                    salvage(cache::find(&ctx)).await
-                } else {
-                    observed.cache.clone()
-                }
-            },
-            async {
-                if observed.storage.is_none() {
-                    salvage(storage::find(&ctx)).await
-                } else {
-                    observed.storage.clone()
-                }
-            },
-            async {
-                if observed.edge.is_none() {
-                    salvage(edge::find(&ctx)).await
-                } else {
-                    observed.edge.clone()
-                }
-            },
-        );
-        observed.cluster = c;
-        observed.database = d;
-        observed.cache = ca;
-        observed.storage = s;
-        observed.edge = e;
+    let mut errors = Vec::new();
+    run_steps(
+        &ctx.env,
+        steps.steps,
+        &mut observed,
+        |built, found| built.insert(found),
+        &mut errors,
+    )
+    .await;
+    let mut diagnostics = Diagnostics(errors.iter().map(|e| failed(e, &limit)).collect());
+    if !errors.is_empty() {
+        // What exists of the components that failed or were never
+        // reached, best effort: the state must say what exists.
+        find_missing(&ctx, &mut observed).await;
     }
     logging::info(&format!(
         "{}: apply finished after {:?}; {}",
@@ -444,34 +438,8 @@ fn prior_or_null(prior: &Value) -> Value {
 
 /// Reads every component concurrently.
 async fn observe_all(ctx: &Ctx) -> Result<Observed, Vec<ComponentError>> {
-    let (n, k, c, d, ca, s, e) = tokio::join!(
-        Box::pin(network::find(ctx)),
-        Box::pin(keys::find(ctx)),
-        Box::pin(cluster::find(ctx)),
-        Box::pin(database::find(ctx)),
-        Box::pin(cache::find(ctx)),
-        Box::pin(storage::find(ctx)),
-        Box::pin(edge::find(ctx)),
-    );
-    fn keep<T>(
-        r: Result<Option<T>, ComponentError>,
-        errors: &mut Vec<ComponentError>,
-    ) -> Option<T> {
-        r.unwrap_or_else(|e| {
-            errors.push(e);
-            None
-        })
-    }
-    let mut errors = Vec::new();
-    let observed = Observed {
-        network: keep(n, &mut errors),
-        keys: keep(k, &mut errors),
-        cluster: keep(c, &mut errors),
-        database: keep(d, &mut errors),
-        cache: keep(ca, &mut errors),
-        storage: keep(s, &mut errors),
-        edge: keep(e, &mut errors),
-    };
+    let mut observed = Observed::default();
+    let errors = find_missing(ctx, &mut observed).await;
     if errors.is_empty() {
         Ok(observed)
     } else {
@@ -494,7 +462,7 @@ pub async fn refresh(
     let ctx = context(aws, prior, Duration::from_secs(300), cancel).await?;
     let observed = observe_all(&ctx)
         .await
-        .map_err(|errors| Diagnostics(errors.iter().map(component_error).collect()))?;
+        .map_err(|errors| Diagnostics(errors.iter().map(|e| e.to_diagnostic()).collect()))?;
     logging::info(&format!(
         "{}: refresh finished; {}",
         ctx.env,
@@ -571,10 +539,12 @@ pub fn exists_in_region(state: &Value) -> bool {
     found.1
 }
 
-/// Destroy, backwards: edge; cluster, database, cache and bucket
-/// concurrently; then network and keys. Refused before anything is
-/// deleted when the database has deletion protection in AWS, or when a
-/// load balancer the cluster left in the VPC has deletion protection.
+/// Destroy, backwards: a component goes once every component that
+/// depends on it is gone (the edge first; the cluster, database, cache
+/// and bucket concurrently; the network and keys last). Refused before
+/// anything is deleted when a component says AWS would stop the destroy
+/// half-way (the database's deletion protection, a load balancer with
+/// deletion protection that the cluster left in the VPC).
 pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) -> Applied {
     let keep = |diagnostics: Diagnostics| Applied {
         state: prior.clone(),
@@ -585,71 +555,88 @@ pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) 
         Ok(ctx) => ctx,
         Err(d) => return keep(d),
     };
-    let specs = match specs(prior) {
-        Ok(s) => s,
-        Err(d) => return keep(d),
+
+    struct Refusals<'a> {
+        ctx: &'a Ctx,
+        checks: Vec<Pin<Box<dyn Future<Output = Option<Diagnostic>> + Send + 'a>>>,
+    }
+    impl<'a> Visit for Refusals<'a> {
+        fn visit<C: Component>(&mut self) {
+            self.checks.push(Box::pin(C::refuse_destroy(self.ctx)));
+        }
+    }
+    let mut refusals = Refusals {
+        ctx: &ctx,
+        checks: Vec::new(),
     };
-    match database::find(&ctx).await {
-        Ok(Some(db)) if db.deletion_protection => {
-            return keep(
-                Diagnostic::error(
-                    "Destroy refused: the database has deletion protection",
-                    format!(
-                        "Database {} has deletion protection on in AWS, so nothing was deleted. Set database.deletion_protection = false, run terraform apply, then destroy again.",
-                        db.identifier
-                    ),
-                )
-                .into(),
-            )
-        }
-        Err(e) => return keep(component_error(&e).into()),
-        _ => {}
+    all::each(&mut refusals);
+    if let Some(refusal) = join_all(refusals.checks).await.into_iter().flatten().next() {
+        return keep(refusal.into());
     }
-    // What the cluster left in the VPC with deletion protection would stop
-    // the network's deletion at the very end: refuse before anything goes.
-    match network::check_deletable(&ctx).await {
-        Ok(()) => {}
-        Err(e @ ComponentError::Conflict { .. }) => {
-            return keep(
-                Diagnostic::error(
-                    "Destroy refused: a load balancer in the VPC has deletion protection",
-                    format!("{e}. Nothing was deleted."),
-                )
-                .into(),
-            )
-        }
-        Err(e) => return keep(component_error(&e).into()),
+
+    struct DeleteSteps<'a> {
+        ctx: &'a Ctx,
+        prior: &'a Value,
+        steps: Vec<Step<'a, Vec<String>>>,
+        after: Vec<(&'static str, &'static [&'static str])>,
+        problems: Diagnostics,
     }
-    let mut diagnostics = Diagnostics::new();
-    let note =
-        |result: Result<Vec<String>, ComponentError>, diagnostics: &mut Diagnostics| match result {
-            Ok(warnings) => {
-                for w in warnings {
-                    diagnostics.push(Diagnostic::warning("Kept or scheduled", w));
+    impl<'a> Visit for DeleteSteps<'a> {
+        fn visit<C: Component>(&mut self) {
+            let spec = match spec::<C>(self.prior) {
+                Ok(spec) => spec,
+                Err(d) => {
+                    self.problems.extend(d);
+                    return;
                 }
-            }
-            Err(e) => diagnostics.push(failed(&e, &limit)),
-        };
-    note(Box::pin(edge::delete(&ctx)).await, &mut diagnostics);
-    if !diagnostics.has_errors() {
-        let (c, d, ca, s) = tokio::join!(
-            Box::pin(cluster::delete(&ctx)),
-            Box::pin(database::delete(&ctx, &specs.database)),
-            Box::pin(cache::delete(&ctx)),
-            Box::pin(storage::delete(&ctx, &specs.storage)),
-        );
-        for r in [c, d, ca, s] {
-            note(r, &mut diagnostics);
+            };
+            let ctx = self.ctx;
+            self.after.push((C::NAME, C::AFTER));
+            self.steps.push(Step {
+                name: C::NAME.to_string(),
+                after: Vec::new(),
+                start: Box::new(move |_| Box::pin(async move { C::delete(ctx, &spec).await })),
+            });
         }
     }
-    if !diagnostics.has_errors() {
-        let (n, k) = tokio::join!(
-            Box::pin(network::delete(&ctx)),
-            Box::pin(keys::delete(&ctx, &specs.keys))
-        );
-        note(n, &mut diagnostics);
-        note(k, &mut diagnostics);
+    let mut deletes = DeleteSteps {
+        ctx: &ctx,
+        prior,
+        steps: Vec::new(),
+        after: Vec::new(),
+        problems: Diagnostics::new(),
+    };
+    all::each(&mut deletes);
+    if deletes.problems.has_errors() {
+        return keep(deletes.problems);
     }
+    // The graph backwards: each waits for the components that need it.
+    for step in &mut deletes.steps {
+        step.after = deletes
+            .after
+            .iter()
+            .filter(|(_, needs)| needs.contains(&step.name.as_str()))
+            .map(|(name, _)| name.to_string())
+            .collect();
+    }
+    let mut kept = Vec::new();
+    let mut errors = Vec::new();
+    run_steps(
+        &ctx.env,
+        deletes.steps,
+        &mut Observed::default(),
+        |_, warnings| kept.extend(warnings),
+        &mut errors,
+    )
+    .await;
+    let mut diagnostics: Diagnostics = Diagnostics(
+        kept.into_iter()
+            .map(|w| Diagnostic::warning("Kept or scheduled", w))
+            .collect(),
+    );
+    diagnostics.extend(Diagnostics(
+        errors.iter().map(|e| failed(e, &limit)).collect(),
+    ));
     logging::info(&format!(
         "{}: destroy finished; {}",
         ctx.env,
@@ -666,5 +653,123 @@ pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) 
     Applied {
         state: Value::Null,
         diagnostics,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every component with the components it waits for.
+    fn graph() -> BTreeMap<&'static str, Vec<&'static str>> {
+        struct Graph(BTreeMap<&'static str, Vec<&'static str>>);
+        impl Visit for Graph {
+            fn visit<C: Component>(&mut self) {
+                self.0.insert(C::NAME, C::AFTER.to_vec());
+                if !C::FOLLOW_UP_AFTER.is_empty() {
+                    let mut after = vec![C::NAME];
+                    after.extend(C::FOLLOW_UP_AFTER);
+                    self.0.insert("(follow-up)", after);
+                }
+            }
+        }
+        let mut g = Graph(BTreeMap::new());
+        all::each(&mut g);
+        g.0
+    }
+
+    /// The order an apply builds in, one wave at a time.
+    fn waves() -> Vec<Vec<&'static str>> {
+        let graph = graph();
+        let mut built: BTreeSet<&str> = BTreeSet::new();
+        let mut waves = Vec::new();
+        while built.len() < graph.len() {
+            let wave: Vec<&str> = graph
+                .iter()
+                .filter(|(name, after)| {
+                    !built.contains(*name) && after.iter().all(|a| built.contains(a))
+                })
+                .map(|(name, _)| *name)
+                .collect();
+            assert!(
+                !wave.is_empty(),
+                "the components wait for each other in a circle: {graph:?}"
+            );
+            built.extend(&wave);
+            waves.push(wave);
+        }
+        waves
+    }
+
+    #[test]
+    fn components_wait_only_for_components_that_exist_and_never_in_a_circle() {
+        let graph = graph();
+        for (name, after) in &graph {
+            for a in after {
+                assert!(
+                    graph.contains_key(a),
+                    "{name} waits for {a}, which is not a component"
+                );
+            }
+        }
+        waves();
+    }
+
+    #[test]
+    fn keys_and_network_come_first_and_the_edge_last() {
+        let waves = waves();
+        assert_eq!(waves[0], ["keys", "network"]);
+        assert!(waves.last().unwrap().contains(&"edge"), "{waves:?}");
+        assert!(waves
+            .iter()
+            .all(|w| !w.contains(&"edge") || w == waves.last().unwrap()));
+    }
+
+    fn step(name: &str, after: &[&str], fails: bool) -> Step<'static, Vec<String>> {
+        let who = name.to_string();
+        Step {
+            name: name.to_string(),
+            after: after.iter().map(|a| a.to_string()).collect(),
+            start: Box::new(move |_| {
+                Box::pin(async move {
+                    tokio::task::yield_now().await;
+                    if fails {
+                        Err(ComponentError::Conflict {
+                            component: "test",
+                            message: format!("{who} failed"),
+                        })
+                    } else {
+                        Ok(vec![who])
+                    }
+                })
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_stops_what_waits_for_it_and_nothing_else() {
+        let steps = vec![
+            step("network", &[], false),
+            step("database", &["network"], true),
+            step("cluster", &["network"], false),
+            step("edge", &["cluster", "database"], false),
+        ];
+        let mut order = Vec::new();
+        let mut errors = Vec::new();
+        let ok = run_steps(
+            "test",
+            steps,
+            &mut Observed::default(),
+            |_, names| order.extend(names),
+            &mut errors,
+        )
+        .await;
+        assert_eq!(order, ["network", "cluster"]);
+        assert_eq!(
+            ok,
+            BTreeSet::from(["network".to_string(), "cluster".to_string()])
+        );
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].to_string().contains("database failed"));
     }
 }
