@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REQUIRED_PROVIDERS, TERRAFORM_115, Terraform
+from conftest import REQUIRED_PROVIDERS, TERRAFORM_115, Terraform, _proxy_in_front_of, _stop_proxy
 
 pytestmark = pytest.mark.both_clis
 
@@ -35,11 +35,20 @@ def resource_block(label: str, name: str, region: str | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory, terraform_rc, moto):
-    """The three environments, applied once for the module."""
+def proxy(moto):
+    """One proxy for the module: what it plays of AWS (EKS add-ons) is seen
+    by every directory, as one AWS account would be."""
     moto.reset()
+    p = _proxy_in_front_of(moto)
+    yield p
+    _stop_proxy(moto, p)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, terraform_rc, proxy):
+    """The three environments, applied once for the module."""
     root = tmp_path_factory.mktemp("made")
-    tf = Terraform(root, terraform_rc, moto.endpoint)
+    tf = Terraform(root, terraform_rc, proxy.endpoint)
     tf.env["IDIS_POLL_INTERVAL_MS"] = "50"
     body = "".join(
         resource_block(name, name, region if region != "us-east-1" else None)
@@ -51,10 +60,10 @@ def made(tmp_path_factory, terraform_rc, moto):
     return tf
 
 
-def workdir(tmp_path: Path, terraform_rc: Path, moto, name: str) -> Terraform:
+def workdir(tmp_path: Path, terraform_rc: Path, proxy, name: str) -> Terraform:
     path = tmp_path / name
     path.mkdir()
-    tf = Terraform(path, terraform_rc, moto.endpoint)
+    tf = Terraform(path, terraform_rc, proxy.endpoint)
     tf.env["IDIS_POLL_INTERVAL_MS"] = "50"
     return tf
 
@@ -82,8 +91,8 @@ def test_state_records_each_environments_identity(made):
 
 
 @needs_115
-def test_import_by_identity_then_plan_is_clean(made, aws, tmp_path, terraform_rc, moto):
-    tf = workdir(tmp_path, terraform_rc, moto, "by-identity")
+def test_import_by_identity_then_plan_is_clean(made, aws, tmp_path, terraform_rc, proxy):
+    tf = workdir(tmp_path, terraform_rc, proxy, "by-identity")
     tf.write(
         REQUIRED_PROVIDERS
         + 'provider "idis" {}\n'
@@ -111,8 +120,8 @@ import {
 
 
 @needs_115
-def test_import_by_identity_of_a_missing_environment_names_it(made, tmp_path, terraform_rc, moto):
-    tf = workdir(tmp_path, terraform_rc, moto, "missing")
+def test_import_by_identity_of_a_missing_environment_names_it(made, tmp_path, terraform_rc, proxy):
+    tf = workdir(tmp_path, terraform_rc, proxy, "missing")
     tf.write(
         REQUIRED_PROVIDERS
         + 'provider "idis" {}\n'
@@ -138,9 +147,9 @@ list "idis_environment" "east" {
 
 @needs_115
 def test_query_lists_exactly_the_environments_of_the_region_and_its_config_imports_clean(
-    made, aws, tmp_path, terraform_rc, moto
+    made, aws, tmp_path, terraform_rc, proxy
 ):
-    tf = workdir(tmp_path, terraform_rc, moto, "query")
+    tf = workdir(tmp_path, terraform_rc, proxy, "query")
     tf.write(REQUIRED_PROVIDERS + 'provider "idis" {}\n')
     tf.write(QUERY, filename="environments.tfquery.hcl")
     tf.init()
@@ -169,7 +178,7 @@ def test_query_lists_exactly_the_environments_of_the_region_and_its_config_impor
     assert '"gamma"' not in text
 
     # The generated file in a directory of its own: imports, then plans clean.
-    adopt = workdir(tmp_path, terraform_rc, moto, "adopt")
+    adopt = workdir(tmp_path, terraform_rc, proxy, "adopt")
     adopt.write(REQUIRED_PROVIDERS + 'provider "idis" {}\n')
     adopt.write(text, filename="generated.tf")
     adopt.init()
@@ -185,9 +194,9 @@ def test_query_lists_exactly_the_environments_of_the_region_and_its_config_impor
 
 
 def test_plan_generate_config_out_for_an_import_block_validates_and_plans_clean(
-    made, aws, tmp_path, terraform_rc, moto
+    made, aws, tmp_path, terraform_rc, proxy
 ):
-    tf = workdir(tmp_path, terraform_rc, moto, "generate")
+    tf = workdir(tmp_path, terraform_rc, proxy, "generate")
     tf.write(
         REQUIRED_PROVIDERS
         + 'provider "idis" {}\n'

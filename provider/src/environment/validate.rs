@@ -195,12 +195,14 @@ pub fn parse_import_identity(
     let usage = "Write `identity = { name = \"production\", region = \"us-east-1\" }` (region defaults to the provider's).";
     let name = match identity.get_attr("name") {
         Value::String(name) if is_env_name(name) => name.clone(),
-        Value::String(name) => return Err(Diagnostic::error(
-            "Invalid import identity",
-            format!(
+        Value::String(name) => {
+            return Err(Diagnostic::error(
+                "Invalid import identity",
+                format!(
                 "identity.name = {name:?} is not an environment name ({ENV_NAME_RULE}). {usage}"
             ),
-        )),
+            ))
+        }
         _ => {
             return Err(Diagnostic::error(
                 "Invalid import identity",

@@ -118,14 +118,16 @@ pub async fn renew(
     let ctx = orchestrate::context_of(aws, &private.name, &private.region, cancel).await?;
     let mut diagnostics = Diagnostics::new();
     match access::api_server(&ctx).await {
-        Ok(Some(_)) => diagnostics.push(Diagnostic::warning(
+        // Terraform (1.11 to 1.15) keeps a renewal's diagnostics to itself
+        // unless it fails; the log says it too.
+        Ok(Some(_)) => diagnostics.push(warn(Diagnostic::warning(
             format!("{TYPE_NAME}: the cluster token expires during this run"),
             format!(
                 "The token for EKS cluster {} expires at {}, and this run still uses it. A presigned token cannot be extended and Terraform cannot give consumers a new one within a run: a consumer that connects to the cluster after that time is refused (401). Split the run, or let the kubernetes provider fetch tokens itself (an `exec` block running `aws eks get-token`).",
                 private.object,
                 rfc3339(expires_at)
             ),
-        )),
+        ))),
         Ok(None) => diagnostics.push(Diagnostic::warning(
             format!("{TYPE_NAME}: the cluster is gone"),
             format!(
@@ -143,6 +145,11 @@ pub async fn renew(
         private: private.encode(),
         diagnostics,
     })
+}
+
+fn warn(d: Diagnostic) -> Diagnostic {
+    logging::warn(&format!("{}: {}", d.summary, d.detail));
+    d
 }
 
 pub fn close(private: &Private) -> Diagnostics {
