@@ -135,6 +135,13 @@ def test_import_by_identity_of_a_missing_environment_names_it(made, tmp_path, te
 
 
 QUERY = """\
+list "idis_environment" "east_ids" {
+  provider = idis
+  config {
+    region = "us-east-1"
+  }
+}
+
 list "idis_environment" "east" {
   provider         = idis
   include_resource = true
@@ -158,20 +165,32 @@ def test_query_lists_exactly_the_environments_of_the_region_and_its_config_impor
         json.loads(line) for line in listed.stdout.splitlines() if line.startswith("{")
     ]
     found = [r for r in results if r.get("type") == "list_resource_found"]
-    identities = sorted(
-        (r["list_resource_found"]["identity"]["name"], r["list_resource_found"]["identity"]["region"])
-        for r in found
-    )
-    # Exactly the two of us-east-1; gamma (us-west-2) is not listed, though
-    # us-east-1's tagging API would show its global objects if it had any.
-    assert identities == [("alpha", "us-east-1"), ("beta", "us-east-1")], listed.stdout
+    by_list: dict[str, list] = {}
+    for r in found:
+        identity = r["list_resource_found"]["identity"]
+        by_list.setdefault(r["list_resource_found"]["address"], []).append((identity["name"], identity["region"]))
+    # Exactly the two of us-east-1, with and without the resource object.
+    # gamma (us-west-2) is not listed, though moto's us-east-1 tagging API
+    # returns its audit bucket (S3 ARNs name no region).
+    assert {k: sorted(v) for k, v in by_list.items()} == {
+        "list.idis_environment.east_ids": [("alpha", "us-east-1"), ("beta", "us-east-1")],
+        "list.idis_environment.east": [("alpha", "us-east-1"), ("beta", "us-east-1")],
+    }, listed.stdout
+    found = [r for r in found if r["list_resource_found"]["address"] == "list.idis_environment.east"]
     assert "page 1 in us-east-1: 2 new environment(s)" in listed.stderr, listed.stderr[-3000:]
+    tagged = aws("resourcegroupstaggingapi").get_resources(
+        TagFilters=[{"Key": "idis:environment", "Values": ["gamma"]}]
+    )["ResourceTagMappingList"]
+    assert [t["ResourceARN"] for t in tagged] == ["arn:aws:s3:::idis-gamma-audit-123456789012-us-west-2"]
     for r in found:
         name = r["list_resource_found"]["identity"]["name"]
         assert r["list_resource_found"]["display_name"] == f"{name} (us-east-1)"
         values = r["list_resource_found"].get("resource_object") or {}
         assert values.get("vpc_id") == vpc_of(aws, name, "us-east-1"), r
 
+    # Configuration from the list with the resource objects only (both
+    # lists would import each environment twice).
+    tf.write(QUERY[QUERY.index('list "idis_environment" "east" {'):], filename="environments.tfquery.hcl")
     generated = tf.run("query", "-generate-config-out=generated.tf")
     text = (tf.workdir / "generated.tf").read_text()
     assert text.count("import {") == 2 and text.count('resource "idis_environment"') == 2, text
