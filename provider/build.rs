@@ -17,11 +17,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={proto_dir}/{file}");
     }
     let descriptors = protox::compile(files, [&proto_dir])?;
+    // Terraform's comment on `legacy_type_system` holds an indented banner
+    // that rustdoc would take for a doctest.
+    let mut messages = prost_build::Config::new();
+    messages.disable_comments([
+        ".tfplugin5.PlanResourceChange.Response.legacy_type_system",
+        ".tfplugin5.ApplyResourceChange.Response.legacy_type_system",
+    ]);
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
         // Clients are only used by tests, over channels they build themselves.
         .build_transport(false)
-        .compile_fds(descriptors)?;
+        .compile_fds_with_config(descriptors, messages)?;
     Ok(())
 }

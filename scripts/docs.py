@@ -410,7 +410,10 @@ def render_index(provider: dict, actions: list[str], callers: dict[str, set[str]
         "PostgreSQL on RDS, Redis on ElastiCache, the WORM audit bucket on S3 and the edge (WAF,",
         "Shield, CloudFront). Teams usually use it through the module `modules/idis`. Application",
         "stacks that do not own an environment read its endpoints and ARNs with the data source",
-        "`idis_environment`.",
+        "`idis_environment`, and get short-lived credentials for its cluster and database from the",
+        "ephemeral resources `idis_cluster_auth` and `idis_database_credentials` (Terraform 1.10+).",
+        "`terraform query` (Terraform 1.14+) lists the environments of a region with the list",
+        "resource `idis_environment`, and writes the configuration to adopt them.",
         "",
         block.get("description", "").strip(),
         "",
@@ -557,6 +560,79 @@ def render_data_source(type_name_: str, schema: dict, example_path: str, extra: 
     return "\n".join(lines)
 
 
+def render_ephemeral(type_name_: str, schema: dict, example_path: str, extra: list[str]) -> str:
+    block = schema["block"]
+    desc = block.get("description", "").strip()
+    lines = front_matter(f"{type_name_} Ephemeral Resource - idis", desc)
+    lines += [f"# {type_name_} (Ephemeral Resource)", "", desc, "", "## Example Usage"]
+    lines += example(example_path)
+    lines += ["", "## Argument Reference"]
+    lines += arguments(block)
+    lines += ["", "## Attribute Reference", ""]
+    lines += read_only(block)
+    lines += extra
+    lines.append("")
+    return "\n".join(lines)
+
+
+# Terraform 1.11, which `make docs` runs, does not show list resources or
+# identities in `providers schema -json`; these pages say what the
+# provider declares (provider/src/environment/list.rs, schema.rs), and
+# tests/test_identity_query.py shows it on Terraform 1.15.
+IDENTITY_SECTION = [
+    "",
+    "## Identity (Terraform 1.12+)",
+    "",
+    "Each environment has a resource identity, version 0: `name` (required for import) and",
+    "`region` (optional, default the provider's region). Terraform records it in state and",
+    "`terraform query` lists it. Import by identity instead of an id string:",
+    "",
+    "```terraform",
+    "import {",
+    "  to       = idis_environment.staging",
+    '  identity = { name = "staging", region = "us-east-1" }',
+    "}",
+    "```",
+    "",
+    "The import by id (`terraform import ... <name>` or `<region>/<name>`) works as before on every",
+    "version, and so does `terraform plan -generate-config-out` with an `import` block.",
+]
+
+
+def render_list_resource() -> str:
+    desc = (
+        "Lists the IDIS environments of one region for `terraform query` (Terraform 1.14+): every "
+        "environment with an AWS object of that region tagged `managed-by = terraform-provider-idis`, "
+        "by the name in its `idis:environment` tag."
+    )
+    lines = front_matter("idis_environment List Resource - idis", desc)
+    lines += [
+        "# idis_environment (List Resource)",
+        "",
+        desc,
+        "",
+        "Results are streamed as the Resource Groups Tagging API returns its pages; each carries the",
+        "environment's [identity](../resources/environment.md#identity-terraform-112) and, with",
+        "`include_resource = true`, the whole resource as `terraform import` reads it. Global objects",
+        "(CloudFront, Shield, IAM, the CLOUDFRONT-scope web ACL) do not place an environment in a region.",
+        "`terraform query -generate-config-out=FILE` writes an `import` block and a resource block for",
+        "each environment found; `terraform plan` then imports them with no change.",
+        "",
+        "## Example Usage",
+    ]
+    lines += example("examples/query/environments.tfquery.hcl")
+    lines += [
+        "",
+        "## Argument Reference",
+        "",
+        "Arguments of the `config` block:",
+        "",
+        "- `region` (String, Optional) Region to list. Default: the provider's region.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def check_descriptions(provider: dict) -> list[str]:
     """Every attribute and block of every schema must say what it is."""
     missing = []
@@ -571,7 +647,7 @@ def check_descriptions(provider: dict) -> list[str]:
             walk(f"{where}.{name}", nested["block"])
 
     walk("provider", provider["provider"]["block"])
-    for kind in ("resource_schemas", "data_source_schemas"):
+    for kind in ("resource_schemas", "data_source_schemas", "ephemeral_resource_schemas"):
         for name, schema in provider.get(kind, {}).items():
             walk(name, schema["block"])
     return missing
@@ -584,9 +660,10 @@ def render(binary: Path) -> dict[str, str]:
         sys.exit("docs.py: attributes without a description:\n  " + "\n  ".join(missing))
     expected_resources = {"idis_environment"}
     expected_data = {"idis_account", "idis_environment"}
+    expected_ephemeral = {"idis_cluster_auth", "idis_database_credentials"}
     if set(provider.get("resource_schemas", {})) != expected_resources or set(
         provider.get("data_source_schemas", {})
-    ) != expected_data:
+    ) != expected_data or set(provider.get("ephemeral_resource_schemas", {})) != expected_ephemeral:
         sys.exit(
             "docs.py: the provider's resources or data sources changed "
             f"({sorted(provider.get('resource_schemas', {}))}, {sorted(provider.get('data_source_schemas', {}))}); "
@@ -603,7 +680,32 @@ def render(binary: Path) -> dict[str, str]:
     ]
     return {
         "index.md": render_index(provider, actions, callers),
-        "resources/environment.md": render_resource(provider["resource_schemas"]["idis_environment"], defaults),
+        "resources/environment.md": render_resource(provider["resource_schemas"]["idis_environment"], defaults)
+        .rstrip("\n") + "\n" + "\n".join(IDENTITY_SECTION) + "\n",
+        "list-resources/environment.md": render_list_resource(),
+        "ephemeral-resources/cluster_auth.md": render_ephemeral(
+            "idis_cluster_auth",
+            provider["ephemeral_resource_schemas"]["idis_cluster_auth"],
+            "examples/ephemeral/main.tf",
+            [
+                "",
+                "The token is valid for 15 minutes after it is made (`expiration` says 14, as `aws eks",
+                "get-token` does). Terraform calls renew a minute before it expires when the run still uses",
+                "it; a presigned token cannot be extended, so renew checks the cluster is still there and",
+                "warns that consumers connecting later will be refused. For runs longer than that, let the",
+                "`kubernetes` provider run `aws eks get-token` itself (an `exec` block).",
+            ],
+        ),
+        "ephemeral-resources/database_credentials.md": render_ephemeral(
+            "idis_database_credentials",
+            provider["ephemeral_resource_schemas"]["idis_database_credentials"],
+            "examples/ephemeral/main.tf",
+            [
+                "",
+                "Read at open from the secret RDS manages for the instance (`ManageMasterUserPassword`),",
+                "so the value is the one RDS holds now; RDS rotates it on its own schedule.",
+            ],
+        ),
         "data-sources/account.md": render_data_source(
             "idis_account", provider["data_source_schemas"]["idis_account"], "examples/account/main.tf", []
         ),

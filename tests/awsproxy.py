@@ -777,8 +777,35 @@ class AwsProxy:
     # -- request classification ------------------------------------------------
 
     @staticmethod
-    def _classify(headers: dict, path: str, body: bytes) -> Call:
+    def _presigned_credential(headers: dict, path: str) -> str | None:
+        """The credential of a request presigned in its query string (SigV4
+        query authentication: `X-Amz-Credential`, no Authorization header),
+        such as the STS GetCallerIdentity inside an EKS token."""
+        if headers.get("Authorization") or headers.get("authorization") or "?" not in path:
+            return None
+        query = urllib.parse.parse_qs(path.split("?", 1)[1])
+        return (query.get("X-Amz-Credential") or [None])[0]
+
+    @classmethod
+    def _routable(cls, headers: dict, path: str) -> dict:
+        """Headers moto can route. AWS routes a presigned request by its
+        host (sts.<region>.amazonaws.com), whose service is the one the
+        credential scope names ("Authenticating Requests: Using Query
+        Parameters (AWS Signature Version 4)", Amazon S3 API Reference; the
+        same scheme for every SigV4 service); moto, behind one endpoint for
+        every service, routes only on an Authorization header and sends
+        anything else to S3. So the query's credential is forwarded as one
+        (moto checks no signature)."""
+        credential = cls._presigned_credential(headers, path)
+        if credential is None:
+            return headers
+        return {**headers, "Authorization": f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host, Signature=presigned"}
+
+    @classmethod
+    def _classify(cls, headers: dict, path: str, body: bytes) -> Call:
         auth = headers.get("Authorization") or headers.get("authorization") or ""
+        if not auth and cls._presigned_credential(headers, path):
+            auth = cls._routable(headers, path)["Authorization"]
         match = SERVICE_IN_AUTH.search(auth)
         region = match.group(1) if match else "us-east-1"
         service = match.group(2) if match else "unknown"
@@ -786,6 +813,9 @@ class AwsProxy:
         params: dict[str, str] = {}
         if target:
             action = target.rsplit(".", 1)[-1]
+        elif "Action=" in path:
+            query = urllib.parse.parse_qs(path.split("?", 1)[-1])
+            action = query.get("Action", [path.split("?")[0]])[0]
         else:
             content_type = headers.get("Content-Type") or headers.get("content-type") or ""
             if "x-www-form-urlencoded" in content_type and body:
@@ -2544,7 +2574,7 @@ class AwsProxy:
         self._delay(call, operation)
         connection = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
         try:
-            forwarded = {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
+            forwarded = {k: v for k, v in self._routable(headers, path).items() if k.lower() not in HOP_BY_HOP}
             connection.request(method, path, body=body or None, headers=forwarded)
             response = connection.getresponse()
             payload = response.read()

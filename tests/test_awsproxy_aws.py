@@ -484,3 +484,20 @@ def test_list_resources_for_web_acl_names_the_load_balancers_it_protects(moto, a
     assert waf.list_resources_for_web_acl(WebACLArn=used, ResourceType="API_GATEWAY")["ResourceArns"] == []
     gone = used.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
     refused(lambda: waf.list_resources_for_web_acl(WebACLArn=gone), "WAFNonexistentItemException", 400)
+
+
+def test_a_presigned_request_reaches_the_service_its_credential_names(moto, aws_proxy):
+    """An EKS token is a presigned STS GetCallerIdentity; EKS replays it to
+    STS. AWS routes it by host to STS; moto, without an Authorization
+    header, answers as S3. Through the proxy it reaches STS."""
+    import urllib.request
+
+    def replay(endpoint: str) -> str:
+        url = client("sts", endpoint).generate_presigned_url("get_caller_identity", ExpiresIn=60)
+        assert "X-Amz-Credential=" in url and "Authorization" not in url
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"x-k8s-aws-id": "idis-x"}), timeout=10) as answer:
+            return answer.read().decode()
+
+    assert "<GetCallerIdentityResult>" not in replay(moto.endpoint)
+    body = replay(aws_proxy.endpoint)
+    assert "<GetCallerIdentityResult>" in body and "<Account>123456789012</Account>" in body, body

@@ -78,6 +78,7 @@ def sweep_after_destroy(aws, aws_proxy, bucket: str) -> tuple[dict[str, list[str
     return kept, leftovers
 
 
+@pytest.mark.both_clis
 def test_production_contract_lands_in_aws_and_replans_clean(production, aws, aws_proxy):
     production.apply()
     out = production.output_json()
@@ -149,6 +150,7 @@ def test_production_contract_lands_in_aws_and_replans_clean(production, aws, aws
     assert again.returncode == 0, again.describe("terraform plan -detailed-exitcode")
 
 
+@pytest.mark.both_clis
 def test_out_of_band_changes_show_as_drift_and_apply_repairs_them(production, aws):
     production.apply()
     bucket = production.output_json()["audit_bucket_name"]
@@ -222,6 +224,7 @@ def test_a_component_deleted_out_of_band_is_recreated_alone(production, aws):
     assert production.plan("-detailed-exitcode", check=False).returncode == 0
 
 
+@pytest.mark.both_clis
 def test_import_of_an_existing_environment_plans_no_change(production, aws):
     production.apply()
     (production.workdir / "terraform.tfstate").unlink()

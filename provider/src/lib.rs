@@ -9,10 +9,13 @@
 //! - [`environment`]: `idis_environment`: schema, plan, orchestration.
 //! - [`components`]: one module per AWS component (find / ensure / delete).
 //! - [`data_sources`]: read-only lookups (`idis_account`).
+//! - [`ephemeral`]: short-lived values never stored (`idis_cluster_auth`,
+//!   `idis_database_credentials`).
 
 pub mod components;
 pub mod data_sources;
 pub mod environment;
+pub mod ephemeral;
 pub mod logging;
 pub mod protocol;
 pub mod provider;

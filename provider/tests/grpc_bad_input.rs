@@ -377,6 +377,7 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
                 client,
                 validate_resource_type_config,
                 pb::validate_resource_type_config::Request {
+                    client_capabilities: None,
                     type_name: RESOURCE.into(),
                     config: msgpack(bytes.clone()),
                 }
@@ -415,6 +416,7 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
                 client,
                 validate_resource_type_config,
                 pb::validate_resource_type_config::Request {
+                    client_capabilities: None,
                     type_name: RESOURCE.into(),
                     config: msgpack(bytes),
                 }
@@ -451,6 +453,7 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
             client,
             validate_resource_type_config,
             pb::validate_resource_type_config::Request {
+                client_capabilities: None,
                 type_name: "idis_nothing".into(),
                 config: msgpack(valid_config()),
             }
@@ -463,6 +466,7 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
             client,
             validate_resource_type_config,
             pb::validate_resource_type_config::Request {
+                client_capabilities: None,
                 type_name: RESOURCE.into(),
                 config: json(br#"{"name": "produ"#),
             }
@@ -517,6 +521,7 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
                     client,
                     plan_resource_change,
                     pb::plan_resource_change::Request {
+                        prior_identity: None,
                         type_name: RESOURCE.into(),
                         prior_state: prior,
                         proposed_new_state: proposed,
@@ -540,6 +545,7 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
                     client,
                     apply_resource_change,
                     pb::apply_resource_change::Request {
+                        planned_identity: None,
                         type_name: RESOURCE.into(),
                         prior_state: prior,
                         planned_state: planned,
@@ -557,6 +563,7 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
                 client,
                 read_resource,
                 pb::read_resource::Request {
+                    current_identity: None,
                     type_name: RESOURCE.into(),
                     current_state: msgpack(bytes),
                     private: Vec::new(),
@@ -574,6 +581,7 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
                 client,
                 plan_resource_change,
                 pb::plan_resource_change::Request {
+                    prior_identity: None,
                     type_name: RESOURCE.into(),
                     prior_state: None,
                     proposed_new_state: msgpack(bytes.clone()),
@@ -591,6 +599,7 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
                 client,
                 read_resource,
                 pb::read_resource::Request {
+                    current_identity: None,
                     type_name: RESOURCE.into(),
                     current_state: msgpack(bytes),
                     private: Vec::new(),
@@ -684,6 +693,7 @@ async fn malformed_and_wrongly_typed_values_get_diagnostics_and_the_provider_kee
                 client,
                 import_resource_state,
                 pb::import_resource_state::Request {
+                    identity: None,
                     type_name: RESOURCE.into(),
                     id: id.to_string(),
                     client_capabilities: None,

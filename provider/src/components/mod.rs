@@ -11,12 +11,14 @@
 //! - `delete(ctx, spec)`: remove the component (or keep it, where the spec
 //!   says so), waiting until it is gone; absent is success.
 
+pub mod access;
 pub mod addons;
 pub mod cache;
 pub mod cluster;
 pub mod database;
 pub mod describe;
 pub mod edge;
+pub mod inventory;
 pub mod keys;
 pub mod network;
 pub mod offers;

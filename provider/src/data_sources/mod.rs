@@ -38,7 +38,19 @@ mod tests {
             data_sources.keys().collect::<Vec<_>>(),
             ["idis_account", "idis_environment"]
         );
-        for (name, schema) in resources.iter().chain(data_sources.iter()) {
+        let ephemeral = provider.ephemeral_schemas();
+        let lists = provider.list_schemas();
+        assert_eq!(
+            ephemeral.keys().collect::<Vec<_>>(),
+            ["idis_cluster_auth", "idis_database_credentials"]
+        );
+        assert_eq!(lists.keys().collect::<Vec<_>>(), ["idis_environment"]);
+        for (name, schema) in resources
+            .iter()
+            .chain(data_sources.iter())
+            .chain(ephemeral.iter())
+            .chain(lists.iter())
+        {
             undescribed(name, &schema.block, &mut missing);
         }
         assert_eq!(missing, Vec::<String>::new());

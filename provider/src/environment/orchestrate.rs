@@ -503,6 +503,31 @@ pub async fn import(
     })
 }
 
+/// Import by identity (Terraform 1.12+): `{ name, region }`, region
+/// defaulting to the provider's.
+pub async fn import_identity(
+    aws: &Arc<Aws>,
+    identity: &Value,
+    cancel: &CancellationToken,
+) -> Result<Value, Diagnostics> {
+    let (region, name) = super::validate::parse_import_identity(identity, &aws.region)?;
+    import(aws, &format!("{region}/{name}"), cancel).await
+}
+
+/// A component context for environment `name` in `region`, for the
+/// ephemeral resources (which read, never wait).
+pub async fn context_of(
+    aws: &Arc<Aws>,
+    name: &str,
+    region: &str,
+    cancel: &CancellationToken,
+) -> Result<Ctx, Diagnostics> {
+    let mut key = Value::Object(BTreeMap::new());
+    key.set_attr("name", Value::string(name));
+    key.set_attr("region", Value::string(region));
+    context(aws, &key, Duration::from_secs(120), cancel).await
+}
+
 /// The state of environment `name` in `region` as AWS has it, for import
 /// and `data "idis_environment"`: a configuration that sets only `name`
 /// (every default), refreshed. None when no regional component exists.

@@ -5,13 +5,43 @@
 
 use crate::components::describe::{Component, Default, Guard, Setting, Visit, When, ENFORCED};
 use crate::components::{self, describe::Check};
-use crate::protocol::cty::Type;
-use crate::protocol::schema::{Attribute, Block, Nesting, Schema};
+use std::collections::BTreeMap;
+
+use crate::protocol::cty::{Type, Value};
+use crate::protocol::schema::{
+    Attribute, Block, IdentityAttribute, IdentitySchema, Nesting, Schema,
+};
 
 pub const TYPE_NAME: &str = "idis_environment";
 /// 1: every component block has `enforced`; 2: `cache.engine`, the edge's
 /// ingress annotations and associations (see `upgrade`).
 pub const SCHEMA_VERSION: i64 = 2;
+
+/// Version of the identity `{ name, region }` (Terraform 1.12+): what
+/// names one environment in an account, whatever its settings.
+pub const IDENTITY_VERSION: i64 = 0;
+
+pub fn identity_schema() -> IdentitySchema {
+    IdentitySchema {
+        version: IDENTITY_VERSION,
+        attributes: vec![
+            IdentityAttribute::required("name", Type::String, "The environment name (`name`)."),
+            IdentityAttribute::optional(
+                "region",
+                Type::String,
+                "The region the environment is in (`region`). Default when importing: the provider's region.",
+            ),
+        ],
+    }
+}
+
+/// The identity of an environment's state: its `name` and `region`.
+pub fn identity(state: &Value) -> Value {
+    Value::Object(BTreeMap::from([
+        ("name".to_string(), state.get_attr("name").clone()),
+        ("region".to_string(), state.get_attr("region").clone()),
+    ]))
+}
 
 /// The block that bounds how long apply may wait.
 pub const TIMEOUTS: &str = "timeouts";

@@ -186,7 +186,46 @@ pub fn parse_import_id(id: &str, default_region: &str) -> Result<(String, String
     Ok((region.to_string(), name.to_string()))
 }
 
-fn is_region(s: &str) -> bool {
+/// The environment an import identity names (Terraform 1.12+,
+/// `import { identity = { name = ..., region = ... } }`): (region, name).
+pub fn parse_import_identity(
+    identity: &Value,
+    default_region: &str,
+) -> Result<(String, String), Diagnostic> {
+    let usage = "Write `identity = { name = \"production\", region = \"us-east-1\" }` (region defaults to the provider's).";
+    let name = match identity.get_attr("name") {
+        Value::String(name) if is_env_name(name) => name.clone(),
+        Value::String(name) => {
+            return Err(Diagnostic::error(
+                "Invalid import identity",
+                format!(
+                "identity.name = {name:?} is not an environment name ({ENV_NAME_RULE}). {usage}"
+            ),
+            ))
+        }
+        _ => {
+            return Err(Diagnostic::error(
+                "Invalid import identity",
+                format!(
+                    "identity.name is required: the name of the environment to import. {usage}"
+                ),
+            ))
+        }
+    };
+    let region = match identity.get_attr("region") {
+        Value::String(region) if is_region(region) => region.clone(),
+        Value::String(region) => {
+            return Err(Diagnostic::error(
+                "Invalid import identity",
+                format!("identity.region = {region:?} is not an AWS region name such as \"us-east-1\". {usage}"),
+            ))
+        }
+        _ => default_region.to_string(),
+    };
+    Ok((region, name))
+}
+
+pub fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
         && parts[..parts.len() - 1]

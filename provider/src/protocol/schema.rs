@@ -29,6 +29,9 @@ pub struct Attribute {
     pub optional: bool,
     pub computed: bool,
     pub sensitive: bool,
+    /// Why the attribute is deprecated and what to use instead; Terraform
+    /// 1.15 shows it where the configuration sets the attribute.
+    pub deprecation: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +63,7 @@ impl Attribute {
             optional: false,
             computed: false,
             sensitive: false,
+            deprecation: None,
         }
     }
     pub fn required(name: &str, ty: Type, description: &str) -> Self {
@@ -90,6 +94,11 @@ impl Attribute {
     }
     pub fn sensitive(mut self) -> Self {
         self.sensitive = true;
+        self
+    }
+    /// Marks the attribute deprecated, saying what to use instead.
+    pub fn deprecated(mut self, message: &str) -> Self {
+        self.deprecation = Some(message.to_string());
         self
     }
 }
@@ -158,8 +167,9 @@ impl Block {
                     computed: a.computed,
                     sensitive: a.sensitive,
                     description_kind: pb::StringKind::Markdown as i32,
-                    deprecated: false,
+                    deprecated: a.deprecation.is_some(),
                     write_only: false,
+                    deprecation_message: a.deprecation.clone().unwrap_or_default(),
                 })
                 .collect(),
             block_types: self
@@ -181,6 +191,7 @@ impl Block {
             description: self.description.clone(),
             description_kind: pb::StringKind::Markdown as i32,
             deprecated: false,
+            deprecation_message: String::new(),
         }
     }
 }
@@ -200,6 +211,69 @@ impl Schema {
         pb::Schema {
             version: self.version,
             block: Some(block),
+        }
+    }
+}
+
+/// What identifies one object of a managed resource type for Terraform
+/// 1.12+ (`import { identity = {...} }`, `terraform query`): a small,
+/// versioned object of its own, separate from the resource's schema.
+#[derive(Clone, Debug)]
+pub struct IdentitySchema {
+    pub version: i64,
+    pub attributes: Vec<IdentityAttribute>,
+}
+
+#[derive(Clone, Debug)]
+pub struct IdentityAttribute {
+    pub name: String,
+    pub ty: Type,
+    pub description: String,
+    /// Import needs it; otherwise the provider can supply it.
+    pub required_for_import: bool,
+}
+
+impl IdentityAttribute {
+    pub fn required(name: &str, ty: Type, description: &str) -> Self {
+        IdentityAttribute {
+            name: name.to_string(),
+            ty,
+            description: description.to_string(),
+            required_for_import: true,
+        }
+    }
+    pub fn optional(name: &str, ty: Type, description: &str) -> Self {
+        IdentityAttribute {
+            required_for_import: false,
+            ..IdentityAttribute::required(name, ty, description)
+        }
+    }
+}
+
+impl IdentitySchema {
+    pub fn value_type(&self) -> Type {
+        Type::Object(
+            self.attributes
+                .iter()
+                .map(|a| (a.name.clone(), a.ty.clone()))
+                .collect(),
+        )
+    }
+
+    pub fn to_proto(&self) -> pb::ResourceIdentitySchema {
+        pb::ResourceIdentitySchema {
+            version: self.version,
+            identity_attributes: self
+                .attributes
+                .iter()
+                .map(|a| pb::resource_identity_schema::IdentityAttribute {
+                    name: a.name.clone(),
+                    r#type: a.ty.to_json_bytes(),
+                    required_for_import: a.required_for_import,
+                    optional_for_import: !a.required_for_import,
+                    description: a.description.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -231,5 +305,35 @@ mod tests {
                 "many": ["list", ["object", {"b": "number"}]],
             }])
         );
+    }
+
+    #[test]
+    fn a_deprecated_attribute_carries_its_message_and_an_identity_its_import_rules() {
+        let block = Block::new("x")
+            .attr(Attribute::optional("old", Type::String, "o").deprecated("Use `new` instead."))
+            .attr(Attribute::optional("new", Type::String, "n"));
+        let proto = block.to_proto();
+        assert!(proto.attributes[0].deprecated);
+        assert_eq!(
+            proto.attributes[0].deprecation_message,
+            "Use `new` instead."
+        );
+        assert!(!proto.attributes[1].deprecated);
+        assert!(proto.attributes[1].deprecation_message.is_empty());
+
+        let identity = IdentitySchema {
+            version: 0,
+            attributes: vec![
+                IdentityAttribute::required("name", Type::String, "n"),
+                IdentityAttribute::optional("region", Type::String, "r"),
+            ],
+        }
+        .to_proto();
+        let rules: Vec<(bool, bool)> = identity
+            .identity_attributes
+            .iter()
+            .map(|a| (a.required_for_import, a.optional_for_import))
+            .collect();
+        assert_eq!(rules, [(true, false), (false, true)]);
     }
 }

@@ -6,15 +6,19 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use futures_util::FutureExt;
+use futures_util::{FutureExt, Stream};
+use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
 
 use super::cty::{self, Path, Type, Value};
 use super::diag::{Diagnostic, Diagnostics};
 use super::proto::tfplugin5 as pb;
-use super::schema::Schema;
+use super::schema::{IdentitySchema, Schema};
 use crate::logging;
 
 /// What a provider implementation gives the protocol layer: schemas and
@@ -34,17 +38,47 @@ pub trait Backend: Send + Sync + 'static {
     fn validate_data_source(&self, type_name: &str, config: &Value) -> Diagnostics;
     async fn read_data_source(&self, type_name: &str, config: Value) -> Result<Value, Diagnostics>;
 
+    /// Identity schemas of managed resource types (Terraform 1.12+).
+    fn identity_schemas(&self) -> BTreeMap<String, IdentitySchema> {
+        BTreeMap::new()
+    }
+    /// The identity of a resource object, from its state; null when the
+    /// type has no identity or the state cannot say.
+    fn identity(&self, _type_name: &str, _state: &Value) -> Value {
+        Value::Null
+    }
+    /// Ephemeral resource types (Terraform 1.10+).
+    fn ephemeral_schemas(&self) -> BTreeMap<String, Schema> {
+        BTreeMap::new()
+    }
+    /// List resource types (`terraform query`, Terraform 1.14+): the
+    /// schema of their `config` block.
+    fn list_schemas(&self) -> BTreeMap<String, Schema> {
+        BTreeMap::new()
+    }
+
     fn validate_resource(&self, type_name: &str, _config: &Value) -> Diagnostics {
         unknown_type("resource", type_name).into()
     }
-    /// Brings stored state of an older schema version to the current one.
+    /// Brings stored state of schema `version` (its raw JSON, as Terraform
+    /// kept it) to the current schema.
     fn upgrade_resource_state(
         &self,
-        _type_name: &str,
+        type_name: &str,
         _version: i64,
-        state: Value,
+        _raw_json: &[u8],
     ) -> Result<Value, Diagnostics> {
-        Ok(state)
+        Err(unknown_type("resource", type_name).into())
+    }
+    /// Brings a stored identity of identity schema `version` (raw JSON) to
+    /// the current identity schema.
+    fn upgrade_resource_identity(
+        &self,
+        type_name: &str,
+        _version: i64,
+        _raw_json: &[u8],
+    ) -> Result<Value, Diagnostics> {
+        Err(unknown_type("resource", type_name).into())
     }
     async fn read_resource(&self, req: ReadRequest) -> ReadResponse {
         ReadResponse::failed(unknown_type("resource", &req.type_name).into())
@@ -58,9 +92,38 @@ pub trait Backend: Send + Sync + 'static {
     async fn import_resource(
         &self,
         type_name: &str,
-        _id: &str,
+        _target: ImportTarget,
     ) -> Result<Vec<Imported>, Diagnostics> {
         Err(unknown_type("resource", type_name).into())
+    }
+
+    fn validate_ephemeral(&self, type_name: &str, _config: &Value) -> Diagnostics {
+        unknown_type("ephemeral resource", type_name).into()
+    }
+    async fn open_ephemeral(&self, type_name: &str, _config: Value) -> Result<Opened, Diagnostics> {
+        Err(unknown_type("ephemeral resource", type_name).into())
+    }
+    async fn renew_ephemeral(
+        &self,
+        type_name: &str,
+        _private: Vec<u8>,
+    ) -> Result<Renewed, Diagnostics> {
+        Err(unknown_type("ephemeral resource", type_name).into())
+    }
+    async fn close_ephemeral(&self, type_name: &str, _private: Vec<u8>) -> Diagnostics {
+        unknown_type("ephemeral resource", type_name).into()
+    }
+
+    fn validate_list(&self, type_name: &str, _config: &Value) -> Diagnostics {
+        unknown_type("list resource", type_name).into()
+    }
+    /// Sends every object found to `out`, stopping early when `send`
+    /// returns false (Terraform has what it asked for, or went away).
+    async fn list_resource(&self, req: ListRequest, out: ListSink) {
+        out.send(Listed::failed(
+            unknown_type("list resource", &req.type_name).into(),
+        ))
+        .await;
     }
 
     /// Terraform asked the provider to stop (Ctrl-C): cancel in-flight work.
@@ -139,6 +202,130 @@ pub struct Imported {
     pub type_name: String,
     pub state: Value,
     pub private: Vec<u8>,
+}
+
+/// What `terraform import` names: an id string (`terraform import`,
+/// `import { id = ... }`) or, on Terraform 1.12+, an identity object
+/// (`import { identity = {...} }`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ImportTarget {
+    Id(String),
+    Identity(Value),
+}
+
+/// An opened ephemeral resource: its value (never stored by Terraform),
+/// when to renew it, and private data Terraform hands back on renew and
+/// close (never a secret).
+pub struct Opened {
+    pub result: Value,
+    pub renew_at: Option<SystemTime>,
+    pub private: Vec<u8>,
+    pub diagnostics: Diagnostics,
+}
+
+pub struct Renewed {
+    pub renew_at: Option<SystemTime>,
+    pub private: Vec<u8>,
+    pub diagnostics: Diagnostics,
+}
+
+pub struct ListRequest {
+    pub type_name: String,
+    /// The list block's `config`; null when the block is left out.
+    pub config: Value,
+    pub include_resource_object: bool,
+    /// At most this many results (Terraform stops reading there).
+    pub limit: i64,
+}
+
+/// One object found by a list resource.
+pub struct Listed {
+    pub identity: Value,
+    pub display_name: String,
+    /// The full resource object, when Terraform asked for it.
+    pub state: Option<Value>,
+    pub diagnostics: Diagnostics,
+}
+
+impl Listed {
+    /// An event that carries only diagnostics (an error ends the listing).
+    pub fn failed(diagnostics: Diagnostics) -> Self {
+        Listed {
+            identity: Value::Null,
+            display_name: String::new(),
+            state: None,
+            diagnostics,
+        }
+    }
+}
+
+/// Where a list resource streams what it finds: each item is encoded with
+/// the resource's identity and object types and sent to Terraform at once.
+pub struct ListSink {
+    tx: mpsc::Sender<Result<pb::list_resource::Event, Status>>,
+    identity_type: Type,
+    resource_type: Type,
+    include_resource_object: bool,
+    /// Results Terraform still takes.
+    remaining: AtomicI64,
+}
+
+impl ListSink {
+    /// Whether Terraform still wants results.
+    pub fn wants_more(&self) -> bool {
+        self.remaining.load(Ordering::SeqCst) > 0 && !self.tx.is_closed()
+    }
+
+    /// Sends one item; false when Terraform wants no more.
+    pub async fn send(&self, item: Listed) -> bool {
+        let is_result = !item.identity.is_null();
+        if is_result && !self.wants_more() {
+            return false;
+        }
+        let event = self.encode(item);
+        if self.tx.send(Ok(event)).await.is_err() {
+            return false;
+        }
+        if is_result {
+            self.remaining.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.wants_more()
+    }
+
+    fn encode(&self, item: Listed) -> pb::list_resource::Event {
+        let mut diagnostics = item.diagnostics;
+        let identity = if item.identity.is_null() {
+            None
+        } else {
+            match encode(&item.identity, &self.identity_type) {
+                Ok(v) => Some(pb::ResourceIdentityData {
+                    identity_data: Some(v),
+                }),
+                Err(d) => {
+                    diagnostics.extend(d);
+                    None
+                }
+            }
+        };
+        let resource_object = match item.state {
+            Some(state) if self.include_resource_object => {
+                match encode(&state, &self.resource_type) {
+                    Ok(v) => Some(v),
+                    Err(d) => {
+                        diagnostics.extend(d);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        pb::list_resource::Event {
+            identity,
+            display_name: item.display_name,
+            resource_object,
+            diagnostic: diagnostics.to_proto(),
+        }
+    }
 }
 
 pub fn unknown_type(kind: &str, type_name: &str) -> Diagnostic {
@@ -238,6 +425,12 @@ with_diagnostics!(
     pb::renew_ephemeral_resource::Response,
     pb::close_ephemeral_resource::Response,
     pb::get_functions::Response,
+    pb::get_resource_identity_schemas::Response,
+    pb::upgrade_resource_identity::Response,
+    pb::validate_list_resource_config::Response,
+    pb::generate_resource_config::Response,
+    pb::plan_action::Response,
+    pb::validate_action_config::Response,
 );
 
 /// Runs one RPC body. Errors become the response's diagnostics; a panic
@@ -283,6 +476,9 @@ struct Schemas {
     provider: Schema,
     data_sources: BTreeMap<String, Schema>,
     resources: BTreeMap<String, Schema>,
+    identities: BTreeMap<String, IdentitySchema>,
+    ephemeral: BTreeMap<String, Schema>,
+    lists: BTreeMap<String, Schema>,
 }
 
 /// The gRPC service Terraform talks to.
@@ -297,6 +493,9 @@ impl<B: Backend> ProviderService<B> {
             provider: backend.provider_schema(),
             data_sources: backend.data_source_schemas(),
             resources: backend.resource_schemas(),
+            identities: backend.identity_schemas(),
+            ephemeral: backend.ephemeral_schemas(),
+            lists: backend.list_schemas(),
         };
         ProviderService {
             backend: Arc::new(backend),
@@ -317,13 +516,67 @@ impl<B: Backend> ProviderService<B> {
             .get(type_name)
             .ok_or_else(|| unknown_type("resource", type_name).into())
     }
+
+    fn ephemeral(&self, type_name: &str) -> Result<&Schema, Diagnostics> {
+        self.schemas
+            .ephemeral
+            .get(type_name)
+            .ok_or_else(|| unknown_type("ephemeral resource", type_name).into())
+    }
+
+    fn list(&self, type_name: &str) -> Result<&Schema, Diagnostics> {
+        self.schemas
+            .lists
+            .get(type_name)
+            .ok_or_else(|| unknown_type("list resource", type_name).into())
+    }
+
+    /// The identity of `state` on the wire, for types that have one. When
+    /// the state cannot say yet (a replacing attribute unknown at plan),
+    /// the identity of `prior` stands: the apply refuses to change it.
+    fn identity_of(
+        &self,
+        type_name: &str,
+        state: &Value,
+        prior: &Value,
+    ) -> Result<Option<pb::ResourceIdentityData>, Diagnostics> {
+        let Some(schema) = self.schemas.identities.get(type_name) else {
+            return Ok(None);
+        };
+        if state.is_null() || !state.is_known() {
+            return Ok(None);
+        }
+        let mut identity = self.backend.identity(type_name, state);
+        if !identity.is_wholly_known() && !prior.is_null() {
+            identity = self.backend.identity(type_name, prior);
+        }
+        if identity.is_null() {
+            return Ok(None);
+        }
+        Ok(Some(pb::ResourceIdentityData {
+            identity_data: Some(encode(&identity, &schema.value_type())?),
+        }))
+    }
 }
 
+fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(since.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// What the provider declares it supports. Every field is one Terraform
+/// 1.11 knows but `generate_resource_config` (5.10), which it does not
+/// read: configuration generation stays Terraform's own on every version,
+/// so `plan -generate-config-out` writes the same on 1.11 and 1.15.
 fn capabilities() -> pb::ServerCapabilities {
     pb::ServerCapabilities {
         plan_destroy: true,
         get_provider_schema_optional: true,
         move_resource_state: false,
+        generate_resource_config: false,
     }
 }
 
@@ -364,6 +617,22 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
                         type_name: name.clone(),
                     })
                     .collect(),
+                ephemeral_resources: self
+                    .schemas
+                    .ephemeral
+                    .keys()
+                    .map(|name| pb::get_metadata::EphemeralMetadata {
+                        type_name: name.clone(),
+                    })
+                    .collect(),
+                list_resources: self
+                    .schemas
+                    .lists
+                    .keys()
+                    .map(|name| pb::get_metadata::ListResourceMetadata {
+                        type_name: name.clone(),
+                    })
+                    .collect(),
                 ..Default::default()
             })
         })
@@ -382,6 +651,8 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
                 provider: Some(self.schemas.provider.to_proto()),
                 resource_schemas: to_proto(&self.schemas.resources),
                 data_source_schemas: to_proto(&self.schemas.data_sources),
+                ephemeral_resource_schemas: to_proto(&self.schemas.ephemeral),
+                list_resource_schemas: to_proto(&self.schemas.lists),
                 server_capabilities: Some(capabilities()),
                 ..Default::default()
             })
@@ -457,24 +728,58 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
                     format!("The stored state of this {} is in the legacy flatmap format, which this provider never wrote.", req.type_name),
                 ));
             }
-            let state = if raw.json.is_empty() {
+            let upgraded = if raw.json.is_empty() {
                 Value::Null
             } else {
-                cty::decode_json(&raw.json, &ty).map_err(|e| {
-                    Diagnostics::from(Diagnostic::error(
-                        "Cannot read stored state",
-                        format!(
-                            "The stored state of this {} (schema version {}) does not fit the current schema: {e}",
-                            req.type_name, req.version
-                        ),
-                    ))
-                })?
+                self.backend
+                    .upgrade_resource_state(&req.type_name, req.version, &raw.json)?
             };
-            let upgraded = self
-                .backend
-                .upgrade_resource_state(&req.type_name, req.version, state)?;
             Ok(pb::upgrade_resource_state::Response {
                 upgraded_state: Some(encode(&upgraded, &ty)?),
+                diagnostics: Vec::new(),
+            })
+        })
+        .await
+    }
+
+    async fn get_resource_identity_schemas(
+        &self,
+        _req: Request<pb::get_resource_identity_schemas::Request>,
+    ) -> Result<Response<pb::get_resource_identity_schemas::Response>, Status> {
+        answer("GetResourceIdentitySchemas", async {
+            Ok(pb::get_resource_identity_schemas::Response {
+                identity_schemas: self
+                    .schemas
+                    .identities
+                    .iter()
+                    .map(|(k, s)| (k.clone(), s.to_proto()))
+                    .collect(),
+                diagnostics: Vec::new(),
+            })
+        })
+        .await
+    }
+
+    async fn upgrade_resource_identity(
+        &self,
+        req: Request<pb::upgrade_resource_identity::Request>,
+    ) -> Result<Response<pb::upgrade_resource_identity::Response>, Status> {
+        let req = req.into_inner();
+        answer("UpgradeResourceIdentity", async {
+            let Some(schema) = self.schemas.identities.get(&req.type_name) else {
+                return fail(unknown_type("resource identity", &req.type_name));
+            };
+            let raw = req.raw_identity.unwrap_or_default();
+            let upgraded = if raw.json.is_empty() {
+                Value::Null
+            } else {
+                self.backend
+                    .upgrade_resource_identity(&req.type_name, req.version, &raw.json)?
+            };
+            Ok(pb::upgrade_resource_identity::Response {
+                upgraded_identity: Some(pb::ResourceIdentityData {
+                    identity_data: Some(encode(&upgraded, &schema.value_type())?),
+                }),
                 diagnostics: Vec::new(),
             })
         })
@@ -522,6 +827,7 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
                 diagnostics: read.diagnostics.to_proto(),
                 private: read.private,
                 deferred: None,
+                new_identity: self.identity_of(&req.type_name, &read.state, &Value::Null)?,
             })
         })
         .await
@@ -534,11 +840,12 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
         let req = req.into_inner();
         answer("PlanResourceChange", async {
             let ty = self.resource(&req.type_name)?.value_type();
+            let prior_state = decode(req.prior_state.as_ref(), &ty)?;
             let plan = self
                 .backend
                 .plan_resource(PlanRequest {
                     type_name: req.type_name.clone(),
-                    prior_state: decode(req.prior_state.as_ref(), &ty)?,
+                    prior_state: prior_state.clone(),
                     proposed_new_state: decode(req.proposed_new_state.as_ref(), &ty)?,
                     config: decode(req.config.as_ref(), &ty)?,
                     prior_private: req.prior_private,
@@ -558,6 +865,11 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
                 diagnostics: plan.diagnostics.to_proto(),
                 legacy_type_system: false,
                 deferred: None,
+                planned_identity: self.identity_of(
+                    &req.type_name,
+                    &plan.planned_state,
+                    &prior_state,
+                )?,
             })
         })
         .await
@@ -570,11 +882,12 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
         let req = req.into_inner();
         answer("ApplyResourceChange", async {
             let ty = self.resource(&req.type_name)?.value_type();
+            let prior_state = decode(req.prior_state.as_ref(), &ty)?;
             let applied = self
                 .backend
                 .apply_resource(ApplyRequest {
                     type_name: req.type_name.clone(),
-                    prior_state: decode(req.prior_state.as_ref(), &ty)?,
+                    prior_state: prior_state.clone(),
                     planned_state: decode(req.planned_state.as_ref(), &ty)?,
                     config: decode(req.config.as_ref(), &ty)?,
                     planned_private: req.planned_private,
@@ -582,6 +895,7 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
                 .await;
             // A failed apply still returns what exists, so Terraform keeps it.
             Ok(pb::apply_resource_change::Response {
+                new_identity: self.identity_of(&req.type_name, &applied.new_state, &prior_state)?,
                 new_state: Some(encode(&applied.new_state, &ty)?),
                 private: applied.private,
                 diagnostics: applied.diagnostics.to_proto(),
@@ -598,14 +912,28 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
         let req = req.into_inner();
         answer("ImportResourceState", async {
             self.resource(&req.type_name)?;
-            let imported = self
-                .backend
-                .import_resource(&req.type_name, &req.id)
-                .await?;
+            let identity = req.identity.as_ref().and_then(|i| i.identity_data.as_ref());
+            let target = match (identity, self.schemas.identities.get(&req.type_name)) {
+                (Some(data), Some(schema)) if req.id.is_empty() => {
+                    ImportTarget::Identity(decode(Some(data), &schema.value_type())?)
+                }
+                (Some(_), None) if req.id.is_empty() => {
+                    return fail(Diagnostic::error(
+                        "Import by identity not supported",
+                        format!(
+                            "{} has no resource identity: import it by id.",
+                            req.type_name
+                        ),
+                    ))
+                }
+                _ => ImportTarget::Id(req.id.clone()),
+            };
+            let imported = self.backend.import_resource(&req.type_name, target).await?;
             let mut resources = Vec::new();
             for item in imported {
                 let ty = self.resource(&item.type_name)?.value_type();
                 resources.push(pb::import_resource_state::ImportedResource {
+                    identity: self.identity_of(&item.type_name, &item.state, &Value::Null)?,
                     type_name: item.type_name,
                     state: Some(encode(&item.state, &ty)?),
                     private: item.private,
@@ -660,9 +988,16 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
         &self,
         req: Request<pb::validate_ephemeral_resource_config::Request>,
     ) -> Result<Response<pb::validate_ephemeral_resource_config::Response>, Status> {
-        let name = req.into_inner().type_name;
+        let req = req.into_inner();
         answer("ValidateEphemeralResourceConfig", async {
-            fail(unknown_type("ephemeral resource", &name))
+            let ty = self.ephemeral(&req.type_name)?.value_type();
+            let config = decode(req.config.as_ref(), &ty)?;
+            Ok(pb::validate_ephemeral_resource_config::Response {
+                diagnostics: self
+                    .backend
+                    .validate_ephemeral(&req.type_name, &config)
+                    .to_proto(),
+            })
         })
         .await
     }
@@ -671,9 +1006,32 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
         &self,
         req: Request<pb::open_ephemeral_resource::Request>,
     ) -> Result<Response<pb::open_ephemeral_resource::Response>, Status> {
-        let name = req.into_inner().type_name;
+        let req = req.into_inner();
         answer("OpenEphemeralResource", async {
-            fail(unknown_type("ephemeral resource", &name))
+            let ty = self.ephemeral(&req.type_name)?.value_type();
+            let config = decode(req.config.as_ref(), &ty)?;
+            let diagnostics =
+                ok_unless_errors(self.backend.validate_ephemeral(&req.type_name, &config))?;
+            if !config.is_wholly_known() {
+                // Not yet known (planning): the value is known after apply.
+                return Ok(pb::open_ephemeral_resource::Response {
+                    result: Some(encode(&Value::Unknown, &ty)?),
+                    diagnostics: diagnostics.to_proto(),
+                    ..Default::default()
+                });
+            }
+            let mut opened = self.backend.open_ephemeral(&req.type_name, config).await?;
+            if opened.diagnostics.has_errors() {
+                return Err(opened.diagnostics);
+            }
+            opened.diagnostics.0.splice(0..0, diagnostics.0);
+            Ok(pb::open_ephemeral_resource::Response {
+                diagnostics: opened.diagnostics.to_proto(),
+                renew_at: opened.renew_at.map(timestamp),
+                result: Some(encode(&opened.result, &ty)?),
+                private: Some(opened.private),
+                deferred: None,
+            })
         })
         .await
     }
@@ -682,9 +1040,18 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
         &self,
         req: Request<pb::renew_ephemeral_resource::Request>,
     ) -> Result<Response<pb::renew_ephemeral_resource::Response>, Status> {
-        let name = req.into_inner().type_name;
+        let req = req.into_inner();
         answer("RenewEphemeralResource", async {
-            fail(unknown_type("ephemeral resource", &name))
+            self.ephemeral(&req.type_name)?;
+            let renewed = self
+                .backend
+                .renew_ephemeral(&req.type_name, req.private.unwrap_or_default())
+                .await?;
+            Ok(pb::renew_ephemeral_resource::Response {
+                diagnostics: renewed.diagnostics.to_proto(),
+                renew_at: renewed.renew_at.map(timestamp),
+                private: Some(renewed.private),
+            })
         })
         .await
     }
@@ -693,11 +1060,164 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
         &self,
         req: Request<pb::close_ephemeral_resource::Request>,
     ) -> Result<Response<pb::close_ephemeral_resource::Response>, Status> {
-        let name = req.into_inner().type_name;
+        let req = req.into_inner();
         answer("CloseEphemeralResource", async {
-            fail(unknown_type("ephemeral resource", &name))
+            self.ephemeral(&req.type_name)?;
+            Ok(pb::close_ephemeral_resource::Response {
+                diagnostics: self
+                    .backend
+                    .close_ephemeral(&req.type_name, req.private.unwrap_or_default())
+                    .await
+                    .to_proto(),
+            })
         })
         .await
+    }
+
+    async fn validate_list_resource_config(
+        &self,
+        req: Request<pb::validate_list_resource_config::Request>,
+    ) -> Result<Response<pb::validate_list_resource_config::Response>, Status> {
+        let req = req.into_inner();
+        answer("ValidateListResourceConfig", async {
+            let ty = self.list(&req.type_name)?.value_type();
+            let config = decode(req.config.as_ref(), &ty)?;
+            Ok(pb::validate_list_resource_config::Response {
+                diagnostics: self
+                    .backend
+                    .validate_list(&req.type_name, &config)
+                    .to_proto(),
+            })
+        })
+        .await
+    }
+
+    type ListResourceStream =
+        Pin<Box<dyn Stream<Item = Result<pb::list_resource::Event, Status>> + Send + 'static>>;
+
+    /// Streams what the backend finds. The backend runs in a task of its
+    /// own that ends when Terraform stops reading; a panic in it becomes
+    /// an error event, like any other RPC's.
+    async fn list_resource(
+        &self,
+        req: Request<pb::list_resource::Request>,
+    ) -> Result<Response<Self::ListResourceStream>, Status> {
+        logging::trace("ListResource called");
+        let req = req.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        let prepared = (|| {
+            let config_ty = self.list(&req.type_name)?.value_type();
+            let resource_type = self.resource(&req.type_name)?.value_type();
+            let Some(identity) = self.schemas.identities.get(&req.type_name) else {
+                return fail(unknown_type("resource identity", &req.type_name));
+            };
+            let config = decode(req.config.as_ref(), &config_ty)?;
+            Ok((config, resource_type, identity.value_type()))
+        })();
+        let sink = |resource_type, identity_type| ListSink {
+            tx: tx.clone(),
+            identity_type,
+            resource_type,
+            include_resource_object: req.include_resource_object,
+            remaining: AtomicI64::new(if req.limit > 0 { req.limit } else { i64::MAX }),
+        };
+        match prepared {
+            Err(diagnostics) => {
+                let out = sink(Type::Dynamic, Type::Dynamic);
+                tokio::spawn(async move {
+                    out.send(Listed::failed(diagnostics)).await;
+                });
+            }
+            Ok((config, resource_type, identity_type)) => {
+                let out = sink(resource_type, identity_type);
+                let panic_tx = tx.clone();
+                let backend = self.backend.clone();
+                let request = ListRequest {
+                    type_name: req.type_name.clone(),
+                    config,
+                    include_resource_object: req.include_resource_object,
+                    limit: req.limit,
+                };
+                tokio::spawn(async move {
+                    let work = AssertUnwindSafe(backend.list_resource(request, out)).catch_unwind();
+                    if let Err(panic) = work.await {
+                        let message = panic_message(panic.as_ref());
+                        logging::error(&format!("ListResource panicked: {message}"));
+                        let diagnostics: Diagnostics = Diagnostic::error(
+                            "Internal error in terraform-provider-idis",
+                            format!(
+                                "ListResource failed unexpectedly ({message}). This is a bug: please report it with the output of TF_LOG_PROVIDER=debug."
+                            ),
+                        )
+                        .into();
+                        let _ = panic_tx
+                            .send(Ok(pb::list_resource::Event {
+                                diagnostic: diagnostics.to_proto(),
+                                ..Default::default()
+                            }))
+                            .await;
+                    }
+                });
+            }
+        }
+        drop(tx);
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn generate_resource_config(
+        &self,
+        req: Request<pb::generate_resource_config::Request>,
+    ) -> Result<Response<pb::generate_resource_config::Response>, Status> {
+        let name = req.into_inner().type_name;
+        answer("GenerateResourceConfig", async {
+            fail(Diagnostic::error(
+                "Configuration generation is Terraform's",
+                format!("terraform-provider-idis does not declare generate_resource_config, so Terraform writes the configuration of {name} itself; this call was not expected."),
+            ))
+        })
+        .await
+    }
+
+    async fn validate_action_config(
+        &self,
+        req: Request<pb::validate_action_config::Request>,
+    ) -> Result<Response<pb::validate_action_config::Response>, Status> {
+        let name = req.into_inner().type_name;
+        answer("ValidateActionConfig", async {
+            fail(unknown_type("action", &name))
+        })
+        .await
+    }
+
+    async fn plan_action(
+        &self,
+        req: Request<pb::plan_action::Request>,
+    ) -> Result<Response<pb::plan_action::Response>, Status> {
+        let name = req.into_inner().action_type;
+        answer("PlanAction", async { fail(unknown_type("action", &name)) }).await
+    }
+
+    type InvokeActionStream =
+        Pin<Box<dyn Stream<Item = Result<pb::invoke_action::Event, Status>> + Send + 'static>>;
+
+    async fn invoke_action(
+        &self,
+        req: Request<pb::invoke_action::Request>,
+    ) -> Result<Response<Self::InvokeActionStream>, Status> {
+        let name = req.into_inner().action_type;
+        logging::trace("InvokeAction called");
+        let diagnostics: Diagnostics = unknown_type("action", &name).into();
+        let event = pb::invoke_action::Event {
+            r#type: Some(pb::invoke_action::event::Type::Completed(
+                pb::invoke_action::event::Completed {
+                    diagnostics: diagnostics.to_proto(),
+                },
+            )),
+        };
+        Ok(Response::new(Box::pin(futures_util::stream::iter([Ok(
+            event,
+        )]))))
     }
 
     async fn get_functions(

@@ -727,6 +727,21 @@ impl Aws {
         aws_sdk_s3::Client::from_conf(conf.build())
     }
 
+    /// The credentials the provider calls AWS with, for a request it signs
+    /// itself (the EKS token of `idis_cluster_auth`). Their `Debug` hides
+    /// the secret; never log them otherwise.
+    pub async fn credentials(&self) -> Result<Credentials, String> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let provider = self
+            .sdk
+            .credentials_provider()
+            .ok_or_else(|| "no AWS credentials are configured".to_string())?;
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("no valid AWS credentials: {}", root_cause(&e)))
+    }
+
     /// The account id, from STS once per provider process.
     pub async fn account_id(&self) -> Result<String, Diagnostic> {
         self.account_id

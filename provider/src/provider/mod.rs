@@ -10,13 +10,16 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use crate::data_sources::{account, environment as environment_data};
-use crate::environment::{orchestrate, plan, preflight, schema as environment, validate};
+use crate::environment::{
+    list, orchestrate, plan, preflight, schema as environment, upgrade, validate,
+};
+use crate::ephemeral;
 use crate::protocol::cty::{self, Value};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
-use crate::protocol::schema::Schema;
+use crate::protocol::schema::{IdentitySchema, Schema};
 use crate::protocol::server::{
-    unknown_type, ApplyRequest, ApplyResponse, Backend, Imported, PlanRequest, PlanResponse,
-    ReadRequest, ReadResponse,
+    unknown_type, ApplyRequest, ApplyResponse, Backend, ImportTarget, Imported, ListRequest,
+    ListSink, Listed, Opened, PlanRequest, PlanResponse, ReadRequest, ReadResponse, Renewed,
 };
 use config::Aws;
 
@@ -65,6 +68,28 @@ impl Backend for IdisProvider {
 
     fn resource_schemas(&self) -> BTreeMap<String, Schema> {
         BTreeMap::from([(environment::TYPE_NAME.to_string(), environment::schema())])
+    }
+
+    fn identity_schemas(&self) -> BTreeMap<String, IdentitySchema> {
+        BTreeMap::from([(
+            environment::TYPE_NAME.to_string(),
+            environment::identity_schema(),
+        )])
+    }
+
+    fn identity(&self, type_name: &str, state: &Value) -> Value {
+        match type_name {
+            environment::TYPE_NAME => environment::identity(state),
+            _ => Value::Null,
+        }
+    }
+
+    fn ephemeral_schemas(&self) -> BTreeMap<String, Schema> {
+        ephemeral::schemas()
+    }
+
+    fn list_schemas(&self) -> BTreeMap<String, Schema> {
+        BTreeMap::from([(environment::TYPE_NAME.to_string(), list::schema())])
     }
 
     fn validate_resource(&self, type_name: &str, config: &Value) -> Diagnostics {
@@ -147,13 +172,18 @@ impl Backend for IdisProvider {
     async fn import_resource(
         &self,
         type_name: &str,
-        id: &str,
+        target: ImportTarget,
     ) -> Result<Vec<Imported>, Diagnostics> {
         if type_name != environment::TYPE_NAME {
             return Err(unknown_type("resource", type_name).into());
         }
         let aws = self.aws()?;
-        let state = orchestrate::import(&aws, id, &self.stop).await?;
+        let state = match target {
+            ImportTarget::Id(id) => orchestrate::import(&aws, &id, &self.stop).await?,
+            ImportTarget::Identity(identity) => {
+                orchestrate::import_identity(&aws, &identity, &self.stop).await?
+            }
+        };
         Ok(vec![Imported {
             type_name: type_name.to_string(),
             state,
@@ -165,11 +195,72 @@ impl Backend for IdisProvider {
         &self,
         type_name: &str,
         version: i64,
-        state: Value,
+        raw_json: &[u8],
     ) -> Result<Value, Diagnostics> {
         match type_name {
-            environment::TYPE_NAME => crate::environment::upgrade::upgrade(version, state),
+            environment::TYPE_NAME => upgrade::upgrade_raw(version, raw_json),
             other => Err(unknown_type("resource", other).into()),
+        }
+    }
+
+    fn upgrade_resource_identity(
+        &self,
+        type_name: &str,
+        version: i64,
+        raw_json: &[u8],
+    ) -> Result<Value, Diagnostics> {
+        match type_name {
+            environment::TYPE_NAME => upgrade::upgrade_identity(version, raw_json),
+            other => Err(unknown_type("resource", other).into()),
+        }
+    }
+
+    fn validate_ephemeral(&self, type_name: &str, config: &Value) -> Diagnostics {
+        if ephemeral::schemas().contains_key(type_name) {
+            ephemeral::validate(config)
+        } else {
+            unknown_type("ephemeral resource", type_name).into()
+        }
+    }
+
+    async fn open_ephemeral(&self, type_name: &str, config: Value) -> Result<Opened, Diagnostics> {
+        let aws = self.aws()?;
+        ephemeral::open(&aws, type_name, config, &self.stop).await
+    }
+
+    async fn renew_ephemeral(
+        &self,
+        type_name: &str,
+        private: Vec<u8>,
+    ) -> Result<Renewed, Diagnostics> {
+        let aws = self.aws()?;
+        ephemeral::renew(&aws, type_name, &private, &self.stop).await
+    }
+
+    async fn close_ephemeral(&self, type_name: &str, private: Vec<u8>) -> Diagnostics {
+        ephemeral::close(type_name, &private)
+    }
+
+    fn validate_list(&self, type_name: &str, config: &Value) -> Diagnostics {
+        match type_name {
+            environment::TYPE_NAME => list::validate(config),
+            other => unknown_type("list resource", other).into(),
+        }
+    }
+
+    async fn list_resource(&self, req: ListRequest, out: ListSink) {
+        if req.type_name != environment::TYPE_NAME {
+            out.send(Listed::failed(
+                unknown_type("list resource", &req.type_name).into(),
+            ))
+            .await;
+            return;
+        }
+        match self.aws() {
+            Ok(aws) => list::list(&aws, req, out, &self.stop).await,
+            Err(d) => {
+                out.send(Listed::failed(d)).await;
+            }
         }
     }
 
