@@ -397,6 +397,18 @@ DEFAULT_EKS_ADDON_VERSIONS: dict[str, dict] = {
          "defaultFor": ["1.29", "1.30", "1.31", "1.32"]},
         {"addonVersion": "v1.11.3-eksbuild.1", "clusterVersions": ["1.29", "1.30", "1.31"], "defaultFor": []},
     ]},
+    # The EBS CSI driver ("Store Kubernetes volumes with Amazon EBS", EKS
+    # User Guide; its add-on runs with an IAM role for its service account,
+    # `serviceAccountRoleArn`): one build supports a range of Kubernetes
+    # versions, the newest build is the default for each. Assumption: which
+    # builds, and their ranges (the User Guide names no table).
+    "aws-ebs-csi-driver": {"type": "storage", "requiresIamPermissions": True, "versions": [
+        {"addonVersion": "v1.48.0-eksbuild.2", "clusterVersions": ["1.29", "1.30", "1.31", "1.32", "1.33", "1.34"],
+         "defaultFor": ["1.29", "1.30", "1.31", "1.32", "1.33", "1.34"]},
+        {"addonVersion": "v1.45.0-eksbuild.2", "clusterVersions": ["1.29", "1.30", "1.31", "1.32", "1.33"],
+         "defaultFor": []},
+        {"addonVersion": "v1.37.0-eksbuild.1", "clusterVersions": ["1.29", "1.30", "1.31"], "defaultFor": []},
+    ]},
     "kube-proxy": {"type": "networking", "requiresIamPermissions": False, "versions": [
         {"addonVersion": "v1.34.0-eksbuild.2", "clusterVersions": ["1.34"], "defaultFor": ["1.34"]},
         {"addonVersion": "v1.33.3-eksbuild.4", "clusterVersions": ["1.33"], "defaultFor": ["1.33"]},

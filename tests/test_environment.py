@@ -142,7 +142,10 @@ def test_production_contract_lands_in_aws_and_replans_clean(production, aws, aws
     assert aws("shield").list_protections().get("Protections", []) == []
     assert out["ingress_annotations"]["alb.ingress.kubernetes.io/wafv2-acl-arn"] == acls[0]["ARN"]
 
-    assert out["app_config"]["IDIS_S3_BUCKET"] == bucket
+    # Documents go to the documents bucket; the WORM audit bucket has a
+    # setting of its own.
+    assert out["app_config"]["IDIS_S3_BUCKET"] == out["documents_bucket_name"] != bucket
+    assert out["app_config"]["IDIS_AUDIT_S3_BUCKET"] == bucket
     assert out["secret_refs"]["IDIS_DATABASE_CREDENTIALS"] == state["database_master_secret_arn"]
 
     again = production.plan("-detailed-exitcode", check=False)

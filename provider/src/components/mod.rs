@@ -16,10 +16,13 @@ pub mod cache;
 pub mod cluster;
 pub mod database;
 pub mod describe;
+pub mod documents;
 pub mod edge;
+pub mod identity;
 pub mod keys;
 pub mod network;
 pub mod offers;
+pub mod secrets;
 pub mod storage;
 
 use std::any::Any;
@@ -46,7 +49,10 @@ pub fn each(visitor: &mut impl describe::Visit) {
     visitor.visit::<database::Database>();
     visitor.visit::<cache::Cache>();
     visitor.visit::<storage::AuditBucket>();
+    visitor.visit::<documents::DocumentsBucket>();
+    visitor.visit::<secrets::AppSecrets>();
     visitor.visit::<edge::Edge>();
+    visitor.visit::<identity::WorkloadIdentity>();
 }
 
 /// What was found or built of an environment's components: each

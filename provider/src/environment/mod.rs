@@ -3,6 +3,7 @@
 //! applies, reads, imports and destroys the components in order.
 
 pub mod app;
+pub mod manifests;
 pub mod observe;
 pub mod orchestrate;
 pub mod plan;
