@@ -526,7 +526,10 @@ fn ebs_csi_policy(t: &Targets) -> Json {
             "TagOnCreate",
             &["ec2:CreateTags"],
             vec![volumes.clone(), snapshots.clone()],
-            json!({ "StringEquals": { "ec2:CreateAction": ["CreateSnapshot", "CreateVolume"] } }),
+            json!({ "StringEquals": {
+                "ec2:CreateAction": ["CreateSnapshot", "CreateVolume"],
+                format!("aws:RequestTag/kubernetes.io/cluster/{cluster}"): "owned",
+            }}),
         ),
         statement_if(
             "ClusterVolumes",
