@@ -387,7 +387,7 @@ impl Component for EksCluster {
             } else if old != new {
                 d.push(Diagnostic::warning(
                     "Kubernetes upgrade",
-                    format!("cluster: the control plane is upgraded from {old} to {new} in place (about 10 to 25 minutes, API stays available); then the node group (UpdateNodegroupVersion: a rolling node replacement that drains pods) and the add-ons vpc-cni, coredns and kube-proxy (to EKS's default version for {new})."),
+                    format!("cluster: the control plane is upgraded from {old} to {new} in place (about 10 to 25 minutes, API stays available); then the node group (UpdateNodegroupVersion: a rolling node replacement that drains pods) and the add-ons vpc-cni, coredns, kube-proxy and, where {new} does not support its version, aws-ebs-csi-driver (to EKS's default version for {new})."),
                 ));
             }
         }

@@ -226,7 +226,7 @@ const GUARDS: &[Guard] = &[
     Guard::new(
         "tags",
         "ownership and user tags present",
-        "Both secrets carry `tags`, the provider's `default_tags` and the ownership tags. Tags others add are left alone.",
+        "Both secrets carry `tags`, the provider's `default_tags`, the ownership tags and their `Name`. Tags others add are left alone.",
     ),
 ];
 
@@ -279,6 +279,14 @@ fn is_platform(ctx: &Ctx, key: &str, platform: Option<&(String, String)>) -> boo
             .is_some_and(|(id, arn)| key == id || key == arn || key.ends_with(&format!("key/{id}")))
 }
 
+/// The tags of one secret: the component's, and its own `Name` (the two
+/// secrets are told apart by it, as every object the provider makes).
+fn tags_of(ctx: &Ctx, which: AppSecret) -> BTreeMap<String, String> {
+    let mut tags = ctx.tags(COMPONENT);
+    tags.insert("Name".to_string(), which.name(&ctx.env));
+    tags
+}
+
 fn judged(
     ctx: &Ctx,
     mut state: AppSecretsState,
@@ -313,7 +321,7 @@ fn judged(
                 tags.extend(super::tag_problems(
                     &format!("secret {name}"),
                     &s.tags,
-                    &ctx.tags(COMPONENT),
+                    &tags_of(ctx, which),
                 ));
             }
         }
@@ -414,7 +422,7 @@ async fn ensure_one(
 ) -> Result<bool, ComponentError> {
     let sm = ctx.aws.secretsmanager();
     let name = which.name(&ctx.env);
-    let tags = ctx.tags(COMPONENT);
+    let tags = tags_of(ctx, which);
     let Some(secret) = existing else {
         let value = match which {
             AppSecret::Jwt => new_jwt(ctx).await?,
