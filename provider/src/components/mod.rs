@@ -52,6 +52,8 @@ pub fn each(visitor: &mut impl describe::Visit) {
     visitor.visit::<documents::DocumentsBucket>();
     visitor.visit::<secrets::AppSecrets>();
     visitor.visit::<edge::Edge>();
+    // Last: its reading judges its policies against the ARNs the other
+    // components' readings have just written (`identity::Targets`).
     visitor.visit::<identity::WorkloadIdentity>();
 }
 
