@@ -397,6 +397,18 @@ DEFAULT_EKS_ADDON_VERSIONS: dict[str, dict] = {
          "defaultFor": ["1.29", "1.30", "1.31", "1.32"]},
         {"addonVersion": "v1.11.3-eksbuild.1", "clusterVersions": ["1.29", "1.30", "1.31"], "defaultFor": []},
     ]},
+    # The EBS CSI driver ("Store Kubernetes volumes with Amazon EBS", EKS
+    # User Guide; its add-on runs with an IAM role for its service account,
+    # `serviceAccountRoleArn`): one build supports a range of Kubernetes
+    # versions, the newest build is the default for each. Assumption: which
+    # builds, and their ranges (the User Guide names no table).
+    "aws-ebs-csi-driver": {"type": "storage", "requiresIamPermissions": True, "versions": [
+        {"addonVersion": "v1.48.0-eksbuild.2", "clusterVersions": ["1.29", "1.30", "1.31", "1.32", "1.33", "1.34"],
+         "defaultFor": ["1.29", "1.30", "1.31", "1.32", "1.33", "1.34"]},
+        {"addonVersion": "v1.45.0-eksbuild.2", "clusterVersions": ["1.29", "1.30", "1.31", "1.32", "1.33"],
+         "defaultFor": []},
+        {"addonVersion": "v1.37.0-eksbuild.1", "clusterVersions": ["1.29", "1.30", "1.31"], "defaultFor": []},
+    ]},
     "kube-proxy": {"type": "networking", "requiresIamPermissions": False, "versions": [
         {"addonVersion": "v1.34.0-eksbuild.2", "clusterVersions": ["1.34"], "defaultFor": ["1.34"]},
         {"addonVersion": "v1.33.3-eksbuild.4", "clusterVersions": ["1.33"], "defaultFor": ["1.33"]},
@@ -580,6 +592,8 @@ class EksClusterState:
 
     created_at: float
     version: str | None = None
+    # The id of the cluster's own OIDC issuer (see `_eks_cluster_view`).
+    issuer_id: str = field(default_factory=lambda: uuid.uuid4().hex.upper())
     nodegroups: dict[str, dict] = field(default_factory=dict)
     addons: dict[str, dict] = field(default_factory=dict)
     addon_reads: dict[str, int] = field(default_factory=dict)
@@ -954,6 +968,9 @@ class AwsProxy:
                 self._performance_insights[ident] = call.params["EnablePerformanceInsights"].lower()
             if call.action == "ModifyDBInstance" and call.params.get("EngineVersion"):
                 self._upgrade_read_replicas(call.region, ident)
+            if call.action in ("CreateDBInstance", "ModifyDBInstance") and \
+                    str(call.params.get("ManageMasterUserPassword", "")).lower() == "true":
+                self._master_user_secret(call.region, ident)
             elif call.action == "DescribeDBInstances":
                 payload = self._with_performance_insights(payload)
         return payload
@@ -1034,6 +1051,32 @@ class AwsProxy:
         if isinstance(cluster, dict):
             cluster.setdefault("resourcesVpcConfig", {})["clusterSecurityGroupId"] = group
         return json.dumps(answer).encode()
+
+    # Characters RDS allows in a master password: printable ASCII but
+    # / ' " @ and space ("Naming constraints in Amazon RDS", RDS User Guide).
+    RDS_PASSWORD_CHARACTERS = "".join(
+        c for c in map(chr, range(33, 127)) if c not in "/'\"@")
+
+    def _master_user_secret(self, region: str, ident: str) -> None:
+        """With ManageMasterUserPassword, RDS generates the master password
+        and keeps it with the master username in a secret it manages,
+        `{"username", "password"}` ("Password management with Amazon RDS and
+        AWS Secrets Manager", RDS User Guide). moto writes the same
+        `admin`/`P@55w0rd!` into every such secret: the proxy puts the
+        instance's own master username and a generated password in.
+        Assumption: the password's length (28) and that it may use every
+        character RDS allows."""
+        rds = self._moto("rds", region)
+        try:
+            db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+        except (botocore.exceptions.ClientError, IndexError):
+            return
+        arn = (db.get("MasterUserSecret") or {}).get("SecretArn")
+        if not arn:
+            return
+        password = "".join(random.SystemRandom().choice(self.RDS_PASSWORD_CHARACTERS) for _ in range(28))
+        self._moto("secretsmanager", region).put_secret_value(
+            SecretId=arn, SecretString=json.dumps({"username": db["MasterUsername"], "password": password}))
 
     def _with_performance_insights(self, payload: bytes) -> bytes:
         text = payload.decode()
@@ -1996,8 +2039,8 @@ class AwsProxy:
             cluster = answer["cluster"]
             with self._lock:
                 self._eks.pop((region, cluster.get("name")), None)
-                self._eks_state_locked(region, cluster.get("name"), cluster.get("createdAt"))
-            self._eks_cluster_view(cluster, None)
+                state = self._eks_state_locked(region, cluster.get("name"), cluster.get("createdAt"))
+            self._eks_cluster_view(cluster, state)
             return json.dumps(answer).encode()
         if operation == "DeleteCluster" and len(parts) >= 2:
             with self._lock:
@@ -2061,9 +2104,19 @@ class AwsProxy:
         """A cluster's version after the proxy's updates, and the platform
         version EKS gives that version ("Clusters are always created with
         the latest available Amazon EKS platform version", "View Amazon EKS
-        platform versions"; moto says eks.4)."""
+        platform versions"; moto says eks.4). Every cluster has an OIDC
+        issuer of its own, `https://oidc.eks.<region>.amazonaws.com/id/<id>`
+        ("Each cluster has an OpenID Connect (OIDC) issuer URL associated
+        with it", EKS User Guide, "Create an IAM OIDC provider for your
+        cluster"; DescribeCluster `identity.oidc.issuer`): moto gives every
+        cluster of a server the same one. Assumption: the id is 32
+        uppercase hex digits (the User Guide's examples)."""
         if state is not None and state.version:
             cluster["version"] = state.version
+        if state is not None:
+            region = str(cluster.get("arn", "")).split(":")[3:4] or ["us-east-1"]
+            cluster["identity"] = {"oidc": {
+                "issuer": f"https://oidc.eks.{region[0]}.amazonaws.com/id/{state.issuer_id}"}}
         row = self._eks_row(cluster.get("version"))
         if row:
             cluster["platformVersion"] = row["defaultPlatformVersion"]

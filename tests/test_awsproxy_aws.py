@@ -6,6 +6,9 @@ are made in moto directly, as the other tests do."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import boto3
 import botocore.config
 import botocore.exceptions
@@ -216,12 +219,13 @@ def test_a_new_node_group_runs_the_cluster_version(moto, aws_proxy):
 def test_add_on_versions_are_listed_per_kubernetes_version(aws_proxy):
     eks = client("eks", aws_proxy.endpoint)
     addons = eks.describe_addon_versions(kubernetesVersion="1.31")["addons"]
-    assert [a["addonName"] for a in addons] == ["coredns", "kube-proxy", "vpc-cni"]
+    assert [a["addonName"] for a in addons] == ["aws-ebs-csi-driver", "coredns", "kube-proxy", "vpc-cni"]
     for addon in addons:
         defaults = [v["addonVersion"] for v in addon["addonVersions"]
                     for c in v["compatibilities"] if c["clusterVersion"] == "1.31" and c["defaultVersion"]]
         assert len(defaults) == 1, addon
-        assert addon["owner"] == "aws" and addon["publisher"] == "eks" and addon["type"] == "networking"
+        kind = "storage" if addon["addonName"] == "aws-ebs-csi-driver" else "networking"
+        assert addon["owner"] == "aws" and addon["publisher"] == "eks" and addon["type"] == kind
     proxy_versions = next(a for a in addons if a["addonName"] == "kube-proxy")["addonVersions"]
     assert [v["addonVersion"] for v in proxy_versions] == ["v1.31.7-eksbuild.7", "v1.31.3-eksbuild.2"]
     cni = eks.describe_addon_versions(addonName="vpc-cni")["addons"][0]["addonVersions"]
@@ -229,7 +233,44 @@ def test_add_on_versions_are_listed_per_kubernetes_version(aws_proxy):
     assert cni[0]["requiresIamPermissions"] is True
     first = eks.describe_addon_versions(maxResults=2)
     second = eks.describe_addon_versions(maxResults=2, nextToken=first["nextToken"])
-    assert [a["addonName"] for a in first["addons"] + second["addons"]] == ["coredns", "kube-proxy", "vpc-cni"]
+    assert [a["addonName"] for a in first["addons"] + second["addons"]] == [
+        "aws-ebs-csi-driver", "coredns", "kube-proxy", "vpc-cni"]
+
+
+def test_the_ebs_csi_driver_add_on_runs_with_the_role_and_configuration_it_is_given(moto, aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    eks_cluster(moto.endpoint, eks)
+    ebs = eks.describe_addon_versions(addonName="aws-ebs-csi-driver", kubernetesVersion="1.31")["addons"][0]
+    assert ebs["type"] == "storage"
+    assert all(v["requiresIamPermissions"] for v in ebs["addonVersions"])
+    role = "arn:aws:iam::123456789012:role/shop-ebs-csi-driver"
+    config = '{"controller":{"k8sTagClusterId":"shop"}}'
+    eks.create_addon(clusterName="shop", addonName="aws-ebs-csi-driver", serviceAccountRoleArn=role,
+                     configurationValues=config)
+    eks.describe_addon(clusterName="shop", addonName="aws-ebs-csi-driver")
+    addon = eks.describe_addon(clusterName="shop", addonName="aws-ebs-csi-driver")["addon"]
+    assert (addon["status"], addon["addonVersion"]) == ("ACTIVE", "v1.48.0-eksbuild.2")
+    assert (addon["serviceAccountRoleArn"], addon["configurationValues"]) == (role, config)
+    other = "arn:aws:iam::123456789012:role/other"
+    update = eks.update_addon(clusterName="shop", addonName="aws-ebs-csi-driver", serviceAccountRoleArn=other)["update"]
+    assert {"type": "ServiceAccountRoleArn", "value": other} in update["params"]
+    eks.describe_update(name="shop", updateId=update["id"], addonName="aws-ebs-csi-driver")
+    assert eks.describe_addon(clusterName="shop", addonName="aws-ebs-csi-driver")["addon"]["serviceAccountRoleArn"] == other
+
+
+def test_every_cluster_has_an_oidc_issuer_of_its_own(moto, aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    made = eks_cluster(moto.endpoint, eks, "shop")
+    eks_cluster(moto.endpoint, eks, "depot")
+    issuer = {n: eks.describe_cluster(name=n)["cluster"]["identity"]["oidc"]["issuer"] for n in ("shop", "depot")}
+    assert issuer["shop"] != issuer["depot"]
+    for url in issuer.values():
+        assert re.fullmatch(r"https://oidc\.eks\.us-east-1\.amazonaws\.com/id/[0-9A-F]{32}", url), url
+    # The same cluster keeps its issuer; a cluster made again gets another.
+    assert eks.describe_cluster(name="shop")["cluster"]["identity"]["oidc"]["issuer"] == issuer["shop"]
+    eks.delete_cluster(name="shop")
+    eks.create_cluster(name="shop", version="1.31", roleArn=made["role"], resourcesVpcConfig={"subnetIds": made["subnets"]})
+    assert eks.describe_cluster(name="shop")["cluster"]["identity"]["oidc"]["issuer"] != issuer["shop"]
 
 
 def test_a_managed_add_on_is_created_described_updated_and_deleted(moto, aws_proxy):
@@ -349,6 +390,18 @@ def postgres(rds, ident: str, version: str, **extra) -> None:
     rds.create_db_instance(DBInstanceIdentifier=ident, Engine="postgres", EngineVersion=version,
                            DBInstanceClass="db.t4g.micro", AllocatedStorage=20, MasterUsername="idis",
                            MasterUserPassword="not-a-secret-1", **extra)
+
+
+def test_an_rds_managed_master_secret_holds_the_master_username_and_a_password_rds_made(moto, aws_proxy):
+    rds = client("rds", aws_proxy.endpoint)
+    rds.create_db_instance(DBInstanceIdentifier="orders", Engine="postgres", EngineVersion="16.8",
+                           DBInstanceClass="db.t4g.micro", AllocatedStorage=20, MasterUsername="ledger_owner",
+                           ManageMasterUserPassword=True)
+    arn = rds.describe_db_instances(DBInstanceIdentifier="orders")["DBInstances"][0]["MasterUserSecret"]["SecretArn"]
+    secret = json.loads(client("secretsmanager", moto.endpoint).get_secret_value(SecretId=arn)["SecretString"])
+    assert secret["username"] == "ledger_owner"
+    assert len(secret["password"]) == 28 and secret["password"] != "P@55w0rd!"
+    assert not set(secret["password"]) & set("/'\"@ ")
 
 
 def test_a_major_upgrade_needs_allow_major_version_upgrade_and_the_new_family(moto, aws_proxy):

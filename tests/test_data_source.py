@@ -70,7 +70,7 @@ def test_an_application_stack_reads_the_same_outputs_the_managing_stack_has(stac
 
     # Every output of the resource, and nothing the data source invents.
     outputs = sorted(k for k in everything if k not in ("name", "region"))
-    assert len(outputs) == 33, outputs
+    assert len(outputs) == 44, outputs
     differing = {k: (everything[k], managed[k]) for k in outputs if everything[k] != managed[k]}
     assert differing == {}
     assert (everything["name"], everything["region"]) == (ENV, "us-east-1")
@@ -78,7 +78,8 @@ def test_an_application_stack_reads_the_same_outputs_the_managing_stack_has(stac
     for key in ("vpc_id", "cluster_endpoint", "cluster_arn", "node_group_arn", "database_arn",
                 "database_endpoint", "database_master_secret_arn", "cache_primary_endpoint",
                 "cache_auth_secret_arn", "audit_bucket_arn", "platform_key_arn", "web_acl_arn",
-                "ingress_annotations"):
+                "ingress_annotations", "documents_bucket_arn", "jwt_secret_arn", "encryption_key_secret_arn",
+                "oidc_provider_arn", "api_role_arn", "external_secrets_role_arn", "kubernetes_manifests"):
         assert everything[key], key
     assert len(everything["private_subnet_ids"]) == 3
     assert set(everything["tenant_key_arns"]) == {"acme", "globex"}
@@ -104,7 +105,8 @@ def test_an_application_stack_reads_the_same_outputs_the_managing_stack_has(stac
     kms = aws("kms")
     alias = next(a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == f"alias/idis/{ENV}/acme")
     assert kms.describe_key(KeyId=alias["TargetKeyId"])["KeyMetadata"]["Arn"] == everything["tenant_key_arns"]["acme"]
-    assert everything["app_config"]["IDIS_S3_BUCKET"] == everything["audit_bucket_name"]
+    assert everything["app_config"]["IDIS_S3_BUCKET"] == everything["documents_bucket_name"]
+    assert everything["app_config"]["IDIS_AUDIT_S3_BUCKET"] == everything["audit_bucket_name"]
 
     # Reading again changes nothing, and the managing stack is untouched.
     again = app.plan("-detailed-exitcode", check=False)

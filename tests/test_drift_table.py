@@ -1,6 +1,7 @@
 """Everything the provider makes is read back: out-of-band changes, each
 made with boto3 directly against moto the way someone with the console
-would make it, across all seven components.
+would make it (through the proxy for EKS add-ons, which only it plays),
+across all ten components.
 
 For every change of the table: `terraform plan -refresh-only
 -detailed-exitcode` exits 2 and names the component and the setting (and
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+
+import boto3
 from typing import Callable
 
 from test_environment import ENV, PREFIX, state_of
@@ -24,13 +27,16 @@ NODE_GROUP = {"clusterName": PREFIX, "nodegroupName": f"{PREFIX}-default"}
 class World:
     """boto3 clients on moto and the ids of what the provider made."""
 
-    def __init__(self, aws, state: dict):
+    def __init__(self, aws, state: dict, proxy_eks=None):
         self.aws = aws
         self.state = state
+        # EKS add-ons exist only in the proxy, which plays them.
+        self.proxy_eks = proxy_eks
         self.ec2, self.s3, self.rds, self.kms = aws("ec2"), aws("s3"), aws("rds"), aws("kms")
         self.eks, self.iam, self.ec, self.waf = aws("eks"), aws("iam"), aws("elasticache"), aws("wafv2")
         self.sm = aws("secretsmanager")
         self.bucket = state["audit_bucket_name"]
+        self.documents = state["documents_bucket_name"]
         self.vpc = state["vpc_id"]
         groups = self.ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [self.vpc]}])["SecurityGroups"]
         self.group = {g["GroupName"]: g["GroupId"] for g in groups}
@@ -93,6 +99,53 @@ def _no_public_grant(w: World) -> bool:
     statements = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
     tls = any(s.get("Sid") == "DenyInsecureTransport" for s in statements)
     return tls and not any(s.get("Effect") == "Allow" and s.get("Principal") == "*" for s in statements)
+
+
+def _public_documents(w: World) -> None:
+    policy = json.loads(w.s3.get_bucket_policy(Bucket=w.documents)["Policy"])
+    policy["Statement"].append({"Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+                                "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{w.documents}/*"})
+    w.s3.put_bucket_policy(Bucket=w.documents, Policy=json.dumps(policy))
+
+
+def _documents_private(w: World) -> bool:
+    statements = json.loads(w.s3.get_bucket_policy(Bucket=w.documents)["Policy"])["Statement"]
+    return not any(s.get("Effect") == "Allow" for s in statements) and any(
+        s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
+
+
+def _api_trust(w: World) -> dict:
+    return w.iam.get_role(RoleName=f"{PREFIX}-api")["Role"]["AssumeRolePolicyDocument"]
+
+
+def _widen_api_trust(w: World) -> None:
+    # Any service account of the cluster may now take the API's role.
+    trust = _api_trust(w)
+    condition = trust["Statement"][0]["Condition"]
+    sub = next(k for k in condition["StringEquals"] if k.endswith(":sub"))
+    del condition["StringEquals"][sub]
+    condition["StringLike"] = {sub: "system:serviceaccount:*:*"}
+    w.iam.update_assume_role_policy(RoleName=f"{PREFIX}-api", PolicyDocument=json.dumps(trust))
+
+
+def _api_trust_exact(w: World) -> bool:
+    condition = _api_trust(w)["Statement"][0]["Condition"]
+    return list(condition) == ["StringEquals"] and "system:serviceaccount:idis:idis-api" in condition[
+        "StringEquals"].values()
+
+
+def _secret_live(w: World, name: str) -> bool:
+    try:
+        return "DeletedDate" not in w.sm.describe_secret(SecretId=f"idis/{ENV}/{name}")
+    except w.sm.exceptions.ResourceNotFoundException:
+        return False
+
+
+def _ebs_csi(w: World) -> dict | None:
+    try:
+        return w.proxy_eks.describe_addon(clusterName=PREFIX, addonName="aws-ebs-csi-driver")["addon"]
+    except w.proxy_eks.exceptions.ResourceNotFoundException:
+        return None
 
 
 def _encryption(w: World) -> dict:
@@ -199,6 +252,13 @@ FIRST_ROUND = [
     Change("managed rule group removed from the web ACL", "edge", "web_acl",
            lambda w: w.put_acl(rules=_without("AWSManagedRulesCommonRuleSet")),
            lambda w: _rule_names(w) == MANAGED),
+    Change("a statement lets everyone read the documents", "documents_storage", "bucket_policy",
+           _public_documents, _documents_private),
+    Change("the API role's trust widened to every service account", "workload_identity", "trust_policies",
+           _widen_api_trust, _api_trust_exact),
+    Change("IDIS_ENCRYPTION_KEY deleted without recovery", "app_secrets", "secrets",
+           lambda w: w.sm.delete_secret(SecretId=f"idis/{ENV}/encryption-key", ForceDeleteWithoutRecovery=True),
+           lambda w: _secret_live(w, "encryption-key")),
     # The rest of the first round.
     Change("default retention removed", "audit_storage", "default_retention",
            lambda w: w.s3.put_object_lock_configuration(Bucket=w.bucket, ObjectLockConfiguration={
@@ -298,6 +358,20 @@ SECOND_ROUND = [
                                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
                                                {"Effect": "Allow", "Action": "*", "Resource": "*"}]})),
            lambda w: w.iam.list_role_policies(RoleName=f"{PREFIX}-eks-cluster")["PolicyNames"] == []),
+    Change("IDIS_JWT_SECRET scheduled for deletion", "app_secrets", "secrets",
+           lambda w: w.sm.delete_secret(SecretId=f"idis/{ENV}/jwt-secret", RecoveryWindowInDays=7),
+           lambda w: _secret_live(w, "jwt-secret")),
+    Change("documents lifecycle rule removed", "documents_storage", "lifecycle",
+           lambda w: w.s3.delete_bucket_lifecycle(Bucket=w.documents),
+           lambda w: [r["ID"] for r in w.s3.get_bucket_lifecycle_configuration(Bucket=w.documents)["Rules"]]
+           == ["idis-expire-noncurrent-versions"]),
+    Change("AdministratorAccess attached to the API role", "workload_identity", "permissions",
+           lambda w: w.iam.attach_role_policy(RoleName=f"{PREFIX}-api",
+                                              PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess"),
+           lambda w: _attached(w, f"{PREFIX}-api") == []),
+    Change("EBS CSI driver add-on deleted", "cluster", "ebs_csi_driver",
+           lambda w: w.proxy_eks.delete_addon(clusterName=PREFIX, addonName="aws-ebs-csi-driver"),
+           lambda w: (_ebs_csi(w) or {}).get("serviceAccountRoleArn") == w.state["ebs_csi_driver_role_arn"]),
     Change("bucket key turned off", "audit_storage", "default_encryption",
            lambda w: w.s3.put_bucket_encryption(Bucket=w.bucket, ServerSideEncryptionConfiguration={
                "Rules": [{"ApplyServerSideEncryptionByDefault": {
@@ -308,9 +382,9 @@ SECOND_ROUND = [
 ]
 
 
-def _round(production, aws, changes: list[Change]) -> None:
+def _round(production, aws, proxy_eks, changes: list[Change]) -> None:
     __tracebackhide__ = True
-    world = World(aws, state_of(production))
+    world = World(aws, state_of(production), proxy_eks)
     for change in changes:
         change.make(world)
     drift = production.plan("-refresh-only", "-detailed-exitcode", check=False)
@@ -321,20 +395,23 @@ def _round(production, aws, changes: list[Change]) -> None:
         assert f"{change.component}: {change.key} changed outside Terraform" in drift.stdout + drift.stderr, \
             f"{change.what}: no warning naming {change.component}.{change.key}:\n{drift.stdout}"
     production.apply()
-    world = World(aws, state_of(production))
+    world = World(aws, state_of(production), proxy_eks)
     broken = [change.what for change in changes if not change.repaired(world)]
     assert broken == [], f"not put back by apply: {broken}"
     clean = production.plan("-detailed-exitcode", check=False)
     assert clean.returncode == 0, clean.describe("terraform plan -detailed-exitcode after the repair")
 
 
-def test_every_setting_the_provider_makes_is_read_back_shown_and_repaired(production, aws):
+def test_every_setting_the_provider_makes_is_read_back_shown_and_repaired(production, aws, aws_proxy):
     production.apply()
     clean = production.plan("-refresh-only", "-detailed-exitcode", check=False)
     assert clean.returncode == 0, clean.describe("plan -refresh-only right after apply")
-    _round(production, aws, FIRST_ROUND)
-    _round(production, aws, SECOND_ROUND)
+    proxy_eks = boto3.client("eks", region_name="us-east-1", endpoint_url=aws_proxy.endpoint,
+                             aws_access_key_id="testing", aws_secret_access_key="testing")
+    _round(production, aws, proxy_eks, FIRST_ROUND)
+    _round(production, aws, proxy_eks, SECOND_ROUND)
     distinct = {(c.component, c.what) for c in FIRST_ROUND + SECOND_ROUND}
-    assert len(distinct) >= 30
+    assert len(distinct) >= 40
     assert {c.component for c in FIRST_ROUND + SECOND_ROUND} == {
-        "network", "keys", "cluster", "database", "cache", "audit_storage", "edge"}
+        "network", "keys", "cluster", "database", "cache", "audit_storage", "edge",
+        "documents_storage", "app_secrets", "workload_identity"}

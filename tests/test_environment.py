@@ -39,12 +39,15 @@ def sweep_after_destroy(aws, aws_proxy, bucket: str) -> tuple[dict[str, list[str
     environment, sorted into what is kept on purpose (checked to be in the
     state it should be) and leftovers (which should be none)."""
     ec2, kms, sm = aws("ec2"), aws("kms"), aws("secretsmanager")
-    kept = {"bucket": [], "keys": [], "final snapshot": [], "automated backups": [], "secret pending deletion": [],
+    kept = {"bucket": [], "documents bucket": [], "keys": [], "final snapshot": [], "automated backups": [], "secret pending deletion": [],
             "NAT gateways (deleted)": [], "cache (moto: deleting)": [], "cache subnet group (moto: cannot delete)": []}
     leftovers = []
     for arn in tagged(aws):
         if arn.endswith(f":::{bucket}"):
             kept["bucket"].append(arn)
+        elif arn.startswith(f"arn:aws:s3:::{PREFIX}-documents-"):
+            # The application's documents: kept (retain_on_destroy).
+            kept["documents bucket"].append(arn)
         elif ":kms:" in arn:
             assert kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion", arn
             kept["keys"].append(arn)
@@ -143,7 +146,10 @@ def test_production_contract_lands_in_aws_and_replans_clean(production, aws, aws
     assert aws("shield").list_protections().get("Protections", []) == []
     assert out["ingress_annotations"]["alb.ingress.kubernetes.io/wafv2-acl-arn"] == acls[0]["ARN"]
 
-    assert out["app_config"]["IDIS_S3_BUCKET"] == bucket
+    # Documents go to the documents bucket; the WORM audit bucket has a
+    # setting of its own.
+    assert out["app_config"]["IDIS_S3_BUCKET"] == out["documents_bucket_name"] != bucket
+    assert out["app_config"]["IDIS_AUDIT_S3_BUCKET"] == bucket
     assert out["secret_refs"]["IDIS_DATABASE_CREDENTIALS"] == state["database_master_secret_arn"]
 
     again = production.plan("-detailed-exitcode", check=False)
@@ -262,22 +268,32 @@ def test_destroy_is_refused_while_protected_then_removes_all_but_the_kept_bucket
     assert not aws("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"]
     assert not aws("shield").list_protections().get("Protections")
     assert bucket in [b["Name"] for b in aws("s3").list_buckets()["Buckets"]], "the audit bucket is kept"
+    # Workload identity holds no data: its roles and OIDC provider are gone.
+    iam = aws("iam")
+    assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(PREFIX)]
+    assert iam.list_open_id_connect_providers()["OpenIDConnectProviderList"] == []
     # The tagging sweep: what is left must be kept on purpose.
     kept, leftovers = sweep_after_destroy(aws, aws_proxy, bucket)
     assert leftovers == [], f"tagged leftovers after destroy: {leftovers}"
     assert len(kept["keys"]) == 3, kept
+    assert len(kept["documents bucket"]) == 1, kept
+    # The cache auth token, IDIS_JWT_SECRET and IDIS_ENCRYPTION_KEY.
+    assert len(kept["secret pending deletion"]) == 3, kept
     assert len(kept["final snapshot"]) == 1, "the final snapshot was taken"
     print("kept after destroy:", {k: len(v) for k, v in kept.items()})
 
 
 def test_no_secret_reaches_state_plan_or_trace_logs(production, aws):
-    production.apply(env={"TF_LOG": "TRACE"})
+    # The first apply generates the JWT secret and the encryption key: its
+    # trace is where they would leak.
+    created_logs = production.apply(env={"TF_LOG": "TRACE"})
     applied_logs = production.run("apply", "-input=false", "-auto-approve", env={"TF_LOG": "TRACE"})
     state = state_of(production)
     sm = aws("secretsmanager")
     secrets = [
-        sm.get_secret_value(SecretId=state["database_master_secret_arn"])["SecretString"],
-        sm.get_secret_value(SecretId=state["cache_auth_secret_arn"])["SecretString"],
+        sm.get_secret_value(SecretId=state[arn])["SecretString"]
+        for arn in ("database_master_secret_arn", "cache_auth_secret_arn", "jwt_secret_arn",
+                    "encryption_key_secret_arn")
     ]
     values = []
     for secret in secrets:
@@ -302,6 +318,7 @@ def test_no_secret_reaches_state_plan_or_trace_logs(production, aws):
     for value in values:
         assert value not in tfstate, "a secret is in terraform.tfstate"
         assert value not in plan_json, "a secret is in the plan JSON"
+        assert value not in created_logs.stdout + created_logs.stderr, "a secret is in TF_LOG=trace output"
         assert value not in applied_logs.stdout + applied_logs.stderr, "a secret is in TF_LOG=trace output"
         assert value not in diagnostics, "a secret is in a warning or error diagnostic"
 

@@ -73,6 +73,10 @@ output "audit_bucket_name" {
   value = module.idis_production.audit_bucket_name
 }
 
+output "documents_bucket_name" {
+  value = module.idis_production.documents_bucket_name
+}
+
 output "tenant_key_arns" {
   value = module.idis_production.tenant_key_arns
 }
@@ -91,4 +95,8 @@ output "app_config" {
 
 output "secret_refs" {
   value = module.idis_production.secret_refs
+}
+
+output "kubernetes_manifests" {
+  value = module.idis_production.kubernetes_manifests
 }

@@ -1,5 +1,6 @@
 # One IDIS environment: network, keys, EKS, PostgreSQL, Redis, the WORM
-# audit bucket and the edge, as one idis_environment resource.
+# audit bucket, the documents bucket, the application's secrets, workload
+# identity and the edge, as one idis_environment resource.
 
 resource "idis_environment" "this" {
   name   = var.environment
@@ -48,6 +49,25 @@ resource "idis_environment" "this" {
     retention_mode    = var.audit_retention_mode
     retention_days    = var.audit_retention_days
     retain_on_destroy = var.retain_audit_bucket_on_destroy
+  }
+
+  documents_storage {
+    noncurrent_version_expiration_days = var.documents_noncurrent_version_expiration_days
+    retain_on_destroy                  = var.retain_documents_bucket_on_destroy
+  }
+
+  app_secrets {
+    recovery_window_days = var.app_secrets_recovery_window_days
+  }
+
+  workload_identity {
+    namespace                                = var.app_namespace
+    api_service_account                      = var.api_service_account
+    external_secrets_service_account         = var.external_secrets_service_account
+    load_balancer_controller_namespace       = var.load_balancer_controller_namespace
+    load_balancer_controller_service_account = var.load_balancer_controller_service_account
+    cluster_autoscaler_namespace             = var.cluster_autoscaler_namespace
+    cluster_autoscaler_service_account       = var.cluster_autoscaler_service_account
   }
 
   edge {

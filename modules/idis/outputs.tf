@@ -118,6 +118,56 @@ output "audit_bucket_arn" {
   value       = idis_environment.this.audit_bucket_arn
 }
 
+output "documents_bucket_name" {
+  description = "Documents bucket name (IDIS_S3_BUCKET)."
+  value       = idis_environment.this.documents_bucket_name
+}
+
+output "documents_bucket_arn" {
+  description = "Documents bucket ARN."
+  value       = idis_environment.this.documents_bucket_arn
+}
+
+output "jwt_secret_arn" {
+  description = "Secrets Manager ARN of IDIS_JWT_SECRET (JSON kid and secret)."
+  value       = idis_environment.this.jwt_secret_arn
+}
+
+output "encryption_key_secret_arn" {
+  description = "Secrets Manager ARN of IDIS_ENCRYPTION_KEY (AES-256 key, base64)."
+  value       = idis_environment.this.encryption_key_secret_arn
+}
+
+output "oidc_provider_arn" {
+  description = "ARN of the cluster's IAM OIDC provider."
+  value       = idis_environment.this.oidc_provider_arn
+}
+
+output "api_role_arn" {
+  description = "IAM role of the API and workers (eks.amazonaws.com/role-arn of their service account)."
+  value       = idis_environment.this.api_role_arn
+}
+
+output "external_secrets_role_arn" {
+  description = "IAM role the external-secrets SecretStore reads the environment's secrets with."
+  value       = idis_environment.this.external_secrets_role_arn
+}
+
+output "load_balancer_controller_role_arn" {
+  description = "IAM role of the AWS Load Balancer Controller."
+  value       = idis_environment.this.load_balancer_controller_role_arn
+}
+
+output "ebs_csi_driver_role_arn" {
+  description = "IAM role of the EBS CSI driver add-on."
+  value       = idis_environment.this.ebs_csi_driver_role_arn
+}
+
+output "cluster_autoscaler_role_arn" {
+  description = "IAM role of the cluster autoscaler."
+  value       = idis_environment.this.cluster_autoscaler_role_arn
+}
+
 output "web_acl_arn" {
   description = "WAFv2 web ACL ARN (null without WAF)."
   value       = idis_environment.this.web_acl_arn
@@ -154,6 +204,11 @@ output "app_config" {
 }
 
 output "secret_refs" {
-  description = "Secret IDIS_* settings mapped to Secrets Manager ARNs."
+  description = "Secret IDIS_* settings mapped to Secrets Manager ARNs: IDIS_DATABASE_URL, IDIS_REDIS_URL, IDIS_JWT_SECRET, IDIS_ENCRYPTION_KEY (and the raw database credentials and Redis auth token)."
   value       = idis_environment.this.secret_refs
+}
+
+output "kubernetes_manifests" {
+  description = "Kubernetes manifests (YAML) that deliver the settings to the application: config_map, service_account, external_secrets_service_account, secret_store, external_secret. No secret value is in them."
+  value       = idis_environment.this.kubernetes_manifests
 }

@@ -217,6 +217,102 @@ variable "retain_audit_bucket_on_destroy" {
   default     = true
 }
 
+variable "documents_noncurrent_version_expiration_days" {
+  description = "Days a document version the application overwrote or deleted is kept in the documents bucket before S3 expires it, 1 to 36500."
+  type        = number
+  default     = 90
+  validation {
+    condition     = var.documents_noncurrent_version_expiration_days >= 1 && var.documents_noncurrent_version_expiration_days <= 36500 && floor(var.documents_noncurrent_version_expiration_days) == var.documents_noncurrent_version_expiration_days
+    error_message = "documents_noncurrent_version_expiration_days must be a whole number of days from 1 to 36500."
+  }
+}
+
+variable "retain_documents_bucket_on_destroy" {
+  description = "Keep the documents bucket (the application's documents) when the environment is destroyed; when false, destroy deletes it only if it holds no object version."
+  type        = bool
+  default     = true
+}
+
+variable "app_secrets_recovery_window_days" {
+  description = "Days IDIS_JWT_SECRET and IDIS_ENCRYPTION_KEY can still be restored after a destroy schedules their deletion, 7 to 30."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.app_secrets_recovery_window_days >= 7 && var.app_secrets_recovery_window_days <= 30 && floor(var.app_secrets_recovery_window_days) == var.app_secrets_recovery_window_days
+    error_message = "app_secrets_recovery_window_days must be a whole number of days from 7 to 30."
+  }
+}
+
+variable "app_namespace" {
+  description = "Kubernetes namespace of the application: its API and worker service account, the external-secrets SecretStore and ExternalSecret, and the ConfigMap of kubernetes_manifests."
+  type        = string
+  default     = "idis"
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.app_namespace))
+    error_message = "app_namespace must be a Kubernetes namespace name: 1 to 63 lowercase letters, digits and dashes, starting and ending with a letter or digit."
+  }
+}
+
+variable "api_service_account" {
+  description = "Service account (in app_namespace) of the API and workers: the only one the API's IAM role trusts."
+  type        = string
+  default     = "idis-api"
+  validation {
+    condition     = length(var.api_service_account) <= 253 && can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", var.api_service_account))
+    error_message = "api_service_account must be a Kubernetes service account name: lowercase letters, digits, dashes and dots, starting and ending with a letter or digit, at most 253 characters."
+  }
+}
+
+variable "external_secrets_service_account" {
+  description = "Service account (in app_namespace) the external-secrets SecretStore authenticates as: the only one the external-secrets IAM role trusts."
+  type        = string
+  default     = "idis-external-secrets"
+  validation {
+    condition     = length(var.external_secrets_service_account) <= 253 && can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", var.external_secrets_service_account))
+    error_message = "external_secrets_service_account must be a Kubernetes service account name: lowercase letters, digits, dashes and dots, starting and ending with a letter or digit, at most 253 characters."
+  }
+}
+
+variable "load_balancer_controller_namespace" {
+  description = "Namespace of the AWS Load Balancer Controller."
+  type        = string
+  default     = "kube-system"
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.load_balancer_controller_namespace))
+    error_message = "load_balancer_controller_namespace must be a Kubernetes namespace name: 1 to 63 lowercase letters, digits and dashes, starting and ending with a letter or digit."
+  }
+}
+
+variable "load_balancer_controller_service_account" {
+  description = "Service account of the AWS Load Balancer Controller: the only one its IAM role trusts."
+  type        = string
+  default     = "aws-load-balancer-controller"
+  validation {
+    condition     = length(var.load_balancer_controller_service_account) <= 253 && can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", var.load_balancer_controller_service_account))
+    error_message = "load_balancer_controller_service_account must be a Kubernetes service account name: lowercase letters, digits, dashes and dots, starting and ending with a letter or digit, at most 253 characters."
+  }
+}
+
+variable "cluster_autoscaler_namespace" {
+  description = "Namespace of the cluster autoscaler."
+  type        = string
+  default     = "kube-system"
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.cluster_autoscaler_namespace))
+    error_message = "cluster_autoscaler_namespace must be a Kubernetes namespace name: 1 to 63 lowercase letters, digits and dashes, starting and ending with a letter or digit."
+  }
+}
+
+variable "cluster_autoscaler_service_account" {
+  description = "Service account of the cluster autoscaler: the only one its IAM role trusts."
+  type        = string
+  default     = "cluster-autoscaler"
+  validation {
+    condition     = length(var.cluster_autoscaler_service_account) <= 253 && can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", var.cluster_autoscaler_service_account))
+    error_message = "cluster_autoscaler_service_account must be a Kubernetes service account name: lowercase letters, digits, dashes and dots, starting and ending with a letter or digit, at most 253 characters."
+  }
+}
+
 variable "waf_rate_limit" {
   description = "Requests per 5 minutes from one IP before the WAF blocks it."
   type        = number

@@ -191,6 +191,33 @@ async fn cluster_is_built_as_specified_and_a_rerun_adopts_it() {
     let built = cluster::ensure(&ctx, &spec, &net, &keys)
         .await
         .expect("ensure builds the cluster");
+    // The EBS CSI driver comes with the cluster's follow-up, once
+    // workload_identity made its role (here: the role, made by hand).
+    assert_eq!(
+        built.verdicts.problems("ebs_csi_driver"),
+        Some(&["add-on aws-ebs-csi-driver is not installed".to_string()][..])
+    );
+    let role = aws
+        .iam()
+        .create_role()
+        .role_name("idis-prod-ebs-csi-driver")
+        .assume_role_policy_document("{}")
+        .send()
+        .await
+        .expect("role")
+        .role
+        .expect("role")
+        .arn;
+    terraform_provider_idis::components::addons::ensure_ebs_csi(
+        &ctx,
+        "idis-prod",
+        "1.31",
+        &role,
+        &ctx.tags("cluster"),
+    )
+    .await
+    .expect("the EBS CSI driver is installed");
+    let built = cluster::find(&ctx).await.expect("find").expect("cluster");
     support::assert_guards_hold::<cluster::EksCluster>(&built.verdicts, &spec);
 
     // The cluster, as EKS reports it.
@@ -341,7 +368,8 @@ async fn cluster_is_built_as_specified_and_a_rerun_adopts_it() {
         .iter()
         .filter(|r| r.role_name().starts_with("idis-prod-"))
         .count();
-    assert_eq!(ours, 2);
+    // The control plane's and the nodes', and the EBS CSI driver's made above.
+    assert_eq!(ours, 3);
 }
 
 #[tokio::test]

@@ -19,11 +19,30 @@ const COMPONENT: &str = "cluster";
 /// The add-ons every environment's cluster runs.
 pub const ADDONS: &[&str] = &["vpc-cni", "coredns", "kube-proxy"];
 
+/// The EBS CSI driver ("Store Kubernetes volumes with Amazon EBS", EKS
+/// User Guide): persistent volumes for the platform's stateful workloads.
+/// It runs with an IAM role for its service account, so it is installed by
+/// the cluster's follow-up, once `workload_identity` made that role.
+pub const EBS_CSI: &str = "aws-ebs-csi-driver";
+
 /// One add-on as EKS reports it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Seen {
     pub version: Option<String>,
     pub status: Option<String>,
+    /// The IAM role its service account runs with (`serviceAccountRoleArn`).
+    pub role_arn: Option<String>,
+    /// Its configuration values, as JSON text.
+    pub configuration: Option<String>,
+}
+
+fn seen_of(a: Addon) -> Seen {
+    Seen {
+        version: a.addon_version().map(str::to_string),
+        status: a.status().map(|s| s.as_str().to_string()),
+        role_arn: a.service_account_role_arn().map(str::to_string),
+        configuration: a.configuration_values().map(str::to_string),
+    }
 }
 
 /// The versions of one add-on EKS supports on a Kubernetes version, and
@@ -65,16 +84,169 @@ pub async fn read(
     Ok(ADDONS
         .iter()
         .zip(found)
-        .map(|(name, addon)| {
-            (
-                name.to_string(),
-                addon.map(|a| Seen {
-                    version: a.addon_version().map(str::to_string),
-                    status: a.status().map(|s| s.as_str().to_string()),
-                }),
-            )
-        })
+        .map(|(name, addon)| (name.to_string(), addon.map(seen_of)))
         .collect())
+}
+
+/// The EBS CSI driver add-on as EKS reports it, and what EKS supports of
+/// it on `kubernetes`.
+pub async fn read_ebs_csi(
+    ctx: &Ctx,
+    cluster: &str,
+    kubernetes: &str,
+) -> Result<(Option<Seen>, Supported), ComponentError> {
+    let (seen, supported) = tokio::try_join!(
+        describe(ctx, cluster, EBS_CSI),
+        supported_one(ctx, EBS_CSI, kubernetes)
+    )?;
+    Ok((seen.map(seen_of), supported))
+}
+
+/// The configuration the provider gives the EBS CSI driver: it tags the
+/// volumes and snapshots it makes `kubernetes.io/cluster/<cluster>: owned`
+/// (its `k8sTagClusterId` option), which its role's policy requires.
+pub fn ebs_csi_configuration(cluster: &str) -> String {
+    serde_json::json!({ "controller": { "k8sTagClusterId": cluster } }).to_string()
+}
+
+/// What is wrong with the EBS CSI driver add-on against what the provider
+/// makes: installed, healthy, supported, running with `role_arn`, and
+/// tagging volumes for `cluster`.
+pub fn ebs_csi_problems(
+    seen: Option<&Seen>,
+    supported: &Supported,
+    kubernetes: &str,
+    role_arn: &str,
+    cluster: &str,
+) -> Vec<String> {
+    let Some(addon) = seen else {
+        return vec![format!("add-on {EBS_CSI} is not installed")];
+    };
+    let mut problems = Vec::new();
+    let status = addon.status.as_deref().unwrap_or("unknown");
+    if !matches!(status, "ACTIVE" | "CREATING" | "UPDATING") {
+        problems.push(format!("add-on {EBS_CSI} is {status}"));
+    }
+    let version = addon.version.as_deref().unwrap_or_default();
+    if !supported.versions.is_empty() && !supported.versions.iter().any(|v| v == version) {
+        problems.push(format!(
+            "add-on {EBS_CSI} {version} is not supported on Kubernetes {kubernetes}"
+        ));
+    }
+    match addon.role_arn.as_deref() {
+        Some(r) if r == role_arn => {}
+        Some(r) => problems.push(format!("add-on {EBS_CSI} runs as {r}, not {role_arn}")),
+        None => problems.push(format!(
+            "add-on {EBS_CSI} has no service account role (it would run with the nodes' role)"
+        )),
+    }
+    let tagged = addon
+        .configuration
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+        .is_some_and(|c| c["controller"]["k8sTagClusterId"] == cluster);
+    if !tagged {
+        problems.push(format!(
+            "add-on {EBS_CSI} does not tag its volumes for the cluster {cluster} (k8sTagClusterId)"
+        ));
+    }
+    problems
+}
+
+/// Installs the EBS CSI driver add-on with its role and configuration, or
+/// brings it back to them (and to a version its Kubernetes version
+/// supports); waits until it is ACTIVE.
+pub async fn ensure_ebs_csi(
+    ctx: &Ctx,
+    cluster: &str,
+    kubernetes: &str,
+    role_arn: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), ComponentError> {
+    let (mut seen, supported) = read_ebs_csi(ctx, cluster, kubernetes).await?;
+    if seen.as_ref().and_then(|s| s.status.as_deref()) == Some("DELETING") {
+        ctx.wait_for(
+            COMPONENT,
+            &format!("add-on {EBS_CSI} of the EKS cluster {cluster} to be deleted"),
+            || async {
+                Ok(describe(ctx, cluster, EBS_CSI)
+                    .await?
+                    .is_none()
+                    .then_some(()))
+            },
+        )
+        .await?;
+        seen = None;
+    }
+    let Some(version) = supported.default.clone() else {
+        return Err(ComponentError::Conflict {
+            component: COMPONENT,
+            message: format!(
+                "EKS lists no version of the add-on {EBS_CSI} for Kubernetes {kubernetes}"
+            ),
+        });
+    };
+    let configuration = ebs_csi_configuration(cluster);
+    let eks = ctx.aws.eks();
+    match seen {
+        None => {
+            match eks
+                .create_addon()
+                .cluster_name(cluster)
+                .addon_name(EBS_CSI)
+                .addon_version(&version)
+                .service_account_role_arn(role_arn)
+                .configuration_values(&configuration)
+                .resolve_conflicts(ResolveConflicts::Overwrite)
+                .set_tags(Some(tags.clone().into_iter().collect()))
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+                Err(e) => {
+                    return Err(aws_error(
+                        COMPONENT,
+                        format!(
+                            "install the add-on {EBS_CSI} {version} on the EKS cluster {cluster}"
+                        ),
+                        e,
+                    ))
+                }
+            }
+        }
+        Some(addon) => {
+            if ebs_csi_problems(Some(&addon), &supported, kubernetes, role_arn, cluster).is_empty()
+            {
+                return wait_active(ctx, cluster, EBS_CSI).await;
+            }
+            let current = addon.version.clone().unwrap_or_default();
+            let target = if supported.versions.contains(&current) {
+                current
+            } else {
+                version
+            };
+            eks.update_addon()
+                .cluster_name(cluster)
+                .addon_name(EBS_CSI)
+                .addon_version(&target)
+                .service_account_role_arn(role_arn)
+                .configuration_values(&configuration)
+                .resolve_conflicts(ResolveConflicts::Overwrite)
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error(
+                        COMPONENT,
+                        format!("update the add-on {EBS_CSI} of the EKS cluster {cluster} ({target}, its role and configuration)"),
+                        e,
+                    )
+                })?;
+        }
+    }
+    wait_active(ctx, cluster, EBS_CSI).await
 }
 
 async fn supported_one(
@@ -319,6 +491,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_ebs_csi_driver_needs_its_role_and_its_cluster_tag() {
+        let supported = Supported {
+            versions: vec!["v1.48.0-eksbuild.2".into()],
+            default: Some("v1.48.0-eksbuild.2".into()),
+        };
+        let role = "arn:aws:iam::1:role/idis-x-ebs-csi-driver";
+        let good = Seen {
+            version: Some("v1.48.0-eksbuild.2".into()),
+            status: Some("ACTIVE".into()),
+            role_arn: Some(role.into()),
+            configuration: Some(ebs_csi_configuration("idis-x")),
+        };
+        assert!(ebs_csi_problems(Some(&good), &supported, "1.31", role, "idis-x").is_empty());
+        let nodes_role = Seen {
+            role_arn: None,
+            configuration: None,
+            ..good.clone()
+        };
+        assert_eq!(
+            ebs_csi_problems(Some(&nodes_role), &supported, "1.31", role, "idis-x"),
+            [
+                "add-on aws-ebs-csi-driver has no service account role (it would run with the nodes' role)",
+                "add-on aws-ebs-csi-driver does not tag its volumes for the cluster idis-x (k8sTagClusterId)",
+            ]
+        );
+        assert_eq!(
+            ebs_csi_problems(None, &supported, "1.31", role, "idis-x"),
+            ["add-on aws-ebs-csi-driver is not installed"]
+        );
+    }
+
+    #[test]
     fn eksbuild_versions_order_by_their_numbers() {
         assert_eq!(
             newer("v1.19.10-eksbuild.1", "v1.19.2-eksbuild.3"),
@@ -338,6 +542,7 @@ mod tests {
             Some(Seen {
                 version: Some("v1.19.2-eksbuild.1".into()),
                 status: Some("ACTIVE".into()),
+                ..Seen::default()
             }),
         );
         seen.insert(
@@ -345,6 +550,7 @@ mod tests {
             Some(Seen {
                 version: Some("v1.11.1-eksbuild.1".into()),
                 status: Some("DEGRADED".into()),
+                ..Seen::default()
             }),
         );
         let mut supported = BTreeMap::new();

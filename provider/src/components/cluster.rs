@@ -176,6 +176,37 @@ impl Component for EksCluster {
         Box::pin(ensure(ctx, spec, network, keys)).await
     }
 
+    /// The EBS CSI driver runs with a role of `workload_identity`, which
+    /// needs the cluster's OIDC issuer: it is installed once both exist.
+    const FOLLOW_UP_AFTER: &'static [&'static str] = &[super::identity::COMPONENT];
+
+    async fn follow_up(
+        ctx: &Ctx,
+        built: &super::Observed,
+    ) -> Result<Option<ClusterState>, ComponentError> {
+        let cluster = built.need::<EksCluster>(COMPONENT)?;
+        let identity = built.need::<super::identity::WorkloadIdentity>(COMPONENT)?;
+        let role = identity
+            .roles
+            .get(&super::identity::Role::EbsCsiDriver)
+            .map(|r| r.arn.clone())
+            .ok_or_else(|| {
+                conflict(format!(
+                    "the IAM role of the EBS CSI driver ({}) is missing",
+                    super::identity::Role::EbsCsiDriver.name(&ctx.env)
+                ))
+            })?;
+        addons::ensure_ebs_csi(
+            ctx,
+            &cluster_name(ctx),
+            &cluster.kubernetes_version,
+            &role,
+            &ctx.tags(COMPONENT),
+        )
+        .await?;
+        find(ctx).await
+    }
+
     async fn delete(ctx: &Ctx, _spec: &ClusterSpec) -> Result<Vec<String>, ComponentError> {
         delete(ctx).await
     }
@@ -356,7 +387,7 @@ impl Component for EksCluster {
             } else if old != new {
                 d.push(Diagnostic::warning(
                     "Kubernetes upgrade",
-                    format!("cluster: the control plane is upgraded from {old} to {new} in place (about 10 to 25 minutes, API stays available); then the node group (UpdateNodegroupVersion: a rolling node replacement that drains pods) and the add-ons vpc-cni, coredns and kube-proxy (to EKS's default version for {new})."),
+                    format!("cluster: the control plane is upgraded from {old} to {new} in place (about 10 to 25 minutes, API stays available); then the node group (UpdateNodegroupVersion: a rolling node replacement that drains pods) and the add-ons vpc-cni, coredns, kube-proxy and, where {new} does not support its version, aws-ebs-csi-driver (to EKS's default version for {new})."),
                 ));
             }
         }
@@ -453,6 +484,7 @@ const ROLES: usize = 3;
 const TAGS: usize = 4;
 const NODE_VERSION: usize = 5;
 const ADDONS: usize = 6;
+const EBS_CSI: usize = 7;
 
 /// What the provider makes of the cluster without a knob.
 const GUARDS: &[Guard] = &[
@@ -490,6 +522,11 @@ const GUARDS: &[Guard] = &[
         "addons",
         "vpc-cni, coredns, kube-proxy active and supported",
         "The EKS managed add-ons vpc-cni, coredns and kube-proxy are installed, ACTIVE, and on a version EKS supports for the cluster's Kubernetes version (`DescribeAddonVersions`); new ones, and upgrades, take EKS's default version for it.",
+    ),
+    Guard::new(
+        "ebs_csi_driver",
+        "aws-ebs-csi-driver active with its role",
+        "The EKS managed add-on aws-ebs-csi-driver (persistent volumes) is installed, ACTIVE, on a version EKS supports for the cluster's Kubernetes version, runs with the role `idis-<name>-ebs-csi-driver` of `workload_identity` (`serviceAccountRoleArn`), and tags what it makes `kubernetes.io/cluster/idis-<name>` (`k8sTagClusterId`), which that role requires. Installed once the role exists.",
     ),
 ];
 
@@ -736,6 +773,16 @@ fn judge(
         &GUARDS[ADDONS],
         addons::problems(&addons.seen, &addons.supported, version),
     );
+    v.judge(
+        &GUARDS[EBS_CSI],
+        addons::ebs_csi_problems(
+            addons.ebs_csi.as_ref(),
+            &addons.ebs_csi_supported,
+            version,
+            &ebs_csi_role_arn(ctx),
+            &name,
+        ),
+    );
     let private = cluster
         .resources_vpc_config()
         .is_some_and(|c| c.endpoint_private_access());
@@ -802,14 +849,33 @@ fn judge(
 struct Addons {
     seen: BTreeMap<String, Option<addons::Seen>>,
     supported: BTreeMap<String, addons::Supported>,
+    ebs_csi: Option<addons::Seen>,
+    ebs_csi_supported: addons::Supported,
 }
 
 async fn read_addons(ctx: &Ctx, cluster: &Cluster) -> Result<Addons, ComponentError> {
     let name = cluster_name(ctx);
     let version = cluster.version().unwrap_or_default();
-    let (seen, supported) =
-        tokio::try_join!(addons::read(ctx, &name), addons::supported(ctx, version))?;
-    Ok(Addons { seen, supported })
+    let (seen, supported, (ebs_csi, ebs_csi_supported)) = tokio::try_join!(
+        addons::read(ctx, &name),
+        addons::supported(ctx, version),
+        addons::read_ebs_csi(ctx, &name, version),
+    )?;
+    Ok(Addons {
+        seen,
+        supported,
+        ebs_csi,
+        ebs_csi_supported,
+    })
+}
+
+/// The role the EBS CSI driver runs with (made by `workload_identity`).
+fn ebs_csi_role_arn(ctx: &Ctx) -> String {
+    super::identity::Role::EbsCsiDriver.arn(
+        super::partition(&ctx.region),
+        &ctx.account_id,
+        &ctx.env,
+    )
 }
 
 /// The state as AWS reports it.
@@ -858,6 +924,7 @@ fn observe(
         addon_versions: addons
             .seen
             .iter()
+            .chain([(&addons::EBS_CSI.to_string(), &addons.ebs_csi)])
             .filter_map(|(name, a)| {
                 let version = a.as_ref()?.version.clone()?;
                 Some((name.clone(), version))
@@ -1263,7 +1330,7 @@ fn trusts_service(document: &str, service: &str) -> bool {
     })
 }
 
-fn percent_decode(text: &str) -> String {
+pub(super) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let hex = |i: usize| bytes.get(i).and_then(|b| (*b as char).to_digit(16));
     let mut out = Vec::with_capacity(bytes.len());

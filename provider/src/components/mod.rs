@@ -17,11 +17,14 @@ pub mod cache;
 pub mod cluster;
 pub mod database;
 pub mod describe;
+pub mod documents;
 pub mod edge;
 pub mod inventory;
+pub mod identity;
 pub mod keys;
 pub mod network;
 pub mod offers;
+pub mod secrets;
 pub mod storage;
 
 use std::any::Any;
@@ -48,7 +51,12 @@ pub fn each(visitor: &mut impl describe::Visit) {
     visitor.visit::<database::Database>();
     visitor.visit::<cache::Cache>();
     visitor.visit::<storage::AuditBucket>();
+    visitor.visit::<documents::DocumentsBucket>();
+    visitor.visit::<secrets::AppSecrets>();
     visitor.visit::<edge::Edge>();
+    // Last: its reading judges its policies against the ARNs the other
+    // components' readings have just written (`identity::Targets`).
+    visitor.visit::<identity::WorkloadIdentity>();
 }
 
 /// What was found or built of an environment's components: each

@@ -580,7 +580,7 @@ fn state(ctx: &Ctx, bucket: &str, seen: &Observed) -> AuditStorageState {
 /// S3 model extras lack that result wrapper), which the SDK refuses to
 /// parse. The rest of the document is right, so the status is read from
 /// it. Real S3 never takes this path: any other failure stays an error.
-fn misrooted_versioning(
+pub(super) fn misrooted_versioning(
     err: &SdkError<GetBucketVersioningError, HttpResponse>,
 ) -> Option<Option<BucketVersioningStatus>> {
     // The SDK reports the failed parse as an unmodeled service error.
@@ -628,7 +628,7 @@ fn tls_statement(arn: &str) -> Value {
     })
 }
 
-fn as_list(v: &Value) -> Vec<Value> {
+pub(super) fn as_list(v: &Value) -> Vec<Value> {
     match v {
         Value::Array(list) => list.clone(),
         Value::Null => Vec::new(),
@@ -638,7 +638,7 @@ fn as_list(v: &Value) -> Vec<Value> {
 
 /// True when some statement denies every principal every S3 action on the
 /// bucket and its objects unless the request uses TLS.
-fn denies_insecure_transport(policy: &str, arn: &str) -> bool {
+pub(super) fn denies_insecure_transport(policy: &str, arn: &str) -> bool {
     let Ok(doc) = serde_json::from_str::<Value>(policy) else {
         return false;
     };
@@ -667,7 +667,7 @@ fn grants_everyone(s: &Value) -> bool {
 }
 
 /// The statements of a policy that let everyone in, as words.
-fn public_grants(policy: &str) -> Vec<String> {
+pub(super) fn public_grants(policy: &str) -> Vec<String> {
     let Ok(doc) = serde_json::from_str::<Value>(policy) else {
         return vec!["the bucket policy is not JSON".to_string()];
     };
@@ -690,7 +690,7 @@ fn public_grants(policy: &str) -> Vec<String> {
 /// The bucket policy with our TLS statement put in (replacing an older
 /// copy of it), keeping any other statements but those that let everyone
 /// in.
-fn policy_with_tls(existing: Option<&str>, arn: &str) -> String {
+pub(super) fn policy_with_tls(existing: Option<&str>, arn: &str) -> String {
     let mut statements: Vec<Value> = existing
         .and_then(|p| serde_json::from_str::<Value>(p).ok())
         .map(|doc| as_list(&doc["Statement"]))

@@ -1,7 +1,8 @@
 //! What the application running on the environment is given: the
-//! non-secret `IDIS_*` settings for its ConfigMap (`app_config`) and the
-//! secret ones as Secrets Manager ARNs (`secret_refs`), derived from the
-//! components' outputs.
+//! non-secret `IDIS_*` settings for its ConfigMap (`app_config`), the
+//! secret ones as Secrets Manager ARNs (`secret_refs`), and the Kubernetes
+//! manifests that deliver both (`kubernetes_manifests`, see
+//! `manifests`), derived from the components' outputs.
 
 use std::collections::BTreeMap;
 
@@ -23,11 +24,14 @@ pub fn derive_app_settings(state: &mut Value) {
         ("IDIS_ENV", s("name")),
         ("IDIS_AWS_REGION", s("region")),
         ("IDIS_OBJECT_STORE_TYPE", Value::string("s3")),
-        ("IDIS_S3_BUCKET", s("audit_bucket_name")),
+        // Documents go to the documents bucket; the WORM audit bucket
+        // has a setting of its own.
+        ("IDIS_S3_BUCKET", s("documents_bucket_name")),
         ("IDIS_S3_REGION", s("region")),
         ("IDIS_S3_KMS_KEY_ARN", s("platform_key_arn")),
+        ("IDIS_AUDIT_S3_BUCKET", s("audit_bucket_name")),
         (
-            "IDIS_S3_OBJECT_LOCK",
+            "IDIS_AUDIT_S3_OBJECT_LOCK",
             state.get_attr("audit_storage").get_attr("worm").clone(),
         ),
         ("IDIS_DATABASE_HOST", s("database_endpoint")),
@@ -51,7 +55,14 @@ pub fn derive_app_settings(state: &mut Value) {
     } else {
         config.push(("IDIS_DATABASE_READ_HOSTS", s("database_replica_endpoints")));
     }
+    // The four required secret settings, by the secret each is made
+    // from (the URLs are composed by the ExternalSecret of
+    // `kubernetes_manifests`), and the raw credentials.
     let secrets = [
+        ("IDIS_DATABASE_URL", s("database_master_secret_arn")),
+        ("IDIS_REDIS_URL", s("cache_auth_secret_arn")),
+        ("IDIS_JWT_SECRET", s("jwt_secret_arn")),
+        ("IDIS_ENCRYPTION_KEY", s("encryption_key_secret_arn")),
         ("IDIS_DATABASE_CREDENTIALS", s("database_master_secret_arn")),
         ("IDIS_REDIS_AUTH_TOKEN", s("cache_auth_secret_arn")),
     ];
@@ -77,4 +88,6 @@ pub fn derive_app_settings(state: &mut Value) {
     let secret_refs = as_map(&secrets);
     state.set_attr("app_config", app_config);
     state.set_attr("secret_refs", secret_refs);
+    let manifests = super::manifests::derive(state);
+    state.set_attr("kubernetes_manifests", manifests);
 }

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod list;
+pub mod manifests;
 pub mod observe;
 pub mod orchestrate;
 pub mod plan;

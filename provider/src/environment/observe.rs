@@ -207,9 +207,12 @@ mod tests {
     use crate::components::cache::{Cache, CacheState};
     use crate::components::cluster::{ClusterState, EksCluster};
     use crate::components::database::{Database, DatabaseState};
+    use crate::components::documents::{DocumentsBucket, DocumentsState};
     use crate::components::edge::{Edge, EdgeState};
+    use crate::components::identity::{IdentityState, WorkloadIdentity};
     use crate::components::keys::{KeysState, TenantKeys};
     use crate::components::network::NetworkState;
+    use crate::components::secrets::{AppSecrets, AppSecretsState, SecretSeen};
     use crate::components::storage::{AuditBucket, AuditStorageState};
     use crate::environment::plan::plan;
 
@@ -283,6 +286,27 @@ mod tests {
             web_acl_arn: Some("arn:waf".into()),
             rate_limit: Some(2000),
             shield_protection_id: Some("prot-1".into()),
+            ..Default::default()
+        });
+        aws.put::<DocumentsBucket>(DocumentsState {
+            bucket: "documents".into(),
+            arn: "arn:s3:documents".into(),
+            noncurrent_days: Some(90),
+            ..Default::default()
+        });
+        let secret = |arn: &str| SecretSeen {
+            arn: arn.into(),
+            ..Default::default()
+        };
+        aws.put::<AppSecrets>(AppSecretsState {
+            jwt: Some(secret("arn:jwt")),
+            encryption_key: Some(secret("arn:key")),
+            ..Default::default()
+        });
+        aws.put::<WorkloadIdentity>(IdentityState {
+            env: "production".into(),
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
             ..Default::default()
         });
         aws
@@ -374,6 +398,18 @@ mod tests {
         description_is_whole::<Edge>(
             aws.get::<Edge>().unwrap(),
             &stored_spec::<Edge>(&spec("edge")),
+        );
+        description_is_whole::<DocumentsBucket>(
+            aws.get::<DocumentsBucket>().unwrap(),
+            &stored_spec::<DocumentsBucket>(&spec("documents_storage")),
+        );
+        description_is_whole::<AppSecrets>(
+            aws.get::<AppSecrets>().unwrap(),
+            &stored_spec::<AppSecrets>(&spec("app_secrets")),
+        );
+        description_is_whole::<WorkloadIdentity>(
+            aws.get::<WorkloadIdentity>().unwrap(),
+            &stored_spec::<WorkloadIdentity>(&spec("workload_identity")),
         );
     }
 

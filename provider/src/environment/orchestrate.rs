@@ -694,7 +694,8 @@ mod tests {
                 if !C::FOLLOW_UP_AFTER.is_empty() {
                     let mut after = vec![C::NAME];
                     after.extend(C::FOLLOW_UP_AFTER);
-                    self.0.insert("(follow-up)", after);
+                    let name: &'static str = Box::leak(format!("{} (follow-up)", C::NAME).into());
+                    self.0.insert(name, after);
                 }
             }
         }
@@ -742,12 +743,30 @@ mod tests {
 
     #[test]
     fn keys_and_network_come_first_and_the_edge_last() {
-        let waves = waves();
+        // Follow-ups aside: they finish components already built.
+        let waves: Vec<Vec<&str>> = waves()
+            .into_iter()
+            .map(|w| {
+                w.into_iter()
+                    .filter(|n| !n.ends_with("(follow-up)"))
+                    .collect()
+            })
+            .filter(|w: &Vec<&str>| !w.is_empty())
+            .collect();
         assert_eq!(waves[0], ["keys", "network"]);
         assert!(waves.last().unwrap().contains(&"edge"), "{waves:?}");
         assert!(waves
             .iter()
             .all(|w| !w.contains(&"edge") || w == waves.last().unwrap()));
+    }
+
+    #[test]
+    fn the_ebs_csi_driver_is_installed_once_its_role_exists() {
+        let waves = waves();
+        let wave_of = |name: &str| waves.iter().position(|w| w.contains(&name)).unwrap();
+        assert!(wave_of("workload_identity") > wave_of("cluster"));
+        assert!(wave_of("cluster (follow-up)") > wave_of("workload_identity"));
+        assert!(wave_of("network (follow-up)") > wave_of("cluster"));
     }
 
     fn step(name: &str, after: &[&str], fails: bool) -> Step<'static, Vec<String>> {

@@ -141,14 +141,15 @@ impl Visit for Compose {
 }
 
 pub fn schema() -> Schema {
-    let top = Block::new("A whole IDIS environment on AWS: network, KMS keys, EKS, RDS PostgreSQL, ElastiCache Redis, the WORM audit bucket and the edge (WAF, Shield, CloudFront), built, read, repaired and destroyed as one unit.")
+    let top = Block::new("A whole IDIS environment on AWS: network, KMS keys, EKS, RDS PostgreSQL, ElastiCache Redis, the WORM audit bucket, the documents bucket, the application's generated secrets, workload identity (IRSA) and the edge (WAF, Shield, CloudFront), built, read, repaired and destroyed as one unit.")
         .attr(Attribute::required("name", Type::String, &format!("Environment name: lowercase letters, digits and dashes, starting with a letter, at most 23 characters. Every AWS name derives from it (`idis-<name>-...`). {FORCES_REPLACEMENT}")))
         .attr(Attribute::optional_computed("region", Type::String, &format!("AWS region. Default: the provider's. {FORCES_REPLACEMENT}")))
         .attr(Attribute::optional("tags", Type::map(Type::String), "Tags for every AWS object, on top of the provider's `default_tags` and the ownership tags `idis:environment`, `idis:component`, `managed-by`. Read back from the VPC; tags AWS manages (`aws:*`) and `kubernetes.io/cluster/<name>` tags that EKS and Kubernetes tooling add (unless set here) are not drift."))
         .attr(Attribute::computed("id", Type::String, "The environment name."))
         .attr(Attribute::computed("cluster_name", Type::String, "EKS cluster name."))
         .attr(Attribute::computed("app_config", Type::map(Type::String), "Non-secret `IDIS_*` settings for the application's ConfigMap."))
-        .attr(Attribute::computed("secret_refs", Type::map(Type::String), "Secret `IDIS_*` settings mapped to the Secrets Manager ARNs that hold them, for external-secrets."));
+        .attr(Attribute::computed("secret_refs", Type::map(Type::String), "Secret `IDIS_*` settings mapped to the Secrets Manager ARNs that hold them, for external-secrets: the four required ones (`IDIS_DATABASE_URL` and `IDIS_REDIS_URL` name the secret each URL is composed from), and the raw database credentials and Redis auth token."))
+        .attr(Attribute::computed("kubernetes_manifests", Type::map(Type::String), "Kubernetes manifests (YAML) that deliver the settings to the application: `config_map` (`app_config` as the ConfigMap `idis-config`), `service_account` (the API and workers' service account, annotated with `api_role_arn`), `external_secrets_service_account` and `secret_store` (an external-secrets `SecretStore` reading Secrets Manager with `external_secrets_role_arn`), and `external_secret` (the Secret `idis-secrets` with `IDIS_DATABASE_URL`, `IDIS_REDIS_URL`, `IDIS_JWT_SECRET` and `IDIS_ENCRYPTION_KEY`, the URLs composed by its template from the secrets, so a rotated database password reaches them). No secret value is in them."));
     let mut compose = Compose(top);
     components::each(&mut compose);
     let mut timeouts_block =
@@ -215,6 +216,6 @@ mod tests {
             let enforced = nested.block.attribute(ENFORCED).expect("enforced");
             assert!(enforced.computed && !enforced.optional, "{}", nested.name);
         }
-        assert_eq!(schema.block.blocks.len(), 8);
+        assert_eq!(schema.block.blocks.len(), 11);
     }
 }
