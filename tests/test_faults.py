@@ -443,7 +443,16 @@ def test_answers_that_may_follow_execution_never_duplicate_over_many_seeds(tmp_p
             tf.env["IDIS_AWS_ATTEMPT_TIMEOUT_SECONDS"] = "2"
             tf.env["TF_LOG_PROVIDER"] = "debug"
             tf.init()
-            applied = tf.apply(*UNPROTECTED, timeout=600)
+            # Four faults in a row on one create exhaust its attempts, and
+            # the apply fails naming the fault (about one seed in twenty
+            # at these rates, with some 150 creates); the user applies
+            # again, under the same faults, and that run must not
+            # duplicate what the failed one made either.
+            for attempt in range(3):
+                applied = tf.apply(*UNPROTECTED, timeout=600, check=attempt == 2)
+                if applied.returncode == 0:
+                    break
+                totals["applies failed on exhausted attempts, applied again"] += 1
             found = duplicates(aws)
             assert found == {}, f"seed {seed}: duplicates after apply: {found}"
             drift = tf.plan("-refresh-only", "-detailed-exitcode", *UNPROTECTED, check=False)

@@ -35,8 +35,16 @@ GENERATED = {
 }
 
 
+# Settings whose meaning changed since 0.1.0, so that their values differ
+# without AWS having generated anything: IDIS_S3_BUCKET named the audit
+# bucket then and names the documents bucket now (issue 15).
+MEANING_CHANGED = {"app_config.IDIS_S3_BUCKET"}
+
+
 def pairs(old, new, path: str, out: dict[str, str], where: list[str]) -> None:
     """Pairs the differing strings of two values of the same shape."""
+    if path in MEANING_CHANGED:
+        return
     if isinstance(old, str) and isinstance(new, str):
         if old != new:
             out[old] = new
@@ -80,14 +88,44 @@ def legacy(tmp_path, terraform_rc, moto) -> Terraform:
     return tf
 
 
+def kept(old, new, path: str, changed: list[str]) -> None:
+    """Collects where `new` does not keep what `old` held: every key of a
+    map with its value (new keys may be added), lists and strings equal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key, value in old.items():
+            if value is not None:
+                kept(value, new.get(key), f"{path}.{key}", changed)
+    elif old != new:
+        changed.append(f"{path}: {old!r} -> {new!r}")
+
+
 def test_a_0_1_0_state_upgrades_and_plans_clean_against_its_environment(legacy):
+    """The first refresh keeps everything the 0.1.0 state held but the
+    settings whose meaning changed (CHANGELOG), and adds what this version
+    makes beside it (the documents bucket, the generated secrets, the
+    workload identity roles: the rebuilt environment has them, since this
+    provider built it); then the plan is clean."""
+    upgraded = json.loads((legacy.workdir / "terraform.tfstate").read_text())
+    before = upgraded["resources"][0]["instances"][0]["attributes"]
     refresh = legacy.plan("-refresh-only", "-detailed-exitcode", check=False, env={"TF_LOG_PROVIDER": "debug"})
-    assert refresh.returncode == 0, refresh.describe("plan -refresh-only -detailed-exitcode of the 0.1.0 state")
+    assert refresh.returncode in (0, 2), refresh.describe("plan -refresh-only of the 0.1.0 state")
+    legacy.apply("-refresh-only")
+    after = json.loads((legacy.workdir / "terraform.tfstate").read_text())["resources"][0]["instances"][0]["attributes"]
+    # IDIS_S3_BUCKET names the documents bucket now, the audit bucket has
+    # IDIS_AUDIT_S3_BUCKET, and IDIS_S3_OBJECT_LOCK became
+    # IDIS_AUDIT_S3_OBJECT_LOCK (issue 15).
+    old_config = dict(before["app_config"])
+    assert old_config.pop("IDIS_S3_BUCKET") == after["app_config"]["IDIS_AUDIT_S3_BUCKET"] == before["audit_bucket_name"]
+    assert after["app_config"]["IDIS_S3_BUCKET"] == after["documents_bucket_name"]
+    assert old_config.pop("IDIS_S3_OBJECT_LOCK") == after["app_config"]["IDIS_AUDIT_S3_OBJECT_LOCK"]
+    before = {**before, "app_config": old_config}
+    changed: list[str] = []
+    kept(before, after, "", changed)
+    assert changed == [], "the first refresh changed what the 0.1.0 state held:\n" + "\n".join(changed)
     plan = legacy.plan("-detailed-exitcode", check=False)
     assert plan.returncode == 0, plan.describe("plan -detailed-exitcode of the 0.1.0 state")
-    # Once written back, the state is of the current version, with what
+    # Written back, the state is of the current version, with what
     # version 0 lacked.
-    legacy.apply("-refresh-only")
     raw = json.loads((legacy.workdir / "terraform.tfstate").read_text())
     instance = raw["resources"][0]["instances"][0]
     assert instance["schema_version"] == 2

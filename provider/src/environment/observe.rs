@@ -86,10 +86,19 @@ impl Writer<'_> {
         let stored = stored_spec::<C>(self.state.get_attr(C::NAME));
         let reading = C::read(found, &stored, self.state);
         let settings = to_cty(&reading.settings, &block_type::<C>());
-        for s in C::settings().iter().filter(|s| s.recorded) {
+        for s in C::settings() {
             let slot = self.state.attr_mut(C::NAME).attr_mut(s.name);
-            if self.mode == Mode::Refresh || !slot.is_known() {
-                *slot = settings.get_attr(s.name).clone();
+            // A setting AWS does not record stays as the state has it;
+            // missing (a block added since the state was written, an
+            // upgraded 0.1.0 state) it takes its default, as on import.
+            if s.recorded {
+                if self.mode == Mode::Refresh || !slot.is_known() {
+                    *slot = settings.get_attr(s.name).clone();
+                }
+            } else if slot.is_null() {
+                let block = self.state.get_attr(C::NAME).clone();
+                *self.state.attr_mut(C::NAME).attr_mut(s.name) =
+                    super::plan::default_value(&s.default, &block, &block);
             }
         }
         let outputs = to_cty(&reading.outputs, &outputs_type::<C>());

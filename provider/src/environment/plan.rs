@@ -23,7 +23,11 @@ pub struct Plan {
     pub diagnostics: Diagnostics,
 }
 
-fn default_value(default: &Default, planned_block: &Value, prior_block: &Value) -> Value {
+pub(super) fn default_value(
+    default: &Default,
+    planned_block: &Value,
+    prior_block: &Value,
+) -> Value {
     match default {
         Default::Str(s) => Value::string(*s),
         Default::Int(i) => Value::int(*i),
