@@ -7,7 +7,8 @@ in Terraform.
 One apply serves the whole file: examples/production as it is, plus a
 staging environment in the same state (`staging.tf`), at TF_LOG=trace.
 AWS is checked with boto3 against moto, and through the proxy where only
-the proxy plays the service (EKS add-ons).
+the proxy plays the service (EKS add-ons, access entries and the cluster's
+authentication mode).
 """
 
 from __future__ import annotations
@@ -258,7 +259,50 @@ def test_the_ebs_csi_driver_runs_with_its_role(platform):
         assert json.loads(addon["configurationValues"]) == {"controller": {"k8sTagClusterId": f"idis-{env}"}}
         assert addon["addonVersion"] == "v1.48.0-eksbuild.2"  # the default for 1.31
         assert sorted(eks.list_addons(clusterName=f"idis-{env}")["addons"]) == [
-            "aws-ebs-csi-driver", "coredns", "kube-proxy", "vpc-cni"]
+            "aws-ebs-csi-driver", "coredns", "kube-proxy", "metrics-server", "vpc-cni"]
+
+
+# ---------------------------------------------------------------- cluster access and metrics-server
+
+ADMIN = "arn:aws:iam::123456789012:role/idis-platform-admins"
+VIEWER = "arn:aws:iam::123456789012:role/idis-support"
+
+
+def test_the_cluster_admits_exactly_its_admins_and_viewers(platform, aws):
+    """Through the proxy, which plays EKS's access entries and authentication
+    mode (moto has neither; the node role's ARN is read from moto's IAM)."""
+    eks = _through_proxy(platform, "eks")
+    for env, admins, viewers in (("production", [ADMIN], [VIEWER]), ("staging", [], [])):
+        name = f"idis-{env}"
+        access = eks.describe_cluster(name=name)["cluster"]["accessConfig"]
+        assert access == {"authenticationMode": "API_AND_CONFIG_MAP",
+                          "bootstrapClusterCreatorAdminPermissions": False}
+        nodes = aws("iam").get_role(RoleName=f"{name}-eks-nodes")["Role"]["Arn"]
+        entries = eks.list_access_entries(clusterName=name)["accessEntries"]
+        # No creator entry: only the lists and the node role EKS adds itself.
+        assert sorted(entries) == sorted(admins + viewers + [nodes]), entries
+        assert eks.describe_access_entry(clusterName=name, principalArn=nodes)["accessEntry"]["type"] == "EC2_LINUX"
+        for principal, policy in [(p, "AmazonEKSClusterAdminPolicy") for p in admins] + \
+                                 [(p, "AmazonEKSViewPolicy") for p in viewers]:
+            assert eks.describe_access_entry(clusterName=name, principalArn=principal)["accessEntry"]["type"] == "STANDARD"
+            held = eks.list_associated_access_policies(clusterName=name, principalArn=principal)["associatedAccessPolicies"]
+            assert [(p["policyArn"], p["accessScope"]["type"]) for p in held] == [
+                (f"arn:aws:eks::aws:cluster-access-policy/{policy}", "cluster")], held
+        enforced = platform.states[env]["cluster"]["enforced"]
+        assert enforced["authentication_mode"] == "access entries on (API_AND_CONFIG_MAP)"
+        assert enforced["access_entries"] == "only the configured principals, with their policies"
+    assert platform.states["production"]["cluster"]["admin_principals"] == [ADMIN]
+    assert platform.states["production"]["cluster"]["viewer_principals"] == [VIEWER]
+
+
+def test_metrics_server_runs_for_the_horizontal_pod_autoscaler(platform):
+    eks = _through_proxy(platform, "eks")  # only the proxy plays EKS add-ons
+    for env in ENVS:
+        addon = eks.describe_addon(clusterName=f"idis-{env}", addonName="metrics-server")["addon"]
+        assert addon["status"] == "ACTIVE"
+        assert addon["addonVersion"] == "v0.8.0-eksbuild.1"  # the proxy's default for 1.31
+        assert "serviceAccountRoleArn" not in addon  # it needs no AWS permission
+        assert platform.states[env]["cluster"]["enforced"]["metrics_server"] == "metrics-server active and supported"
 
 
 # ---------------------------------------------------------------- the settings

@@ -141,6 +141,34 @@ def _secret_live(w: World, name: str) -> bool:
         return False
 
 
+ADMIN = "arn:aws:iam::123456789012:role/idis-platform-admins"
+INTRUDER = "arn:aws:iam::123456789012:user/someone"
+ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
+def _policies_of(w: World, principal: str) -> list[str] | None:
+    """The access policies of an entry (through the proxy, which plays
+    access entries), None when there is no entry."""
+    try:
+        held = w.proxy_eks.list_associated_access_policies(clusterName=PREFIX, principalArn=principal)
+    except w.proxy_eks.exceptions.ResourceNotFoundException:
+        return None
+    return [p["policyArn"] for p in held["associatedAccessPolicies"]]
+
+
+def _hand_added_admin(w: World) -> None:
+    w.proxy_eks.create_access_entry(clusterName=PREFIX, principalArn=INTRUDER)
+    w.proxy_eks.associate_access_policy(clusterName=PREFIX, principalArn=INTRUDER, policyArn=ADMIN_POLICY,
+                                        accessScope={"type": "cluster"})
+
+
+def _addon(w: World, name: str) -> dict | None:
+    try:
+        return w.proxy_eks.describe_addon(clusterName=PREFIX, addonName=name)["addon"]
+    except w.proxy_eks.exceptions.ResourceNotFoundException:
+        return None
+
+
 def _ebs_csi(w: World) -> dict | None:
     try:
         return w.proxy_eks.describe_addon(clusterName=PREFIX, addonName="aws-ebs-csi-driver")["addon"]
@@ -306,6 +334,12 @@ FIRST_ROUND = [
            lambda w: w.iam.attach_role_policy(RoleName=f"{PREFIX}-eks-nodes",
                                               PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess"),
            lambda w: "AdministratorAccess" not in _attached(w, f"{PREFIX}-eks-nodes")),
+    Change("an admin's access entry deleted", "cluster", "access_entries",
+           lambda w: w.proxy_eks.delete_access_entry(clusterName=PREFIX, principalArn=ADMIN),
+           lambda w: _policies_of(w, ADMIN) == [ADMIN_POLICY]),
+    Change("metrics-server add-on deleted", "cluster", "metrics_server",
+           lambda w: w.proxy_eks.delete_addon(clusterName=PREFIX, addonName="metrics-server"),
+           lambda w: (_addon(w, "metrics-server") or {}).get("status") == "ACTIVE"),
     Change("cluster ownership tag removed", "cluster", "tags",
            lambda w: w.eks.untag_resource(resourceArn=w.state["cluster_arn"], tagKeys=["managed-by"]),
            lambda w: "managed-by" in w.eks_tags()),
@@ -369,6 +403,8 @@ SECOND_ROUND = [
            lambda w: w.iam.attach_role_policy(RoleName=f"{PREFIX}-api",
                                               PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess"),
            lambda w: _attached(w, f"{PREFIX}-api") == []),
+    Change("an access entry with cluster admin added by hand", "cluster", "access_entries",
+           _hand_added_admin, lambda w: _policies_of(w, INTRUDER) is None),
     Change("EBS CSI driver add-on deleted", "cluster", "ebs_csi_driver",
            lambda w: w.proxy_eks.delete_addon(clusterName=PREFIX, addonName="aws-ebs-csi-driver"),
            lambda w: (_ebs_csi(w) or {}).get("serviceAccountRoleArn") == w.state["ebs_csi_driver_role_arn"]),
@@ -411,7 +447,7 @@ def test_every_setting_the_provider_makes_is_read_back_shown_and_repaired(produc
     _round(production, aws, proxy_eks, FIRST_ROUND)
     _round(production, aws, proxy_eks, SECOND_ROUND)
     distinct = {(c.component, c.what) for c in FIRST_ROUND + SECOND_ROUND}
-    assert len(distinct) >= 40
+    assert len(distinct) >= 43
     assert {c.component for c in FIRST_ROUND + SECOND_ROUND} == {
         "network", "keys", "cluster", "database", "cache", "audit_storage", "edge",
         "documents_storage", "app_secrets", "workload_identity"}

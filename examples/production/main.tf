@@ -47,6 +47,10 @@ module "idis_production" {
   # Beyond the contract
   tenants             = ["acme", "globex"]
   deletion_protection = var.deletion_protection
+
+  # Who may use the cluster's Kubernetes API (EKS access entries).
+  eks_admin_principals  = ["arn:aws:iam::123456789012:role/idis-platform-admins"]
+  eks_viewer_principals = ["arn:aws:iam::123456789012:role/idis-support"]
 }
 
 output "vpc_id" {

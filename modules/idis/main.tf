@@ -23,6 +23,8 @@ resource "idis_environment" "this" {
     node_instance_types    = [var.eks_node_instance_type]
     node_min_size          = var.eks_node_min_count
     node_max_size          = var.eks_node_max_count
+    admin_principals       = var.eks_admin_principals
+    viewer_principals      = var.eks_viewer_principals
   }
 
   database {

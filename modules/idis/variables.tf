@@ -137,6 +137,26 @@ variable "eks_endpoint_public_access" {
   default     = false
 }
 
+variable "eks_admin_principals" {
+  description = "IAM role or user ARNs that administer the EKS cluster: each gets an access entry with AmazonEKSClusterAdminPolicy at cluster scope. The cluster is created without an admin entry for whoever runs Terraform, so list that principal here if it needs Kubernetes access. Access entries nobody listed are drift and removed by apply (the ones EKS makes for node roles are left alone)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for p in var.eks_admin_principals : can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$", p))]) && length(var.eks_admin_principals) == length(distinct(var.eks_admin_principals))
+    error_message = "eks_admin_principals must be distinct IAM role or user ARNs such as \"arn:aws:iam::123456789012:role/platform-admins\" (not an assumed-role session, group or root); not allowed: ${join(", ", [for p in var.eks_admin_principals : jsonencode(p) if !can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$", p))])}."
+  }
+}
+
+variable "eks_viewer_principals" {
+  description = "IAM role or user ARNs that may read the EKS cluster: each gets an access entry with AmazonEKSViewPolicy at cluster scope. A principal is in one of eks_admin_principals and eks_viewer_principals, not both."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for p in var.eks_viewer_principals : can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$", p))]) && length(var.eks_viewer_principals) == length(distinct(var.eks_viewer_principals))
+    error_message = "eks_viewer_principals must be distinct IAM role or user ARNs such as \"arn:aws:iam::123456789012:role/support\" (not an assumed-role session, group or root); not allowed: ${join(", ", [for p in var.eks_viewer_principals : jsonencode(p) if !can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$", p))])}."
+  }
+}
+
 variable "db_engine_version" {
   description = "PostgreSQL version: a major such as \"17\" or \"16\", or a full version such as \"16.4\", one RDS offers in the region (checked at plan)."
   type        = string

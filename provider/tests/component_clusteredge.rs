@@ -129,6 +129,8 @@ fn cluster_spec() -> ClusterSpec {
         node_min_size: 3,
         node_max_size: 10,
         node_desired_size: 4,
+        admin_principals: Vec::new(),
+        viewer_principals: Vec::new(),
     }
 }
 

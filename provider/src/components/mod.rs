@@ -15,6 +15,7 @@ pub mod access;
 pub mod addons;
 pub mod cache;
 pub mod cluster;
+pub mod cluster_access;
 pub mod database;
 pub mod describe;
 pub mod documents;
