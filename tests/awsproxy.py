@@ -206,6 +206,15 @@ REST_OPERATIONS = [
     ("POST", "cloudfront", re.compile(r"^/[^/]+/distribution/?$"), "CreateDistribution"),
     ("GET", "cloudfront", re.compile(r"^/[^/]+/distribution/?$"), "ListDistributions"),
     ("GET", "cloudfront", re.compile(r"^/[^/]+/tagging/?$"), "ListTagsForResource"),
+    ("POST", "cloudfront", re.compile(r"^/[^/]+/tagging/?$"), "TagResource"),
+    ("GET", "cloudfront", re.compile(r"^/[^/]+/distribution/[^/]+/?$"), "GetDistribution"),
+    ("DELETE", "cloudfront", re.compile(r"^/[^/]+/distribution/[^/]+/?$"), "DeleteDistribution"),
+    ("GET", "cloudfront", re.compile(r"^/[^/]+/distribution/[^/]+/config/?$"), "GetDistributionConfig"),
+    ("PUT", "cloudfront", re.compile(r"^/[^/]+/distribution/[^/]+/config/?$"), "UpdateDistribution"),
+    ("POST", "cloudfront", re.compile(r"^/[^/]+/origin-access-control/?$"), "CreateOriginAccessControl"),
+    ("GET", "cloudfront", re.compile(r"^/[^/]+/origin-access-control/?$"), "ListOriginAccessControls"),
+    ("GET", "cloudfront", re.compile(r"^/[^/]+/origin-access-control/[^/]+/?$"), "GetOriginAccessControl"),
+    ("DELETE", "cloudfront", re.compile(r"^/[^/]+/origin-access-control/[^/]+/?$"), "DeleteOriginAccessControl"),
 ]
 
 
@@ -714,6 +723,9 @@ class AwsProxy:
         self._creating: dict[tuple[str, str], int] = {}
         # (service, operation, client token) -> the answer AWS gave.
         self._answered_tokens: dict[tuple[str, str, str], tuple[int, dict, bytes]] = {}
+        # S3 origins of distributions made through the proxy (moto drops
+        # their S3OriginConfig and OriginAccessControlId), by distribution id.
+        self._cloudfront_s3_origins: dict[str, dict[str, dict]] = {}
         # "Operation" or "service:Operation" -> seconds to hold the call.
         self.delays: dict[str, float] = dict(delays or {})
         self.record = record
@@ -1341,6 +1353,7 @@ class AwsProxy:
             self.eks_cluster_groups.clear()
             self._creating.clear()
             self._answered_tokens.clear()
+            self._cloudfront_s3_origins.clear()
 
     # -- EKS: versions, version updates and managed add-ons ---------------------------
 
@@ -2350,6 +2363,129 @@ class AwsProxy:
                 return self._no_entry(name)
         return _eks_json({})
 
+    # -- CloudFront: S3 origins with an Origin Access Control ---------------------------
+
+    CLOUDFRONT_NS = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
+
+    def _cloudfront_origins(self, xml: bytes) -> dict[str, dict]:
+        """The S3 origins of a DistributionConfig (request or answer): per
+        origin id, its S3OriginConfig identity and OriginAccessControlId."""
+        import xml.etree.ElementTree as ET
+        ns = {"cf": self.CLOUDFRONT_NS}
+        try:
+            root = ET.fromstring(xml)
+        except ET.ParseError:
+            return {}
+        found = {}
+        for origin in root.iter(f"{{{self.CLOUDFRONT_NS}}}Origin"):
+            ident = origin.findtext("cf:Id", default="", namespaces=ns)
+            s3 = origin.find("cf:S3OriginConfig", ns)
+            oac = origin.findtext("cf:OriginAccessControlId", default="", namespaces=ns)
+            if s3 is not None or oac:
+                found[ident] = {"identity": None if s3 is None else s3.findtext(
+                    "cf:OriginAccessIdentity", default="", namespaces=ns), "oac": oac}
+        return found
+
+    def _cloudfront_view(self, payload: bytes, origins_of) -> bytes:
+        """An answer with what moto drops put back: each S3 origin's
+        S3OriginConfig and OriginAccessControlId (Origin, CloudFront API
+        Reference), and a ViewerCertificate with an ACM certificate saying
+        so (`CloudFrontDefaultCertificate` false, `CertificateSource` acm;
+        moto keeps both)."""
+        import xml.etree.ElementTree as ET
+        ET.register_namespace("", self.CLOUDFRONT_NS)
+        ns = {"cf": self.CLOUDFRONT_NS}
+        try:
+            root = ET.fromstring(payload)
+        except ET.ParseError:
+            return payload
+        changed = False
+        holders = [root] if root.find("cf:Origins", ns) is not None or root.tag.endswith("DistributionConfig") else []
+        holders += list(root.iter(f"{{{self.CLOUDFRONT_NS}}}DistributionConfig"))
+        holders += list(root.iter(f"{{{self.CLOUDFRONT_NS}}}DistributionSummary"))
+        if root.tag.endswith("}Distribution"):
+            holders.append(root)
+        for holder in holders:
+            ident = holder.findtext("cf:Id", default="", namespaces=ns) or root.findtext("cf:Id", default="", namespaces=ns)
+            origins = origins_of(ident)
+            for origin in holder.findall("cf:Origins/cf:Items/cf:Origin", ns):
+                kept = origins.get(origin.findtext("cf:Id", default="", namespaces=ns))
+                if not kept:
+                    continue
+                if kept["identity"] is not None and origin.find("cf:S3OriginConfig", ns) is None:
+                    s3 = ET.SubElement(origin, f"{{{self.CLOUDFRONT_NS}}}S3OriginConfig")
+                    ET.SubElement(s3, f"{{{self.CLOUDFRONT_NS}}}OriginAccessIdentity").text = kept["identity"]
+                    changed = True
+                if kept["oac"] and origin.find("cf:OriginAccessControlId", ns) is None:
+                    ET.SubElement(origin, f"{{{self.CLOUDFRONT_NS}}}OriginAccessControlId").text = kept["oac"]
+                    changed = True
+            cert = holder.find("cf:ViewerCertificate", ns)
+            if cert is not None and cert.findtext("cf:ACMCertificateArn", default="", namespaces=ns):
+                for tag, value in (("CloudFrontDefaultCertificate", "false"), ("CertificateSource", "acm")):
+                    element = cert.find(f"cf:{tag}", ns)
+                    if element is not None and element.text != value:
+                        element.text = value
+                        changed = True
+        if not changed:
+            return payload
+        return b'<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root)
+
+    def _cloudfront_oac_refusal(self, call: Call, method: str, path: str, body: bytes):
+        """CreateDistribution/UpdateDistribution naming an Origin Access
+        Control that does not exist is refused (NoSuchOriginAccessControl,
+        404); DeleteOriginAccessControl while a distribution's origin uses
+        it is refused (OriginAccessControlInUse, 409) (CloudFront API
+        Reference, each operation's Errors). Assumption: the messages."""
+        route = path.split("?")[0]
+        def error(status, code, message):
+            return status, {"Content-Type": "text/xml"}, (
+                f'<?xml version="1.0"?><ErrorResponse xmlns="{self.CLOUDFRONT_NS}"><Error><Type>Sender</Type>'
+                f"<Code>{code}</Code><Message>{message}</Message></Error>"
+                f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
+        cf = self._moto("cloudfront", "us-east-1")
+        if (method == "POST" and re.match(r"^/[^/]+/distribution/?$", route)) or \
+                (method == "PUT" and re.match(r"^/[^/]+/distribution/[^/]+/config/?$", route)):
+            wanted = {o["oac"] for o in self._cloudfront_origins(body).values() if o["oac"]}
+            if wanted:
+                known = {c["Id"] for c in cf.list_origin_access_controls()["OriginAccessControlList"].get("Items", [])}
+                missing = sorted(wanted - known)
+                if missing:
+                    return error(404, "NoSuchOriginAccessControl", f"The origin access control {missing[0]} does not exist.")
+        match = re.match(r"^/[^/]+/origin-access-control/([^/]+)/?$", route)
+        if method == "DELETE" and match:
+            with self._lock:
+                users = [d for d, origins in self._cloudfront_s3_origins.items()
+                         if any(o["oac"] == match[1] for o in origins.values())]
+            if users:
+                return error(409, "OriginAccessControlInUse",
+                             f"The origin access control is in use by the distribution {users[0]}.")
+        return None
+
+    def _cloudfront_after(self, call: Call, method: str, path: str, body: bytes, status: int, payload: bytes) -> bytes:
+        if call.service != "cloudfront" or status not in (200, 201):
+            return payload
+        route = path.split("?")[0]
+        created = method == "POST" and re.match(r"^/[^/]+/distribution/?$", route)
+        updated = method == "PUT" and re.match(r"^/[^/]+/distribution/([^/]+)/config/?$", route)
+        if created or updated:
+            ident = updated[1] if updated else (re.search(rb"<Id>([^<]+)</Id>", payload) or [b"", b""])[1].decode()
+            with self._lock:
+                self._cloudfront_s3_origins[ident] = self._cloudfront_origins(body)
+        deleted = method == "DELETE" and re.match(r"^/[^/]+/distribution/([^/]+)/?$", route)
+        if deleted:
+            with self._lock:
+                self._cloudfront_s3_origins.pop(deleted[1], None)
+            return payload
+        if method in ("GET", "POST", "PUT"):
+            with self._lock:
+                kept = {k: dict(v) for k, v in self._cloudfront_s3_origins.items()}
+            if not kept:
+                return payload
+            single = re.match(r"^/[^/]+/distribution/([^/]+)", route)
+            fallback = single[1] if single else ""
+            return self._cloudfront_view(payload, lambda ident: kept.get(ident or fallback, {}))
+        return payload
+
     def _eks_after(self, call: Call, operation: str, path: str, body: bytes, status: int, payload: bytes) -> bytes:
         """moto's EKS answers as AWS gives them: a cluster's version and
         platform version after an update, UPDATING meanwhile; a node
@@ -2953,6 +3089,8 @@ class AwsProxy:
         if isinstance(fault, tuple):
             return fault
         answer = self._lifecycle(call) or self._dependencies(call) or self._repeated(call, operation, body)
+        if not answer and call.service == "cloudfront":
+            answer = self._cloudfront_oac_refusal(call, method, path, body)
         if not answer:
             answer, body = self._emulate(call, operation, path, body)
             token = self._client_token(call, operation, body) if answer else None
@@ -2978,6 +3116,7 @@ class AwsProxy:
         payload = self._after(call, status, payload)
         payload = self._eks_cluster_group(call, operation, path, body, status, payload)
         payload = self._eks_after(call, operation, path, body, status, payload)
+        payload = self._cloudfront_after(call, method, path, body, status, payload)
         if status == 400 and call.service == "wafv2" and b"WafV2DuplicateItem" in payload:
             # moto names WAF's duplicate error differently from AWS (in the
             # body and in X-Amzn-ErrorType, which the SDK reads first).

@@ -105,8 +105,15 @@ MODULE_CASES = [
     Case("eks_viewer_principals with a group", 'eks_viewer_principals = ["arn:aws:iam::123456789012:group/ops"]',
          ("eks_viewer_principals must be distinct IAM role or user ARNs",
           'not allowed: "arn:aws:iam::123456789012:group/ops"'), VALIDATE),
+    Case("cdn_certificate_arn outside us-east-1",
+         'cdn_certificate_arn = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"',
+         ('var.cdn_certificate_arn is "arn:aws:acm:eu-west-1:123456789012:certificate/abc"',
+          "cdn_certificate_arn must be an ACM certificate ARN in us-east-1"), VALIDATE),
     # Passed through to the provider, which names the resource attribute;
     # Terraform shows the module line that set it (the input's name).
+    Case("cdn_aliases without a certificate", 'cdn = true\n  cdn_aliases = ["app.example.com"]',
+         ("aliases = var.cdn_aliases",
+          *refused("edge.aliases", '["app.example.com"]', "aliases need certificate_arn")), PLAN),
     Case("a principal both admin and viewer",
          'eks_admin_principals = ["arn:aws:iam::123456789012:role/ops"]\n'
          '  eks_viewer_principals = ["arn:aws:iam::123456789012:role/ops"]',
@@ -222,6 +229,12 @@ RESOURCE_CASES = [
     Case("viewer listed twice",
          block("cluster", 'viewer_principals = ["arn:aws:iam::123456789012:user/a", "arn:aws:iam::123456789012:user/a"]'),
          refused("cluster.viewer_principals[1]", '"arn:aws:iam::123456789012:user/a"', "listed twice"), VALIDATE),
+    Case("aliases without a certificate", block("edge", 'cdn = true\n    aliases = ["app.example.com"]'),
+         refused("edge.aliases", '["app.example.com"]', "aliases need certificate_arn"), VALIDATE),
+    Case("certificate of another region",
+         block("edge", 'cdn = true\n    certificate_arn = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"'),
+         refused("edge.certificate_arn", '"arn:aws:acm:eu-west-1:123456789012:certificate/abc"',
+                 "CloudFront takes certificates from us-east-1 only"), VALIDATE),
     Case("node_max_size above 450", block("cluster", "node_max_size = 500"),
          refused("cluster.node_max_size", "500", "from 1 to 450"), VALIDATE),
     Case("node_min_size zero", block("cluster", "node_min_size = 0\n    node_max_size = 3"),

@@ -77,6 +77,9 @@ resource "idis_environment" "this" {
     ddos_protection = var.enable_ddos_protection
     rate_limit      = var.waf_rate_limit
     origin_domain   = var.cdn_origin_domain
+    cdn             = var.cdn
+    aliases         = var.cdn_aliases
+    certificate_arn = var.cdn_certificate_arn
   }
 
   lifecycle {

@@ -150,6 +150,9 @@ fn edge_spec() -> EdgeSpec {
         ddos_protection: true,
         rate_limit: 2000,
         origin_domain: Some("app.idis.example.com".to_string()),
+        cdn: false,
+        aliases: Vec::new(),
+        certificate_arn: None,
     }
 }
 

@@ -494,21 +494,34 @@ impl Component for EksCluster {
             settings.node_desired_size =
                 desired_size_setting(stored, had_group, state.node_desired_size);
         }
-        // Access entries are judged against the lists (the settings
-        // themselves are this configuration's, kept as stored).
+        // The lists as AWS has them; the entries judged against the
+        // lists as stored, or (import, a state from before the lists) as
+        // read.
         let mut verdicts = state.verdicts.clone();
         let partition = state.arn.split(':').nth(1).unwrap_or("aws");
+        let (admins, viewers) = cluster_access::lists(
+            &state.access,
+            partition,
+            &stored.admin_principals,
+            &stored.viewer_principals,
+        );
+        let block = prior.get_attr(COMPONENT);
+        let stored_lists = !block.get_attr("admin_principals").is_null()
+            && !block.get_attr("viewer_principals").is_null();
+        let (want_admins, want_viewers) = if stored_lists {
+            (&stored.admin_principals, &stored.viewer_principals)
+        } else {
+            (&admins, &viewers)
+        };
         verdicts.judge(
             &GUARDS[ACCESS_ENTRIES],
             cluster_access::entry_problems(
                 &state.access,
-                &cluster_access::wanted(
-                    partition,
-                    &stored.admin_principals,
-                    &stored.viewer_principals,
-                ),
+                &cluster_access::wanted(partition, want_admins, want_viewers),
             ),
         );
+        settings.admin_principals = admins;
+        settings.viewer_principals = viewers;
         Reading {
             settings,
             outputs: ClusterOutputs {

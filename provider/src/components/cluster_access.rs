@@ -152,6 +152,52 @@ fn short(policy: &str) -> &str {
     policy.rsplit('/').next().unwrap_or(policy)
 }
 
+/// The lists as AWS has them: every STANDARD entry EKS did not make
+/// itself that holds the admin policy at cluster scope is an admin, else
+/// one holding the view policy at cluster scope a viewer. Principals keep
+/// the order of `stored` (the lists as the state holds them); others
+/// follow, sorted.
+pub fn lists(
+    access: &Access,
+    partition: &str,
+    stored_admins: &[String],
+    stored_viewers: &[String],
+) -> (Vec<String>, Vec<String>) {
+    let (admin, view) = (
+        policy_arn(partition, ADMIN_POLICY),
+        policy_arn(partition, VIEW_POLICY),
+    );
+    let quiet = access.quiet();
+    let holds = |entry: &Entry, policy: &str| {
+        entry.kind == "STANDARD" && entry.policies.get(policy).is_some_and(Vec::is_empty)
+    };
+    let mut admins = Vec::new();
+    let mut viewers = Vec::new();
+    for (principal, entry) in &access.entries {
+        if quiet.contains(principal.as_str()) {
+            continue;
+        }
+        if holds(entry, &admin) {
+            admins.push(principal.clone());
+        } else if holds(entry, &view) {
+            viewers.push(principal.clone());
+        }
+    }
+    let ordered = |found: Vec<String>, stored: &[String]| {
+        let mut out: Vec<String> = stored
+            .iter()
+            .filter(|p| found.contains(p))
+            .cloned()
+            .collect();
+        out.extend(found.into_iter().filter(|p| !stored.contains(p)));
+        out
+    };
+    (
+        ordered(admins, stored_admins),
+        ordered(viewers, stored_viewers),
+    )
+}
+
 /// What is wrong with the authentication mode.
 pub fn mode_problems(access: &Access) -> Vec<String> {
     match access.mode.as_deref() {

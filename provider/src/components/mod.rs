@@ -14,6 +14,7 @@
 pub mod access;
 pub mod addons;
 pub mod cache;
+pub mod cdn_assets;
 pub mod cluster;
 pub mod cluster_access;
 pub mod database;
