@@ -1205,6 +1205,18 @@ class AwsProxy:
             except ValueError:
                 return None
             return (call.service, operation, token) if token else None
+        if call.service == "cloudfront" and operation == "CreateDistribution":
+            # "If the CallerReference is a value that you already sent in a
+            # previous request to create a distribution, and the content of
+            # the DistributionConfig is identical to the original request,
+            # CloudFront returns the same response" (CreateDistribution,
+            # CloudFront API Reference); another content with it is refused
+            # (DistributionAlreadyExists), which moto answers to both.
+            match = re.search(rb"<CallerReference>([^<]*)</CallerReference>", body or b"")
+            if not match:
+                return None
+            import hashlib
+            return call.service, operation, match[1].decode() + ":" + hashlib.sha256(body).hexdigest()
         return None
 
     def _repeated(self, call: Call, operation: str, body: bytes) -> tuple[int, dict, bytes] | None:
@@ -2462,7 +2474,7 @@ class AwsProxy:
         return None
 
     def _cloudfront_after(self, call: Call, method: str, path: str, body: bytes, status: int, payload: bytes) -> bytes:
-        if call.service != "cloudfront" or status not in (200, 201):
+        if call.service != "cloudfront" or not 200 <= status < 300:  # DeleteDistribution answers 204
             return payload
         route = path.split("?")[0]
         created = method == "POST" and re.match(r"^/[^/]+/distribution/?$", route)
@@ -3126,7 +3138,7 @@ class AwsProxy:
                 for k, v in reply_headers.items()
             }
         token = self._client_token(call, operation, body)
-        if token and status == 200:
+        if token and status in (200, 201):
             with self._lock:
                 self._answered_tokens[token] = (status, reply_headers, payload)
         if call.service == "shield" and operation == "DescribeSubscription" and status == 200:

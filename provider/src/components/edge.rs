@@ -342,11 +342,10 @@ impl Component for Edge {
                 "aliases need certificate_arn: CloudFront serves another name only with a certificate for it (ACM, us-east-1)",
             ));
         }
-        let wants_cdn = block.get_attr("cdn").as_bool() == Some(true)
-            || matches!(block.get_attr("origin_domain"), Value::String(_));
+        // Known to have no distribution: cdn off and no origin.
         let no_cdn = block.get_attr("cdn").as_bool() == Some(false)
             && block.get_attr("origin_domain").is_null();
-        if no_cdn && !wants_cdn && matches!(aliases, Value::List(items) if !items.is_empty()) {
+        if no_cdn && matches!(aliases, Value::List(items) if !items.is_empty()) {
             problems.push(Problem::at(
                 "aliases",
                 aliases,
@@ -408,8 +407,6 @@ impl Component for Edge {
     fn plan_outputs(prior: &Value, planned: &mut Value) {
         let edge = planned.get_attr(COMPONENT).clone();
         let before = prior.get_attr(COMPONENT);
-        let origin_before = before.get_attr("origin_domain");
-        let origin_now = edge.get_attr("origin_domain");
         // A distribution: with cdn, or an origin domain. Null: none, Unknown:
         // not known yet.
         let has = |block: &Value| match (block.get_attr("cdn"), block.get_attr("origin_domain")) {
@@ -451,7 +448,6 @@ impl Component for Edge {
             _ => Value::Unknown,
         };
         planned.set_attr("cdn_domain_name", cdn);
-        let _ = (origin_before, origin_now);
         let assets = match edge.get_attr("cdn") {
             Value::Bool(false) => Value::Null,
             Value::Bool(true) if !prior.get_attr("cdn_assets_bucket_name").is_null() => {
@@ -2426,4 +2422,70 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
     };
     let (warnings, ()) = tokio::try_join!(cdn_side, acl_side)?;
     Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn want(cdn: bool, api: Option<&str>) -> Want {
+        Want {
+            cdn,
+            api: api.map(str::to_string),
+            acl: None,
+            oac: Some("E2OAC".into()),
+            assets_domain: "idis-p-assets-1-us-east-1.s3.us-east-1.amazonaws.com".into(),
+            logs_domain: "idis-p-cdn-logs-1-us-east-1.s3.amazonaws.com".into(),
+            aliases: Vec::new(),
+            certificate: None,
+        }
+    }
+
+    #[test]
+    fn with_cdn_the_assets_are_the_default_origin_and_the_api_is_under_api() {
+        let shape = want(true, Some("api.example.com")).shape();
+        assert!(shape.contains(&"origin idis-assets idis-p-assets-1-us-east-1.s3.us-east-1.amazonaws.com s3 through the origin access control E2OAC".to_string()), "{shape:#?}");
+        assert!(shape.contains(&"origin idis-origin api.example.com custom https-only".to_string()));
+        assert!(shape.iter().any(|l| l
+            .starts_with("behaviour default to idis-assets, viewers redirect-to-https")
+            && l.contains(SECURITY_HEADERS_POLICY_ID)));
+        assert!(shape
+            .iter()
+            .any(|l| l.starts_with("behaviour /api/* to idis-origin")
+                && l.contains(CACHING_DISABLED_POLICY_ID)
+                && l.ends_with("7 methods")));
+        assert!(shape.contains(
+            &"access logs to idis-p-cdn-logs-1-us-east-1.s3.amazonaws.com under cloudfront/"
+                .to_string()
+        ));
+        // The behaviour gone is a problem that names it; the API alone has none.
+        let without: Vec<String> = shape
+            .iter()
+            .filter(|l| !l.contains("/api/*"))
+            .cloned()
+            .collect();
+        let problems = shape_problems(&shape, &without);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("missing: behaviour /api/*"),
+            "{problems:?}"
+        );
+        let api_only = want(false, Some("api.example.com")).shape();
+        assert!(!api_only
+            .iter()
+            .any(|l| l.contains("/api/*") || l.contains("idis-assets")));
+    }
+
+    #[test]
+    fn certificates_come_from_us_east_1() {
+        assert!(is_cloudfront_certificate(
+            "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+        ));
+        assert!(!is_cloudfront_certificate(
+            "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
+        ));
+        assert!(!is_cloudfront_certificate(
+            "arn:aws:acm:us-east-1:123456789012:certificate/"
+        ));
+    }
 }
