@@ -2276,8 +2276,13 @@ fn state(ctx: &Ctx, read: &Read) -> EdgeState {
             )
         }),
         oac_id: read.assets.oac_id.clone(),
-        assets_domain: cdn_assets::origin_domain(ctx),
-        logs_domain: cdn_assets::logs_domain(ctx),
+        // What the distribution's wanted shape names, while there is one.
+        assets_domain: cdn
+            .map(|_| cdn_assets::origin_domain(ctx))
+            .unwrap_or_default(),
+        logs_domain: cdn
+            .map(|_| cdn_assets::logs_domain(ctx))
+            .unwrap_or_default(),
         verdicts: judge(ctx, read),
     }
 }
@@ -2285,11 +2290,11 @@ fn state(ctx: &Ctx, read: &Read) -> EdgeState {
 /// What exists of the edge; `None` when none of its pieces exists.
 pub async fn find(ctx: &Ctx) -> Result<Option<EdgeState>, ComponentError> {
     let (acl, cdn_acl, protection, cdn, assets) = tokio::try_join!(
-        read_acl(ctx, At::Regional),
-        read_acl(ctx, At::Cdn),
-        read_protection(ctx),
-        read_distribution(ctx),
-        cdn_assets::read(ctx),
+        Box::pin(read_acl(ctx, At::Regional)),
+        Box::pin(read_acl(ctx, At::Cdn)),
+        Box::pin(read_protection(ctx)),
+        Box::pin(read_distribution(ctx)),
+        Box::pin(cdn_assets::read(ctx)),
     )?;
     let read = Read {
         acl,
@@ -2328,10 +2333,10 @@ pub async fn ensure(ctx: &Ctx, spec: &EdgeSpec) -> Result<EdgeState, ComponentEr
     };
     let cdn_side = async {
         let (mut protection, existing, old_acl, mut assets) = tokio::try_join!(
-            read_protection(ctx),
-            read_distribution(ctx),
-            read_acl(ctx, At::Cdn),
-            cdn_assets::read(ctx),
+            Box::pin(read_protection(ctx)),
+            Box::pin(read_distribution(ctx)),
+            Box::pin(read_acl(ctx, At::Cdn)),
+            Box::pin(cdn_assets::read(ctx)),
         )?;
         let (cdn_acl, old_acl) = match (spec.distribution(), spec.waf) {
             (true, true) => (
@@ -2344,8 +2349,8 @@ pub async fn ensure(ctx: &Ctx, spec: &EdgeSpec) -> Result<EdgeState, ComponentEr
         // The assets bucket and its OAC before the distribution that
         // names them; the bucket's policy names the distribution, after it.
         let oac = if spec.cdn {
-            cdn_assets::ensure_buckets(ctx, &assets).await?;
-            Some(cdn_assets::ensure_oac(ctx, assets.oac_id.clone()).await?)
+            Box::pin(cdn_assets::ensure_buckets(ctx, &assets)).await?;
+            Some(Box::pin(cdn_assets::ensure_oac(ctx, assets.oac_id.clone())).await?)
         } else {
             None
         };
@@ -2364,12 +2369,15 @@ pub async fn ensure(ctx: &Ctx, spec: &EdgeSpec) -> Result<EdgeState, ComponentEr
             (true, existing) => Some(Box::pin(ensure_distribution(ctx, &want, existing)).await?),
         };
         if let (true, Some(cdn)) = (spec.cdn, &cdn) {
-            let current = cdn_assets::read_bucket(ctx, &cdn_assets::assets_bucket(ctx))
-                .await?
-                .and_then(|b| b.policy);
-            cdn_assets::ensure_policy(ctx, current.as_deref(), &cdn.arn).await?;
+            let current = Box::pin(cdn_assets::read_bucket(
+                ctx,
+                &cdn_assets::assets_bucket(ctx),
+            ))
+            .await?
+            .and_then(|b| b.policy);
+            Box::pin(cdn_assets::ensure_policy(ctx, current.as_deref(), &cdn.arn)).await?;
         }
-        assets = cdn_assets::read(ctx).await?;
+        assets = Box::pin(cdn_assets::read(ctx)).await?;
         if let Some(acl) = old_acl {
             Box::pin(delete_acl(ctx, At::Cdn, acl)).await?;
         }
@@ -2412,7 +2420,7 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
         if let Some(acl) = read_acl(ctx, At::Cdn).await? {
             delete_acl(ctx, At::Cdn, acl).await?;
         }
-        cdn_assets::delete(ctx).await
+        Box::pin(cdn_assets::delete(ctx)).await
     };
     let acl_side = async {
         if let Some(acl) = read_acl(ctx, At::Regional).await? {
