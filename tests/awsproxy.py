@@ -194,9 +194,27 @@ REST_OPERATIONS = [
     ("GET", "eks", re.compile(r"^/clusters/[^/]+/addons/[^/]+/?$"), "DescribeAddon"),
     ("POST", "eks", re.compile(r"^/clusters/[^/]+/addons/[^/]+/update/?$"), "UpdateAddon"),
     ("DELETE", "eks", re.compile(r"^/clusters/[^/]+/addons/[^/]+/?$"), "DeleteAddon"),
+    ("POST", "eks", re.compile(r"^/clusters/[^/]+/access-entries/?$"), "CreateAccessEntry"),
+    ("GET", "eks", re.compile(r"^/clusters/[^/]+/access-entries/?$"), "ListAccessEntries"),
+    ("GET", "eks", re.compile(r"^/clusters/[^/]+/access-entries/[^/]+/?$"), "DescribeAccessEntry"),
+    ("DELETE", "eks", re.compile(r"^/clusters/[^/]+/access-entries/[^/]+/?$"), "DeleteAccessEntry"),
+    ("POST", "eks", re.compile(r"^/clusters/[^/]+/access-entries/[^/]+/access-policies/?$"), "AssociateAccessPolicy"),
+    ("GET", "eks", re.compile(r"^/clusters/[^/]+/access-entries/[^/]+/access-policies/?$"),
+     "ListAssociatedAccessPolicies"),
+    ("DELETE", "eks", re.compile(r"^/clusters/[^/]+/access-entries/[^/]+/access-policies/[^/]+/?$"),
+     "DisassociateAccessPolicy"),
     ("POST", "cloudfront", re.compile(r"^/[^/]+/distribution/?$"), "CreateDistribution"),
     ("GET", "cloudfront", re.compile(r"^/[^/]+/distribution/?$"), "ListDistributions"),
     ("GET", "cloudfront", re.compile(r"^/[^/]+/tagging/?$"), "ListTagsForResource"),
+    ("POST", "cloudfront", re.compile(r"^/[^/]+/tagging/?$"), "TagResource"),
+    ("GET", "cloudfront", re.compile(r"^/[^/]+/distribution/[^/]+/?$"), "GetDistribution"),
+    ("DELETE", "cloudfront", re.compile(r"^/[^/]+/distribution/[^/]+/?$"), "DeleteDistribution"),
+    ("GET", "cloudfront", re.compile(r"^/[^/]+/distribution/[^/]+/config/?$"), "GetDistributionConfig"),
+    ("PUT", "cloudfront", re.compile(r"^/[^/]+/distribution/[^/]+/config/?$"), "UpdateDistribution"),
+    ("POST", "cloudfront", re.compile(r"^/[^/]+/origin-access-control/?$"), "CreateOriginAccessControl"),
+    ("GET", "cloudfront", re.compile(r"^/[^/]+/origin-access-control/?$"), "ListOriginAccessControls"),
+    ("GET", "cloudfront", re.compile(r"^/[^/]+/origin-access-control/[^/]+/?$"), "GetOriginAccessControl"),
+    ("DELETE", "cloudfront", re.compile(r"^/[^/]+/origin-access-control/[^/]+/?$"), "DeleteOriginAccessControl"),
 ]
 
 
@@ -409,6 +427,16 @@ DEFAULT_EKS_ADDON_VERSIONS: dict[str, dict] = {
          "defaultFor": []},
         {"addonVersion": "v1.37.0-eksbuild.1", "clusterVersions": ["1.29", "1.30", "1.31"], "defaultFor": []},
     ]},
+    # metrics-server, an EKS community add-on ("Community add-ons", EKS User
+    # Guide: published by EKS, owner `community`; it runs without an IAM
+    # role). Assumptions: the type name, which builds, and their ranges.
+    "metrics-server": {"type": "observability", "requiresIamPermissions": False, "owner": "community",
+                       "versions": [
+        {"addonVersion": "v0.8.0-eksbuild.1", "clusterVersions": ["1.30", "1.31", "1.32", "1.33", "1.34"],
+         "defaultFor": ["1.30", "1.31", "1.32", "1.33", "1.34"]},
+        {"addonVersion": "v0.7.2-eksbuild.3", "clusterVersions": ["1.29", "1.30", "1.31", "1.32"],
+         "defaultFor": ["1.29"]},
+    ]},
     "kube-proxy": {"type": "networking", "requiresIamPermissions": False, "versions": [
         {"addonVersion": "v1.34.0-eksbuild.2", "clusterVersions": ["1.34"], "defaultFor": ["1.34"]},
         {"addonVersion": "v1.33.3-eksbuild.4", "clusterVersions": ["1.33"], "defaultFor": ["1.33"]},
@@ -598,6 +626,14 @@ class EksClusterState:
     addons: dict[str, dict] = field(default_factory=dict)
     addon_reads: dict[str, int] = field(default_factory=dict)
     updates: dict[str, EksUpdate] = field(default_factory=dict)
+    # Cluster access (moto has none of it): accessConfig and the access
+    # entries by principal ARN, each with its associated policies.
+    access_mode: str = "CONFIG_MAP"
+    bootstrap_creator: bool = True
+    access_entries: dict[str, dict] = field(default_factory=dict)
+    node_roles: set = field(default_factory=set)
+    # The cluster's name and ARN, for the ARNs of its access entries.
+    cluster_ref: dict = field(default_factory=dict)
 
 
 def _subscription_times(payload: bytes) -> bytes:
@@ -687,6 +723,9 @@ class AwsProxy:
         self._creating: dict[tuple[str, str], int] = {}
         # (service, operation, client token) -> the answer AWS gave.
         self._answered_tokens: dict[tuple[str, str, str], tuple[int, dict, bytes]] = {}
+        # S3 origins of distributions made through the proxy (moto drops
+        # their S3OriginConfig and OriginAccessControlId), by distribution id.
+        self._cloudfront_s3_origins: dict[str, dict[str, dict]] = {}
         # "Operation" or "service:Operation" -> seconds to hold the call.
         self.delays: dict[str, float] = dict(delays or {})
         self.record = record
@@ -1166,6 +1205,18 @@ class AwsProxy:
             except ValueError:
                 return None
             return (call.service, operation, token) if token else None
+        if call.service == "cloudfront" and operation == "CreateDistribution":
+            # "If the CallerReference is a value that you already sent in a
+            # previous request to create a distribution, and the content of
+            # the DistributionConfig is identical to the original request,
+            # CloudFront returns the same response" (CreateDistribution,
+            # CloudFront API Reference); another content with it is refused
+            # (DistributionAlreadyExists), which moto answers to both.
+            match = re.search(rb"<CallerReference>([^<]*)</CallerReference>", body or b"")
+            if not match:
+                return None
+            import hashlib
+            return call.service, operation, match[1].decode() + ":" + hashlib.sha256(body).hexdigest()
         return None
 
     def _repeated(self, call: Call, operation: str, body: bytes) -> tuple[int, dict, bytes] | None:
@@ -1314,6 +1365,7 @@ class AwsProxy:
             self.eks_cluster_groups.clear()
             self._creating.clear()
             self._answered_tokens.clear()
+            self._cloudfront_s3_origins.clear()
 
     # -- EKS: versions, version updates and managed add-ons ---------------------------
 
@@ -1334,6 +1386,13 @@ class AwsProxy:
             "ListAddons": self._eks_list_addons,
             "UpdateAddon": self._eks_update_addon,
             "DeleteAddon": self._eks_delete_addon,
+            "CreateAccessEntry": self._eks_create_access_entry,
+            "ListAccessEntries": self._eks_list_access_entries,
+            "DescribeAccessEntry": self._eks_describe_access_entry,
+            "DeleteAccessEntry": self._eks_delete_access_entry,
+            "AssociateAccessPolicy": self._eks_associate_access_policy,
+            "ListAssociatedAccessPolicies": self._eks_list_associated_access_policies,
+            "DisassociateAccessPolicy": self._eks_disassociate_access_policy,
         }
         handler = handlers.get(operation)
         if handler is None:
@@ -1399,6 +1458,9 @@ class AwsProxy:
         changes = update.changes
         if "clusterVersion" in changes:
             state.version = changes["clusterVersion"]
+        if "authenticationMode" in changes:
+            state.access_mode = changes["authenticationMode"]
+            self._node_role_entries_locked(state)
         if "nodegroupVersion" in changes:
             state.nodegroups.setdefault(update.nodegroup, {}).update(
                 version=changes["nodegroupVersion"], releaseVersion=changes["releaseVersion"])
@@ -1635,7 +1697,45 @@ class AwsProxy:
                 return _eks_error(409, "ResourceInUseException",
                                   f"Cannot {self._config_update_type(request)} because cluster {name} currently has "
                                   f"update {pending.id} in progress", cluster=name)
+        if "accessConfig" in request:
+            return self._eks_update_access_config(region, name, request)
         return None
+
+    # The authentication modes in the one order EKS moves a cluster through
+    # them ("You can't change the authentication mode back", EKS User
+    # Guide, "Change authentication mode to use access entries"; EKS API
+    # Reference, UpdateAccessConfigRequest).
+    ACCESS_MODES = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")
+
+    def _eks_update_access_config(self, region, name, request):
+        """UpdateClusterConfig with `accessConfig` (moto ignores it): the
+        mode moves forward only, one kind of change per call ("You can't
+        update more than one type of config at a time" — assumption: the
+        wording); an update of type AccessConfigUpdate, InProgress for
+        `update_reads` reads, then the cluster reports the new mode. On the
+        way out of CONFIG_MAP, the managed node groups' roles get their
+        EC2_LINUX entries (assumption: EKS does this as it does for a node
+        group made later). Assumption: the refusal's wording."""
+        cluster = self._eks_cluster(region, name)
+        if cluster is None:
+            return self._eks_no_cluster(name)
+        if set(request) - {"name", "accessConfig", "clientRequestToken"}:
+            return _eks_error(400, "InvalidParameterException",
+                              "Only one type of update can be allowed.", cluster=name)
+        wanted = (request.get("accessConfig") or {}).get("authenticationMode")
+        if wanted not in self.ACCESS_MODES:
+            return _eks_error(400, "InvalidParameterException",
+                              f"Unsupported authentication mode {wanted}", cluster=name)
+        with self._lock:
+            state = self._eks_state_locked(region, name, cluster.get("createdAt"))
+            have = state.access_mode
+            if self.ACCESS_MODES.index(wanted) <= self.ACCESS_MODES.index(have):
+                return _eks_error(400, "InvalidParameterException",
+                                  f"Unsupported authentication mode update from {have} to {wanted}", cluster=name)
+            update = self._eks_new_update(state, "AccessConfigUpdate",
+                                          [{"type": "AuthenticationMode", "value": wanted}],
+                                          self.update_reads, authenticationMode=wanted)
+            return _eks_json({"update": update.answer()})
 
     def _eks_describe_update(self, region, parts, query, request):
         """DescribeUpdate, GET /clusters/{name}/updates/{id}: a node group's
@@ -2021,6 +2121,383 @@ class AwsProxy:
             view["status"] = "DELETING"
             return _eks_json({"addon": view})
 
+    # -- EKS: cluster access (access entries and access policies) -----------------------
+
+    # The access policies EKS offers ("Access policy permissions", EKS User
+    # Guide; ListAccessPolicies), by name.
+    EKS_ACCESS_POLICIES = ("AmazonEKSAdminPolicy", "AmazonEKSClusterAdminPolicy", "AmazonEKSAdminViewPolicy",
+                           "AmazonEKSEditPolicy", "AmazonEKSViewPolicy")
+    ACCESS_ENTRY_TYPES = ("STANDARD", "EC2", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX", "HYBRID_LINUX")
+
+    def _caller_arn(self, region: str) -> str | None:
+        """The IAM principal that makes a call with the proxy's own
+        credentials (the provider's are the same dummy ones): the cluster
+        creator of a bootstrapped cluster. An assumed-role session is
+        recorded as its role, as EKS does."""
+        try:
+            arn = self._moto("sts", region).get_caller_identity()["Arn"]
+        except botocore.exceptions.ClientError:
+            return None
+        match = re.match(r"^arn:([^:]+):sts::(\d+):assumed-role/([^/]+)/", arn)
+        if match:
+            return f"arn:{match[1]}:iam::{match[2]}:role/{match[3]}"
+        return arn
+
+    def _entry_locked(self, state: EksClusterState, cluster: dict, principal: str, kind: str,
+                      created: float | None = None, tags: dict | None = None, username: str | None = None,
+                      groups: list | None = None) -> dict:
+        """A new access entry as EKS describes it (AccessEntry): a STANDARD
+        one's username is the IAM user's ARN, or for a role the session ARN
+        pattern `arn:aws:sts::<account>:assumed-role/<name>/{{SessionName}}`;
+        a node role's EC2_LINUX entry is `system:node:{{EC2PrivateDNSName}}`
+        in `system:nodes` ("Create access entries", EKS User Guide)."""
+        parts = principal.split(":")
+        account, resource = parts[4], parts[5]
+        if kind == "STANDARD":
+            default_user = principal
+            if resource.startswith("role/"):
+                default_user = f"arn:{parts[1]}:sts::{account}:assumed-role/{resource.rsplit('/', 1)[-1]}/{{{{SessionName}}}}"
+            default_groups = []
+        else:
+            default_user, default_groups = "system:node:{{EC2PrivateDNSName}}", ["system:nodes"]
+        region = cluster["arn"].split(":")[3]
+        now = created if created is not None else time.time()
+        entry = {
+            "clusterName": cluster["name"], "principalArn": principal, "type": kind,
+            "kubernetesGroups": list(groups if groups is not None else default_groups),
+            "accessEntryArn": f"arn:{parts[1]}:eks:{region}:{cluster['arn'].split(':')[4]}:access-entry/"
+                              f"{cluster['name']}/{resource.split('/', 1)[0]}/{account}/"
+                              f"{resource.rsplit('/', 1)[-1]}/{uuid.uuid4()}",
+            "createdAt": now, "modifiedAt": now, "tags": dict(tags or {}),
+            "username": username or default_user, "policies": {},
+        }
+        state.access_entries[principal] = entry
+        return entry
+
+    def _eks_access_at_create_locked(self, state: EksClusterState, cluster: dict, access: dict,
+                                     creator: str | None) -> None:
+        """CreateCluster `accessConfig` (CreateAccessConfigRequest): "If you
+        create a cluster by using the EKS API, AWS SDKs, or AWS
+        CloudFormation, the default is CONFIG_MAP"; the creator's admin
+        entry (`bootstrapClusterCreatorAdminPermissions`, "The default value
+        is true"): a STANDARD entry with AmazonEKSClusterAdminPolicy at
+        cluster scope, made with the cluster, where the mode allows access
+        entries."""
+        state.cluster_ref = {"name": cluster["name"], "arn": cluster["arn"]}
+        state.access_mode = access.get("authenticationMode") or "CONFIG_MAP"
+        state.bootstrap_creator = bool(access.get("bootstrapClusterCreatorAdminPermissions", True))
+        state.access_entries.clear()
+        if state.bootstrap_creator and creator and state.access_mode != "CONFIG_MAP":
+            created = self._timestamp(cluster.get("createdAt")) or time.time()
+            entry = self._entry_locked(state, cluster, creator, "STANDARD", created=created)
+            partition = cluster["arn"].split(":")[1]
+            entry["policies"][f"arn:{partition}:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"] = {
+                "accessScope": {"type": "cluster", "namespaces": []}, "associatedAt": created, "modifiedAt": created}
+
+    def _node_role_entries_locked(self, state: EksClusterState) -> None:
+        """"When the authentication mode of your cluster is API or
+        API_AND_CONFIG_MAP, Amazon EKS creates access entries for the IAM
+        roles of managed node groups" of type EC2_LINUX ("Create access
+        entries", EKS User Guide; assumption: also when a cluster leaves
+        CONFIG_MAP with node groups already there)."""
+        if state.access_mode == "CONFIG_MAP" or not state.cluster_ref:
+            return
+        for role in sorted(state.node_roles):
+            if role not in state.access_entries:
+                self._entry_locked(state, state.cluster_ref, role, "EC2_LINUX")
+
+    def _access_cluster(self, region: str, name: str):
+        """The cluster and its state, or the error EKS answers: no cluster
+        (ResourceNotFoundException), or a cluster in CONFIG_MAP mode
+        (InvalidRequestException: "The cluster's authentication mode must be
+        set to one of [API, API_AND_CONFIG_MAP] to perform this operation",
+        EKS User Guide, "Change authentication mode to use access
+        entries"; assumption: the wording)."""
+        cluster = self._eks_cluster(region, name)
+        if cluster is None:
+            return None, None, self._eks_no_cluster(name)
+        with self._lock:
+            state = self._eks_state_locked(region, name, cluster.get("createdAt"))
+            self._eks_pending_locked(state)
+            mode = state.access_mode
+        if mode == "CONFIG_MAP":
+            return None, None, _eks_error(
+                400, "InvalidRequestException",
+                "The cluster's authentication mode must be set to one of [API, API_AND_CONFIG_MAP] to perform this operation.",
+                cluster=name)
+        return cluster, state, None
+
+    @staticmethod
+    def _no_entry(name: str) -> tuple[int, dict, bytes]:
+        # ResourceNotFoundException (EKS API Reference, DescribeAccessEntry
+        # Errors). Assumption: the wording.
+        return _eks_error(404, "ResourceNotFoundException",
+                          "The specified access entry resource could not be found.", cluster=name)
+
+    @staticmethod
+    def _entry_view(entry: dict) -> dict:
+        return {k: v for k, v in entry.items() if k != "policies"}
+
+    def _eks_create_access_entry(self, region, parts, query, request):
+        """CreateAccessEntry, POST /clusters/{name}/access-entries (EKS API
+        Reference, CreateAccessEntry): one entry per principal
+        (ResourceInUseException); `type` STANDARD by default, one of the
+        listed types; "You can't use the STS session principal type"
+        (InvalidParameterException); node types take only IAM roles of the
+        cluster's account. Assumptions: the wording of the refusals; the
+        principal is not checked against IAM."""
+        name = parts[1]
+        cluster, state, error = self._access_cluster(region, name)
+        if error:
+            return error
+        principal = str(request.get("principalArn") or "")
+        kind = str(request.get("type") or "STANDARD")
+        if kind not in self.ACCESS_ENTRY_TYPES:
+            return _eks_error(400, "InvalidParameterException", f"The type {kind} is not valid.", cluster=name)
+        if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+", principal):
+            return _eks_error(400, "InvalidParameterException",
+                              f"The specified principalArn is invalid: {principal}", cluster=name)
+        if kind != "STANDARD" and (":role/" not in principal or principal.split(":")[4] != cluster["arn"].split(":")[4]):
+            return _eks_error(400, "InvalidParameterException",
+                              f"The specified principalArn is invalid for type {kind}: {principal}", cluster=name)
+        with self._lock:
+            if principal in state.access_entries:
+                return _eks_error(409, "ResourceInUseException",
+                                  "The specified access entry resource is already in use on this cluster.", cluster=name)
+            entry = self._entry_locked(state, cluster, principal, kind, tags=request.get("tags"),
+                                       username=request.get("username"), groups=request.get("kubernetesGroups"))
+            return _eks_json({"accessEntry": self._entry_view(entry)})
+
+    def _eks_list_access_entries(self, region, parts, query, request):
+        """ListAccessEntries, GET /clusters/{name}/access-entries: the
+        principal ARNs, filtered by `associatedPolicyArn`, in pages."""
+        name = parts[1]
+        cluster, state, error = self._access_cluster(region, name)
+        if error:
+            return error
+        policy = (query.get("associatedPolicyArn") or [None])[0]
+        with self._lock:
+            principals = sorted(p for p, e in state.access_entries.items() if not policy or policy in e["policies"])
+        page = self._eks_page(principals, query, "ListAccessEntries")
+        if not isinstance(page[0], list):
+            return page
+        return _eks_json({"accessEntries": page[0], "nextToken": page[1]})
+
+    def _eks_describe_access_entry(self, region, parts, query, request):
+        """DescribeAccessEntry, GET /clusters/{name}/access-entries/{principalArn}."""
+        name, principal = parts[1], parts[3]
+        cluster, state, error = self._access_cluster(region, name)
+        if error:
+            return error
+        with self._lock:
+            entry = state.access_entries.get(principal)
+            if entry is None:
+                return self._no_entry(name)
+            return _eks_json({"accessEntry": self._entry_view(entry)})
+
+    def _eks_delete_access_entry(self, region, parts, query, request):
+        """DeleteAccessEntry: the entry and its policy associations go
+        ("Deleting an access entry removes ... the access policies
+        associated with it", EKS API Reference, DeleteAccessEntry)."""
+        name, principal = parts[1], parts[3]
+        cluster, state, error = self._access_cluster(region, name)
+        if error:
+            return error
+        with self._lock:
+            if state.access_entries.pop(principal, None) is None:
+                return self._no_entry(name)
+        return _eks_json({})
+
+    def _eks_associate_access_policy(self, region, parts, query, request):
+        """AssociateAccessPolicy, POST .../access-entries/{principalArn}/access-policies
+        (EKS API Reference): the entry must exist (ResourceNotFoundException)
+        and be STANDARD ("You can only associate access policies with
+        access entries of type STANDARD" — assumption: wording); the policy
+        one EKS offers; `accessScope.type` cluster or namespace (namespace
+        scope needs namespaces). Associating a policy again replaces its
+        scope."""
+        name, principal = parts[1], parts[3]
+        cluster, state, error = self._access_cluster(region, name)
+        if error:
+            return error
+        policy = str(request.get("policyArn") or "")
+        scope = request.get("accessScope") or {}
+        partition = cluster["arn"].split(":")[1]
+        offered = [f"arn:{partition}:eks::aws:cluster-access-policy/{p}" for p in self.EKS_ACCESS_POLICIES]
+        if policy not in offered:
+            return _eks_error(400, "InvalidParameterException", f"The policy {policy} is not valid.", cluster=name)
+        if scope.get("type") not in ("cluster", "namespace") or \
+                (scope.get("type") == "namespace" and not scope.get("namespaces")):
+            return _eks_error(400, "InvalidParameterException", "The accessScope is not valid.", cluster=name)
+        with self._lock:
+            entry = state.access_entries.get(principal)
+            if entry is None:
+                return self._no_entry(name)
+            if entry["type"] != "STANDARD":
+                return _eks_error(400, "InvalidRequestException",
+                                  "You can only associate access policies with access entries of type STANDARD.",
+                                  cluster=name)
+            now = time.time()
+            before = entry["policies"].get(policy, {})
+            entry["policies"][policy] = {
+                "accessScope": {"type": scope["type"], "namespaces": list(scope.get("namespaces") or [])},
+                "associatedAt": before.get("associatedAt", now), "modifiedAt": now}
+            view = {"policyArn": policy, **entry["policies"][policy]}
+        return _eks_json({"clusterName": name, "principalArn": principal, "associatedAccessPolicy": view})
+
+    def _eks_list_associated_access_policies(self, region, parts, query, request):
+        """ListAssociatedAccessPolicies: the entry's policies with their scopes."""
+        name, principal = parts[1], parts[3]
+        cluster, state, error = self._access_cluster(region, name)
+        if error:
+            return error
+        with self._lock:
+            entry = state.access_entries.get(principal)
+            if entry is None:
+                return self._no_entry(name)
+            views = [{"policyArn": p, **a} for p, a in sorted(entry["policies"].items())]
+        page = self._eks_page(views, query, "ListAssociatedAccessPolicies")
+        if not isinstance(page[0], list):
+            return page
+        return _eks_json({"clusterName": name, "principalArn": principal,
+                          "associatedAccessPolicies": page[0], "nextToken": page[1]})
+
+    def _eks_disassociate_access_policy(self, region, parts, query, request):
+        """DisassociateAccessPolicy, DELETE .../access-policies/{policyArn}:
+        ResourceNotFoundException when it is not associated."""
+        name, principal, policy = parts[1], parts[3], parts[5]
+        cluster, state, error = self._access_cluster(region, name)
+        if error:
+            return error
+        with self._lock:
+            entry = state.access_entries.get(principal)
+            if entry is None or entry["policies"].pop(policy, None) is None:
+                return self._no_entry(name)
+        return _eks_json({})
+
+    # -- CloudFront: S3 origins with an Origin Access Control ---------------------------
+
+    CLOUDFRONT_NS = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
+
+    def _cloudfront_origins(self, xml: bytes) -> dict[str, dict]:
+        """The S3 origins of a DistributionConfig (request or answer): per
+        origin id, its S3OriginConfig identity and OriginAccessControlId."""
+        import xml.etree.ElementTree as ET
+        ns = {"cf": self.CLOUDFRONT_NS}
+        try:
+            root = ET.fromstring(xml)
+        except ET.ParseError:
+            return {}
+        found = {}
+        for origin in root.iter(f"{{{self.CLOUDFRONT_NS}}}Origin"):
+            ident = origin.findtext("cf:Id", default="", namespaces=ns)
+            s3 = origin.find("cf:S3OriginConfig", ns)
+            oac = origin.findtext("cf:OriginAccessControlId", default="", namespaces=ns)
+            if s3 is not None or oac:
+                found[ident] = {"identity": None if s3 is None else s3.findtext(
+                    "cf:OriginAccessIdentity", default="", namespaces=ns), "oac": oac}
+        return found
+
+    def _cloudfront_view(self, payload: bytes, origins_of) -> bytes:
+        """An answer with what moto drops put back: each S3 origin's
+        S3OriginConfig and OriginAccessControlId (Origin, CloudFront API
+        Reference), and a ViewerCertificate with an ACM certificate saying
+        so (`CloudFrontDefaultCertificate` false, `CertificateSource` acm;
+        moto keeps both)."""
+        import xml.etree.ElementTree as ET
+        ET.register_namespace("", self.CLOUDFRONT_NS)
+        ns = {"cf": self.CLOUDFRONT_NS}
+        try:
+            root = ET.fromstring(payload)
+        except ET.ParseError:
+            return payload
+        changed = False
+        holders = [root] if root.find("cf:Origins", ns) is not None or root.tag.endswith("DistributionConfig") else []
+        holders += list(root.iter(f"{{{self.CLOUDFRONT_NS}}}DistributionConfig"))
+        holders += list(root.iter(f"{{{self.CLOUDFRONT_NS}}}DistributionSummary"))
+        if root.tag.endswith("}Distribution"):
+            holders.append(root)
+        for holder in holders:
+            ident = holder.findtext("cf:Id", default="", namespaces=ns) or root.findtext("cf:Id", default="", namespaces=ns)
+            origins = origins_of(ident)
+            for origin in holder.findall("cf:Origins/cf:Items/cf:Origin", ns):
+                kept = origins.get(origin.findtext("cf:Id", default="", namespaces=ns))
+                if not kept:
+                    continue
+                if kept["identity"] is not None and origin.find("cf:S3OriginConfig", ns) is None:
+                    s3 = ET.SubElement(origin, f"{{{self.CLOUDFRONT_NS}}}S3OriginConfig")
+                    ET.SubElement(s3, f"{{{self.CLOUDFRONT_NS}}}OriginAccessIdentity").text = kept["identity"]
+                    changed = True
+                if kept["oac"] and origin.find("cf:OriginAccessControlId", ns) is None:
+                    ET.SubElement(origin, f"{{{self.CLOUDFRONT_NS}}}OriginAccessControlId").text = kept["oac"]
+                    changed = True
+            cert = holder.find("cf:ViewerCertificate", ns)
+            if cert is not None and cert.findtext("cf:ACMCertificateArn", default="", namespaces=ns):
+                for tag, value in (("CloudFrontDefaultCertificate", "false"), ("CertificateSource", "acm")):
+                    element = cert.find(f"cf:{tag}", ns)
+                    if element is not None and element.text != value:
+                        element.text = value
+                        changed = True
+        if not changed:
+            return payload
+        return b'<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root)
+
+    def _cloudfront_oac_refusal(self, call: Call, method: str, path: str, body: bytes):
+        """CreateDistribution/UpdateDistribution naming an Origin Access
+        Control that does not exist is refused (NoSuchOriginAccessControl,
+        404); DeleteOriginAccessControl while a distribution's origin uses
+        it is refused (OriginAccessControlInUse, 409) (CloudFront API
+        Reference, each operation's Errors). Assumption: the messages."""
+        route = path.split("?")[0]
+        def error(status, code, message):
+            return status, {"Content-Type": "text/xml"}, (
+                f'<?xml version="1.0"?><ErrorResponse xmlns="{self.CLOUDFRONT_NS}"><Error><Type>Sender</Type>'
+                f"<Code>{code}</Code><Message>{message}</Message></Error>"
+                f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
+        cf = self._moto("cloudfront", "us-east-1")
+        if (method == "POST" and re.match(r"^/[^/]+/distribution/?$", route)) or \
+                (method == "PUT" and re.match(r"^/[^/]+/distribution/[^/]+/config/?$", route)):
+            wanted = {o["oac"] for o in self._cloudfront_origins(body).values() if o["oac"]}
+            if wanted:
+                known = {c["Id"] for c in cf.list_origin_access_controls()["OriginAccessControlList"].get("Items", [])}
+                missing = sorted(wanted - known)
+                if missing:
+                    return error(404, "NoSuchOriginAccessControl", f"The origin access control {missing[0]} does not exist.")
+        match = re.match(r"^/[^/]+/origin-access-control/([^/]+)/?$", route)
+        if method == "DELETE" and match:
+            with self._lock:
+                users = [d for d, origins in self._cloudfront_s3_origins.items()
+                         if any(o["oac"] == match[1] for o in origins.values())]
+            if users:
+                return error(409, "OriginAccessControlInUse",
+                             f"The origin access control is in use by the distribution {users[0]}.")
+        return None
+
+    def _cloudfront_after(self, call: Call, method: str, path: str, body: bytes, status: int, payload: bytes) -> bytes:
+        if call.service != "cloudfront" or not 200 <= status < 300:  # DeleteDistribution answers 204
+            return payload
+        route = path.split("?")[0]
+        created = method == "POST" and re.match(r"^/[^/]+/distribution/?$", route)
+        updated = method == "PUT" and re.match(r"^/[^/]+/distribution/([^/]+)/config/?$", route)
+        if created or updated:
+            ident = updated[1] if updated else (re.search(rb"<Id>([^<]+)</Id>", payload) or [b"", b""])[1].decode()
+            with self._lock:
+                self._cloudfront_s3_origins[ident] = self._cloudfront_origins(body)
+        deleted = method == "DELETE" and re.match(r"^/[^/]+/distribution/([^/]+)/?$", route)
+        if deleted:
+            with self._lock:
+                self._cloudfront_s3_origins.pop(deleted[1], None)
+            return payload
+        if method in ("GET", "POST", "PUT"):
+            with self._lock:
+                kept = {k: dict(v) for k, v in self._cloudfront_s3_origins.items()}
+            if not kept:
+                return payload
+            single = re.match(r"^/[^/]+/distribution/([^/]+)", route)
+            fallback = single[1] if single else ""
+            return self._cloudfront_view(payload, lambda ident: kept.get(ident or fallback, {}))
+        return payload
+
     def _eks_after(self, call: Call, operation: str, path: str, body: bytes, status: int, payload: bytes) -> bytes:
         """moto's EKS answers as AWS gives them: a cluster's version and
         platform version after an update, UPDATING meanwhile; a node
@@ -2037,9 +2514,12 @@ class AwsProxy:
         region = call.region
         if operation == "CreateCluster" and isinstance(answer.get("cluster"), dict):
             cluster = answer["cluster"]
+            access = json.loads(body or b"{}").get("accessConfig") or {}
+            creator = self._caller_arn(region) if access.get("bootstrapClusterCreatorAdminPermissions", True) else None
             with self._lock:
                 self._eks.pop((region, cluster.get("name")), None)
                 state = self._eks_state_locked(region, cluster.get("name"), cluster.get("createdAt"))
+                self._eks_access_at_create_locked(state, cluster, access, creator)
             self._eks_cluster_view(cluster, state)
             return json.dumps(answer).encode()
         if operation == "DeleteCluster" and len(parts) >= 2:
@@ -2064,6 +2544,10 @@ class AwsProxy:
                 state = self._eks.get((region, parts[1]))
                 if state:
                     state.nodegroups.pop(group, None)
+                    role = json.loads(body or b"{}").get("nodeRole") if operation == "CreateNodegroup" else None
+                    if role:
+                        state.node_roles.add(role)
+                        self._node_role_entries_locked(state)
             return payload
         if operation == "DescribeNodegroup" and isinstance(answer.get("nodegroup"), dict):
             nodegroup = answer["nodegroup"]
@@ -2113,6 +2597,10 @@ class AwsProxy:
         uppercase hex digits (the User Guide's examples)."""
         if state is not None and state.version:
             cluster["version"] = state.version
+        if state is not None:
+            # DescribeCluster `accessConfig` (AccessConfigResponse).
+            cluster["accessConfig"] = {"authenticationMode": state.access_mode,
+                                       "bootstrapClusterCreatorAdminPermissions": state.bootstrap_creator}
         if state is not None:
             region = str(cluster.get("arn", "")).split(":")[3:4] or ["us-east-1"]
             cluster["identity"] = {"oidc": {
@@ -2613,6 +3101,8 @@ class AwsProxy:
         if isinstance(fault, tuple):
             return fault
         answer = self._lifecycle(call) or self._dependencies(call) or self._repeated(call, operation, body)
+        if not answer and call.service == "cloudfront":
+            answer = self._cloudfront_oac_refusal(call, method, path, body)
         if not answer:
             answer, body = self._emulate(call, operation, path, body)
             token = self._client_token(call, operation, body) if answer else None
@@ -2638,6 +3128,7 @@ class AwsProxy:
         payload = self._after(call, status, payload)
         payload = self._eks_cluster_group(call, operation, path, body, status, payload)
         payload = self._eks_after(call, operation, path, body, status, payload)
+        payload = self._cloudfront_after(call, method, path, body, status, payload)
         if status == 400 and call.service == "wafv2" and b"WafV2DuplicateItem" in payload:
             # moto names WAF's duplicate error differently from AWS (in the
             # body and in X-Amzn-ErrorType, which the SDK reads first).
@@ -2647,7 +3138,7 @@ class AwsProxy:
                 for k, v in reply_headers.items()
             }
         token = self._client_token(call, operation, body)
-        if token and status == 200:
+        if token and status in (200, 201):
             with self._lock:
                 self._answered_tokens[token] = (status, reply_headers, payload)
         if call.service == "shield" and operation == "DescribeSubscription" and status == 200:

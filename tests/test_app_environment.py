@@ -7,7 +7,8 @@ in Terraform.
 One apply serves the whole file: examples/production as it is, plus a
 staging environment in the same state (`staging.tf`), at TF_LOG=trace.
 AWS is checked with boto3 against moto, and through the proxy where only
-the proxy plays the service (EKS add-ons).
+the proxy plays the service (EKS add-ons, access entries and the cluster's
+authentication mode).
 """
 
 from __future__ import annotations
@@ -258,7 +259,120 @@ def test_the_ebs_csi_driver_runs_with_its_role(platform):
         assert json.loads(addon["configurationValues"]) == {"controller": {"k8sTagClusterId": f"idis-{env}"}}
         assert addon["addonVersion"] == "v1.48.0-eksbuild.2"  # the default for 1.31
         assert sorted(eks.list_addons(clusterName=f"idis-{env}")["addons"]) == [
-            "aws-ebs-csi-driver", "coredns", "kube-proxy", "vpc-cni"]
+            "aws-ebs-csi-driver", "coredns", "kube-proxy", "metrics-server", "vpc-cni"]
+
+
+# ---------------------------------------------------------------- cluster access and metrics-server
+
+ADMIN = "arn:aws:iam::123456789012:role/idis-platform-admins"
+VIEWER = "arn:aws:iam::123456789012:role/idis-support"
+
+
+def test_the_cluster_admits_exactly_its_admins_and_viewers(platform, aws):
+    """Through the proxy, which plays EKS's access entries and authentication
+    mode (moto has neither; the node role's ARN is read from moto's IAM)."""
+    eks = _through_proxy(platform, "eks")
+    for env, admins, viewers in (("production", [ADMIN], [VIEWER]), ("staging", [], [])):
+        name = f"idis-{env}"
+        access = eks.describe_cluster(name=name)["cluster"]["accessConfig"]
+        assert access == {"authenticationMode": "API_AND_CONFIG_MAP",
+                          "bootstrapClusterCreatorAdminPermissions": False}
+        nodes = aws("iam").get_role(RoleName=f"{name}-eks-nodes")["Role"]["Arn"]
+        entries = eks.list_access_entries(clusterName=name)["accessEntries"]
+        # No creator entry: only the lists and the node role EKS adds itself.
+        assert sorted(entries) == sorted(admins + viewers + [nodes]), entries
+        assert eks.describe_access_entry(clusterName=name, principalArn=nodes)["accessEntry"]["type"] == "EC2_LINUX"
+        for principal, policy in [(p, "AmazonEKSClusterAdminPolicy") for p in admins] + \
+                                 [(p, "AmazonEKSViewPolicy") for p in viewers]:
+            assert eks.describe_access_entry(clusterName=name, principalArn=principal)["accessEntry"]["type"] == "STANDARD"
+            held = eks.list_associated_access_policies(clusterName=name, principalArn=principal)["associatedAccessPolicies"]
+            assert [(p["policyArn"], p["accessScope"]["type"]) for p in held] == [
+                (f"arn:aws:eks::aws:cluster-access-policy/{policy}", "cluster")], held
+        enforced = platform.states[env]["cluster"]["enforced"]
+        assert enforced["authentication_mode"] == "access entries on (API_AND_CONFIG_MAP)"
+        assert enforced["access_entries"] == "only the configured principals, with their policies"
+    assert platform.states["production"]["cluster"]["admin_principals"] == [ADMIN]
+    assert platform.states["production"]["cluster"]["viewer_principals"] == [VIEWER]
+
+
+def test_metrics_server_runs_for_the_horizontal_pod_autoscaler(platform):
+    eks = _through_proxy(platform, "eks")  # only the proxy plays EKS add-ons
+    for env in ENVS:
+        addon = eks.describe_addon(clusterName=f"idis-{env}", addonName="metrics-server")["addon"]
+        assert addon["status"] == "ACTIVE"
+        assert addon["addonVersion"] == "v0.8.0-eksbuild.1"  # the proxy's default for 1.31
+        assert "serviceAccountRoleArn" not in addon  # it needs no AWS permission
+        assert platform.states[env]["cluster"]["enforced"]["metrics_server"] == "metrics-server active and supported"
+
+
+# ---------------------------------------------------------------- static assets behind the CDN
+
+
+def test_the_cdn_serves_the_assets_bucket_through_oac_and_the_api_under_api(platform, aws):
+    """production has `cdn = true` and `cdn_origin_domain`. The distribution,
+    the web ACL and the bucket policy are read from moto; the origins'
+    S3OriginConfig and OriginAccessControlId through the proxy, which
+    keeps them as CloudFront does (moto drops them)."""
+    state = platform.states["production"]
+    cf_moto, cf = aws("cloudfront"), _through_proxy(platform, "cloudfront")
+    [summary] = [d for d in cf_moto.list_distributions()["DistributionList"]["Items"] if d["Comment"] == "idis-production"]
+    assert state["cdn_domain_name"] == summary["DomainName"]
+    config = cf.get_distribution_config(Id=summary["Id"])["DistributionConfig"]
+    origins = {o["Id"]: o for o in config["Origins"]["Items"]}
+    bucket = state["cdn_assets_bucket_name"]
+    assert bucket == f"idis-production-assets-123456789012-us-east-1"
+    assert platform.tf.output_json()["assets_bucket_name"] == bucket
+    default = config["DefaultCacheBehavior"]
+    assets = origins[default["TargetOriginId"]]
+    assert assets["DomainName"] == f"{bucket}.s3.us-east-1.amazonaws.com"
+    assert assets["S3OriginConfig"]["OriginAccessIdentity"] == ""
+    oac = cf_moto.get_origin_access_control(Id=assets["OriginAccessControlId"])["OriginAccessControl"]
+    assert oac["OriginAccessControlConfig"]["Name"] == "idis-production-assets"
+    assert oac["OriginAccessControlConfig"]["SigningBehavior"] == "always"
+    assert oac["OriginAccessControlConfig"]["OriginAccessControlOriginType"] == "s3"
+    assert default["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert default["ResponseHeadersPolicyId"] == "67f7725c-6f97-4210-82d7-5512b31e9d03"  # SecurityHeadersPolicy
+    [api] = config["CacheBehaviors"]["Items"]
+    assert api["PathPattern"] == "/api/*"
+    assert origins[api["TargetOriginId"]]["DomainName"] == "api.production.idis.example.com"
+    assert origins[api["TargetOriginId"]]["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    assert api["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert api["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
+    assert sorted(api["AllowedMethods"]["Items"]) == sorted(["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"])
+    assert config["ViewerCertificate"]["CloudFrontDefaultCertificate"] is True  # no aliases, no certificate
+    assert config["Logging"]["Enabled"] and config["Logging"]["Bucket"] == \
+        "idis-production-cdn-logs-123456789012-us-east-1.s3.amazonaws.com"
+    # The CLOUDFRONT-scope web ACL, made in us-east-1.
+    acls = {a["ARN"]: a["Name"] for a in aws("wafv2").list_web_acls(Scope="CLOUDFRONT")["WebACLs"]}
+    assert acls[config["WebACLId"]] == "idis-production-cdn"
+    assert state["cdn_web_acl_arn"] == config["WebACLId"]
+    # Only that distribution may read the bucket.
+    s3 = aws("s3")
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    allows = [st for st in _statements(policy) if st["Effect"] == "Allow"]
+    assert allows == [{
+        "Sid": "CloudFrontReadsForTheDistribution", "Effect": "Allow",
+        "Principal": {"Service": "cloudfront.amazonaws.com"}, "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+        "Condition": {"StringEquals": {"AWS:SourceArn": summary["ARN"]}}}], allows
+    assert all(_list(st["Principal"]) != ["*"] or st["Effect"] == "Deny" for st in _statements(policy))
+    pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(pab.values()), pab
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    sse = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert sse["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    logs = "idis-production-cdn-logs-123456789012-us-east-1"
+    assert s3.get_bucket_ownership_controls(Bucket=logs)["OwnershipControls"]["Rules"][0]["ObjectOwnership"] == \
+        "BucketOwnerPreferred"  # CloudFront standard logs need ACLs
+    assert state["edge"]["enforced"]["assets_bucket"] == "private, encrypted, versioned, read by the distribution only"
+    assert state["edge"]["enforced"]["distribution"] == "enabled, HTTPS only, behind its web ACL"
+    # staging has no CDN.
+    assert platform.states["staging"]["cdn_assets_bucket_name"] is None
+
+
+def test_refresh_only_right_after_apply_finds_no_drift(platform):
+    again = platform.tf.plan("-refresh-only", "-detailed-exitcode", check=False)
+    assert again.returncode == 0, again.describe("terraform plan -refresh-only -detailed-exitcode")
 
 
 # ---------------------------------------------------------------- the settings
@@ -435,7 +549,9 @@ def test_staging_and_production_share_no_key_secret_role_or_bucket(platform, aws
         roles = {r["Arn"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"idis-{env}-")}
         buckets = {b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"idis-{env}-")}
         providers = {state["oidc_provider_arn"]}
-        assert len(keys) >= 1 and len(secrets) == 4 and len(roles) == 7 and len(buckets) == 2, (env, secrets, roles)
+        # audit and documents; production also the CDN's assets and logs.
+        assert len(keys) >= 1 and len(secrets) == 4 and len(roles) == 7, (env, secrets, roles)
+        assert len(buckets) == (4 if env == "production" else 2), (env, buckets)
         owned[env] = {"keys": keys, "secrets": secrets, "roles": roles, "buckets": buckets, "oidc": providers}
     for kind in owned["production"]:
         assert owned["production"][kind].isdisjoint(owned["staging"][kind]), kind

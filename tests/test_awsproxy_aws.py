@@ -223,22 +223,24 @@ def test_a_new_node_group_runs_the_cluster_version(moto, aws_proxy):
 def test_add_on_versions_are_listed_per_kubernetes_version(aws_proxy):
     eks = client("eks", aws_proxy.endpoint)
     addons = eks.describe_addon_versions(kubernetesVersion="1.31")["addons"]
-    assert [a["addonName"] for a in addons] == ["aws-ebs-csi-driver", "coredns", "kube-proxy", "vpc-cni"]
+    assert [a["addonName"] for a in addons] == [
+        "aws-ebs-csi-driver", "coredns", "kube-proxy", "metrics-server", "vpc-cni"]
     for addon in addons:
         defaults = [v["addonVersion"] for v in addon["addonVersions"]
                     for c in v["compatibilities"] if c["clusterVersion"] == "1.31" and c["defaultVersion"]]
         assert len(defaults) == 1, addon
-        kind = "storage" if addon["addonName"] == "aws-ebs-csi-driver" else "networking"
-        assert addon["owner"] == "aws" and addon["publisher"] == "eks" and addon["type"] == kind
+        kind = {"aws-ebs-csi-driver": "storage", "metrics-server": "observability"}.get(addon["addonName"], "networking")
+        owner = "community" if addon["addonName"] == "metrics-server" else "aws"
+        assert addon["owner"] == owner and addon["publisher"] == "eks" and addon["type"] == kind
     proxy_versions = next(a for a in addons if a["addonName"] == "kube-proxy")["addonVersions"]
     assert [v["addonVersion"] for v in proxy_versions] == ["v1.31.7-eksbuild.7", "v1.31.3-eksbuild.2"]
     cni = eks.describe_addon_versions(addonName="vpc-cni")["addons"][0]["addonVersions"]
     assert [c["clusterVersion"] for c in cni[0]["compatibilities"]] == ["1.29", "1.30", "1.31", "1.32", "1.33", "1.34"]
     assert cni[0]["requiresIamPermissions"] is True
-    first = eks.describe_addon_versions(maxResults=2)
-    second = eks.describe_addon_versions(maxResults=2, nextToken=first["nextToken"])
+    first = eks.describe_addon_versions(maxResults=3)
+    second = eks.describe_addon_versions(maxResults=3, nextToken=first["nextToken"])
     assert [a["addonName"] for a in first["addons"] + second["addons"]] == [
-        "aws-ebs-csi-driver", "coredns", "kube-proxy", "vpc-cni"]
+        "aws-ebs-csi-driver", "coredns", "kube-proxy", "metrics-server", "vpc-cni"]
 
 
 def test_the_ebs_csi_driver_add_on_runs_with_the_role_and_configuration_it_is_given(moto, aws_proxy):
@@ -558,3 +560,67 @@ def test_a_presigned_request_reaches_the_service_its_credential_names(moto, aws_
     assert "<GetCallerIdentityResult>" not in replay(moto.endpoint)
     body = replay(aws_proxy.endpoint)
     assert "<GetCallerIdentityResult>" in body and "<Account>123456789012</Account>" in body, body
+
+
+# -- EKS: cluster access (authentication mode, access entries) ---------------------------
+
+
+def test_access_entries_need_the_api_mode_which_only_moves_forward(moto, aws_proxy):
+    """CreateAccessConfigRequest: the API's default mode is CONFIG_MAP, where
+    access entries are refused; UpdateClusterConfig moves it forward only;
+    leaving CONFIG_MAP gives the node group's role its EC2_LINUX entry."""
+    eks = client("eks", aws_proxy.endpoint)
+    made = eks_cluster(moto.endpoint, eks)
+    cluster = eks.describe_cluster(name="shop")["cluster"]
+    assert cluster["accessConfig"] == {"authenticationMode": "CONFIG_MAP",
+                                       "bootstrapClusterCreatorAdminPermissions": True}
+    refused(lambda: eks.list_access_entries(clusterName="shop"), "InvalidRequestException", 400)
+    nodes = client("iam", moto.endpoint).create_role(RoleName="shop-nodes", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    eks.create_nodegroup(clusterName="shop", nodegroupName="ng", nodeRole=nodes, subnets=made["subnets"])
+    update = eks.update_cluster_config(name="shop", accessConfig={"authenticationMode": "API_AND_CONFIG_MAP"})["update"]
+    assert update["type"] == "AccessConfigUpdate"
+    eks.describe_update(name="shop", updateId=update["id"])
+    eks.describe_update(name="shop", updateId=update["id"])
+    assert eks.describe_cluster(name="shop")["cluster"]["accessConfig"]["authenticationMode"] == "API_AND_CONFIG_MAP"
+    assert eks.list_access_entries(clusterName="shop")["accessEntries"] == [nodes]
+    entry = eks.describe_access_entry(clusterName="shop", principalArn=nodes)["accessEntry"]
+    assert entry["type"] == "EC2_LINUX" and entry["kubernetesGroups"] == ["system:nodes"]
+    message = refused(lambda: eks.update_cluster_config(name="shop", accessConfig={"authenticationMode": "CONFIG_MAP"}),
+                      "InvalidParameterException", 400)
+    assert "from API_AND_CONFIG_MAP to CONFIG_MAP" in message
+
+
+def test_access_entries_hold_policies_at_a_scope(moto, aws_proxy):
+    eks = client("eks", aws_proxy.endpoint)
+    _, subnets = network(moto.endpoint)
+    role = client("iam", moto.endpoint).create_role(RoleName="shop-eks", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    eks.create_cluster(name="shop", version="1.31", roleArn=role, resourcesVpcConfig={"subnetIds": subnets},
+                       accessConfig={"authenticationMode": "API_AND_CONFIG_MAP"})
+    # The creator's bootstrap entry (bootstrapClusterCreatorAdminPermissions defaults to true).
+    [creator] = eks.list_access_entries(clusterName="shop")["accessEntries"]
+    assert creator == client("sts", moto.endpoint).get_caller_identity()["Arn"]
+    admin_policy = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+    assert [p["policyArn"] for p in eks.list_associated_access_policies(
+        clusterName="shop", principalArn=creator)["associatedAccessPolicies"]] == [admin_policy]
+
+    admins = "arn:aws:iam::123456789012:role/admins"
+    entry = eks.create_access_entry(clusterName="shop", principalArn=admins)["accessEntry"]
+    assert entry["type"] == "STANDARD"
+    assert entry["username"] == "arn:aws:sts::123456789012:assumed-role/admins/{{SessionName}}"
+    refused(lambda: eks.create_access_entry(clusterName="shop", principalArn=admins), "ResourceInUseException", 409)
+    refused(lambda: eks.create_access_entry(clusterName="shop", principalArn="arn:aws:sts::123456789012:assumed-role/a/b"),
+            "InvalidParameterException", 400)
+    view = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy"
+    eks.associate_access_policy(clusterName="shop", principalArn=admins, policyArn=view,
+                                accessScope={"type": "namespace", "namespaces": ["idis"]})
+    eks.associate_access_policy(clusterName="shop", principalArn=admins, policyArn=view, accessScope={"type": "cluster"})
+    [held] = eks.list_associated_access_policies(clusterName="shop", principalArn=admins)["associatedAccessPolicies"]
+    assert held["policyArn"] == view and held["accessScope"]["type"] == "cluster"
+    refused(lambda: eks.associate_access_policy(clusterName="shop", principalArn=admins, policyArn="arn:aws:eks::aws:cluster-access-policy/Root",
+                                                accessScope={"type": "cluster"}), "InvalidParameterException", 400)
+    assert eks.list_access_entries(clusterName="shop", associatedPolicyArn=view)["accessEntries"] == [admins]
+    eks.disassociate_access_policy(clusterName="shop", principalArn=admins, policyArn=view)
+    refused(lambda: eks.disassociate_access_policy(clusterName="shop", principalArn=admins, policyArn=view),
+            "ResourceNotFoundException", 404)
+    eks.delete_access_entry(clusterName="shop", principalArn=admins)
+    refused(lambda: eks.describe_access_entry(clusterName="shop", principalArn=admins), "ResourceNotFoundException", 404)

@@ -27,11 +27,12 @@ NODE_GROUP = {"clusterName": PREFIX, "nodegroupName": f"{PREFIX}-default"}
 class World:
     """boto3 clients on moto and the ids of what the provider made."""
 
-    def __init__(self, aws, state: dict, proxy_eks=None):
+    def __init__(self, aws, state: dict, proxy_eks=None, proxy_cf=None):
         self.aws = aws
         self.state = state
         # EKS add-ons exist only in the proxy, which plays them.
         self.proxy_eks = proxy_eks
+        self.proxy_cf = proxy_cf
         self.ec2, self.s3, self.rds, self.kms = aws("ec2"), aws("s3"), aws("rds"), aws("kms")
         self.eks, self.iam, self.ec, self.waf = aws("eks"), aws("iam"), aws("elasticache"), aws("wafv2")
         self.sm = aws("secretsmanager")
@@ -139,6 +140,70 @@ def _secret_live(w: World, name: str) -> bool:
         return "DeletedDate" not in w.sm.describe_secret(SecretId=f"idis/{ENV}/{name}")
     except w.sm.exceptions.ResourceNotFoundException:
         return False
+
+
+ADMIN = "arn:aws:iam::123456789012:role/idis-platform-admins"
+INTRUDER = "arn:aws:iam::123456789012:user/someone"
+ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+
+
+def _policies_of(w: World, principal: str) -> list[str] | None:
+    """The access policies of an entry (through the proxy, which plays
+    access entries), None when there is no entry."""
+    try:
+        held = w.proxy_eks.list_associated_access_policies(clusterName=PREFIX, principalArn=principal)
+    except w.proxy_eks.exceptions.ResourceNotFoundException:
+        return None
+    return [p["policyArn"] for p in held["associatedAccessPolicies"]]
+
+
+def _hand_added_admin(w: World) -> None:
+    w.proxy_eks.create_access_entry(clusterName=PREFIX, principalArn=INTRUDER)
+    w.proxy_eks.associate_access_policy(clusterName=PREFIX, principalArn=INTRUDER, policyArn=ADMIN_POLICY,
+                                        accessScope={"type": "cluster"})
+
+
+def _assets(w: World) -> str:
+    return w.state["cdn_assets_bucket_name"]
+
+
+def _assets_public(w: World) -> None:
+    policy = json.loads(w.s3.get_bucket_policy(Bucket=_assets(w))["Policy"])
+    policy["Statement"].append({"Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+                                "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{_assets(w)}/*"})
+    w.s3.put_bucket_policy(Bucket=_assets(w), Policy=json.dumps(policy))
+
+
+def _assets_private(w: World) -> bool:
+    policy = json.loads(w.s3.get_bucket_policy(Bucket=_assets(w))["Policy"])
+    allows = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    return [s["Principal"] for s in allows] == [{"Service": "cloudfront.amazonaws.com"}]
+
+
+def _distribution(w: World) -> tuple[str, dict, str]:
+    """Through the proxy, which keeps the S3 origin's OAC as CloudFront does."""
+    [summary] = [d for d in w.aws("cloudfront").list_distributions()["DistributionList"]["Items"]
+                 if d["Comment"] == PREFIX]
+    got = w.proxy_cf.get_distribution_config(Id=summary["Id"])
+    return summary["Id"], got["DistributionConfig"], got["ETag"]
+
+
+def _drop_api_behaviour(w: World) -> None:
+    ident, config, etag = _distribution(w)
+    config["CacheBehaviors"] = {"Quantity": 0}
+    w.proxy_cf.update_distribution(Id=ident, IfMatch=etag, DistributionConfig=config)
+
+
+def _api_behaviour(w: World) -> bool:
+    _, config, _ = _distribution(w)
+    return [b["PathPattern"] for b in config["CacheBehaviors"].get("Items", [])] == ["/api/*"]
+
+
+def _addon(w: World, name: str) -> dict | None:
+    try:
+        return w.proxy_eks.describe_addon(clusterName=PREFIX, addonName=name)["addon"]
+    except w.proxy_eks.exceptions.ResourceNotFoundException:
+        return None
 
 
 def _ebs_csi(w: World) -> dict | None:
@@ -306,6 +371,14 @@ FIRST_ROUND = [
            lambda w: w.iam.attach_role_policy(RoleName=f"{PREFIX}-eks-nodes",
                                               PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess"),
            lambda w: "AdministratorAccess" not in _attached(w, f"{PREFIX}-eks-nodes")),
+    Change("an admin's access entry deleted", "cluster", "access_entries",
+           lambda w: w.proxy_eks.delete_access_entry(clusterName=PREFIX, principalArn=ADMIN),
+           lambda w: _policies_of(w, ADMIN) == [ADMIN_POLICY]),
+    Change("a public read put in the assets bucket's policy", "edge", "assets_bucket",
+           _assets_public, _assets_private),
+    Change("metrics-server add-on deleted", "cluster", "metrics_server",
+           lambda w: w.proxy_eks.delete_addon(clusterName=PREFIX, addonName="metrics-server"),
+           lambda w: (_addon(w, "metrics-server") or {}).get("status") == "ACTIVE"),
     Change("cluster ownership tag removed", "cluster", "tags",
            lambda w: w.eks.untag_resource(resourceArn=w.state["cluster_arn"], tagKeys=["managed-by"]),
            lambda w: "managed-by" in w.eks_tags()),
@@ -369,6 +442,10 @@ SECOND_ROUND = [
            lambda w: w.iam.attach_role_policy(RoleName=f"{PREFIX}-api",
                                               PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess"),
            lambda w: _attached(w, f"{PREFIX}-api") == []),
+    Change("the /api/* behaviour removed from the distribution", "edge", "distribution",
+           _drop_api_behaviour, _api_behaviour),
+    Change("an access entry with cluster admin added by hand", "cluster", "access_entries",
+           _hand_added_admin, lambda w: _policies_of(w, INTRUDER) is None),
     Change("EBS CSI driver add-on deleted", "cluster", "ebs_csi_driver",
            lambda w: w.proxy_eks.delete_addon(clusterName=PREFIX, addonName="aws-ebs-csi-driver"),
            lambda w: (_ebs_csi(w) or {}).get("serviceAccountRoleArn") == w.state["ebs_csi_driver_role_arn"]),
@@ -382,9 +459,9 @@ SECOND_ROUND = [
 ]
 
 
-def _round(production, aws, proxy_eks, changes: list[Change]) -> None:
+def _round(production, aws, proxy_eks, proxy_cf, changes: list[Change]) -> None:
     __tracebackhide__ = True
-    world = World(aws, state_of(production), proxy_eks)
+    world = World(aws, state_of(production), proxy_eks, proxy_cf)
     for change in changes:
         change.make(world)
     drift = production.plan("-refresh-only", "-detailed-exitcode", check=False)
@@ -395,7 +472,7 @@ def _round(production, aws, proxy_eks, changes: list[Change]) -> None:
         assert f"{change.component}: {change.key} changed outside Terraform" in drift.stdout + drift.stderr, \
             f"{change.what}: no warning naming {change.component}.{change.key}:\n{drift.stdout}"
     production.apply()
-    world = World(aws, state_of(production), proxy_eks)
+    world = World(aws, state_of(production), proxy_eks, proxy_cf)
     broken = [change.what for change in changes if not change.repaired(world)]
     assert broken == [], f"not put back by apply: {broken}"
     clean = production.plan("-detailed-exitcode", check=False)
@@ -408,10 +485,12 @@ def test_every_setting_the_provider_makes_is_read_back_shown_and_repaired(produc
     assert clean.returncode == 0, clean.describe("plan -refresh-only right after apply")
     proxy_eks = boto3.client("eks", region_name="us-east-1", endpoint_url=aws_proxy.endpoint,
                              aws_access_key_id="testing", aws_secret_access_key="testing")
-    _round(production, aws, proxy_eks, FIRST_ROUND)
-    _round(production, aws, proxy_eks, SECOND_ROUND)
+    proxy_cf = boto3.client("cloudfront", region_name="us-east-1", endpoint_url=aws_proxy.endpoint,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+    _round(production, aws, proxy_eks, proxy_cf, FIRST_ROUND)
+    _round(production, aws, proxy_eks, proxy_cf, SECOND_ROUND)
     distinct = {(c.component, c.what) for c in FIRST_ROUND + SECOND_ROUND}
-    assert len(distinct) >= 40
+    assert len(distinct) >= 45
     assert {c.component for c in FIRST_ROUND + SECOND_ROUND} == {
         "network", "keys", "cluster", "database", "cache", "audit_storage", "edge",
         "documents_storage", "app_secrets", "workload_identity"}

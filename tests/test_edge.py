@@ -28,6 +28,16 @@ module "idis_production" {{
 """
 
 
+# examples/production serves static assets through a distribution; these
+# tests look at the edge without one.
+NO_CDN = """
+module "idis_production" {
+  cdn               = false
+  cdn_origin_domain = null
+}
+"""
+
+
 def _through(proxy, service: str):
     return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing").client(
         service, region_name="us-east-1", endpoint_url=proxy.endpoint)
@@ -36,7 +46,7 @@ def _through(proxy, service: str):
 def test_the_distribution_is_behind_a_cloudfront_acl_and_shield_protects_it_not_an_elastic_ip(production, aws):
     # An override file sets the module's CDN input (Terraform's own override
     # mechanism), so the example stays the contract verbatim.
-    production.write(WITH_CDN, "edge_override.tf")
+    production.write(WITH_CDN.replace("}\n", "  cdn = false\n}\n", 1), "edge_override.tf")
     production.apply()
     out = production.output_json()
 
@@ -86,6 +96,7 @@ def test_the_distribution_is_behind_a_cloudfront_acl_and_shield_protects_it_not_
 
 
 def test_without_a_distribution_nothing_egress_is_protected_and_a_detached_load_balancer_shows(production, aws, aws_proxy):
+    production.write(NO_CDN, "edge_override.tf")
     production.apply()
     out = production.output_json()
     # No distribution: no protection of the provider's at all, none on a NAT

@@ -140,10 +140,13 @@ def test_production_contract_lands_in_aws_and_replans_clean(production, aws, aws
 
     acls = aws("wafv2").list_web_acls(Scope="REGIONAL")["WebACLs"]
     assert [a["Name"] for a in acls] == [PREFIX]
-    # No distribution in the contract: Shield protects nothing of the
-    # provider's (never a NAT address); the ingress annotation asks for the
-    # load balancer's protection (see test_edge.py).
-    assert aws("shield").list_protections().get("Protections", []) == []
+    # The example serves its static assets through a distribution: Shield
+    # protects that distribution and nothing else of the provider's (never a
+    # NAT address); the ingress annotation asks for the load balancer's
+    # protection (see test_edge.py).
+    [distribution] = aws("cloudfront").list_distributions()["DistributionList"]["Items"]
+    protected = [p["ResourceArn"] for p in aws("shield").list_protections().get("Protections", [])]
+    assert protected == [distribution["ARN"]], protected
     assert out["ingress_annotations"]["alb.ingress.kubernetes.io/wafv2-acl-arn"] == acls[0]["ARN"]
 
     # Documents go to the documents bucket; the WORM audit bucket has a

@@ -63,7 +63,7 @@ def test_a_kubernetes_upgrade_moves_control_plane_nodes_and_add_ons_and_a_skip_i
     production.apply()
     eks = _eks(aws_proxy)
     addons = sorted(eks.list_addons(clusterName=PREFIX)["addons"])
-    assert addons == ["aws-ebs-csi-driver", "coredns", "kube-proxy", "vpc-cni"]
+    assert addons == ["aws-ebs-csi-driver", "coredns", "kube-proxy", "metrics-server", "vpc-cni"]
 
     def versions() -> tuple[str, str, dict[str, str]]:
         cluster = eks.describe_cluster(name=PREFIX)["cluster"]["version"]

@@ -47,6 +47,14 @@ module "idis_production" {
   # Beyond the contract
   tenants             = ["acme", "globex"]
   deletion_protection = var.deletion_protection
+
+  # Who may use the cluster's Kubernetes API (EKS access entries).
+  eks_admin_principals  = ["arn:aws:iam::123456789012:role/idis-platform-admins"]
+  eks_viewer_principals = ["arn:aws:iam::123456789012:role/idis-support"]
+
+  # The UI's static build behind CloudFront, the API under /api/*.
+  cdn               = true
+  cdn_origin_domain = "api.production.idis.example.com"
 }
 
 output "vpc_id" {
@@ -83,6 +91,14 @@ output "tenant_key_arns" {
 
 output "web_acl_arn" {
   value = module.idis_production.web_acl_arn
+}
+
+output "cdn_domain_name" {
+  value = module.idis_production.cdn_domain_name
+}
+
+output "assets_bucket_name" {
+  value = module.idis_production.assets_bucket_name
 }
 
 output "ingress_annotations" {

@@ -23,6 +23,8 @@ resource "idis_environment" "this" {
     node_instance_types    = [var.eks_node_instance_type]
     node_min_size          = var.eks_node_min_count
     node_max_size          = var.eks_node_max_count
+    admin_principals       = var.eks_admin_principals
+    viewer_principals      = var.eks_viewer_principals
   }
 
   database {
@@ -75,6 +77,9 @@ resource "idis_environment" "this" {
     ddos_protection = var.enable_ddos_protection
     rate_limit      = var.waf_rate_limit
     origin_domain   = var.cdn_origin_domain
+    cdn             = var.cdn
+    aliases         = var.cdn_aliases
+    certificate_arn = var.cdn_certificate_arn
   }
 
   lifecycle {

@@ -189,8 +189,13 @@ output "shield_protection_id" {
 }
 
 output "cdn_domain_name" {
-  description = "CloudFront domain name (null without cdn_origin_domain)."
+  description = "CloudFront domain name (null without cdn or cdn_origin_domain)."
   value       = idis_environment.this.cdn_domain_name
+}
+
+output "assets_bucket_name" {
+  description = "The static-assets bucket behind the CDN, for the UI's deploy job (null without cdn)."
+  value       = idis_environment.this.cdn_assets_bucket_name
 }
 
 output "cdn_web_acl_arn" {

@@ -137,6 +137,26 @@ variable "eks_endpoint_public_access" {
   default     = false
 }
 
+variable "eks_admin_principals" {
+  description = "IAM role or user ARNs that administer the EKS cluster: each gets an access entry with AmazonEKSClusterAdminPolicy at cluster scope. The cluster is created without an admin entry for whoever runs Terraform, so list that principal here if it needs Kubernetes access. Access entries nobody listed are drift and removed by apply (the ones EKS makes for node roles are left alone)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for p in var.eks_admin_principals : can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$", p))]) && length(var.eks_admin_principals) == length(distinct(var.eks_admin_principals))
+    error_message = "eks_admin_principals must be distinct IAM role or user ARNs such as \"arn:aws:iam::123456789012:role/platform-admins\" (not an assumed-role session, group or root); not allowed: ${join(", ", [for p in var.eks_admin_principals : jsonencode(p) if !can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$", p))])}."
+  }
+}
+
+variable "eks_viewer_principals" {
+  description = "IAM role or user ARNs that may read the EKS cluster: each gets an access entry with AmazonEKSViewPolicy at cluster scope. A principal is in one of eks_admin_principals and eks_viewer_principals, not both."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for p in var.eks_viewer_principals : can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$", p))]) && length(var.eks_viewer_principals) == length(distinct(var.eks_viewer_principals))
+    error_message = "eks_viewer_principals must be distinct IAM role or user ARNs such as \"arn:aws:iam::123456789012:role/support\" (not an assumed-role session, group or root); not allowed: ${join(", ", [for p in var.eks_viewer_principals : jsonencode(p) if !can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$", p))])}."
+  }
+}
+
 variable "db_engine_version" {
   description = "PostgreSQL version: a major such as \"17\" or \"16\", or a full version such as \"16.4\", one RDS offers in the region (checked at plan)."
   type        = string
@@ -320,9 +340,35 @@ variable "waf_rate_limit" {
 }
 
 variable "cdn_origin_domain" {
-  description = "Origin domain of a CloudFront distribution in front of the application; none when null."
+  description = "The API's public name (e.g. its load balancer's): the origin of the CloudFront distribution, for /api/* when cdn is true. No distribution when null and cdn is false."
   type        = string
   default     = null
+}
+
+variable "cdn" {
+  description = "Serve the UI's static build through CloudFront: a private, encrypted, versioned assets bucket that only the distribution may read (Origin Access Control) as the default origin, cdn_origin_domain for /api/*, HTTPS only, the managed security headers policy, access logs to a log bucket, the CLOUDFRONT-scope web ACL with enable_waf. Outputs cdn_domain_name and assets_bucket_name."
+  type        = bool
+  default     = false
+}
+
+variable "cdn_aliases" {
+  description = "Other names of the distribution (e.g. app.example.com); they need cdn_certificate_arn."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for a in var.cdn_aliases : can(regex("^([a-z0-9*]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", a))])
+    error_message = "cdn_aliases must be DNS names such as \"app.example.com\"; not allowed: ${join(", ", [for a in var.cdn_aliases : jsonencode(a) if !can(regex("^([a-z0-9*]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", a))])}."
+  }
+}
+
+variable "cdn_certificate_arn" {
+  description = "ACM certificate ARN in us-east-1 (CloudFront takes certificates from there only) for cdn_aliases. The default *.cloudfront.net certificate when null."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.cdn_certificate_arn == null || can(regex("^arn:aws[a-z-]*:acm:us-east-1:[0-9]{12}:certificate/.+$", var.cdn_certificate_arn))
+    error_message = "cdn_certificate_arn must be an ACM certificate ARN in us-east-1 such as \"arn:aws:acm:us-east-1:123456789012:certificate/...\"."
+  }
 }
 
 variable "tags" {

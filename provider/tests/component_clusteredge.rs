@@ -129,6 +129,8 @@ fn cluster_spec() -> ClusterSpec {
         node_min_size: 3,
         node_max_size: 10,
         node_desired_size: 4,
+        admin_principals: Vec::new(),
+        viewer_principals: Vec::new(),
     }
 }
 
@@ -148,6 +150,9 @@ fn edge_spec() -> EdgeSpec {
         ddos_protection: true,
         rate_limit: 2000,
         origin_domain: Some("app.idis.example.com".to_string()),
+        cdn: false,
+        aliases: Vec::new(),
+        certificate_arn: None,
     }
 }
 
@@ -218,7 +223,7 @@ async fn cluster_is_built_as_specified_and_a_rerun_adopts_it() {
     .await
     .expect("the EBS CSI driver is installed");
     let built = cluster::find(&ctx).await.expect("find").expect("cluster");
-    support::assert_guards_hold::<cluster::EksCluster>(&built.verdicts, &spec);
+    support::assert_read_guards_hold::<cluster::EksCluster>(&built, &spec);
 
     // The cluster, as EKS reports it.
     let eks = aws.eks();
@@ -1049,7 +1054,7 @@ async fn edge_builds_the_web_acls_the_distribution_and_its_shield_protection() {
     let spec = edge_spec();
 
     let built = edge::ensure(&ctx, &spec).await.expect("ensure");
-    support::assert_guards_hold::<edge::Edge>(&built.verdicts, &spec);
+    support::assert_read_guards_hold::<edge::Edge>(&built, &spec);
 
     // WAF: default allow, three managed groups with override none, a rate rule.
     let acl = web_acl(&aws, "idis-web").await.expect("web ACL exists");
@@ -1307,7 +1312,17 @@ async fn edge_drift_is_seen_and_repaired() {
     assert_eq!(seen.shield_protection_id, None);
     assert!(!seen.cdn_enabled);
     assert_eq!(seen.cdn_uses_web_acl.as_deref(), Some(""));
-    let problems = seen.verdicts.problems("distribution").expect("judged");
+    // The distribution is judged against the block in the reading.
+    let reading = <edge::Edge as terraform_provider_idis::components::describe::Component>::read(
+        &seen,
+        &edge_spec(),
+        &terraform_provider_idis::protocol::cty::Value::Null,
+    );
+    let problems = reading
+        .verdicts
+        .problems("distribution")
+        .expect("judged")
+        .to_vec();
     assert!(
         problems.iter().any(|p| p.contains("uses no web ACL")),
         "{problems:?}"

@@ -499,6 +499,8 @@ fn cluster_spec() -> ClusterSpec {
         node_min_size: 1,
         node_max_size: 3,
         node_desired_size: 1,
+        admin_principals: Vec::new(),
+        viewer_principals: Vec::new(),
     }
 }
 

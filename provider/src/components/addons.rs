@@ -16,8 +16,18 @@ use super::{aws_error, is_not_found, ComponentError, Ctx};
 
 const COMPONENT: &str = "cluster";
 
-/// The add-ons every environment's cluster runs.
-pub const ADDONS: &[&str] = &["vpc-cni", "coredns", "kube-proxy"];
+/// The add-ons every environment's cluster runs, made and upgraded
+/// together: the three a pod needs, and metrics-server.
+pub const ADDONS: &[&str] = &["vpc-cni", "coredns", "kube-proxy", METRICS_SERVER];
+
+/// The add-ons a pod needs to run, judged by the cluster's `addons` guard.
+pub const CORE: &[&str] = &["vpc-cni", "coredns", "kube-proxy"];
+
+/// metrics-server, an EKS community add-on ("Community add-ons", EKS User
+/// Guide): the resource metrics API (`metrics.k8s.io`) that the
+/// HorizontalPodAutoscaler and `kubectl top` read. EKS does not run it by
+/// default. Judged by the cluster's `metrics_server` guard.
+pub const METRICS_SERVER: &str = "metrics-server";
 
 /// The EBS CSI driver ("Store Kubernetes volumes with Amazon EBS", EKS
 /// User Guide): persistent volumes for the platform's stateful workloads.
@@ -334,14 +344,15 @@ pub async fn supported(
     Ok(ADDONS.iter().map(|a| a.to_string()).zip(found).collect())
 }
 
-/// What is wrong with the add-ons against what the provider makes.
+/// What is wrong with the add-ons `names` against what the provider makes.
 pub fn problems(
     seen: &BTreeMap<String, Option<Seen>>,
     supported: &BTreeMap<String, Supported>,
     kubernetes: &str,
+    names: &[&str],
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    for name in ADDONS {
+    for name in names {
         match seen.get(*name).and_then(Option::as_ref) {
             None => problems.push(format!("add-on {name} is not installed")),
             Some(addon) => {
@@ -561,7 +572,7 @@ mod tests {
                 default: Some("v1.11.4-eksbuild.2".into()),
             },
         );
-        let p = problems(&seen, &supported, "1.32");
+        let p = problems(&seen, &supported, "1.32", CORE);
         assert_eq!(
             p,
             [
@@ -569,6 +580,10 @@ mod tests {
                 "add-on coredns v1.11.1-eksbuild.1 is not supported on Kubernetes 1.32",
                 "add-on kube-proxy is not installed",
             ]
+        );
+        assert_eq!(
+            problems(&seen, &supported, "1.32", &[METRICS_SERVER]),
+            ["add-on metrics-server is not installed"]
         );
     }
 }

@@ -25,8 +25,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_eks::types::{
-    Cluster, ClusterStatus, EncryptionConfig, LogSetup, LogType, Logging, Nodegroup,
-    NodegroupScalingConfig, NodegroupStatus, Provider, VpcConfigRequest,
+    AuthenticationMode, Cluster, ClusterStatus, CreateAccessConfigRequest, EncryptionConfig,
+    LogSetup, LogType, Logging, Nodegroup, NodegroupScalingConfig, NodegroupStatus, Provider,
+    UpdateAccessConfigRequest, VpcConfigRequest,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
@@ -38,8 +39,8 @@ use super::describe::{
 use super::keys::KeysState;
 use super::network::NetworkState;
 use super::{
-    addons, aws_error, is_not_found, same_members, user_visible_tags, ComponentError, Ctx,
-    Neighbours,
+    addons, aws_error, cluster_access, is_not_found, same_members, user_visible_tags,
+    ComponentError, Ctx, Neighbours,
 };
 use crate::protocol::cty::{Type, Value};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
@@ -90,6 +91,9 @@ pub struct ClusterState {
     /// The managed add-ons installed, with their versions.
     #[serde(default)]
     pub addon_versions: BTreeMap<String, String>,
+    /// The authentication mode and the access entries.
+    #[serde(default)]
+    pub access: cluster_access::Access,
     /// The guards of the cluster, as read.
     #[serde(skip)]
     pub verdicts: Verdicts,
@@ -106,6 +110,12 @@ pub struct ClusterSpec {
     pub node_min_size: i64,
     pub node_max_size: i64,
     pub node_desired_size: i64,
+    /// IAM roles or users with cluster-wide AmazonEKSClusterAdminPolicy.
+    #[serde(default)]
+    pub admin_principals: Vec<String>,
+    /// IAM roles or users with cluster-wide AmazonEKSViewPolicy.
+    #[serde(default)]
+    pub viewer_principals: Vec<String>,
 }
 
 /// The computed attributes of the cluster.
@@ -265,6 +275,26 @@ impl Component for EksCluster {
                 "Initial node count. Default: `node_min_size`. Afterwards the cluster autoscaler owns the count: any size within [`node_min_size`, `node_max_size`] is not drift (the state keeps this value); a size outside them shows on refresh and the plan brings it back to the nearest bound, with a warning.".into(),
             )
             .check(Check::Range(0, 450)),
+            Setting::new(
+                "admin_principals",
+                Type::list(Type::String),
+                Default::Strings(&[]),
+                "IAM role or user ARNs that administer the cluster: each gets an EKS access entry with `AmazonEKSClusterAdminPolicy` at cluster scope. Default `[]`. The cluster is created without the creator's bootstrap admin entry, so the principal that runs Terraform has no Kubernetes access unless it is listed here. Access entries nobody listed (type STANDARD) are drift and removed by apply; the ones EKS makes for node roles are not.".into(),
+            )
+            .check(Check::EachText(
+                cluster_access::is_principal_arn,
+                "use an IAM role or user ARN such as \"arn:aws:iam::123456789012:role/platform-admins\" (not an assumed-role session, group or root)",
+            )),
+            Setting::new(
+                "viewer_principals",
+                Type::list(Type::String),
+                Default::Strings(&[]),
+                "IAM role or user ARNs that may read the cluster: each gets an EKS access entry with `AmazonEKSViewPolicy` at cluster scope. Default `[]`.".into(),
+            )
+            .check(Check::EachText(
+                cluster_access::is_principal_arn,
+                "use an IAM role or user ARN such as \"arn:aws:iam::123456789012:role/support\" (not an assumed-role session, group or root)",
+            )),
         ]
     }
 
@@ -305,6 +335,7 @@ impl Component for EksCluster {
                 "list at least one EC2 instance type",
             ));
         }
+        principal_problems(block, &mut problems);
         let min = block.get_attr("node_min_size");
         if let (Some(lo), Some(hi)) = (min.as_i64(), block.get_attr("node_max_size").as_i64()) {
             if lo > hi {
@@ -387,7 +418,7 @@ impl Component for EksCluster {
             } else if old != new {
                 d.push(Diagnostic::warning(
                     "Kubernetes upgrade",
-                    format!("cluster: the control plane is upgraded from {old} to {new} in place (about 10 to 25 minutes, API stays available); then the node group (UpdateNodegroupVersion: a rolling node replacement that drains pods) and the add-ons vpc-cni, coredns, kube-proxy and, where {new} does not support its version, aws-ebs-csi-driver (to EKS's default version for {new})."),
+                    format!("cluster: the control plane is upgraded from {old} to {new} in place (about 10 to 25 minutes, API stays available); then the node group (UpdateNodegroupVersion: a rolling node replacement that drains pods) and the add-ons vpc-cni, coredns, kube-proxy, metrics-server and, where {new} does not support its version, aws-ebs-csi-driver (to EKS's default version for {new})."),
                 ));
             }
         }
@@ -463,6 +494,34 @@ impl Component for EksCluster {
             settings.node_desired_size =
                 desired_size_setting(stored, had_group, state.node_desired_size);
         }
+        // The lists as AWS has them; the entries judged against the
+        // lists as stored, or (import, a state from before the lists) as
+        // read.
+        let mut verdicts = state.verdicts.clone();
+        let partition = state.arn.split(':').nth(1).unwrap_or("aws");
+        let (admins, viewers) = cluster_access::lists(
+            &state.access,
+            partition,
+            &stored.admin_principals,
+            &stored.viewer_principals,
+        );
+        let block = prior.get_attr(COMPONENT);
+        let stored_lists = !block.get_attr("admin_principals").is_null()
+            && !block.get_attr("viewer_principals").is_null();
+        let (want_admins, want_viewers) = if stored_lists {
+            (&stored.admin_principals, &stored.viewer_principals)
+        } else {
+            (&admins, &viewers)
+        };
+        verdicts.judge(
+            &GUARDS[ACCESS_ENTRIES],
+            cluster_access::entry_problems(
+                &state.access,
+                &cluster_access::wanted(partition, want_admins, want_viewers),
+            ),
+        );
+        settings.admin_principals = admins;
+        settings.viewer_principals = viewers;
         Reading {
             settings,
             outputs: ClusterOutputs {
@@ -472,7 +531,7 @@ impl Component for EksCluster {
                 cluster_oidc_issuer_url: state.oidc_issuer.clone(),
                 node_group_arn: state.node_group_arn.clone(),
             },
-            verdicts: state.verdicts.clone(),
+            verdicts,
         }
     }
 }
@@ -485,6 +544,9 @@ const TAGS: usize = 4;
 const NODE_VERSION: usize = 5;
 const ADDONS: usize = 6;
 const EBS_CSI: usize = 7;
+const AUTHENTICATION_MODE: usize = 8;
+const ACCESS_ENTRIES: usize = 9;
+const METRICS_SERVER: usize = 10;
 
 /// What the provider makes of the cluster without a knob.
 const GUARDS: &[Guard] = &[
@@ -528,7 +590,53 @@ const GUARDS: &[Guard] = &[
         "aws-ebs-csi-driver active with its role",
         "The EKS managed add-on aws-ebs-csi-driver (persistent volumes) is installed, ACTIVE, on a version EKS supports for the cluster's Kubernetes version, runs with the role `idis-<name>-ebs-csi-driver` of `workload_identity` (`serviceAccountRoleArn`), and tags what it makes `kubernetes.io/cluster/idis-<name>` (`k8sTagClusterId`), which that role requires. Installed once the role exists.",
     ),
+    Guard::new(
+        "authentication_mode",
+        "access entries on (API_AND_CONFIG_MAP)",
+        "The cluster authenticates with EKS access entries and the `aws-auth` ConfigMap (`API_AND_CONFIG_MAP`): created so, or moved there from `CONFIG_MAP` (`UpdateClusterConfig`). EKS only moves forward, so a cluster someone moved on to `API` (access entries only) stays there and that is not drift.",
+    ),
+    Guard::new(
+        "access_entries",
+        "only the configured principals, with their policies",
+        "Each of `admin_principals` has a STANDARD access entry with `AmazonEKSClusterAdminPolicy`, each of `viewer_principals` one with `AmazonEKSViewPolicy`, at cluster scope and with no other policy; a STANDARD entry nobody configured is drift, and apply deletes it (who may use a production cluster is this configuration's to say). Entries EKS makes itself are not judged: every type but STANDARD (a managed node group's role gets `EC2_LINUX`), and on a cluster created with the creator's bootstrap admin entry, that entry (the earliest STANDARD one, made within 30 minutes of the cluster).",
+    ),
+    Guard::new(
+        "metrics_server",
+        "metrics-server active and supported",
+        "The EKS community add-on metrics-server (the resource metrics API a HorizontalPodAutoscaler reads) is installed, ACTIVE, and on a version EKS supports for the cluster's Kubernetes version; new installs, and upgrades after a control-plane upgrade, take EKS's default version for it.",
+    ),
 ];
+
+/// The lists of principals: valid alone, in no list twice, and in one list
+/// only (an IAM principal has one access entry).
+fn principal_problems(block: &Value, problems: &mut Vec<Problem>) {
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+    for attr in ["admin_principals", "viewer_principals"] {
+        let Value::List(items) = block.get_attr(attr) else {
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let Some(arn) = item.as_str() else { continue };
+            match seen.get(arn) {
+                Some(first) if *first == attr => problems.push(Problem::at_index(
+                    attr,
+                    i,
+                    item,
+                    format!("{arn} is listed twice in {attr}; list each principal once"),
+                )),
+                Some(first) => problems.push(Problem::at_index(
+                    attr,
+                    i,
+                    item,
+                    format!("{arn} is in {first} as well; an IAM principal has one access entry, so list it in one of admin_principals and viewer_principals (an admin can read everything)"),
+                )),
+                None => {
+                    seen.insert(arn.to_string(), attr);
+                }
+            }
+        }
+    }
+}
 
 /// The EKS cluster's name, `idis-<env>`: what EKS and the cluster's
 /// controllers tag their own objects with.
@@ -582,13 +690,16 @@ pub async fn find(ctx: &Ctx) -> Result<Option<ClusterState>, ComponentError> {
     // asked right after DescribeCluster, while the rest is still read.
     let cluster_and_addons = async {
         let Some(cluster) = describe_cluster(ctx).await? else {
-            return Ok((None, Addons::default()));
+            return Ok((None, Addons::default(), cluster_access::Access::default()));
         };
         if cluster.status() == Some(&ClusterStatus::Deleting) {
-            return Ok((None, Addons::default()));
+            return Ok((None, Addons::default(), cluster_access::Access::default()));
         }
-        let addons = read_addons(ctx, &cluster).await?;
-        Ok::<_, ComponentError>((Some(cluster), addons))
+        let (addons, access) = tokio::try_join!(
+            read_addons(ctx, &cluster),
+            cluster_access::read(ctx, &cluster)
+        )?;
+        Ok::<_, ComponentError>((Some(cluster), addons, access))
     };
     let (cluster, group, roles, platform) = tokio::join!(
         cluster_and_addons,
@@ -596,7 +707,7 @@ pub async fn find(ctx: &Ctx) -> Result<Option<ClusterState>, ComponentError> {
         read_roles(ctx),
         super::platform_key(ctx, COMPONENT),
     );
-    let (cluster, addons) = cluster?;
+    let (cluster, addons, access) = cluster?;
     let Some(cluster) = cluster else {
         return Ok(None);
     };
@@ -612,6 +723,7 @@ pub async fn find(ctx: &Ctx) -> Result<Option<ClusterState>, ComponentError> {
         &roles?,
         &neighbours,
         &addons,
+        access,
     )))
 }
 
@@ -756,6 +868,7 @@ fn judge(
     roles: &[Option<RoleView>; 2],
     n: &Neighbours,
     addons: &Addons,
+    access: &cluster_access::Access,
 ) -> Verdicts {
     let mut v = Verdicts::new();
     let name = cluster_name(ctx);
@@ -771,7 +884,16 @@ fn judge(
     }
     v.judge(
         &GUARDS[ADDONS],
-        addons::problems(&addons.seen, &addons.supported, version),
+        addons::problems(&addons.seen, &addons.supported, version, addons::CORE),
+    );
+    v.judge(
+        &GUARDS[METRICS_SERVER],
+        addons::problems(
+            &addons.seen,
+            &addons.supported,
+            version,
+            &[addons::METRICS_SERVER],
+        ),
     );
     v.judge(
         &GUARDS[EBS_CSI],
@@ -782,6 +904,10 @@ fn judge(
             &ebs_csi_role_arn(ctx),
             &name,
         ),
+    );
+    v.judge(
+        &GUARDS[AUTHENTICATION_MODE],
+        cluster_access::mode_problems(access),
     );
     let private = cluster
         .resources_vpc_config()
@@ -886,6 +1012,7 @@ fn observe(
     roles: &[Option<RoleView>; 2],
     n: &Neighbours,
     addons: &Addons,
+    access: cluster_access::Access,
 ) -> ClusterState {
     let vpc = cluster.resources_vpc_config();
     let scaling = group.and_then(Nodegroup::scaling_config);
@@ -930,7 +1057,8 @@ fn observe(
                 Some((name.clone(), version))
             })
             .collect(),
-        verdicts: judge(ctx, cluster, group, roles, n, addons),
+        verdicts: judge(ctx, cluster, group, roles, n, addons, &access),
+        access,
     }
 }
 
@@ -1024,8 +1152,23 @@ pub async fn ensure(
         .unwrap_or(&spec.kubernetes_version)
         .to_string();
     let group = ensure_node_version(ctx, group, &version).await?;
-    addons::ensure(ctx, &cluster_name(ctx), &version, &ctx.tags(COMPONENT)).await?;
-    let (roles, addons) = tokio::try_join!(read_roles(ctx), read_addons(ctx, &cluster))?;
+    let tags = ctx.tags(COMPONENT);
+    let name = cluster_name(ctx);
+    tokio::try_join!(
+        addons::ensure(ctx, &name, &version, &tags),
+        cluster_access::ensure(
+            ctx,
+            &cluster,
+            &spec.admin_principals,
+            &spec.viewer_principals,
+            &tags
+        ),
+    )?;
+    let (roles, addons, access) = tokio::try_join!(
+        read_roles(ctx),
+        read_addons(ctx, &cluster),
+        cluster_access::read(ctx, &cluster)
+    )?;
     let neighbours = Neighbours::of(ctx, network, keys);
     Ok(observe(
         ctx,
@@ -1034,6 +1177,7 @@ pub async fn ensure(
         &roles,
         &neighbours,
         &addons,
+        access,
     ))
 }
 
@@ -1514,6 +1658,39 @@ async fn ensure_cluster(
         cluster = wait_cluster(ctx, "apply the logging change", logs_ok).await?;
     }
 
+    // Access entries need the API in the authentication mode. EKS moves
+    // it forward only (CONFIG_MAP -> API_AND_CONFIG_MAP -> API), so a
+    // cluster on API stays there.
+    let mode_ok = |c: &Cluster| {
+        matches!(
+            cluster_access::config_of(c).0.as_deref(),
+            Some(cluster_access::MODE) | Some(cluster_access::MODE_API)
+        )
+    };
+    if !mode_ok(&cluster) {
+        ctx.aws
+            .eks()
+            .update_cluster_config()
+            .name(&name)
+            .access_config(
+                UpdateAccessConfigRequest::builder()
+                    .authentication_mode(AuthenticationMode::ApiAndConfigMap)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    COMPONENT,
+                    format!(
+                        "move the EKS cluster {name} to the authentication mode API_AND_CONFIG_MAP"
+                    ),
+                    e,
+                )
+            })?;
+        cluster = wait_cluster(ctx, "apply the authentication mode change", mode_ok).await?;
+    }
+
     // Tags: add or correct ours, leave others alone.
     let stale = stale_tags(ctx, cluster.tags());
     if !stale.is_empty() {
@@ -1588,6 +1765,14 @@ async fn create_cluster(
         )
         .encryption_config(secrets_encryption(keys))
         .logging(logging())
+        // Access entries from the start, and no admin entry for whoever
+        // runs the apply: admin_principals say who administers it.
+        .access_config(
+            CreateAccessConfigRequest::builder()
+                .authentication_mode(AuthenticationMode::ApiAndConfigMap)
+                .bootstrap_cluster_creator_admin_permissions(false)
+                .build(),
+        )
         .set_tags(Some(ctx.tags(COMPONENT).into_iter().collect()))
         .send()
         .await;

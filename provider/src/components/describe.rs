@@ -165,6 +165,8 @@ pub enum When {
     Always,
     On(&'static str),
     Set(&'static str),
+    /// While the bool argument is true or the other argument is set.
+    OnOrSet(&'static str, &'static str),
 }
 
 /// A setting the provider makes in AWS without a knob of the user's: a
@@ -434,10 +436,20 @@ pub fn planned_guards(guards: &[Guard], block: &Value) -> Value {
     for g in guards {
         let applies = match g.when {
             When::Always => Some(true),
-            When::On(attr) => block.get_attr(attr).as_bool(),
+            // A null toggle (a state from before it) is off.
+            When::On(attr) => match block.get_attr(attr) {
+                Value::Unknown => None,
+                v => Some(v.as_bool() == Some(true)),
+            },
             When::Set(attr) => match block.get_attr(attr) {
                 Value::Unknown => None,
                 v => Some(!v.is_null()),
+            },
+            // A null toggle (a state from before it) is off.
+            When::OnOrSet(on, set) => match (block.get_attr(on), block.get_attr(set)) {
+                (Value::Bool(true), _) => Some(true),
+                (Value::Unknown, _) | (_, Value::Unknown) => None,
+                (_, v) => Some(!v.is_null()),
             },
         };
         match applies {

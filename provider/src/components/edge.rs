@@ -24,9 +24,10 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudfront::types::{
-    CustomOriginConfig, DefaultCacheBehavior, DistributionConfig, DistributionConfigWithTags,
-    Origin, OriginProtocolPolicy, OriginSslProtocols, Origins, SslProtocol, Tags,
-    ViewerProtocolPolicy,
+    Aliases, AllowedMethods, CacheBehavior, CacheBehaviors, CachedMethods, CustomOriginConfig,
+    DefaultCacheBehavior, DistributionConfig, DistributionConfigWithTags, LoggingConfig, Method,
+    MinimumProtocolVersion, Origin, OriginProtocolPolicy, OriginSslProtocols, Origins,
+    S3OriginConfig, SslProtocol, SslSupportMethod, Tags, ViewerCertificate, ViewerProtocolPolicy,
 };
 use aws_sdk_wafv2::types::{
     AllowAction, BlockAction, DefaultAction, ManagedRuleGroupStatement, NoneAction, OverrideAction,
@@ -37,7 +38,10 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::error::operation::BuildError;
 use serde::{Deserialize, Serialize};
 
-use super::describe::{Check, Component, Default, Guard, Output, Reading, Setting, Verdicts, When};
+use super::cdn_assets;
+use super::describe::{
+    Check, Component, Default, Guard, Output, Problem, Reading, Setting, Verdicts, When,
+};
 use super::{
     aws_error, is_not_found, partition, user_visible_tags, ComponentError, Ctx, TAG_ENVIRONMENT,
 };
@@ -60,6 +64,16 @@ pub const MANAGED_RULE_GROUPS: &[&str] = &[
 pub const RATE_RULE: &str = "rate-limit";
 
 const ORIGIN_ID: &str = "idis-origin";
+/// The assets bucket's origin (with `cdn`).
+const ASSETS_ID: &str = "idis-assets";
+/// The path pattern of the API behind the CDN.
+pub const API_PATH: &str = "/api/*";
+/// CloudFront managed policies ("Use managed cache policies", "Use
+/// managed origin request policies", "Use managed response headers
+/// policies", CloudFront Developer Guide).
+pub const CACHING_DISABLED_POLICY_ID: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
+pub const ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
+pub const SECURITY_HEADERS_POLICY_ID: &str = "67f7725c-6f97-4210-82d7-5512b31e9d03";
 
 /// What exists in AWS for this component.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -97,6 +111,31 @@ pub struct EdgeState {
     /// lists them (`ListResourcesForWebACL`).
     #[serde(default)]
     pub web_acl_associations: Vec<String>,
+    /// The distribution's default origin is the assets bucket.
+    #[serde(default)]
+    pub cdn_serves_assets: bool,
+    #[serde(default)]
+    pub cdn_aliases: Vec<String>,
+    #[serde(default)]
+    pub cdn_certificate_arn: Option<String>,
+    /// What the distribution is made of, as lines (see `shape`).
+    #[serde(default)]
+    pub cdn_shape: Vec<String>,
+    /// The assets bucket's name, while it exists.
+    #[serde(default)]
+    pub assets_bucket: Option<String>,
+    /// What is wrong with the assets and log buckets and the OAC (judged
+    /// against the distribution read); None when none of them exists.
+    #[serde(default)]
+    pub assets_problems: Option<Vec<String>>,
+    /// The Origin Access Control's id, the buckets' domains: what the
+    /// wanted shape of the distribution names.
+    #[serde(default)]
+    pub oac_id: Option<String>,
+    #[serde(default)]
+    pub assets_domain: String,
+    #[serde(default)]
+    pub logs_domain: String,
     /// The guards of the edge, as read.
     #[serde(skip)]
     pub verdicts: Verdicts,
@@ -113,6 +152,20 @@ pub struct EdgeSpec {
     pub rate_limit: i64,
     /// Origin of a CloudFront distribution; none when null.
     pub origin_domain: Option<String>,
+    /// Static assets behind the distribution.
+    #[serde(default)]
+    pub cdn: bool,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub certificate_arn: Option<String>,
+}
+
+impl EdgeSpec {
+    /// Whether the environment has a CloudFront distribution.
+    pub fn distribution(&self) -> bool {
+        self.cdn || self.origin_domain.is_some()
+    }
 }
 
 /// The computed attributes of the edge.
@@ -124,6 +177,7 @@ pub struct EdgeOutputs {
     pub cdn_web_acl_arn: Option<String>,
     pub web_acl_associations: Option<Vec<String>>,
     pub ingress_annotations: BTreeMap<String, String>,
+    pub cdn_assets_bucket_name: Option<String>,
 }
 
 /// The AWS Load Balancer Controller's ingress annotations ("Ingress
@@ -148,6 +202,22 @@ pub const DEFAULT_RATE_LIMIT: i64 = 2000;
 
 /// The edge of an environment: web ACL, Shield protection, CDN.
 pub struct Edge;
+
+/// An ACM certificate in us-east-1, the one region CloudFront takes
+/// certificates from.
+fn is_cloudfront_certificate(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "acm"
+        && parts[3] == "us-east-1"
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("certificate/")
+            .is_some_and(|id| !id.is_empty())
+}
 
 fn is_hostname(s: &str) -> bool {
     s.len() <= 253
@@ -231,7 +301,58 @@ impl Component for Edge {
                 is_hostname,
                 "use a DNS name such as \"app.example.com\" (no scheme, no path)",
             )),
+            Setting::new(
+                "cdn",
+                Type::Bool,
+                Default::Bool(false),
+                "Serve the UI's static build through the CloudFront distribution: a private S3 bucket `idis-<name>-assets-<account>-<region>` (public access blocked, SSE-S3, versioned; only this distribution may read it, through the Origin Access Control `idis-<name>-assets`) is its default origin, `origin_domain` (the API) a second one for `/api/*` (caching disabled, every viewer method). HTTPS only, the managed security headers policy, access logs to `idis-<name>-cdn-logs-<account>-<region>`, the CLOUDFRONT-scope web ACL with `waf`. Default `false`.".into(),
+            ),
+            Setting::new(
+                "aliases",
+                Type::list(Type::String),
+                Default::Strings(&[]),
+                "Other names of the distribution (`www.example.com`); they need `certificate_arn`. Default `[]`.".into(),
+            )
+            .check(Check::EachText(
+                is_hostname,
+                "use a DNS name such as \"www.example.com\" (no scheme, no path)",
+            )),
+            Setting::new(
+                "certificate_arn",
+                Type::String,
+                Default::Null,
+                "ACM certificate (in us-east-1, as CloudFront requires) for `aliases`, served with SNI and TLS 1.2 at least. The distribution's default `*.cloudfront.net` certificate when unset.".into(),
+            )
+            .check(Check::Text(
+                is_cloudfront_certificate,
+                "use an ACM certificate ARN in us-east-1 such as \"arn:aws:acm:us-east-1:123456789012:certificate/...\" (CloudFront takes certificates from us-east-1 only)",
+            )),
         ]
+    }
+
+    fn check(config: &Value) -> Vec<Problem> {
+        let block = config.get_attr(COMPONENT);
+        let aliases = block.get_attr("aliases");
+        let certificate = block.get_attr("certificate_arn");
+        let mut problems = Vec::new();
+        if matches!(aliases, Value::List(items) if !items.is_empty()) && certificate.is_null() {
+            problems.push(Problem::at(
+                "aliases",
+                aliases,
+                "aliases need certificate_arn: CloudFront serves another name only with a certificate for it (ACM, us-east-1)",
+            ));
+        }
+        // Known to have no distribution: cdn off and no origin.
+        let no_cdn = block.get_attr("cdn").as_bool() == Some(false)
+            && block.get_attr("origin_domain").is_null();
+        if no_cdn && matches!(aliases, Value::List(items) if !items.is_empty()) {
+            problems.push(Problem::at(
+                "aliases",
+                aliases,
+                "aliases name the CloudFront distribution: set cdn = true or origin_domain",
+            ));
+        }
+        problems
     }
 
     fn outputs() -> Vec<Output> {
@@ -263,6 +384,11 @@ impl Component for Edge {
             )
             .made_by_others(),
             Output::new(
+                "cdn_assets_bucket_name",
+                Type::String,
+                "The static-assets bucket behind the distribution, for the UI's deploy job (null without `edge.cdn`).",
+            ),
+            Output::new(
                 "ingress_annotations",
                 Type::map(Type::String),
                 "Annotations for the platform's Kubernetes ingress: the AWS Load Balancer Controller attaches the regional web ACL and turns on Shield Advanced for the load balancer it makes.",
@@ -280,9 +406,16 @@ impl Component for Edge {
     /// when one appears.
     fn plan_outputs(prior: &Value, planned: &mut Value) {
         let edge = planned.get_attr(COMPONENT).clone();
-        let origin_before = prior.get_attr(COMPONENT).get_attr("origin_domain");
-        let origin_now = edge.get_attr("origin_domain");
-        let cdn_stays = origin_now.is_known() && !origin_now.is_null() && !origin_before.is_null();
+        let before = prior.get_attr(COMPONENT);
+        // A distribution: with cdn, or an origin domain. Null: none, Unknown:
+        // not known yet.
+        let has = |block: &Value| match (block.get_attr("cdn"), block.get_attr("origin_domain")) {
+            (Value::Bool(true), _) => Value::Bool(true),
+            (Value::Unknown, _) | (_, Value::Unknown) => Value::Unknown,
+            (_, origin) => Value::Bool(!origin.is_null()),
+        };
+        let cdn_now = has(&edge);
+        let cdn_stays = cdn_now == Value::Bool(true) && has(before) == Value::Bool(true);
         for (toggle, output, of_cdn) in [
             ("waf", "web_acl_arn", false),
             ("waf", "web_acl_associations", false),
@@ -291,7 +424,7 @@ impl Component for Edge {
         ] {
             let value = match edge.get_attr(toggle).as_bool() {
                 Some(false) => Value::Null,
-                _ if of_cdn && origin_now.is_null() => Value::Null,
+                _ if of_cdn && cdn_now == Value::Bool(false) => Value::Null,
                 Some(true) if (!of_cdn || cdn_stays) && !prior.get_attr(output).is_null() => {
                     prior.get_attr(output).clone()
                 }
@@ -307,14 +440,22 @@ impl Component for Edge {
             (arn, Some(ddos)) => Value::string_map(annotations(arn.as_str(), ddos)),
         };
         planned.set_attr("ingress_annotations", annotations);
-        let cdn = match origin_now {
-            Value::Null => Value::Null,
-            origin if origin == origin_before && !prior.get_attr("cdn_domain_name").is_null() => {
+        let cdn = match &cdn_now {
+            Value::Bool(false) => Value::Null,
+            Value::Bool(true) if cdn_stays && !prior.get_attr("cdn_domain_name").is_null() => {
                 prior.get_attr("cdn_domain_name").clone()
             }
             _ => Value::Unknown,
         };
         planned.set_attr("cdn_domain_name", cdn);
+        let assets = match edge.get_attr("cdn") {
+            Value::Bool(false) => Value::Null,
+            Value::Bool(true) if !prior.get_attr("cdn_assets_bucket_name").is_null() => {
+                prior.get_attr("cdn_assets_bucket_name").clone()
+            }
+            _ => Value::Unknown,
+        };
+        planned.set_attr("cdn_assets_bucket_name", assets);
     }
 
     fn judge(prior: &Value, planned: &Value) -> Diagnostics {
@@ -361,6 +502,18 @@ impl Component for Edge {
                     (Some(_), origin) => origin.clone(),
                     (None, _) => stored.origin_domain.clone(),
                 },
+                cdn: match &state.cdn_distribution_id {
+                    Some(_) => state.cdn_serves_assets,
+                    None => stored.cdn,
+                },
+                aliases: match &state.cdn_distribution_id {
+                    Some(_) => state.cdn_aliases.clone(),
+                    None => stored.aliases.clone(),
+                },
+                certificate_arn: match &state.cdn_distribution_id {
+                    Some(_) => state.cdn_certificate_arn.clone(),
+                    None => stored.certificate_arn.clone(),
+                },
             },
             outputs: EdgeOutputs {
                 web_acl_arn: state.web_acl_arn.clone(),
@@ -372,12 +525,39 @@ impl Component for Edge {
                     .as_ref()
                     .map(|_| state.web_acl_associations.clone()),
                 ingress_annotations: annotations(state.web_acl_arn.as_deref(), ddos_protection),
+                cdn_assets_bucket_name: state.assets_bucket.clone(),
             },
             verdicts: {
                 // With nothing of the edge in AWS there is nothing to tag.
                 let mut v = state.verdicts.clone();
                 if v.problems(GUARDS[TAGS].key).is_none() {
                     v.judge(&GUARDS[TAGS], Vec::new());
+                }
+                // The distribution's make-up against what the stored
+                // block asks for; the CDN's buckets while it serves assets.
+                if state.cdn_distribution_id.is_some() {
+                    let want = Want::of_state(state, stored);
+                    let mut problems = shape_problems(&want.shape(), &state.cdn_shape);
+                    if let Some(acl) = &state.cdn_web_acl_arn {
+                        if state.cdn_uses_web_acl.as_deref() != Some(acl.as_str()) {
+                            problems.push(format!(
+                                "the distribution uses {}, not the web ACL {acl}",
+                                match state.cdn_uses_web_acl.as_deref() {
+                                    None | Some("") => "no web ACL".to_string(),
+                                    Some(other) => format!("the web ACL {other}"),
+                                }
+                            ));
+                        }
+                    }
+                    v.judge(&GUARDS[DISTRIBUTION], problems);
+                }
+                if stored.cdn {
+                    v.judge(
+                        &GUARDS[ASSETS],
+                        state.assets_problems.clone().unwrap_or_else(|| {
+                            vec!["the assets bucket, its log bucket and its origin access control are missing".to_string()]
+                        }),
+                    );
                 }
                 // Without a distribution no protection is what is made.
                 if v.problems(GUARDS[SHIELD].key).is_none()
@@ -396,6 +576,7 @@ const WEB_ACL: usize = 0;
 const DISTRIBUTION: usize = 1;
 const SHIELD: usize = 2;
 const TAGS: usize = 3;
+const ASSETS: usize = 4;
 
 /// What the provider makes of the edge without a knob.
 const GUARDS: &[Guard] = &[
@@ -408,9 +589,9 @@ const GUARDS: &[Guard] = &[
     Guard::new(
         "distribution",
         "enabled, HTTPS only, behind its web ACL",
-        "The distribution is enabled, reaches its origin over HTTPS only, redirects viewers to HTTPS, caches with CachingOptimized and, with `waf`, uses the CLOUDFRONT-scope web ACL `idis-<name>-cdn`.",
+        "The distribution is enabled, reaches `origin_domain` over HTTPS only, redirects viewers to HTTPS, caches with CachingOptimized and, with `waf`, uses the CLOUDFRONT-scope web ACL `idis-<name>-cdn`. With `cdn`: its default origin is the assets bucket through the Origin Access Control `idis-<name>-assets`, with the default root object `index.html` and the managed SecurityHeadersPolicy; `/api/*` goes to `origin_domain` (when set) with CachingDisabled, AllViewerExceptHostHeader and every viewer method; no other behaviour; standard access logs go to the log bucket under `cloudfront/`; with `certificate_arn`, SNI and TLSv1.2_2021 at least.",
     )
-    .when(When::Set("origin_domain")),
+    .when(When::OnOrSet("cdn", "origin_domain")),
     Guard::new(
         "shield",
         "protects the distribution only",
@@ -422,6 +603,12 @@ const GUARDS: &[Guard] = &[
         "ownership and user tags present",
         "The web ACL and the distribution carry `tags`, the provider's `default_tags` and the ownership tags. Tags others add are left alone.",
     ),
+    Guard::new(
+        "assets_bucket",
+        "private, encrypted, versioned, read by the distribution only",
+        "With `cdn`: the assets bucket blocks all public access, is encrypted (SSE-S3) and versioned, and its policy allows nothing but `s3:GetObject` to `cloudfront.amazonaws.com` with `AWS:SourceArn` this distribution, and denies requests without TLS; the log bucket blocks public access, is encrypted with SSE-S3 and has ACLs enabled (`BucketOwnerPreferred`: CloudFront standard logs are delivered through an ACL grant and cannot use SSE-KMS); the Origin Access Control exists; all carry the ownership tags.",
+    )
+    .when(When::On("cdn")),
 ];
 
 fn conflict(message: impl Into<String>) -> ComponentError {
@@ -1057,34 +1244,46 @@ struct Cdn {
     /// The web ACL it uses (`WebACLId`, an ARN for WAFv2); empty for none.
     web_acl_id: String,
     tags: BTreeMap<String, String>,
+    /// Its whole configuration (`GetDistributionConfig`), when read.
+    config: Option<DistributionConfig>,
 }
 
 impl Cdn {
+    /// The API's origin: the one with the provider's id, else (a
+    /// distribution of an earlier version) the first.
     fn origin_domain(&self) -> Option<String> {
-        self.origins
-            .as_ref()
-            .and_then(|o| o.items().first())
+        let items = self.origins.as_ref().map(|o| o.items()).unwrap_or_default();
+        items
+            .iter()
+            .find(|o| o.id() == ORIGIN_ID)
+            .or_else(|| items.first().filter(|o| o.id() != ASSETS_ID))
             .map(|o| o.domain_name().to_string())
     }
 
-    /// Matches what `ensure_distribution` builds for `origin` behind `acl`.
-    fn converged(&self, origin: &str, acl: Option<&str>) -> bool {
-        let origin_ok = self.origins.as_ref().is_some_and(|o| {
-            o.items().len() == 1
-                && o.items().iter().all(|o| {
-                    o.id() == ORIGIN_ID
-                        && o.domain_name() == origin
-                        && o.custom_origin_config().is_some_and(|c| {
-                            c.origin_protocol_policy() == &OriginProtocolPolicy::HttpsOnly
-                        })
-                })
-        });
-        let behavior_ok = self.default_cache_behavior.as_ref().is_some_and(|b| {
-            b.target_origin_id() == ORIGIN_ID
-                && b.viewer_protocol_policy() == &ViewerProtocolPolicy::RedirectToHttps
-                && b.cache_policy_id() == Some(CACHING_OPTIMIZED_POLICY_ID)
-        });
-        self.enabled && origin_ok && behavior_ok && self.web_acl_id == acl.unwrap_or_default()
+    fn serves_assets(&self) -> bool {
+        self.default_cache_behavior
+            .as_ref()
+            .is_some_and(|b| b.target_origin_id() == ASSETS_ID)
+    }
+
+    fn aliases(&self) -> Vec<String> {
+        let mut a: Vec<String> = self
+            .config
+            .as_ref()
+            .and_then(|c| c.aliases())
+            .map(|a| a.items().to_vec())
+            .unwrap_or_default();
+        a.sort();
+        a
+    }
+
+    fn certificate_arn(&self) -> Option<String> {
+        self.config
+            .as_ref()
+            .and_then(|c| c.viewer_certificate())
+            .and_then(|v| v.acm_certificate_arn())
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
     }
 }
 
@@ -1151,21 +1350,40 @@ async fn read_distribution(ctx: &Ctx) -> Result<Option<Cdn>, ComponentError> {
     let tagged =
         futures_util::future::try_join_all(candidates.iter().map(|d| cdn_tags(ctx, d.arn())))
             .await?;
-    Ok(candidates
+    let Some((d, tags)) = candidates
         .into_iter()
         .zip(tagged)
         .find(|(_, tags)| tags.get(TAG_ENVIRONMENT) == Some(&ctx.env))
-        .map(|(d, tags)| Cdn {
-            id: d.id().to_string(),
-            arn: d.arn().to_string(),
-            domain_name: d.domain_name().to_string(),
-            status: d.status().to_string(),
-            enabled: d.enabled(),
-            origins: d.origins().cloned(),
-            default_cache_behavior: d.default_cache_behavior().cloned(),
-            web_acl_id: d.web_acl_id().to_string(),
-            tags,
-        }))
+    else {
+        return Ok(None);
+    };
+    // The summary lacks the logging and the default root object.
+    let config = match cf.get_distribution_config().id(d.id()).send().await {
+        Ok(out) => out.distribution_config,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => {
+            return Err(aws_error(
+                COMPONENT,
+                format!(
+                    "read the configuration of the CloudFront distribution {}",
+                    d.id()
+                ),
+                e,
+            ))
+        }
+    };
+    Ok(Some(Cdn {
+        id: d.id().to_string(),
+        arn: d.arn().to_string(),
+        domain_name: d.domain_name().to_string(),
+        status: d.status().to_string(),
+        enabled: d.enabled(),
+        origins: d.origins().cloned(),
+        default_cache_behavior: d.default_cache_behavior().cloned(),
+        web_acl_id: d.web_acl_id().to_string(),
+        tags,
+        config,
+    }))
 }
 
 fn cdn_from(
@@ -1186,54 +1404,340 @@ fn cdn_from(
             .unwrap_or_default()
             .to_string(),
         tags,
+        config: config.cloned(),
     }
 }
 
-fn origin(domain: &str) -> Result<Origins, ComponentError> {
-    let protocols = OriginSslProtocols::builder()
-        .quantity(1)
-        .items(SslProtocol::TlSv12)
-        .build()
-        .map_err(|e| invalid("the origin TLS protocols", e))?;
-    let custom = CustomOriginConfig::builder()
-        .http_port(80)
-        .https_port(443)
-        .origin_protocol_policy(OriginProtocolPolicy::HttpsOnly)
-        .origin_ssl_protocols(protocols)
-        .build()
-        .map_err(|e| invalid("the custom origin", e))?;
-    Origins::builder()
-        .quantity(1)
-        .items(
-            Origin::builder()
-                .id(ORIGIN_ID)
-                .domain_name(domain)
-                .custom_origin_config(custom)
-                .build()
-                .map_err(|e| invalid("the origin", e))?,
-        )
-        .build()
-        .map_err(|e| invalid("the origins", e))
+/// What the distribution is made of: from the spec, and what the CDN's
+/// other pieces are (the web ACL, the OAC, the buckets' domains).
+#[derive(Clone, Debug, Default)]
+struct Want {
+    cdn: bool,
+    api: Option<String>,
+    acl: Option<String>,
+    oac: Option<String>,
+    assets_domain: String,
+    logs_domain: String,
+    aliases: Vec<String>,
+    certificate: Option<String>,
 }
 
-fn default_behavior() -> Result<DefaultCacheBehavior, ComponentError> {
-    DefaultCacheBehavior::builder()
-        .target_origin_id(ORIGIN_ID)
-        .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
-        .cache_policy_id(CACHING_OPTIMIZED_POLICY_ID)
-        .compress(true)
-        .build()
-        .map_err(|e| invalid("the default cache behavior", e))
+impl Want {
+    fn of(ctx: &Ctx, spec: &EdgeSpec, acl: Option<String>, oac: Option<String>) -> Want {
+        let mut aliases = spec.aliases.clone();
+        aliases.sort();
+        Want {
+            cdn: spec.cdn,
+            api: spec.origin_domain.clone(),
+            acl,
+            oac,
+            assets_domain: cdn_assets::origin_domain(ctx),
+            logs_domain: cdn_assets::logs_domain(ctx),
+            aliases,
+            certificate: spec.certificate_arn.clone(),
+        }
+    }
+
+    /// What a refresh judges against: the stored block and what was read
+    /// (the web ACL is judged on its own).
+    fn of_state(state: &EdgeState, stored: &EdgeSpec) -> Want {
+        Want {
+            cdn: stored.cdn,
+            api: stored.origin_domain.clone(),
+            acl: None,
+            oac: state.oac_id.clone(),
+            assets_domain: state.assets_domain.clone(),
+            logs_domain: state.logs_domain.clone(),
+            aliases: stored.aliases.clone(),
+            certificate: stored.certificate_arn.clone(),
+        }
+    }
+
+    fn shape(&self) -> Vec<String> {
+        match self.config("-") {
+            Ok(config) => shape(&config),
+            Err(e) => vec![format!("(cannot build: {e})")],
+        }
+    }
+
+    /// A whole new configuration (`caller_reference` names the create).
+    fn config(&self, caller_reference: &str) -> Result<DistributionConfig, ComponentError> {
+        let mut config = DistributionConfig::builder()
+            .caller_reference(caller_reference)
+            .enabled(true)
+            .origins(
+                Origins::builder()
+                    .quantity(0)
+                    .set_items(Some(Vec::new()))
+                    .build()
+                    .map_err(|e| invalid("the origins", e))?,
+            )
+            .default_cache_behavior(
+                DefaultCacheBehavior::builder()
+                    .target_origin_id(ORIGIN_ID)
+                    .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+                    .build()
+                    .map_err(|e| invalid("the default cache behavior", e))?,
+            )
+            .comment("")
+            .build()
+            .map_err(|e| invalid("the distribution", e))?;
+        self.apply(&mut config)?;
+        Ok(config)
+    }
+
+    /// Sets everything the provider makes on `config` (kept otherwise).
+    fn apply(&self, config: &mut DistributionConfig) -> Result<(), ComponentError> {
+        let mut origins = Vec::new();
+        if self.cdn {
+            let mut assets = Origin::builder()
+                .id(ASSETS_ID)
+                .domain_name(&self.assets_domain)
+                // With an OAC the identity is empty ("Restrict access to
+                // an Amazon S3 origin", CloudFront Developer Guide).
+                .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build());
+            if let Some(oac) = &self.oac {
+                assets = assets.origin_access_control_id(oac);
+            }
+            origins.push(
+                assets
+                    .build()
+                    .map_err(|e| invalid("the assets origin", e))?,
+            );
+        }
+        if let Some(api) = &self.api {
+            let protocols = OriginSslProtocols::builder()
+                .quantity(1)
+                .items(SslProtocol::TlSv12)
+                .build()
+                .map_err(|e| invalid("the origin TLS protocols", e))?;
+            let custom = CustomOriginConfig::builder()
+                .http_port(80)
+                .https_port(443)
+                .origin_protocol_policy(OriginProtocolPolicy::HttpsOnly)
+                .origin_ssl_protocols(protocols)
+                .build()
+                .map_err(|e| invalid("the custom origin", e))?;
+            origins.push(
+                Origin::builder()
+                    .id(ORIGIN_ID)
+                    .domain_name(api)
+                    .custom_origin_config(custom)
+                    .build()
+                    .map_err(|e| invalid("the origin", e))?,
+            );
+        }
+        config.origins = Some(
+            Origins::builder()
+                .quantity(origins.len() as i32)
+                .set_items(Some(origins))
+                .build()
+                .map_err(|e| invalid("the origins", e))?,
+        );
+        let mut default = DefaultCacheBehavior::builder()
+            .target_origin_id(if self.cdn { ASSETS_ID } else { ORIGIN_ID })
+            .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+            .cache_policy_id(CACHING_OPTIMIZED_POLICY_ID)
+            .compress(true);
+        if self.cdn {
+            default = default.response_headers_policy_id(SECURITY_HEADERS_POLICY_ID);
+        }
+        config.default_cache_behavior = Some(
+            default
+                .build()
+                .map_err(|e| invalid("the default cache behavior", e))?,
+        );
+        let mut behaviors = Vec::new();
+        if let (true, Some(_)) = (self.cdn, &self.api) {
+            let all = [
+                Method::Get,
+                Method::Head,
+                Method::Options,
+                Method::Put,
+                Method::Post,
+                Method::Patch,
+                Method::Delete,
+            ];
+            behaviors.push(
+                CacheBehavior::builder()
+                    .path_pattern(API_PATH)
+                    .target_origin_id(ORIGIN_ID)
+                    .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+                    .cache_policy_id(CACHING_DISABLED_POLICY_ID)
+                    .origin_request_policy_id(ALL_VIEWER_EXCEPT_HOST_HEADER_POLICY_ID)
+                    .response_headers_policy_id(SECURITY_HEADERS_POLICY_ID)
+                    .allowed_methods(
+                        AllowedMethods::builder()
+                            .quantity(all.len() as i32)
+                            .set_items(Some(all.to_vec()))
+                            .cached_methods(
+                                CachedMethods::builder()
+                                    .quantity(2)
+                                    .items(Method::Get)
+                                    .items(Method::Head)
+                                    .build()
+                                    .map_err(|e| invalid("the cached methods", e))?,
+                            )
+                            .build()
+                            .map_err(|e| invalid("the allowed methods", e))?,
+                    )
+                    .build()
+                    .map_err(|e| invalid("the /api/* behaviour", e))?,
+            );
+        }
+        config.cache_behaviors = Some(
+            CacheBehaviors::builder()
+                .quantity(behaviors.len() as i32)
+                .set_items((!behaviors.is_empty()).then_some(behaviors))
+                .build()
+                .map_err(|e| invalid("the cache behaviours", e))?,
+        );
+        if self.cdn {
+            config.default_root_object = Some("index.html".to_string());
+            // Standard logs (legacy) into the ACL-enabled log bucket.
+            config.logging = Some(
+                LoggingConfig::builder()
+                    .enabled(true)
+                    .include_cookies(false)
+                    .bucket(&self.logs_domain)
+                    .prefix(cdn_assets::LOG_PREFIX)
+                    .build(),
+            );
+        }
+        config.aliases = Some(
+            Aliases::builder()
+                .quantity(self.aliases.len() as i32)
+                .set_items((!self.aliases.is_empty()).then(|| self.aliases.clone()))
+                .build()
+                .map_err(|e| invalid("the aliases", e))?,
+        );
+        config.viewer_certificate = Some(match &self.certificate {
+            Some(arn) => ViewerCertificate::builder()
+                .acm_certificate_arn(arn)
+                .ssl_support_method(SslSupportMethod::SniOnly)
+                .minimum_protocol_version(MinimumProtocolVersion::TlSv122021)
+                .cloud_front_default_certificate(false)
+                .build(),
+            None => ViewerCertificate::builder()
+                .cloud_front_default_certificate(true)
+                .build(),
+        });
+        config.web_acl_id = Some(self.acl.clone().unwrap_or_default());
+        config.enabled = true;
+        Ok(())
+    }
+}
+
+/// What the provider makes of a distribution's configuration, one line
+/// per piece (aliases and the certificate are settings of their own, and
+/// the web ACL is judged with the ACL).
+fn shape(config: &DistributionConfig) -> Vec<String> {
+    let mut lines = Vec::new();
+    if !config.enabled() {
+        lines.push("disabled".to_string());
+    }
+    for o in config.origins().map(|o| o.items()).unwrap_or_default() {
+        let kind = match (o.custom_origin_config(), o.origin_access_control_id()) {
+            (Some(c), _) => format!("custom {}", c.origin_protocol_policy().as_str()),
+            (None, Some(oac)) if !oac.is_empty() => {
+                format!("s3 through the origin access control {oac}")
+            }
+            (None, _) => "s3 without an origin access control".to_string(),
+        };
+        lines.push(format!("origin {} {} {kind}", o.id(), o.domain_name()));
+    }
+    let behaviour = |path: &str,
+                     target: &str,
+                     viewer: &ViewerProtocolPolicy,
+                     cache: Option<&str>,
+                     request: Option<&str>,
+                     headers: Option<&str>,
+                     methods: usize| {
+        let opt = |v: Option<&str>| v.filter(|v| !v.is_empty()).unwrap_or("none").to_string();
+        format!(
+            "behaviour {path} to {target}, viewers {}, cache policy {}, origin request policy {}, response headers policy {}, {methods} methods",
+            viewer.as_str(),
+            opt(cache),
+            opt(request),
+            opt(headers)
+        )
+    };
+    if let Some(b) = config.default_cache_behavior() {
+        lines.push(behaviour(
+            "default",
+            b.target_origin_id(),
+            b.viewer_protocol_policy(),
+            b.cache_policy_id(),
+            b.origin_request_policy_id(),
+            b.response_headers_policy_id(),
+            b.allowed_methods().map(|m| m.items().len()).unwrap_or(2),
+        ));
+    }
+    for b in config
+        .cache_behaviors()
+        .map(|b| b.items())
+        .unwrap_or_default()
+    {
+        lines.push(behaviour(
+            b.path_pattern(),
+            b.target_origin_id(),
+            b.viewer_protocol_policy(),
+            b.cache_policy_id(),
+            b.origin_request_policy_id(),
+            b.response_headers_policy_id(),
+            b.allowed_methods().map(|m| m.items().len()).unwrap_or(2),
+        ));
+    }
+    if let Some(root) = config.default_root_object().filter(|r| !r.is_empty()) {
+        lines.push(format!("default root object {root}"));
+    }
+    if let Some(l) = config.logging().filter(|l| l.enabled()) {
+        lines.push(format!(
+            "access logs to {} under {}",
+            l.bucket(),
+            l.prefix()
+        ));
+    }
+    if let Some(v) = config
+        .viewer_certificate()
+        .filter(|v| v.acm_certificate_arn().is_some_and(|a| !a.is_empty()))
+    {
+        lines.push(format!(
+            "certificate served with {} and {} at least",
+            v.ssl_support_method().map(|m| m.as_str()).unwrap_or("?"),
+            v.minimum_protocol_version()
+                .map(|m| m.as_str())
+                .unwrap_or("?")
+        ));
+    }
+    lines.sort();
+    lines
+}
+
+/// The lines the provider makes that are missing, and the ones it does
+/// not make.
+fn shape_problems(want: &[String], have: &[String]) -> Vec<String> {
+    let mut problems: Vec<String> = want
+        .iter()
+        .filter(|l| !have.contains(l))
+        .map(|l| format!("missing: {l}"))
+        .collect();
+    problems.extend(
+        have.iter()
+            .filter(|l| !want.contains(l))
+            .map(|l| format!("not made by the provider: {l}")),
+    );
+    problems
 }
 
 /// Creates, adopts or repairs the distribution (serving `domain`, behind
 /// the web ACL `acl` or none), and waits until CloudFront has deployed it.
 async fn ensure_distribution(
     ctx: &Ctx,
-    domain: &str,
-    acl: Option<&str>,
+    want: &Want,
     existing: Option<Cdn>,
 ) -> Result<Cdn, ComponentError> {
+    let domain = want.api.as_deref().unwrap_or("the assets bucket");
     let comment = ctx.prefix();
     let cf = ctx.aws.cloudfront();
     let mut cdn = match existing {
@@ -1242,15 +1746,8 @@ async fn ensure_distribution(
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis())
                 .unwrap_or_default();
-            let config = DistributionConfig::builder()
-                .caller_reference(format!("{comment}-{millis}"))
-                .comment(&comment)
-                .enabled(true)
-                .origins(origin(domain)?)
-                .default_cache_behavior(default_behavior()?)
-                .set_web_acl_id(acl.map(str::to_string))
-                .build()
-                .map_err(|e| invalid("the distribution", e))?;
+            let mut config = want.config(&format!("{comment}-{millis}"))?;
+            config.comment = comment.clone();
             let mut tags = Tags::builder();
             for (k, v) in ctx.tags(COMPONENT) {
                 tags = tags.items(
@@ -1283,7 +1780,16 @@ async fn ensure_distribution(
             })?;
             cdn_from(distribution, ctx.tags(COMPONENT))
         }
-        Some(cdn) if cdn.converged(domain, acl) => cdn,
+        Some(cdn)
+            if cdn.config.as_ref().is_some_and(|c| {
+                shape(c) == want.shape()
+                    && cdn.web_acl_id == want.acl.clone().unwrap_or_default()
+                    && cdn.aliases() == want.aliases
+                    && cdn.certificate_arn() == want.certificate
+            }) =>
+        {
+            cdn
+        }
         Some(cdn) => {
             let current = cf
                 .get_distribution_config()
@@ -1304,10 +1810,7 @@ async fn ensure_distribution(
                     cdn.id
                 ))
             })?;
-            config.enabled = true;
-            config.origins = Some(origin(domain)?);
-            config.default_cache_behavior = Some(default_behavior()?);
-            config.web_acl_id = Some(acl.unwrap_or_default().to_string());
+            want.apply(&mut config)?;
             let updated = cf
                 .update_distribution()
                 .id(&cdn.id)
@@ -1677,49 +2180,7 @@ fn judge(ctx: &Ctx, read: &Read) -> Verdicts {
         ));
     }
     if let Some(cdn) = cdn {
-        let mut problems = Vec::new();
-        if !cdn.enabled {
-            problems.push("the distribution is disabled".to_string());
-        }
-        let https_origin = cdn.origins.as_ref().is_some_and(|o| {
-            o.items().len() == 1
-                && o.items().iter().all(|o| {
-                    o.custom_origin_config().is_some_and(|c| {
-                        c.origin_protocol_policy() == &OriginProtocolPolicy::HttpsOnly
-                    })
-                })
-        });
-        if !https_origin {
-            problems.push("the origin is not reached over HTTPS only".to_string());
-        }
-        let behaviour = cdn.default_cache_behavior.as_ref();
-        if behaviour
-            .is_none_or(|b| b.viewer_protocol_policy() != &ViewerProtocolPolicy::RedirectToHttps)
-        {
-            problems.push("viewers are not redirected to HTTPS".to_string());
-        }
-        if !behaviour.is_some_and(|b| {
-            b.cache_policy_id() == Some(CACHING_OPTIMIZED_POLICY_ID)
-                && b.target_origin_id() == ORIGIN_ID
-        }) {
-            problems.push("the default cache behaviour is not the provider's".to_string());
-        }
-        // With the CloudFront ACL, the distribution must be behind it.
-        if let Some(acl) = &read.cdn_acl {
-            if cdn.web_acl_id != acl.acl.arn() {
-                problems.push(match cdn.web_acl_id.as_str() {
-                    "" => format!(
-                        "the distribution uses no web ACL, not {}",
-                        At::Cdn.name(ctx)
-                    ),
-                    other => format!(
-                        "the distribution uses the web ACL {other}, not {}",
-                        At::Cdn.name(ctx)
-                    ),
-                });
-            }
-        }
-        v.judge(&GUARDS[DISTRIBUTION], problems);
+        // Its make-up is judged against the block (`Component::read`).
         tags.extend(super::tag_problems(
             &format!("distribution {}", cdn.id),
             &cdn.tags,
@@ -1752,6 +2213,7 @@ struct Read {
     cdn_acl: Option<Acl>,
     protection: Option<aws_sdk_shield::types::Protection>,
     cdn: Option<Cdn>,
+    assets: cdn_assets::Seen,
 }
 
 fn state(ctx: &Ctx, read: &Read) -> EdgeState {
@@ -1786,28 +2248,66 @@ fn state(ctx: &Ctx, read: &Read) -> EdgeState {
         cdn_web_acl_arn: read.cdn_acl.as_ref().map(|a| a.acl.arn().to_string()),
         cdn_uses_web_acl: cdn.map(|c| c.web_acl_id.clone()),
         web_acl_associations: acl.map(|a| a.resources.clone()).unwrap_or_default(),
+        cdn_serves_assets: cdn.is_some_and(Cdn::serves_assets),
+        cdn_aliases: cdn.map(Cdn::aliases).unwrap_or_default(),
+        cdn_certificate_arn: cdn.and_then(Cdn::certificate_arn),
+        cdn_shape: cdn
+            .and_then(|c| c.config.as_ref())
+            .map(shape)
+            .unwrap_or_default(),
+        assets_bucket: read
+            .assets
+            .assets
+            .as_ref()
+            .map(|_| cdn_assets::assets_bucket(ctx)),
+        assets_problems: (read.assets.assets.is_some()
+            || read.assets.logs.is_some()
+            || read.assets.oac_id.is_some())
+        .then(|| {
+            cdn_assets::problems(
+                (
+                    &cdn_assets::assets_bucket(ctx),
+                    &cdn_assets::logs_bucket(ctx),
+                ),
+                partition(&ctx.region),
+                &read.assets,
+                cdn.map(|c| c.arn.as_str()),
+                &ctx.tags(COMPONENT),
+            )
+        }),
+        oac_id: read.assets.oac_id.clone(),
+        // What the distribution's wanted shape names, while there is one.
+        assets_domain: cdn
+            .map(|_| cdn_assets::origin_domain(ctx))
+            .unwrap_or_default(),
+        logs_domain: cdn
+            .map(|_| cdn_assets::logs_domain(ctx))
+            .unwrap_or_default(),
         verdicts: judge(ctx, read),
     }
 }
 
 /// What exists of the edge; `None` when none of its pieces exists.
 pub async fn find(ctx: &Ctx) -> Result<Option<EdgeState>, ComponentError> {
-    let (acl, cdn_acl, protection, cdn) = tokio::try_join!(
-        read_acl(ctx, At::Regional),
-        read_acl(ctx, At::Cdn),
-        read_protection(ctx),
-        read_distribution(ctx)
+    let (acl, cdn_acl, protection, cdn, assets) = tokio::try_join!(
+        Box::pin(read_acl(ctx, At::Regional)),
+        Box::pin(read_acl(ctx, At::Cdn)),
+        Box::pin(read_protection(ctx)),
+        Box::pin(read_distribution(ctx)),
+        Box::pin(cdn_assets::read(ctx)),
     )?;
     let read = Read {
         acl,
         cdn_acl,
         protection,
         cdn,
+        assets,
     };
     if read.acl.is_none()
         && read.cdn_acl.is_none()
         && read.protection.is_none()
         && read.cdn.is_none()
+        && read.assets.assets.is_none()
     {
         return Ok(None);
     }
@@ -1832,22 +2332,32 @@ pub async fn ensure(ctx: &Ctx, spec: &EdgeSpec) -> Result<EdgeState, ComponentEr
         }
     };
     let cdn_side = async {
-        let (mut protection, existing, old_acl) = tokio::try_join!(
-            read_protection(ctx),
-            read_distribution(ctx),
-            read_acl(ctx, At::Cdn)
+        let (mut protection, existing, old_acl, mut assets) = tokio::try_join!(
+            Box::pin(read_protection(ctx)),
+            Box::pin(read_distribution(ctx)),
+            Box::pin(read_acl(ctx, At::Cdn)),
+            Box::pin(cdn_assets::read(ctx)),
         )?;
-        let (cdn_acl, old_acl) = match (&spec.origin_domain, spec.waf) {
-            (Some(_), true) => (
+        let (cdn_acl, old_acl) = match (spec.distribution(), spec.waf) {
+            (true, true) => (
                 Some(Box::pin(ensure_acl(ctx, spec, At::Cdn, old_acl)).await?),
                 None,
             ),
             _ => (None, old_acl),
         };
         let acl_arn = cdn_acl.as_ref().map(|a| a.acl.arn().to_string());
-        let cdn = match (&spec.origin_domain, existing) {
-            (None, None) => None,
-            (None, Some(old)) => {
+        // The assets bucket and its OAC before the distribution that
+        // names them; the bucket's policy names the distribution, after it.
+        let oac = if spec.cdn {
+            Box::pin(cdn_assets::ensure_buckets(ctx, &assets)).await?;
+            Some(Box::pin(cdn_assets::ensure_oac(ctx, assets.oac_id.clone())).await?)
+        } else {
+            None
+        };
+        let want = Want::of(ctx, spec, acl_arn.clone(), oac);
+        let cdn = match (spec.distribution(), existing) {
+            (false, None) => None,
+            (false, Some(old)) => {
                 // The protection must not outlive what it covers.
                 if let Some(p) = protection.take_if(|p| p.resource_arn() == Some(old.arn.as_str()))
                 {
@@ -1856,23 +2366,25 @@ pub async fn ensure(ctx: &Ctx, spec: &EdgeSpec) -> Result<EdgeState, ComponentEr
                 Box::pin(delete_distribution(ctx, &old)).await?;
                 None
             }
-            (Some(domain), existing) => Some(
-                Box::pin(ensure_distribution(
-                    ctx,
-                    domain,
-                    acl_arn.as_deref(),
-                    existing,
-                ))
-                .await?,
-            ),
+            (true, existing) => Some(Box::pin(ensure_distribution(ctx, &want, existing)).await?),
         };
+        if let (true, Some(cdn)) = (spec.cdn, &cdn) {
+            let current = Box::pin(cdn_assets::read_bucket(
+                ctx,
+                &cdn_assets::assets_bucket(ctx),
+            ))
+            .await?
+            .and_then(|b| b.policy);
+            Box::pin(cdn_assets::ensure_policy(ctx, current.as_deref(), &cdn.arn)).await?;
+        }
+        assets = Box::pin(cdn_assets::read(ctx)).await?;
         if let Some(acl) = old_acl {
             Box::pin(delete_acl(ctx, At::Cdn, acl)).await?;
         }
         let protection = Box::pin(ensure_shield(ctx, spec, cdn.as_ref(), protection)).await?;
-        Ok::<_, ComponentError>((cdn_acl, protection, cdn))
+        Ok::<_, ComponentError>((cdn_acl, protection, cdn, assets))
     };
-    let (acl, (cdn_acl, protection, cdn)) =
+    let (acl, (cdn_acl, protection, cdn, assets)) =
         tokio::try_join!(Box::pin(regional), Box::pin(cdn_side))?;
     Ok(state(
         ctx,
@@ -1881,6 +2393,7 @@ pub async fn ensure(ctx: &Ctx, spec: &EdgeSpec) -> Result<EdgeState, ComponentEr
             cdn_acl,
             protection,
             cdn,
+            assets,
         },
     ))
 }
@@ -1907,7 +2420,7 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
         if let Some(acl) = read_acl(ctx, At::Cdn).await? {
             delete_acl(ctx, At::Cdn, acl).await?;
         }
-        Ok::<(), ComponentError>(())
+        Box::pin(cdn_assets::delete(ctx)).await
     };
     let acl_side = async {
         if let Some(acl) = read_acl(ctx, At::Regional).await? {
@@ -1915,6 +2428,72 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
         }
         Ok::<(), ComponentError>(())
     };
-    tokio::try_join!(cdn_side, acl_side)?;
-    Ok(Vec::new())
+    let (warnings, ()) = tokio::try_join!(cdn_side, acl_side)?;
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn want(cdn: bool, api: Option<&str>) -> Want {
+        Want {
+            cdn,
+            api: api.map(str::to_string),
+            acl: None,
+            oac: Some("E2OAC".into()),
+            assets_domain: "idis-p-assets-1-us-east-1.s3.us-east-1.amazonaws.com".into(),
+            logs_domain: "idis-p-cdn-logs-1-us-east-1.s3.amazonaws.com".into(),
+            aliases: Vec::new(),
+            certificate: None,
+        }
+    }
+
+    #[test]
+    fn with_cdn_the_assets_are_the_default_origin_and_the_api_is_under_api() {
+        let shape = want(true, Some("api.example.com")).shape();
+        assert!(shape.contains(&"origin idis-assets idis-p-assets-1-us-east-1.s3.us-east-1.amazonaws.com s3 through the origin access control E2OAC".to_string()), "{shape:#?}");
+        assert!(shape.contains(&"origin idis-origin api.example.com custom https-only".to_string()));
+        assert!(shape.iter().any(|l| l
+            .starts_with("behaviour default to idis-assets, viewers redirect-to-https")
+            && l.contains(SECURITY_HEADERS_POLICY_ID)));
+        assert!(shape
+            .iter()
+            .any(|l| l.starts_with("behaviour /api/* to idis-origin")
+                && l.contains(CACHING_DISABLED_POLICY_ID)
+                && l.ends_with("7 methods")));
+        assert!(shape.contains(
+            &"access logs to idis-p-cdn-logs-1-us-east-1.s3.amazonaws.com under cloudfront/"
+                .to_string()
+        ));
+        // The behaviour gone is a problem that names it; the API alone has none.
+        let without: Vec<String> = shape
+            .iter()
+            .filter(|l| !l.contains("/api/*"))
+            .cloned()
+            .collect();
+        let problems = shape_problems(&shape, &without);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("missing: behaviour /api/*"),
+            "{problems:?}"
+        );
+        let api_only = want(false, Some("api.example.com")).shape();
+        assert!(!api_only
+            .iter()
+            .any(|l| l.contains("/api/*") || l.contains("idis-assets")));
+    }
+
+    #[test]
+    fn certificates_come_from_us_east_1() {
+        assert!(is_cloudfront_certificate(
+            "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+        ));
+        assert!(!is_cloudfront_certificate(
+            "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
+        ));
+        assert!(!is_cloudfront_certificate(
+            "arn:aws:acm:us-east-1:123456789012:certificate/"
+        ));
+    }
 }

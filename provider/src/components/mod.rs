@@ -14,7 +14,9 @@
 pub mod access;
 pub mod addons;
 pub mod cache;
+pub mod cdn_assets;
 pub mod cluster;
+pub mod cluster_access;
 pub mod database;
 pub mod describe;
 pub mod documents;

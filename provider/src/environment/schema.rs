@@ -101,6 +101,7 @@ fn enforced_description(guards: &[Guard]) -> String {
             When::Always => String::new(),
             When::On(attr) => format!(" (while `{attr}` is true)"),
             When::Set(attr) => format!(" (while `{attr}` is set)"),
+            When::OnOrSet(on, set) => format!(" (while `{on}` is true or `{set}` is set)"),
         };
         text.push_str(&format!(
             "\n  - `{}` = `\"{}\"`{when}: {}",

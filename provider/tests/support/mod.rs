@@ -166,3 +166,18 @@ pub fn assert_guards_hold<C: terraform_provider_idis::components::describe::Comp
         C::NAME
     );
 }
+
+/// [`assert_guards_hold`] for a component that judges some guards in its
+/// reading (against the block as stored): the verdicts of
+/// `Component::read` of what `ensure` made.
+pub fn assert_read_guards_hold<C: terraform_provider_idis::components::describe::Component>(
+    state: &C::State,
+    spec: &C::Spec,
+) {
+    let reading = C::read(
+        state,
+        spec,
+        &terraform_provider_idis::protocol::cty::Value::Null,
+    );
+    assert_guards_hold::<C>(&reading.verdicts, spec);
+}
