@@ -135,6 +135,7 @@ CLIENTS = {
     "rds": ("aws-sdk-rds", "rds"),
     "s3": ("aws-sdk-s3", "s3"),
     "secretsmanager": ("aws-sdk-secretsmanager", "secretsmanager"),
+    "sns": ("aws-sdk-sns", "sns"),
     "shield": ("aws-sdk-shield", "shield"),
     "sts": ("aws-sdk-sts", "sts"),
     "tagging": ("aws-sdk-resourcegroupstagging", "tag"),

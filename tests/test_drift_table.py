@@ -1,7 +1,7 @@
 """Everything the provider makes is read back: out-of-band changes, each
 made with boto3 directly against moto the way someone with the console
 would make it (through the proxy for EKS add-ons, which only it plays),
-across all ten components.
+across all eleven components.
 
 For every change of the table: `terraform plan -refresh-only
 -detailed-exitcode` exits 2 and names the component and the setting (and
@@ -34,7 +34,8 @@ class World:
         self.proxy_eks = proxy_eks
         self.ec2, self.s3, self.rds, self.kms = aws("ec2"), aws("s3"), aws("rds"), aws("kms")
         self.eks, self.iam, self.ec, self.waf = aws("eks"), aws("iam"), aws("elasticache"), aws("wafv2")
-        self.sm = aws("secretsmanager")
+        self.sm, self.sns = aws("secretsmanager"), aws("sns")
+        self.topic = state["alarm_topic_arn"]
         self.bucket = state["audit_bucket_name"]
         self.documents = state["documents_bucket_name"]
         self.vpc = state["vpc_id"]
@@ -259,6 +260,10 @@ FIRST_ROUND = [
     Change("IDIS_ENCRYPTION_KEY deleted without recovery", "app_secrets", "secrets",
            lambda w: w.sm.delete_secret(SecretId=f"idis/{ENV}/encryption-key", ForceDeleteWithoutRecovery=True),
            lambda w: _secret_live(w, "encryption-key")),
+    Change("alarm topic no longer encrypted", "monitoring", "alarm_topic",
+           lambda w: w.sns.set_topic_attributes(TopicArn=w.topic, AttributeName="KmsMasterKeyId", AttributeValue=""),
+           lambda w: w.sns.get_topic_attributes(TopicArn=w.topic)["Attributes"].get("KmsMasterKeyId")
+           == w.kms.describe_key(KeyId=w.key_of["platform"])["KeyMetadata"]["Arn"]),
     # The rest of the first round.
     Change("default retention removed", "audit_storage", "default_retention",
            lambda w: w.s3.put_object_lock_configuration(Bucket=w.bucket, ObjectLockConfiguration={
@@ -372,6 +377,9 @@ SECOND_ROUND = [
     Change("EBS CSI driver add-on deleted", "cluster", "ebs_csi_driver",
            lambda w: w.proxy_eks.delete_addon(clusterName=PREFIX, addonName="aws-ebs-csi-driver"),
            lambda w: (_ebs_csi(w) or {}).get("serviceAccountRoleArn") == w.state["ebs_csi_driver_role_arn"]),
+    Change("alarm topic ownership tag removed", "monitoring", "tags",
+           lambda w: w.sns.untag_resource(ResourceArn=w.topic, TagKeys=["managed-by"]),
+           lambda w: any(t["Key"] == "managed-by" for t in w.sns.list_tags_for_resource(ResourceArn=w.topic)["Tags"])),
     Change("bucket key turned off", "audit_storage", "default_encryption",
            lambda w: w.s3.put_bucket_encryption(Bucket=w.bucket, ServerSideEncryptionConfiguration={
                "Rules": [{"ApplyServerSideEncryptionByDefault": {
@@ -414,4 +422,4 @@ def test_every_setting_the_provider_makes_is_read_back_shown_and_repaired(produc
     assert len(distinct) >= 40
     assert {c.component for c in FIRST_ROUND + SECOND_ROUND} == {
         "network", "keys", "cluster", "database", "cache", "audit_storage", "edge",
-        "documents_storage", "app_secrets", "workload_identity"}
+        "documents_storage", "app_secrets", "workload_identity", "monitoring"}

@@ -1,6 +1,6 @@
 # One IDIS environment: network, keys, EKS, PostgreSQL, Redis, the WORM
 # audit bucket, the documents bucket, the application's secrets, workload
-# identity and the edge, as one idis_environment resource.
+# identity, the edge and monitoring, as one idis_environment resource.
 
 resource "idis_environment" "this" {
   name   = var.environment
@@ -75,6 +75,11 @@ resource "idis_environment" "this" {
     ddos_protection = var.enable_ddos_protection
     rate_limit      = var.waf_rate_limit
     origin_domain   = var.cdn_origin_domain
+  }
+
+  monitoring {
+    alarm_emails   = var.alarm_emails
+    alarm_webhooks = var.alarm_webhooks
   }
 
   lifecycle {

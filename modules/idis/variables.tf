@@ -330,3 +330,17 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+# Monitoring (issue 16)
+
+variable "alarm_emails" {
+  description = "E-mail addresses the alarm topic notifies (each confirms the subscription SNS sends it)."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_webhooks" {
+  description = "HTTPS URLs the alarm topic posts to (SNS https subscriptions, e.g. a paging service's SNS integration URL). Plain http is refused."
+  type        = list(string)
+  default     = []
+}

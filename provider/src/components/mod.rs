@@ -22,6 +22,7 @@ pub mod edge;
 pub mod identity;
 pub mod inventory;
 pub mod keys;
+pub mod monitoring;
 pub mod network;
 pub mod offers;
 pub mod secrets;
@@ -54,6 +55,7 @@ pub fn each(visitor: &mut impl describe::Visit) {
     visitor.visit::<documents::DocumentsBucket>();
     visitor.visit::<secrets::AppSecrets>();
     visitor.visit::<edge::Edge>();
+    visitor.visit::<monitoring::Monitoring>();
     // Last: its reading judges its policies against the ARNs the other
     // components' readings have just written (`identity::Targets`).
     visitor.visit::<identity::WorkloadIdentity>();

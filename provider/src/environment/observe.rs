@@ -211,6 +211,7 @@ mod tests {
     use crate::components::edge::{Edge, EdgeState};
     use crate::components::identity::{IdentityState, WorkloadIdentity};
     use crate::components::keys::{KeysState, TenantKeys};
+    use crate::components::monitoring::{Monitoring, MonitoringState};
     use crate::components::network::NetworkState;
     use crate::components::secrets::{AppSecrets, AppSecretsState, SecretSeen};
     use crate::components::storage::{AuditBucket, AuditStorageState};
@@ -307,6 +308,11 @@ mod tests {
             env: "production".into(),
             account_id: "123456789012".into(),
             region: "us-east-1".into(),
+            ..Default::default()
+        });
+        aws.put::<Monitoring>(MonitoringState {
+            topic_arn: "arn:aws:sns:us-east-1:123456789012:idis-production-alarms".into(),
+            kms_key: Some("arn:key".into()),
             ..Default::default()
         });
         aws
@@ -410,6 +416,10 @@ mod tests {
         description_is_whole::<WorkloadIdentity>(
             aws.get::<WorkloadIdentity>().unwrap(),
             &stored_spec::<WorkloadIdentity>(&spec("workload_identity")),
+        );
+        description_is_whole::<Monitoring>(
+            aws.get::<Monitoring>().unwrap(),
+            &stored_spec::<Monitoring>(&spec("monitoring")),
         );
     }
 

@@ -51,6 +51,7 @@ pub const SERVICES: &[&str] = &[
     "s3",
     "secretsmanager",
     "shield",
+    "sns",
     "sts",
     "wafv2",
 ];
@@ -708,6 +709,7 @@ impl Aws {
     client!(shield, aws_sdk_shield, "shield");
     client!(cloudfront, aws_sdk_cloudfront, "cloudfront");
     client!(secretsmanager, aws_sdk_secretsmanager, "secretsmanager");
+    client!(sns, aws_sdk_sns, "sns");
     client!(
         tagging,
         aws_sdk_resourcegroupstagging,
