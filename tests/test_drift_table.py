@@ -36,6 +36,7 @@ class World:
         self.eks, self.iam, self.ec, self.waf = aws("eks"), aws("iam"), aws("elasticache"), aws("wafv2")
         self.sm, self.sns = aws("secretsmanager"), aws("sns")
         self.topic = state["alarm_topic_arn"]
+        self.cw = aws("cloudwatch")
         self.bucket = state["audit_bucket_name"]
         self.documents = state["documents_bucket_name"]
         self.vpc = state["vpc_id"]
@@ -67,6 +68,18 @@ class World:
                                 DefaultAction=default or acl["DefaultAction"],
                                 Rules=acl["Rules"] if rules is None else rules(acl["Rules"]),
                                 VisibilityConfig=acl["VisibilityConfig"])
+
+    def alarm(self, name: str) -> dict:
+        found = self.cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+        return found[0] if found else {}
+
+    def put_alarm(self, name: str, **changes) -> None:
+        """Puts the alarm back as it is, with `changes` (the console's edit)."""
+        a = self.alarm(name)
+        keep = ("AlarmName", "AlarmDescription", "Namespace", "MetricName", "Statistic", "Dimensions", "Period",
+                "EvaluationPeriods", "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions",
+                "OKActions")
+        self.cw.put_metric_alarm(**{**{k: a[k] for k in keep if k in a}, **changes})
 
     def key_tags(self, key_id: str) -> dict:
         return {t["TagKey"]: t["TagValue"] for t in self.kms.list_resource_tags(KeyId=key_id)["Tags"]}
@@ -264,6 +277,9 @@ FIRST_ROUND = [
            lambda w: w.sns.set_topic_attributes(TopicArn=w.topic, AttributeName="KmsMasterKeyId", AttributeValue=""),
            lambda w: w.sns.get_topic_attributes(TopicArn=w.topic)["Attributes"].get("KmsMasterKeyId")
            == w.kms.describe_key(KeyId=w.key_of["platform"])["KeyMetadata"]["Arn"]),
+    Change("the database CPU alarm's threshold raised to 99", "monitoring", "alarms",
+           lambda w: w.put_alarm(f"{PREFIX}-db-cpu", Threshold=99.0),
+           lambda w: w.alarm(f"{PREFIX}-db-cpu")["Threshold"] == 80.0),
     # The rest of the first round.
     Change("default retention removed", "audit_storage", "default_retention",
            lambda w: w.s3.put_object_lock_configuration(Bucket=w.bucket, ObjectLockConfiguration={
@@ -380,6 +396,9 @@ SECOND_ROUND = [
     Change("alarm topic ownership tag removed", "monitoring", "tags",
            lambda w: w.sns.untag_resource(ResourceArn=w.topic, TagKeys=["managed-by"]),
            lambda w: any(t["Key"] == "managed-by" for t in w.sns.list_tags_for_resource(ResourceArn=w.topic)["Tags"])),
+    Change("a cache node's evictions alarm deleted", "monitoring", "alarms",
+           lambda w: w.cw.delete_alarms(AlarmNames=[f"{PREFIX}-cache-002-evictions"]),
+           lambda w: w.alarm(f"{PREFIX}-cache-002-evictions")["AlarmActions"] == [w.topic]),
     Change("bucket key turned off", "audit_storage", "default_encryption",
            lambda w: w.s3.put_bucket_encryption(Bucket=w.bucket, ServerSideEncryptionConfiguration={
                "Rules": [{"ApplyServerSideEncryptionByDefault": {

@@ -126,3 +126,147 @@ def test_the_alarm_topic_is_encrypted_notifies_the_subscribers_and_is_read_back(
     assert subscriptions(aws) == {("email", EMAILS[0])}
     final = tf.plan("-refresh-only", "-detailed-exitcode", check=False)
     assert final.returncode == 0, final.describe("plan -refresh-only after the change")
+
+
+# ---------------------------------------------------------------- alarms
+
+ALARM_INPUTS = MONITORING_INPUTS + """
+  db_read_replicas  = 1
+  cdn_origin_domain = "app.example.com"
+  alarm_thresholds  = { database_cpu_percent = 75 }
+"""
+
+
+def alarms_of(aws) -> dict[str, dict]:
+    cw = aws("cloudwatch")
+    found = {}
+    for page in cw.get_paginator("describe_alarms").paginate(AlarmNamePrefix=f"{PREFIX}-"):
+        for alarm in page["MetricAlarms"]:
+            found[alarm["AlarmName"]] = alarm
+    return found
+
+
+def dims(alarm: dict) -> dict[str, str]:
+    return {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+
+
+def expected_alarms(aws, replicas: list[str]) -> dict[str, tuple[str, str, dict[str, str]]]:
+    """Alarm name -> (namespace, metric, dimensions), from what boto3 finds
+    of the environment in moto."""
+    ec2, cloudfront, waf = aws("ec2"), aws("cloudfront"), aws("wafv2")
+    want = {}
+    for db in [f"{PREFIX}-db", *replicas]:
+        for what, metric in [("cpu", "CPUUtilization"), ("free-storage", "FreeStorageSpace"),
+                             ("freeable-memory", "FreeableMemory"), ("connections", "DatabaseConnections")]:
+            want[f"{db}-{what}"] = ("AWS/RDS", metric, {"DBInstanceIdentifier": db})
+    for replica in replicas:
+        want[f"{replica}-lag"] = ("AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": replica})
+    group = aws("elasticache").describe_replication_groups(ReplicationGroupId=f"{PREFIX}-cache")["ReplicationGroups"][0]
+    # ElastiCache names the member clusters <group>-001, ...; moto lists
+    # none, so the count is the module's cache_node_count (2).
+    members = group.get("MemberClusters") or [f"{PREFIX}-cache-{i:03}" for i in (1, 2)]
+    for i in range(1, len(members) + 1):
+        node = f"{PREFIX}-cache-{i:03}"
+        for what, metric in [("engine-cpu", "EngineCPUUtilization"), ("memory", "DatabaseMemoryUsagePercentage"),
+                             ("evictions", "Evictions"), ("replication-lag", "ReplicationLag"),
+                             ("connections", "CurrConnections")]:
+            want[f"{node}-{what}"] = ("AWS/ElastiCache", metric, {"CacheClusterId": node})
+    acl = next(a for a in waf.list_web_acls(Scope="REGIONAL")["WebACLs"] if a["Name"].startswith(PREFIX))
+    metric_name = waf.get_web_acl(Name=acl["Name"], Scope="REGIONAL", Id=acl["Id"])["WebACL"]["VisibilityConfig"]["MetricName"]
+    want[f"{PREFIX}-waf-blocked-requests"] = ("AWS/WAFV2", "BlockedRequests",
+                                              {"WebACL": metric_name, "Region": "us-east-1", "Rule": "ALL"})
+    distributions = [d for d in cloudfront.list_distributions()["DistributionList"].get("Items", [])
+                     if any(o["DomainName"] == "app.example.com" for o in d["Origins"]["Items"])]
+    assert len(distributions) == 1
+    want[f"{PREFIX}-cdn-5xx-rate"] = ("AWS/CloudFront", "5xxErrorRate",
+                                      {"DistributionId": distributions[0]["Id"], "Region": "Global"})
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:idis:environment", "Values": [ENV]}])["Vpcs"][0]["VpcId"]
+    nats = ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                              {"Name": "state", "Values": ["available"]}])["NatGateways"]
+    assert len(nats) == 3
+    want["__nats__"] = ("AWS/NATGateway", "ErrorPortAllocation", {n["NatGatewayId"]: "" for n in nats})
+    return want
+
+
+def check_alarms(aws, replicas: list[str], cpu_threshold: float) -> dict[str, dict]:
+    """Every alarm the environment should have exists, watching this
+    environment's resources and notifying the topic; nothing else of ours."""
+    __tracebackhide__ = True
+    found = alarms_of(aws)
+    want = expected_alarms(aws, replicas)
+    nats = want.pop("__nats__")
+    nat_alarms = {n: a for n, a in found.items() if "-nat-" in n}
+    assert sorted(dims(a)["NatGatewayId"] for a in nat_alarms.values()) == sorted(nats[2])
+    assert all(a["MetricName"] == "ErrorPortAllocation" and a["Namespace"] == "AWS/NATGateway"
+               for a in nat_alarms.values())
+    others = {n: a for n, a in found.items() if n not in nat_alarms}
+    assert sorted(others) == sorted(want), f"alarms differ:\n{sorted(set(others) ^ set(want))}"
+    topic = topic_arn(aws)
+    for name, alarm in found.items():
+        if name in want:
+            namespace, metric, dimensions = want[name]
+            assert (alarm["Namespace"], alarm["MetricName"], dims(alarm)) == (namespace, metric, dimensions), name
+        assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic], name
+        assert alarm["ActionsEnabled"] is True, name
+        assert alarm["TreatMissingData"] in ("breaching", "notBreaching", "missing"), name
+    assert found[f"{PREFIX}-db-cpu"]["Threshold"] == cpu_threshold
+    for replica in replicas:
+        lag = found[f"{replica}-lag"]
+        assert (lag["Threshold"], lag["ComparisonOperator"], lag["TreatMissingData"]) == (
+            5.0, "GreaterThanThreshold", "breaching")
+    storage = found[f"{PREFIX}-db-free-storage"]
+    allocated = aws("rds").describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]["AllocatedStorage"]
+    assert storage["Threshold"] == allocated * 1024 ** 3 * 0.10 and storage["ComparisonOperator"] == "LessThanThreshold"
+    return found
+
+
+def test_alarms_watch_what_breaks_production_follow_the_replicas_and_are_read_back(tmp_path, terraform_rc, moto,
+                                                                                 aws_proxy, aws):
+    moto.reset()
+    tf = monitored(tmp_path, terraform_rc, aws_proxy, ALARM_INPUTS)
+    started = time.monotonic()
+    tf.apply()
+    print(f"apply: {time.monotonic() - started:.1f} s")
+    found = check_alarms(aws, [f"{PREFIX}-db-replica-1"], 75.0)
+    print(f"{len(found)} alarms")
+    clean = tf.plan("-refresh-only", "-detailed-exitcode", check=False)
+    assert clean.returncode == 0, clean.describe("plan -refresh-only right after apply")
+
+    # Out of band: the replica's lag alarm deleted, the CPU alarm's
+    # threshold raised. Both show; apply puts both back.
+    cw = aws("cloudwatch")
+    cw.delete_alarms(AlarmNames=[f"{PREFIX}-db-replica-1-lag"])
+    cpu = found[f"{PREFIX}-db-cpu"]
+    cw.put_metric_alarm(AlarmName=cpu["AlarmName"], AlarmDescription=cpu["AlarmDescription"],
+                        Namespace=cpu["Namespace"], MetricName=cpu["MetricName"], Statistic=cpu["Statistic"],
+                        Dimensions=cpu["Dimensions"], Period=cpu["Period"],
+                        EvaluationPeriods=cpu["EvaluationPeriods"], Threshold=95.0,
+                        ComparisonOperator=cpu["ComparisonOperator"], TreatMissingData=cpu["TreatMissingData"],
+                        AlarmActions=cpu["AlarmActions"], OKActions=cpu["OKActions"])
+    drift = tf.plan("-refresh-only", "-detailed-exitcode", check=False)
+    assert drift.returncode == 2, drift.describe("plan -refresh-only after the alarms were changed")
+    assert '"alarms"' in drift.stdout
+    warnings = drift.stdout + drift.stderr
+    assert "monitoring: alarms changed outside Terraform" in warnings
+    assert f"{PREFIX}-db-replica-1-lag is missing" in " ".join(warnings.split())
+    assert "95" in warnings
+    tf.apply()
+    check_alarms(aws, [f"{PREFIX}-db-replica-1"], 75.0)
+    again = tf.plan("-detailed-exitcode", check=False)
+    assert again.returncode == 0, again.describe("plan after the repair")
+
+    # A replica added gets its alarms in the same apply; removed, it loses them.
+    text = (tf.workdir / "main.tf").read_text()
+    (tf.workdir / "main.tf").write_text(text.replace("db_read_replicas  = 1", "db_read_replicas  = 2"))
+    started = time.monotonic()
+    tf.apply()
+    print(f"apply with a second replica: {time.monotonic() - started:.1f} s")
+    check_alarms(aws, [f"{PREFIX}-db-replica-1", f"{PREFIX}-db-replica-2"], 75.0)
+    text = (tf.workdir / "main.tf").read_text()
+    (tf.workdir / "main.tf").write_text(text.replace("db_read_replicas  = 2", "db_read_replicas  = 0"))
+    started = time.monotonic()
+    tf.apply()
+    print(f"apply without replicas: {time.monotonic() - started:.1f} s")
+    check_alarms(aws, [], 75.0)
+    final = tf.plan("-refresh-only", "-detailed-exitcode", check=False)
+    assert final.returncode == 0, final.describe("plan -refresh-only after the replicas were removed")

@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod addons;
+pub mod alarms;
 pub mod cache;
 pub mod cluster;
 pub mod database;

@@ -1,4 +1,4 @@
-//! monitoring: Where production says it is in trouble: the alarm topic `idis-<env>-alarms` (SNS, encrypted with the platform key) and its e-mail and HTTPS subscriptions.
+//! monitoring: Where production says it is in trouble: the alarm topic `idis-<env>-alarms` (SNS, encrypted with the platform key), its e-mail and HTTPS subscriptions, and the CloudWatch alarms on what breaks production.
 //!
 //! The topic is the one place every alarm of the environment sends its
 //! ALARM and OK notifications to. It is encrypted with the platform key,
@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
 
+use super::alarms::{self, AlarmSeen, Targets, Thresholds, THRESHOLDS};
 use super::describe::{
     Check, Component, Default, Guard, Output, Problem, Reading, Setting, Verdicts,
 };
@@ -55,6 +56,8 @@ pub struct MonitoringState {
     /// The topic's `KmsMasterKeyId`; None when it is not encrypted.
     pub kms_key: Option<String>,
     pub subscriptions: Vec<Subscription>,
+    /// This environment's alarms, as CloudWatch describes them.
+    pub alarms: Vec<AlarmSeen>,
     /// The guards, as read.
     #[serde(skip)]
     pub verdicts: Verdicts,
@@ -82,6 +85,8 @@ impl MonitoringState {
 pub struct MonitoringSpec {
     pub alarm_emails: Vec<String>,
     pub alarm_webhooks: Vec<String>,
+    #[serde(flatten)]
+    pub thresholds: Thresholds,
 }
 
 /// The computed attributes of monitoring.
@@ -95,17 +100,28 @@ pub struct Monitoring;
 
 impl Component for Monitoring {
     const NAME: &'static str = COMPONENT;
-    const DOC: &'static str = "Monitoring: the alarm topic `idis-<name>-alarms` (SNS, encrypted with the platform key) that every alarm of the environment notifies, with e-mail and HTTPS subscriptions.";
-    const AFTER: &'static [&'static str] = &[super::keys::COMPONENT];
+    const DOC: &'static str = "Monitoring: the alarm topic `idis-<name>-alarms` (SNS, encrypted with the platform key) with e-mail and HTTPS subscriptions, and CloudWatch alarms on what breaks production (database and each replica, cache nodes, web ACL, NAT gateways, distribution) that notify it on ALARM and OK. Thresholds are arguments; the alarms follow the environment.";
+    const AFTER: &'static [&'static str] = &[
+        super::keys::COMPONENT,
+        super::network::COMPONENT,
+        super::database::COMPONENT,
+        super::cache::COMPONENT,
+        super::edge::COMPONENT,
+    ];
     type Spec = MonitoringSpec;
     type State = MonitoringState;
     type Outputs = MonitoringOutputs;
 
     async fn find(ctx: &Ctx) -> Result<Option<MonitoringState>, ComponentError> {
-        let (seen, platform) = tokio::join!(read(ctx), super::platform_key(ctx, COMPONENT));
-        let Some(seen) = seen? else {
+        let (seen, platform, alarms) = tokio::join!(
+            read(ctx),
+            super::platform_key(ctx, COMPONENT),
+            read_alarms(ctx)
+        );
+        let Some(mut seen) = seen? else {
             return Ok(None);
         };
+        seen.state.alarms = alarms?;
         Ok(Some(judged(ctx, seen, platform?.as_ref())))
     }
 
@@ -115,7 +131,8 @@ impl Component for Monitoring {
         built: &super::Observed,
     ) -> Result<MonitoringState, ComponentError> {
         let keys = built.need::<super::keys::TenantKeys>(COMPONENT)?;
-        ensure(ctx, spec, keys).await
+        let targets = targets_built(ctx, built)?;
+        ensure(ctx, spec, keys, &targets).await
     }
 
     async fn delete(ctx: &Ctx, _spec: &MonitoringSpec) -> Result<Vec<String>, ComponentError> {
@@ -142,6 +159,17 @@ impl Component for Monitoring {
                 "an https:// URL with a host, without spaces (plain http:// is not allowed: alarms would cross the internet unencrypted)",
             )),
         ]
+        .into_iter()
+        .chain(THRESHOLDS.iter().map(|t| {
+            Setting::new(
+                t.name,
+                Type::Number,
+                Default::Int(t.default),
+                format!("{}. {} to {}. Default `{}`.", t.doc, t.min, t.max, t.default),
+            )
+            .check(Check::Range(t.min, t.max))
+        }))
+        .collect()
     }
 
     fn outputs() -> Vec<Output> {
@@ -181,8 +209,22 @@ impl Component for Monitoring {
     fn read(
         state: &MonitoringState,
         stored: &MonitoringSpec,
-        _prior: &Value,
+        prior: &Value,
     ) -> Reading<MonitoringSpec, MonitoringOutputs> {
+        // The alarms are judged here, against the thresholds in the state
+        // and what the environment has as this reading found it (the
+        // components read before this one).
+        let mut verdicts = state.verdicts.clone();
+        let env = prior.get_attr("name").as_str().unwrap_or_default();
+        let targets = targets_read(prior, &state.alarms);
+        verdicts.judge(
+            &GUARDS[ALARMS],
+            alarm_problems(
+                &alarms::wanted(env, &stored.thresholds, &targets),
+                &state.alarms,
+                &state.topic_arn,
+            ),
+        );
         Reading {
             settings: MonitoringSpec {
                 alarm_emails: in_stored_order(
@@ -193,11 +235,12 @@ impl Component for Monitoring {
                     state.endpoints(HTTPS, &stored.alarm_webhooks),
                     &stored.alarm_webhooks,
                 ),
+                thresholds: stored.thresholds.clone(),
             },
             outputs: MonitoringOutputs {
                 alarm_topic_arn: Some(state.topic_arn.clone()),
             },
-            verdicts: state.verdicts.clone(),
+            verdicts,
         }
     }
 }
@@ -257,6 +300,7 @@ pub fn is_https_url(s: &str) -> bool {
 
 const TOPIC: usize = 0;
 const TAGS: usize = 1;
+const ALARMS: usize = 2;
 
 const GUARDS: &[Guard] = &[
     Guard::new(
@@ -268,6 +312,11 @@ const GUARDS: &[Guard] = &[
         "tags",
         "ownership and user tags present",
         "The alarm topic carries `tags`, the provider's `default_tags` and the ownership tags. Tags others add are left alone.",
+    ),
+    Guard::new(
+        "alarms",
+        "every alarm present, notifying the alarm topic",
+        "Every alarm the environment gets exists as the provider makes it: its metric and dimensions (this environment's database and each replica, cache nodes, web ACL, NAT gateways, distribution), statistic, period, threshold (from the arguments), missing-data rule, and the alarm topic as its only ALARM and OK action. Alarms of resources the environment no longer has are deleted. Alarms are tagged when made; their tags are not read back.",
     ),
 ];
 
@@ -380,6 +429,7 @@ async fn read(ctx: &Ctx) -> Result<Option<Seen>, ComponentError> {
                 .filter(|k| !k.is_empty())
                 .cloned(),
             subscriptions,
+            alarms: Vec::new(),
             verdicts: Verdicts::new(),
         },
         tags,
@@ -436,10 +486,299 @@ fn sns_tags(
         .collect()
 }
 
+/// What the environment has, from the components an apply just built.
+fn targets_built(ctx: &Ctx, built: &super::Observed) -> Result<Targets, ComponentError> {
+    let net = built.need::<super::network::Network>(COMPONENT)?;
+    let db = built.get::<super::database::Database>();
+    let cache = built.get::<super::cache::Cache>();
+    let edge = built.get::<super::edge::Edge>();
+    Ok(Targets {
+        database: db.map(|d| d.identifier.clone()),
+        replicas: db
+            .map(|d| {
+                d.replica_endpoints
+                    .iter()
+                    .filter_map(|e| alarms::instance_of_endpoint(e))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        allocated_storage_gb: db.map_or(0, |d| d.allocated_storage_gb),
+        cache_nodes: cache
+            .map(|c| alarms::cache_members(&c.replication_group_id, c.node_count))
+            .unwrap_or_default(),
+        web_acl: edge
+            .and_then(|e| e.web_acl_arn.as_deref())
+            .and_then(alarms::web_acl_name)
+            .map(|n| format!("{n}-web-acl")),
+        region: ctx.region.clone(),
+        distribution: edge
+            .and_then(|e| e.cdn_distribution_id.clone())
+            .filter(|_| ctx.region == alarms::CLOUDFRONT_METRICS_REGION),
+        nat_gateways: net.nat_gateway_ids.clone(),
+    })
+}
+
+/// What the environment has, from the state a refresh is writing (the
+/// components read before this one). The NAT gateways' and the
+/// distribution's ids are not in the state: their alarms' own dimensions
+/// stand in (an alarm missing is missing whatever it should watch; an
+/// apply gives each the real id).
+fn targets_read(prior: &Value, seen: &[AlarmSeen]) -> Targets {
+    let env = prior.get_attr("name").as_str().unwrap_or_default();
+    let region = prior
+        .get_attr("region")
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let dimension = |name: String, dim: &str| {
+        seen.iter()
+            .find(|a| a.name == name)
+            .and_then(|a| a.dimensions.get(dim).cloned())
+            .unwrap_or_else(|| "(unknown until made)".to_string())
+    };
+    let zones = prior
+        .get_attr("network")
+        .get_attr("availability_zones")
+        .as_strings()
+        .map_or(3, |z| z.len());
+    let nats = if prior.get_attr("vpc_id").is_null() {
+        0
+    } else if prior
+        .get_attr("network")
+        .get_attr("nat_gateway_per_az")
+        .as_bool()
+        .unwrap_or(true)
+    {
+        zones
+    } else {
+        1
+    };
+    Targets {
+        database: (!prior.get_attr("database_arn").is_null()).then(|| format!("idis-{env}-db")),
+        replicas: prior
+            .get_attr("database_replica_endpoints")
+            .as_strings()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| alarms::instance_of_endpoint(e))
+            .collect(),
+        allocated_storage_gb: prior
+            .get_attr("database")
+            .get_attr("allocated_storage_gb")
+            .as_i64()
+            .unwrap_or(0),
+        cache_nodes: prior
+            .get_attr("cache_replication_group_id")
+            .as_str()
+            .map(|g| {
+                alarms::cache_members(
+                    g,
+                    prior
+                        .get_attr("cache")
+                        .get_attr("node_count")
+                        .as_i64()
+                        .unwrap_or(0),
+                )
+            })
+            .unwrap_or_default(),
+        web_acl: prior
+            .get_attr("web_acl_arn")
+            .as_str()
+            .and_then(alarms::web_acl_name)
+            .map(|n| format!("{n}-web-acl")),
+        distribution: (!prior.get_attr("cdn_domain_name").is_null()
+            && region == alarms::CLOUDFRONT_METRICS_REGION)
+            .then(|| dimension(format!("idis-{env}-cdn-5xx-rate"), "DistributionId")),
+        nat_gateways: (1..=nats)
+            .map(|i| {
+                dimension(
+                    format!("idis-{env}-nat-{i}-port-allocation-errors"),
+                    "NatGatewayId",
+                )
+            })
+            .collect(),
+        region,
+    }
+}
+
+/// What is wrong with the alarms found against those wanted.
+fn alarm_problems(wanted: &[alarms::Alarm], seen: &[AlarmSeen], topic: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for want in wanted {
+        match seen.iter().find(|s| s.name == want.name) {
+            None => problems.push(format!("alarm {} is missing", want.name)),
+            Some(s) => problems.extend(alarms::problems(want, s, topic)),
+        }
+    }
+    for s in seen {
+        if !wanted.iter().any(|w| w.name == s.name) {
+            problems.push(format!(
+                "alarm {} watches something the environment no longer has",
+                s.name
+            ));
+        }
+    }
+    problems
+}
+
+/// This environment's alarms (those whose description carries its
+/// marker), all pages of DescribeAlarms.
+async fn read_alarms(ctx: &Ctx) -> Result<Vec<AlarmSeen>, ComponentError> {
+    let cw = ctx.aws.cloudwatch();
+    let mut all = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = cw
+            .describe_alarms()
+            .alarm_name_prefix(format!("{}-", ctx.prefix()))
+            .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| aws_error(COMPONENT, "list the environment's CloudWatch alarms", e))?;
+        all.extend(page.metric_alarms().iter().map(|a| {
+            AlarmSeen {
+                name: a.alarm_name().unwrap_or_default().to_string(),
+                description: a.alarm_description().unwrap_or_default().to_string(),
+                namespace: a.namespace().unwrap_or_default().to_string(),
+                metric: a.metric_name().unwrap_or_default().to_string(),
+                statistic: a
+                    .statistic()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                dimensions: a
+                    .dimensions()
+                    .iter()
+                    .map(|d| {
+                        (
+                            d.name().unwrap_or_default().to_string(),
+                            d.value().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+                period: a.period().unwrap_or_default(),
+                evaluation_periods: a.evaluation_periods().unwrap_or_default(),
+                datapoints_to_alarm: a.datapoints_to_alarm(),
+                threshold: a.threshold().unwrap_or_default(),
+                comparison: a
+                    .comparison_operator()
+                    .map(|c| c.as_str().to_string())
+                    .unwrap_or_default(),
+                treat_missing_data: a.treat_missing_data().map(str::to_string),
+                actions_enabled: a.actions_enabled().unwrap_or(false),
+                alarm_actions: a.alarm_actions().to_vec(),
+                ok_actions: a.ok_actions().to_vec(),
+            }
+        }));
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => break,
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|a| alarms::is_ours(a, &ctx.env))
+        .collect())
+}
+
+/// Makes (or overwrites) one alarm as wanted.
+async fn put_alarm(ctx: &Ctx, alarm: &alarms::Alarm, topic: &str) -> Result<(), ComponentError> {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic, Tag};
+    let mut put = ctx
+        .aws
+        .cloudwatch()
+        .put_metric_alarm()
+        .alarm_name(&alarm.name)
+        .alarm_description(&alarm.description)
+        .namespace(alarm.namespace)
+        .metric_name(alarm.metric)
+        .statistic(Statistic::from(alarm.statistic))
+        .period(alarm.period)
+        .evaluation_periods(alarm.evaluation_periods)
+        .datapoints_to_alarm(alarm.evaluation_periods)
+        .threshold(alarm.threshold)
+        .comparison_operator(ComparisonOperator::from(alarm.compare.operator()))
+        .treat_missing_data(alarm.treat_missing_data)
+        .actions_enabled(true)
+        .alarm_actions(topic)
+        .ok_actions(topic);
+    for (name, value) in &alarm.dimensions {
+        put = put.dimensions(Dimension::builder().name(name).value(value).build());
+    }
+    // Tags are taken when the alarm is made (PutMetricAlarm ignores them
+    // on an update).
+    for (key, value) in ctx.tags(COMPONENT) {
+        put = put.tags(Tag::builder().key(key).value(value).build());
+    }
+    put.send()
+        .await
+        .map_err(|e| aws_error(COMPONENT, format!("put the alarm {}", alarm.name), e))?;
+    Ok(())
+}
+
+/// Deletes alarms by name, 100 a call (DeleteAlarms' limit); alarms
+/// already gone are fine.
+async fn delete_alarms(ctx: &Ctx, names: &[String]) -> Result<(), ComponentError> {
+    for chunk in names.chunks(100) {
+        match ctx
+            .aws
+            .cloudwatch()
+            .delete_alarms()
+            .set_alarm_names(Some(chunk.to_vec()))
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("ResourceNotFound") => {}
+            Err(e) => {
+                return Err(aws_error(
+                    COMPONENT,
+                    format!("delete the alarms {}", chunk.join(", ")),
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes the alarms match `wanted`: puts the missing and changed ones,
+/// deletes those of resources the environment no longer has. Returns
+/// whether anything changed.
+async fn ensure_alarms(
+    ctx: &Ctx,
+    wanted: &[alarms::Alarm],
+    seen: &[AlarmSeen],
+    topic: &str,
+) -> Result<bool, ComponentError> {
+    let mut changed = false;
+    for want in wanted {
+        let fine = seen
+            .iter()
+            .find(|s| s.name == want.name)
+            .is_some_and(|s| alarms::problems(want, s, topic).is_empty());
+        if !fine {
+            put_alarm(ctx, want, topic).await?;
+            changed = true;
+        }
+    }
+    let stale: Vec<String> = seen
+        .iter()
+        .filter(|s| !wanted.iter().any(|w| w.name == s.name))
+        .map(|s| s.name.clone())
+        .collect();
+    if !stale.is_empty() {
+        delete_alarms(ctx, &stale).await?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
 pub async fn ensure(
     ctx: &Ctx,
     spec: &MonitoringSpec,
     keys: &KeysState,
+    targets: &Targets,
 ) -> Result<MonitoringState, ComponentError> {
     let sns = ctx.aws.sns();
     let arn = topic_arn(ctx);
@@ -558,7 +897,7 @@ pub async fn ensure(
         changed = true;
     }
 
-    let seen = if changed {
+    let mut seen = if changed {
         read(ctx).await?.ok_or_else(|| {
             conflict(format!(
                 "the alarm topic {name} disappeared while it was configured"
@@ -567,12 +906,26 @@ pub async fn ensure(
     } else {
         seen
     };
+
+    let wanted = alarms::wanted(&ctx.env, &spec.thresholds, targets);
+    let found = read_alarms(ctx).await?;
+    seen.state.alarms = if ensure_alarms(ctx, &wanted, &found, &arn).await? {
+        read_alarms(ctx).await?
+    } else {
+        found
+    };
     Ok(judged(ctx, seen, Some(&platform)))
 }
 
-/// Deletes the topic with its subscriptions (DeleteTopic is idempotent:
-/// a topic already gone is success).
+/// Deletes the alarms, then the topic with its subscriptions (DeleteTopic
+/// is idempotent: a topic already gone is success).
 pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
+    let names: Vec<String> = read_alarms(ctx)
+        .await?
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    delete_alarms(ctx, &names).await?;
     let arn = topic_arn(ctx);
     match ctx.aws.sns().delete_topic().topic_arn(&arn).send().await {
         Ok(_) => Ok(Vec::new()),
@@ -644,6 +997,7 @@ mod tests {
         let stored = MonitoringSpec {
             alarm_emails: vec!["b@example.com".into(), "a@example.com".into()],
             alarm_webhooks: vec!["https://hooks.example.com/x".into()],
+            ..std::default::Default::default()
         };
         let s = state(&[
             ("email", "a@example.com", true),

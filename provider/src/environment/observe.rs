@@ -204,6 +204,7 @@ pub fn resolve_unknowns(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::components::alarms;
     use crate::components::cache::{Cache, CacheState};
     use crate::components::cluster::{ClusterState, EksCluster};
     use crate::components::database::{Database, DatabaseState};
@@ -310,9 +311,23 @@ mod tests {
             region: "us-east-1".into(),
             ..Default::default()
         });
+        // The alarms the environment above gets, as made.
+        let topic = "arn:aws:sns:us-east-1:123456789012:idis-production-alarms";
+        let targets = alarms::Targets {
+            database: Some("idis-production-db".into()),
+            allocated_storage_gb: 100,
+            cache_nodes: alarms::cache_members("idis-production-cache", 2),
+            region: "us-east-1".into(),
+            nat_gateways: vec!["nat-1".into(), "nat-2".into(), "nat-3".into()],
+            ..Default::default()
+        };
         aws.put::<Monitoring>(MonitoringState {
-            topic_arn: "arn:aws:sns:us-east-1:123456789012:idis-production-alarms".into(),
+            topic_arn: topic.into(),
             kms_key: Some("arn:key".into()),
+            alarms: alarms::wanted("production", &alarms::Thresholds::default(), &targets)
+                .iter()
+                .map(|a| alarms::as_made(a, topic))
+                .collect(),
             ..Default::default()
         });
         aws
