@@ -632,6 +632,9 @@ async fn read_alarms(ctx: &Ctx) -> Result<Vec<AlarmSeen>, ComponentError> {
             .describe_alarms()
             .alarm_name_prefix(format!("{}-", ctx.prefix()))
             .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
+            // The most a page holds: one call for up to 100 alarms (an
+            // environment with five replicas and six cache nodes has 64).
+            .max_records(100)
             .set_next_token(token.take())
             .send()
             .await
