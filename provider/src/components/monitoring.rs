@@ -709,8 +709,11 @@ async fn put_alarm(ctx: &Ctx, alarm: &alarms::Alarm, topic: &str) -> Result<(), 
         put = put.dimensions(Dimension::builder().name(name).value(value).build());
     }
     // Tags are taken when the alarm is made (PutMetricAlarm ignores them
-    // on an update).
-    for (key, value) in ctx.tags(COMPONENT) {
+    // on an update). Each alarm carries its own `Name`, as every object the
+    // provider makes: objects of a component are told apart by it.
+    let mut tags = ctx.tags(COMPONENT);
+    tags.insert("Name".to_string(), alarm.name.clone());
+    for (key, value) in tags {
         put = put.tags(Tag::builder().key(key).value(value).build());
     }
     put.send()
