@@ -126,6 +126,7 @@ def from_provider(binary: Path) -> tuple[dict, dict]:
 # Client accessor in provider/src -> (SDK crate, IAM service prefix).
 CLIENTS = {
     "cloudfront": ("aws-sdk-cloudfront", "cloudfront"),
+    "cloudwatch": ("aws-sdk-cloudwatch", "cloudwatch"),
     "ec2": ("aws-sdk-ec2", "ec2"),
     "eks": ("aws-sdk-eks", "eks"),
     "elasticache": ("aws-sdk-elasticache", "elasticache"),
@@ -135,6 +136,7 @@ CLIENTS = {
     "rds": ("aws-sdk-rds", "rds"),
     "s3": ("aws-sdk-s3", "s3"),
     "secretsmanager": ("aws-sdk-secretsmanager", "secretsmanager"),
+    "sns": ("aws-sdk-sns", "sns"),
     "shield": ("aws-sdk-shield", "shield"),
     "sts": ("aws-sdk-sts", "sts"),
     "tagging": ("aws-sdk-resourcegroupstagging", "tag"),

@@ -37,6 +37,12 @@ It forwards every AWS call to moto unchanged, except where a rule steps in:
   interfaces or load balancers, a security group that network interfaces
   or load balancers use or other groups' rules reference, a VPC that still
   holds security groups besides its default one;
+- protocols moto does not speak are translated: CloudWatch answers the
+  current AWS SDKs in Smithy RPC v2 CBOR (`POST /service/<service>/
+  operation/<Operation>`, CBOR bodies, `smithy-protocol: rpc-v2-cbor`),
+  which moto 5.2.5 lacks; the proxy hands moto the same call in the AWS
+  JSON 1.0 protocol CloudWatch also speaks, and answers in CBOR, typed by
+  the service model botocore ships (see `RpcV2Cbor`);
 - fault rules (for the robustness tests) add latency, throttling and 5xx
   answers in each protocol's own format, drop connections without an
   answer (before forwarding, or after moto has done the work), and report
@@ -56,6 +62,7 @@ from __future__ import annotations
 
 import base64
 import calendar
+import datetime
 import http.client
 import json
 import random
@@ -72,6 +79,8 @@ from xml.sax.saxutils import escape as xml_escape
 
 import boto3
 import botocore.exceptions
+import botocore.session
+import cbor2
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate"}
 SERVICE_IN_AUTH = re.compile(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/aws4_request")
@@ -268,6 +277,146 @@ REST_JSON_SERVICES = {"eks"}
 REST_XML_SERVICES = {"s3", "cloudfront"}
 
 
+class RpcV2Cbor:
+    """The Smithy RPC v2 CBOR protocol, as AWS serves it, over moto's JSON.
+
+    The protocol (Smithy "RPC v2 CBOR protocol", smithy.io, Smithy 2.0
+    spec, "Protocols"): every call is `POST /service/{ServiceName}/operation/
+    {OperationName}` with the header `smithy-protocol: rpc-v2-cbor` and the
+    input as a CBOR map; the answer carries the same header and the output
+    as a CBOR map, timestamps as tag 1 (epoch seconds), blobs as byte
+    strings; an error is a CBOR map whose `__type` names it. CloudWatch
+    serves it beside AWS JSON 1.0 and AWS Query, and the SDKs use the most
+    efficient one their language has (CloudWatch User Guide, "FAQs on
+    CloudWatch supported protocols"); as an `awsQueryCompatible` service
+    its errors also carry the query error code in `x-amzn-query-error`
+    (Smithy, "awsQueryCompatible trait").
+
+    moto 5.2.5 speaks JSON 1.0 and query for CloudWatch, so the call goes to
+    moto as the same operation in JSON 1.0 (`X-Amz-Target:
+    <ServiceName>.<Operation>`), and moto's JSON answer comes back as CBOR,
+    each value typed by the operation's output shape in the service model
+    botocore ships (a JSON number is a CBOR double where the model says
+    double, a tag-1 timestamp where it says timestamp)."""
+
+    PATH = re.compile(r"^/service/(?P<service>[^/]+)/operation/(?P<operation>[^/?]+)/?$")
+    # Signing name -> botocore's service name.
+    MODELS = {"monitoring": "cloudwatch"}
+    _models: dict = {}
+    _lock = threading.Lock()
+
+    @classmethod
+    def operation(cls, headers: dict, path: str) -> str | None:
+        """The operation of a call in this protocol, else None."""
+        match = cls.PATH.match(path.split("?", 1)[0])
+        protocol = headers.get("smithy-protocol") or headers.get("Smithy-Protocol")
+        if match and (protocol == "rpc-v2-cbor" or protocol is None):
+            return match.group("operation")
+        return None
+
+    @classmethod
+    def model(cls, service: str):
+        name = cls.MODELS.get(service)
+        if name is None:
+            return None
+        with cls._lock:
+            if name not in cls._models:
+                cls._models[name] = botocore.session.get_session().get_service_model(name)
+            return cls._models[name]
+
+    @staticmethod
+    def _jsonable(value):
+        """A decoded CBOR value as JSON 1.0 carries it."""
+        if isinstance(value, dict):
+            return {k: RpcV2Cbor._jsonable(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [RpcV2Cbor._jsonable(v) for v in value]
+        if isinstance(value, datetime.datetime):
+            return value.timestamp()
+        if isinstance(value, (bytes, bytearray)):
+            return base64.b64encode(value).decode()
+        if isinstance(value, cbor2.CBORTag) and value.tag == 1:
+            return value.value
+        return value
+
+    @staticmethod
+    def _typed(value, shape):
+        """A JSON value as CBOR carries it, by its model shape."""
+        if shape is None or value is None:
+            return value
+        kind = shape.type_name
+        if kind == "structure" and isinstance(value, dict):
+            return {k: RpcV2Cbor._typed(v, shape.members.get(k)) for k, v in value.items()}
+        if kind == "list" and isinstance(value, list):
+            return [RpcV2Cbor._typed(v, shape.member) for v in value]
+        if kind == "map" and isinstance(value, dict):
+            return {k: RpcV2Cbor._typed(v, shape.value) for k, v in value.items()}
+        if kind == "timestamp":
+            if isinstance(value, (int, float)):
+                return datetime.datetime.fromtimestamp(value, tz=datetime.timezone.utc)
+            if isinstance(value, str):
+                try:
+                    return datetime.datetime.fromtimestamp(float(value), tz=datetime.timezone.utc)
+                except ValueError:
+                    parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+                    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+        if kind in ("double", "float") and isinstance(value, (int, float, str)):
+            return float(value)
+        if kind in ("integer", "long") and isinstance(value, (int, float, str)):
+            return int(value)
+        if kind == "blob" and isinstance(value, str):
+            return base64.b64decode(value)
+        return value
+
+    @classmethod
+    def request(cls, service: str, operation: str, path: str, headers: dict, body: bytes) -> tuple[str, dict, bytes]:
+        """The call as moto takes it: path, headers and JSON 1.0 body."""
+        match = cls.PATH.match(path.split("?", 1)[0])
+        decoded = cbor2.loads(body) if body else {}
+        forwarded = {k: v for k, v in headers.items()
+                     if k.lower() not in ("smithy-protocol", "content-type", "accept", "content-length")}
+        forwarded["Content-Type"] = "application/x-amz-json-1.0"
+        forwarded["X-Amz-Target"] = f"{match.group('service')}.{operation}"
+        payload = json.dumps(cls._jsonable(decoded or {})).encode()
+        forwarded["Content-Length"] = str(len(payload))
+        return "/", forwarded, payload
+
+    @classmethod
+    def answer(cls, service: str, operation: str, status: int, headers: dict, payload: bytes) -> tuple[dict, bytes]:
+        """moto's JSON answer as a CBOR one."""
+        try:
+            decoded = json.loads(payload) if payload.strip() else {}
+        except ValueError:
+            decoded = {"__type": "InternalFailure", "message": payload.decode(errors="replace")[:500]}
+        reply = {k: v for k, v in headers.items()
+                 if k.lower() not in ("content-type", "content-length", "x-amz-crc32")}
+        if status >= 300:
+            code = str(decoded.get("__type") or decoded.get("code") or "InternalFailure")
+            body = {"__type": code.rsplit("#", 1)[-1],
+                    "message": decoded.get("message") or decoded.get("Message") or ""}
+        else:
+            model = cls.model(service)
+            shape = model.operation_model(operation).output_shape if model else None
+            body = cls._typed(decoded, shape) if shape is not None else decoded
+        encoded = cbor2.dumps(body, datetime_as_timestamp=True, timezone=datetime.timezone.utc)
+        reply.update({"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor",
+                      "Content-Length": str(len(encoded))})
+        return reply, encoded
+
+    @staticmethod
+    def error(code: str, message: str, status: int, query_type: str = "Sender") -> tuple[int, dict, bytes]:
+        """An error answer of the protocol, with the query code AWS names
+        in `x-amzn-query-error` for awsQueryCompatible services."""
+        body = cbor2.dumps({"__type": code, "message": message})
+        return status, {"Content-Type": "application/cbor", "smithy-protocol": "rpc-v2-cbor",
+                        "x-amzn-query-error": f"{code};{query_type}",
+                        "x-amzn-RequestId": str(uuid.uuid4())}, body
+
+
+# Services that answer the SDK in Smithy RPC v2 CBOR (signing names).
+CBOR_SERVICES = {"monitoring"}
+
+
 def fault_answer(service: str, kind: str, retry_after_5xx: int = 503) -> tuple[int, dict, bytes]:
     """A throttling ("throttle") or server error ("5xx") answer in the
     format the service's protocol uses on AWS, with the error codes AWS
@@ -278,6 +427,11 @@ def fault_answer(service: str, kind: str, retry_after_5xx: int = 503) -> tuple[i
     / `ServiceUnavailable`; CloudFront `Throttling` / `ServiceUnavailable`."""
     request_id = str(uuid.uuid4())
     throttle = kind == "throttle"
+    if service in CBOR_SERVICES:
+        # CloudWatch: the query codes `Throttling` / `ServiceUnavailable`.
+        if throttle:
+            return RpcV2Cbor.error("Throttling", "Rate exceeded", 400)
+        return RpcV2Cbor.error("ServiceUnavailable", "Service unavailable", 503, "Receiver")
     if service == "ec2":
         code = "RequestLimitExceeded" if throttle else "Unavailable"
         message = "Request limit exceeded." if throttle else "The service is unavailable. Please try again shortly."
@@ -864,7 +1018,10 @@ class AwsProxy:
         service = match.group(2) if match else "unknown"
         target = headers.get("X-Amz-Target") or headers.get("x-amz-target")
         params: dict[str, str] = {}
-        if target:
+        cbor_operation = RpcV2Cbor.operation(headers, path)
+        if cbor_operation:
+            action = cbor_operation
+        elif target:
             action = target.rsplit(".", 1)[-1]
         elif "Action=" in path:
             query = urllib.parse.parse_qs(path.split("?", 1)[-1])
@@ -3115,16 +3272,23 @@ class AwsProxy:
             headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
             headers["Content-Length"] = str(len(body))
         self._delay(call, operation)
+        cbor = RpcV2Cbor.operation(headers, path) is not None and call.service in CBOR_SERVICES
+        upstream_path = path
+        if cbor:
+            upstream_path, headers, body = RpcV2Cbor.request(call.service, operation, path, headers, body)
         connection = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
         try:
-            forwarded = {k: v for k, v in self._routable(headers, path).items() if k.lower() not in HOP_BY_HOP}
-            connection.request(method, path, body=body or None, headers=forwarded)
+            forwarded = {k: v for k, v in self._routable(headers, upstream_path).items() if k.lower() not in HOP_BY_HOP}
+            connection.request(method, upstream_path, body=body or None, headers=forwarded)
             response = connection.getresponse()
             payload = response.read()
             status = response.status
             reply_headers = {k: v for k, v in response.getheaders()}
         finally:
             connection.close()
+        if cbor:
+            reply_headers, payload = RpcV2Cbor.answer(call.service, operation, status, reply_headers, payload)
+            return self._after_fault(fault, call, (status, reply_headers, payload))
         payload = self._after(call, status, payload)
         payload = self._eks_cluster_group(call, operation, path, body, status, payload)
         payload = self._eks_after(call, operation, path, body, status, payload)

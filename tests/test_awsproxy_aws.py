@@ -624,3 +624,54 @@ def test_access_entries_hold_policies_at_a_scope(moto, aws_proxy):
             "ResourceNotFoundException", 404)
     eks.delete_access_entry(clusterName="shop", principalArn=admins)
     refused(lambda: eks.describe_access_entry(clusterName="shop", principalArn=admins), "ResourceNotFoundException", 404)
+
+
+def _cbor_call(endpoint: str, operation: str, body: dict) -> tuple[int, dict, object]:
+    """A CloudWatch call in Smithy RPC v2 CBOR, as the Rust SDK makes it."""
+    import http.client
+    import urllib.parse
+
+    import cbor2
+
+    url = urllib.parse.urlparse(endpoint)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        connection.request("POST", f"/service/GraniteServiceVersion20100801/operation/{operation}",
+                           body=cbor2.dumps(body), headers={
+                               "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/monitoring/"
+                                                "aws4_request, SignedHeaders=host, Signature=0",
+                               "smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor",
+                               "Accept": "application/cbor"})
+        response = connection.getresponse()
+        payload = response.read()
+        return response.status, dict(response.getheaders()), cbor2.loads(payload) if payload else None
+    finally:
+        connection.close()
+
+
+def test_cloudwatch_answers_in_smithy_rpc_v2_cbor_with_the_models_types(aws_proxy):
+    import datetime
+
+    status, headers, answer = _cbor_call(aws_proxy.endpoint, "PutMetricAlarm", {
+        "AlarmName": "cbor-cpu", "Namespace": "AWS/RDS", "MetricName": "CPUUtilization", "Statistic": "Average",
+        "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": "db-1"}], "Period": 300, "EvaluationPeriods": 3,
+        "Threshold": 80, "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "missing"})
+    assert status == 200 and headers["smithy-protocol"] == "rpc-v2-cbor", (status, headers, answer)
+    status, headers, answer = _cbor_call(aws_proxy.endpoint, "DescribeAlarms", {"AlarmNamePrefix": "cbor-"})
+    assert status == 200 and headers["Content-Type"] == "application/cbor"
+    alarm = answer["MetricAlarms"][0]
+    # Typed by the model: a double where it says double (the request said
+    # 80), an int where it says integer, a timestamp as tag 1.
+    assert isinstance(alarm["Threshold"], float) and alarm["Threshold"] == 80.0
+    assert isinstance(alarm["Period"], int) and alarm["Period"] == 300
+    assert isinstance(alarm["StateUpdatedTimestamp"], datetime.datetime)
+    # boto3 (JSON 1.0, straight to moto) sees the same alarm.
+    described = client("cloudwatch", aws_proxy.endpoint).describe_alarms(AlarmNames=["cbor-cpu"])["MetricAlarms"]
+    assert described[0]["Dimensions"] == [{"Name": "DBInstanceIdentifier", "Value": "db-1"}]
+
+
+def test_cloudwatch_faults_are_cbor_errors_with_the_query_code(proxy_with):
+    proxy = proxy_with(throttle_rate=1.0)
+    status, headers, answer = _cbor_call(proxy.endpoint, "DescribeAlarms", {})
+    assert status == 400 and answer["__type"] == "Throttling", (status, answer)
+    assert headers["x-amzn-query-error"] == "Throttling;Sender"

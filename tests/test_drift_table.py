@@ -1,7 +1,7 @@
 """Everything the provider makes is read back: out-of-band changes, each
 made with boto3 directly against moto the way someone with the console
 would make it (through the proxy for EKS add-ons, which only it plays),
-across all ten components.
+across all eleven components.
 
 For every change of the table: `terraform plan -refresh-only
 -detailed-exitcode` exits 2 and names the component and the setting (and
@@ -35,7 +35,9 @@ class World:
         self.proxy_cf = proxy_cf
         self.ec2, self.s3, self.rds, self.kms = aws("ec2"), aws("s3"), aws("rds"), aws("kms")
         self.eks, self.iam, self.ec, self.waf = aws("eks"), aws("iam"), aws("elasticache"), aws("wafv2")
-        self.sm = aws("secretsmanager")
+        self.sm, self.sns = aws("secretsmanager"), aws("sns")
+        self.topic = state["alarm_topic_arn"]
+        self.cw = aws("cloudwatch")
         self.bucket = state["audit_bucket_name"]
         self.documents = state["documents_bucket_name"]
         self.vpc = state["vpc_id"]
@@ -67,6 +69,18 @@ class World:
                                 DefaultAction=default or acl["DefaultAction"],
                                 Rules=acl["Rules"] if rules is None else rules(acl["Rules"]),
                                 VisibilityConfig=acl["VisibilityConfig"])
+
+    def alarm(self, name: str) -> dict:
+        found = self.cw.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+        return found[0] if found else {}
+
+    def put_alarm(self, name: str, **changes) -> None:
+        """Puts the alarm back as it is, with `changes` (the console's edit)."""
+        a = self.alarm(name)
+        keep = ("AlarmName", "AlarmDescription", "Namespace", "MetricName", "Statistic", "Dimensions", "Period",
+                "EvaluationPeriods", "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions",
+                "OKActions")
+        self.cw.put_metric_alarm(**{**{k: a[k] for k in keep if k in a}, **changes})
 
     def key_tags(self, key_id: str) -> dict:
         return {t["TagKey"]: t["TagValue"] for t in self.kms.list_resource_tags(KeyId=key_id)["Tags"]}
@@ -324,6 +338,13 @@ FIRST_ROUND = [
     Change("IDIS_ENCRYPTION_KEY deleted without recovery", "app_secrets", "secrets",
            lambda w: w.sm.delete_secret(SecretId=f"idis/{ENV}/encryption-key", ForceDeleteWithoutRecovery=True),
            lambda w: _secret_live(w, "encryption-key")),
+    Change("alarm topic no longer encrypted", "monitoring", "alarm_topic",
+           lambda w: w.sns.set_topic_attributes(TopicArn=w.topic, AttributeName="KmsMasterKeyId", AttributeValue=""),
+           lambda w: w.sns.get_topic_attributes(TopicArn=w.topic)["Attributes"].get("KmsMasterKeyId")
+           == w.kms.describe_key(KeyId=w.key_of["platform"])["KeyMetadata"]["Arn"]),
+    Change("the database CPU alarm's threshold raised to 99", "monitoring", "alarms",
+           lambda w: w.put_alarm(f"{PREFIX}-db-cpu", Threshold=99.0),
+           lambda w: w.alarm(f"{PREFIX}-db-cpu")["Threshold"] == 80.0),
     # The rest of the first round.
     Change("default retention removed", "audit_storage", "default_retention",
            lambda w: w.s3.put_object_lock_configuration(Bucket=w.bucket, ObjectLockConfiguration={
@@ -449,6 +470,12 @@ SECOND_ROUND = [
     Change("EBS CSI driver add-on deleted", "cluster", "ebs_csi_driver",
            lambda w: w.proxy_eks.delete_addon(clusterName=PREFIX, addonName="aws-ebs-csi-driver"),
            lambda w: (_ebs_csi(w) or {}).get("serviceAccountRoleArn") == w.state["ebs_csi_driver_role_arn"]),
+    Change("alarm topic ownership tag removed", "monitoring", "tags",
+           lambda w: w.sns.untag_resource(ResourceArn=w.topic, TagKeys=["managed-by"]),
+           lambda w: any(t["Key"] == "managed-by" for t in w.sns.list_tags_for_resource(ResourceArn=w.topic)["Tags"])),
+    Change("a cache node's evictions alarm deleted", "monitoring", "alarms",
+           lambda w: w.cw.delete_alarms(AlarmNames=[f"{PREFIX}-cache-002-evictions"]),
+           lambda w: w.alarm(f"{PREFIX}-cache-002-evictions")["AlarmActions"] == [w.topic]),
     Change("bucket key turned off", "audit_storage", "default_encryption",
            lambda w: w.s3.put_bucket_encryption(Bucket=w.bucket, ServerSideEncryptionConfiguration={
                "Rules": [{"ApplyServerSideEncryptionByDefault": {
@@ -493,4 +520,4 @@ def test_every_setting_the_provider_makes_is_read_back_shown_and_repaired(produc
     assert len(distinct) >= 45
     assert {c.component for c in FIRST_ROUND + SECOND_ROUND} == {
         "network", "keys", "cluster", "database", "cache", "audit_storage", "edge",
-        "documents_storage", "app_secrets", "workload_identity"}
+        "documents_storage", "app_secrets", "workload_identity", "monitoring"}

@@ -1,6 +1,6 @@
 # One IDIS environment: network, keys, EKS, PostgreSQL, Redis, the WORM
 # audit bucket, the documents bucket, the application's secrets, workload
-# identity and the edge, as one idis_environment resource.
+# identity, the edge and monitoring, as one idis_environment resource.
 
 resource "idis_environment" "this" {
   name   = var.environment
@@ -80,6 +80,23 @@ resource "idis_environment" "this" {
     cdn             = var.cdn
     aliases         = var.cdn_aliases
     certificate_arn = var.cdn_certificate_arn
+  }
+
+  monitoring {
+    alarm_emails                  = var.alarm_emails
+    alarm_webhooks                = var.alarm_webhooks
+    database_cpu_percent          = lookup(var.alarm_thresholds, "database_cpu_percent", null)
+    database_free_storage_percent = lookup(var.alarm_thresholds, "database_free_storage_percent", null)
+    database_freeable_memory_mb   = lookup(var.alarm_thresholds, "database_freeable_memory_mb", null)
+    database_connections          = lookup(var.alarm_thresholds, "database_connections", null)
+    replica_lag_seconds           = lookup(var.alarm_thresholds, "replica_lag_seconds", null)
+    cache_cpu_percent             = lookup(var.alarm_thresholds, "cache_cpu_percent", null)
+    cache_memory_percent          = lookup(var.alarm_thresholds, "cache_memory_percent", null)
+    cache_evictions               = lookup(var.alarm_thresholds, "cache_evictions", null)
+    cache_replication_lag_seconds = lookup(var.alarm_thresholds, "cache_replication_lag_seconds", null)
+    cache_connections             = lookup(var.alarm_thresholds, "cache_connections", null)
+    cdn_5xx_rate_percent          = lookup(var.alarm_thresholds, "cdn_5xx_rate_percent", null)
+    waf_blocked_requests          = lookup(var.alarm_thresholds, "waf_blocked_requests", null)
   }
 
   lifecycle {

@@ -217,3 +217,8 @@ output "kubernetes_manifests" {
   description = "Kubernetes manifests (YAML) that deliver the settings to the application: config_map, service_account, external_secrets_service_account, secret_store, external_secret. No secret value is in them."
   value       = idis_environment.this.kubernetes_manifests
 }
+
+output "alarm_topic_arn" {
+  description = "ARN of the alarm topic (SNS, encrypted with the platform key) every alarm of the environment notifies."
+  value       = idis_environment.this.alarm_topic_arn
+}

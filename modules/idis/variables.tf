@@ -376,3 +376,27 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+# Monitoring (issue 16)
+
+variable "alarm_emails" {
+  description = "E-mail addresses the alarm topic notifies (each confirms the subscription SNS sends it)."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_webhooks" {
+  description = "HTTPS URLs the alarm topic posts to (SNS https subscriptions, e.g. a paging service's SNS integration URL). Plain http is refused."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_thresholds" {
+  description = "Alarm thresholds by name, each optional (the provider's default otherwise): database_cpu_percent (80), database_free_storage_percent (10), database_freeable_memory_mb (256), database_connections (1000), replica_lag_seconds (5), cache_cpu_percent (90), cache_memory_percent (80), cache_evictions (100), cache_replication_lag_seconds (5), cache_connections (5000), cdn_5xx_rate_percent (5), waf_blocked_requests (1000). Ranges are checked at plan."
+  type        = map(number)
+  default     = {}
+  validation {
+    condition     = alltrue([for k in keys(var.alarm_thresholds) : contains(["database_cpu_percent", "database_free_storage_percent", "database_freeable_memory_mb", "database_connections", "replica_lag_seconds", "cache_cpu_percent", "cache_memory_percent", "cache_evictions", "cache_replication_lag_seconds", "cache_connections", "cdn_5xx_rate_percent", "waf_blocked_requests"], k)])
+    error_message = "alarm_thresholds takes only database_cpu_percent, database_free_storage_percent, database_freeable_memory_mb, database_connections, replica_lag_seconds, cache_cpu_percent, cache_memory_percent, cache_evictions, cache_replication_lag_seconds, cache_connections, cdn_5xx_rate_percent and waf_blocked_requests."
+  }
+}

@@ -291,7 +291,7 @@ const GUARDS: &[Guard] = &[
     Guard::new(
         "key_policy",
         "KMS default policy",
-        "Every key has the policy KMS gives a key by default: the account's root may use it, so IAM policies decide who does.",
+        "Every key has the policy KMS gives a key by default: the account's root may use it, so IAM policies decide who does. The platform key's policy also lets the CloudWatch service use it (`kms:Decrypt`, `kms:GenerateDataKey*` for `cloudwatch.amazonaws.com`), which CloudWatch needs to publish alarms to the alarm topic encrypted with it.",
     ),
     Guard::new(
         "aliases",
@@ -489,9 +489,32 @@ fn policy_meaning(policy: &str, account_id: &str) -> Option<BTreeSet<String>> {
     )
 }
 
-/// What is wrong with a key policy, against the default.
-fn policy_problem(ctx: &Ctx, policy: &str) -> Option<String> {
-    let want = policy_meaning(&default_policy(ctx), &ctx.account_id)?;
+/// The policy of key `name`: KMS's default; the platform key's also lets
+/// the CloudWatch service use it, which CloudWatch needs to publish alarm
+/// notifications to the alarm topic encrypted with it (Amazon SNS
+/// Developer Guide, "Enable compatibility between event sources from AWS
+/// services and encrypted topics": `kms:Decrypt` and
+/// `kms:GenerateDataKey*` for `cloudwatch.amazonaws.com`).
+fn wanted_policy(ctx: &Ctx, name: &str) -> String {
+    let mut policy: serde_json::Value =
+        serde_json::from_str(&default_policy(ctx)).unwrap_or_default();
+    if name == PLATFORM {
+        if let Some(statements) = policy["Statement"].as_array_mut() {
+            statements.push(serde_json::json!({
+                "Sid": "Allow CloudWatch alarms to publish to the encrypted alarm topic",
+                "Effect": "Allow",
+                "Principal": { "Service": "cloudwatch.amazonaws.com" },
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+            }));
+        }
+    }
+    policy.to_string()
+}
+
+/// What is wrong with the policy of key `name`, against the one it gets.
+fn policy_problem(ctx: &Ctx, name: &str, policy: &str) -> Option<String> {
+    let want = policy_meaning(&wanted_policy(ctx, name), &ctx.account_id)?;
     match policy_meaning(policy, &ctx.account_id) {
         None => Some("the key policy is not JSON".to_string()),
         Some(have) if have == want => None,
@@ -726,7 +749,11 @@ fn verdicts(ctx: &Ctx, live: &[(&String, &KeyView)]) -> Verdicts {
             let state = view.state.as_ref().map(|s| s.as_str()).unwrap_or("unknown");
             states.push(format!("{alias}: {state}"));
         }
-        if let Some(problem) = view.policy.as_deref().and_then(|p| policy_problem(ctx, p)) {
+        if let Some(problem) = view
+            .policy
+            .as_deref()
+            .and_then(|p| policy_problem(ctx, name, p))
+        {
             policies.push(format!("{alias}: {problem}"));
         }
         if view.foreign(ctx, name) {
@@ -939,6 +966,9 @@ async fn converge_key(
                         .description(description(ctx, name))
                         .key_usage(KeyUsageType::EncryptDecrypt)
                         .key_spec(KeySpec::SymmetricDefault)
+                        // The platform key's policy is more than the
+                        // default from the start; tenant keys get KMS's.
+                        .set_policy((name == PLATFORM).then(|| wanted_policy(ctx, name)))
                         .set_tags(Some(kms_tag_list.clone()))
                         .send()
                         .await
@@ -1062,19 +1092,19 @@ async fn converge_key(
         let Some(policy) = current_policy else {
             return Ok(false);
         };
-        if policy_problem(ctx, &policy).is_none() {
+        if policy_problem(ctx, name, &policy).is_none() {
             return Ok(false);
         }
         kms.put_key_policy()
             .key_id(&key_id)
             .policy_name("default")
-            .policy(default_policy(ctx))
+            .policy(wanted_policy(ctx, name))
             .send()
             .await
             .map_err(|e| {
                 aws_error(
                     COMPONENT,
-                    format!("put back the default policy of KMS key {key_id} ({alias})"),
+                    format!("put back the policy of KMS key {key_id} ({alias})"),
                     e,
                 )
             })?;

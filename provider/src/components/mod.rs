@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod addons;
+pub mod alarms;
 pub mod cache;
 pub mod cdn_assets;
 pub mod cluster;
@@ -24,6 +25,7 @@ pub mod edge;
 pub mod identity;
 pub mod inventory;
 pub mod keys;
+pub mod monitoring;
 pub mod network;
 pub mod offers;
 pub mod secrets;
@@ -56,6 +58,7 @@ pub fn each(visitor: &mut impl describe::Visit) {
     visitor.visit::<documents::DocumentsBucket>();
     visitor.visit::<secrets::AppSecrets>();
     visitor.visit::<edge::Edge>();
+    visitor.visit::<monitoring::Monitoring>();
     // Last: its reading judges its policies against the ARNs the other
     // components' readings have just written (`identity::Targets`).
     visitor.visit::<identity::WorkloadIdentity>();

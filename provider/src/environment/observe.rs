@@ -213,6 +213,7 @@ pub fn resolve_unknowns(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::components::alarms;
     use crate::components::cache::{Cache, CacheState};
     use crate::components::cluster::{ClusterState, EksCluster};
     use crate::components::database::{Database, DatabaseState};
@@ -220,6 +221,7 @@ mod tests {
     use crate::components::edge::{Edge, EdgeState};
     use crate::components::identity::{IdentityState, WorkloadIdentity};
     use crate::components::keys::{KeysState, TenantKeys};
+    use crate::components::monitoring::{Monitoring, MonitoringState};
     use crate::components::network::NetworkState;
     use crate::components::secrets::{AppSecrets, AppSecretsState, SecretSeen};
     use crate::components::storage::{AuditBucket, AuditStorageState};
@@ -316,6 +318,25 @@ mod tests {
             env: "production".into(),
             account_id: "123456789012".into(),
             region: "us-east-1".into(),
+            ..Default::default()
+        });
+        // The alarms the environment above gets, as made.
+        let topic = "arn:aws:sns:us-east-1:123456789012:idis-production-alarms";
+        let targets = alarms::Targets {
+            database: Some("idis-production-db".into()),
+            allocated_storage_gb: 100,
+            cache_nodes: alarms::cache_members("idis-production-cache", 2),
+            region: "us-east-1".into(),
+            nat_gateways: vec!["nat-1".into(), "nat-2".into(), "nat-3".into()],
+            ..Default::default()
+        };
+        aws.put::<Monitoring>(MonitoringState {
+            topic_arn: topic.into(),
+            kms_key: Some("arn:key".into()),
+            alarms: alarms::wanted("production", &alarms::Thresholds::default(), &targets)
+                .iter()
+                .map(|a| alarms::as_made(a, topic))
+                .collect(),
             ..Default::default()
         });
         aws
@@ -419,6 +440,10 @@ mod tests {
         description_is_whole::<WorkloadIdentity>(
             aws.get::<WorkloadIdentity>().unwrap(),
             &stored_spec::<WorkloadIdentity>(&spec("workload_identity")),
+        );
+        description_is_whole::<Monitoring>(
+            aws.get::<Monitoring>().unwrap(),
+            &stored_spec::<Monitoring>(&spec("monitoring")),
         );
     }
 

@@ -748,7 +748,7 @@ mod tests {
             .into_iter()
             .map(|w| {
                 w.into_iter()
-                    .filter(|n| !n.ends_with("(follow-up)"))
+                    .filter(|n| !n.ends_with("(follow-up)") && *n != "monitoring")
                     .collect()
             })
             .filter(|w: &Vec<&str>| !w.is_empty())
@@ -758,6 +758,15 @@ mod tests {
         assert!(waves
             .iter()
             .all(|w| !w.contains(&"edge") || w == waves.last().unwrap()));
+    }
+
+    #[test]
+    fn the_alarms_are_made_once_what_they_watch_exists() {
+        let waves = waves();
+        let wave_of = |name: &str| waves.iter().position(|w| w.contains(&name)).unwrap();
+        for watched in ["keys", "network", "database", "cache", "edge"] {
+            assert!(wave_of("monitoring") > wave_of(watched), "{watched}");
+        }
     }
 
     #[test]

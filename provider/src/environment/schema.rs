@@ -142,7 +142,7 @@ impl Visit for Compose {
 }
 
 pub fn schema() -> Schema {
-    let top = Block::new("A whole IDIS environment on AWS: network, KMS keys, EKS, RDS PostgreSQL, ElastiCache Redis, the WORM audit bucket, the documents bucket, the application's generated secrets, workload identity (IRSA) and the edge (WAF, Shield, CloudFront), built, read, repaired and destroyed as one unit.")
+    let top = Block::new("A whole IDIS environment on AWS: network, KMS keys, EKS, RDS PostgreSQL, ElastiCache Redis, the WORM audit bucket, the documents bucket, the application's generated secrets, workload identity (IRSA), the edge (WAF, Shield, CloudFront) and monitoring (the alarm topic), built, read, repaired and destroyed as one unit.")
         .attr(Attribute::required("name", Type::String, &format!("Environment name: lowercase letters, digits and dashes, starting with a letter, at most 23 characters. Every AWS name derives from it (`idis-<name>-...`). {FORCES_REPLACEMENT}")))
         .attr(Attribute::optional_computed("region", Type::String, &format!("AWS region. Default: the provider's. {FORCES_REPLACEMENT}")))
         .attr(Attribute::optional("tags", Type::map(Type::String), "Tags for every AWS object, on top of the provider's `default_tags` and the ownership tags `idis:environment`, `idis:component`, `managed-by`. Read back from the VPC; tags AWS manages (`aws:*`) and `kubernetes.io/cluster/<name>` tags that EKS and Kubernetes tooling add (unless set here) are not drift."))
@@ -217,6 +217,6 @@ mod tests {
             let enforced = nested.block.attribute(ENFORCED).expect("enforced");
             assert!(enforced.computed && !enforced.optional, "{}", nested.name);
         }
-        assert_eq!(schema.block.blocks.len(), 11);
+        assert_eq!(schema.block.blocks.len(), 12);
     }
 }

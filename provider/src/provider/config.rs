@@ -40,6 +40,7 @@ use crate::protocol::schema::{Attribute, Block, Nesting, Schema};
 /// Services whose endpoint can be overridden one by one in `endpoints`.
 pub const SERVICES: &[&str] = &[
     "cloudfront",
+    "cloudwatch",
     "ec2",
     "eks",
     "elasticache",
@@ -51,6 +52,7 @@ pub const SERVICES: &[&str] = &[
     "s3",
     "secretsmanager",
     "shield",
+    "sns",
     "sts",
     "wafv2",
 ];
@@ -708,6 +710,8 @@ impl Aws {
     client!(shield, aws_sdk_shield, "shield");
     client!(cloudfront, aws_sdk_cloudfront, "cloudfront");
     client!(secretsmanager, aws_sdk_secretsmanager, "secretsmanager");
+    client!(sns, aws_sdk_sns, "sns");
+    client!(cloudwatch, aws_sdk_cloudwatch, "cloudwatch");
     client!(
         tagging,
         aws_sdk_resourcegroupstagging,
