@@ -132,7 +132,6 @@ def test_the_alarm_topic_is_encrypted_notifies_the_subscribers_and_is_read_back(
 
 ALARM_INPUTS = MONITORING_INPUTS + """
   db_read_replicas  = 1
-  cdn_origin_domain = "app.example.com"
   alarm_thresholds  = { database_cpu_percent = 75 }
 """
 
@@ -176,7 +175,7 @@ def expected_alarms(aws, replicas: list[str]) -> dict[str, tuple[str, str, dict[
     want[f"{PREFIX}-waf-blocked-requests"] = ("AWS/WAFV2", "BlockedRequests",
                                               {"WebACL": metric_name, "Region": "us-east-1", "Rule": "ALL"})
     distributions = [d for d in cloudfront.list_distributions()["DistributionList"].get("Items", [])
-                     if any(o["DomainName"] == "app.example.com" for o in d["Origins"]["Items"])]
+                     if any(o["DomainName"] == "api.production.idis.example.com" for o in d["Origins"]["Items"])]
     assert len(distributions) == 1
     want[f"{PREFIX}-cdn-5xx-rate"] = ("AWS/CloudFront", "5xxErrorRate",
                                       {"DistributionId": distributions[0]["Id"], "Region": "Global"})
