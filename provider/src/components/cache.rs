@@ -1537,11 +1537,17 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => {
-                    return Err(aws_error(
-                        COMPONENT,
-                        format!("delete replication group {id}"),
-                        e,
-                    ))
+                    // A retry after a lost answer finds the group already
+                    // deleting (InvalidReplicationGroupStateFault): what
+                    // counts is what AWS holds now.
+                    let now = describe_group(&ec, &id).await?;
+                    if !now.as_ref().is_none_or(is_deleting) {
+                        return Err(aws_error(
+                            COMPONENT,
+                            format!("delete replication group {id}"),
+                            e,
+                        ));
+                    }
                 }
             }
         }
@@ -1560,6 +1566,11 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
                     Ok(_) => Ok(Some(format!(
                         "secret {name} (the cache auth token) is scheduled for deletion in {SECRET_RECOVERY_DAYS} days; \
                          `aws secretsmanager restore-secret --secret-id {name}` brings it back until then"
+                    ))),
+                    // Our first call did it and its answer was lost: done.
+                    Err(e) if super::secrets::is_marked_deleted(&e) => Ok(Some(format!(
+                        "secret {name} (the cache auth token) is scheduled for deletion; \
+                         `aws secretsmanager restore-secret --secret-id {name}` brings it back until its recovery window ends"
                     ))),
                     Err(e) if is_not_found(&e) => Ok(None),
                     Err(e) => Err(aws_error(COMPONENT, format!("delete secret {name}"), e)),

@@ -2103,11 +2103,19 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => {
-                    return Err(aws_error(
-                        COMPONENT,
-                        format!("delete the EKS cluster {name} (node groups or Fargate profiles made outside this environment must be deleted first)"),
-                        e,
-                    ))
+                    // A retry after a lost answer finds the cluster already
+                    // deleting (ResourceInUseException): that is success.
+                    let now = describe_cluster(ctx).await?;
+                    if !now
+                        .as_ref()
+                        .is_none_or(|c| c.status() == Some(&ClusterStatus::Deleting))
+                    {
+                        return Err(aws_error(
+                            COMPONENT,
+                            format!("delete the EKS cluster {name} (node groups or Fargate profiles made outside this environment must be deleted first)"),
+                            e,
+                        ));
+                    }
                 }
             }
         }
@@ -2141,11 +2149,18 @@ async fn delete_node_group(ctx: &Ctx) -> Result<(), ComponentError> {
             Ok(_) => {}
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
-                return Err(aws_error(
-                    COMPONENT,
-                    format!("delete the EKS node group {group_name}"),
-                    e,
-                ))
+                // Already deleting after a lost answer: that is success.
+                let now = describe_node_group(ctx).await?;
+                if !now
+                    .as_ref()
+                    .is_none_or(|g| g.status() == Some(&NodegroupStatus::Deleting))
+                {
+                    return Err(aws_error(
+                        COMPONENT,
+                        format!("delete the EKS node group {group_name}"),
+                        e,
+                    ));
+                }
             }
         }
     }

@@ -1209,6 +1209,30 @@ async fn schedule_deletion(
     {
         Ok(out) => Ok(out.deletion_date().cloned()),
         Err(e) if is_not_found(&e) => Ok(None),
+        // A key already pending deletion is refused with KMSInvalidStateException
+        // (ScheduleKeyDeletion API reference): a retry after our first call's
+        // answer was lost. What counts is the state the key is in now.
+        Err(e) if e.code() == Some("KMSInvalidStateException") => {
+            match kms.describe_key().key_id(key_id).send().await {
+                Ok(out) => match out.key_metadata() {
+                    Some(meta) if pending_deletion(meta.key_state()) => {
+                        Ok(meta.deletion_date().cloned())
+                    }
+                    _ => Err(aws_error(
+                        COMPONENT,
+                        format!(
+                            "schedule the deletion of KMS key {key_id} ({what}) in {days} days"
+                        ),
+                        e,
+                    )),
+                },
+                Err(_) => Err(aws_error(
+                    COMPONENT,
+                    format!("schedule the deletion of KMS key {key_id} ({what}) in {days} days"),
+                    e,
+                )),
+            }
+        }
         Err(e) => Err(aws_error(
             COMPONENT,
             format!("schedule the deletion of KMS key {key_id} ({what}) in {days} days"),

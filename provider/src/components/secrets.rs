@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use serde::{Deserialize, Serialize};
 
@@ -511,6 +512,18 @@ pub async fn ensure(ctx: &Ctx, keys: &KeysState) -> Result<AppSecretsState, Comp
     Ok(judged(ctx, seen, Some(&platform)))
 }
 
+/// True when Secrets Manager refuses a call because the secret is already
+/// scheduled for deletion: "You tried to perform the operation on a secret
+/// that's currently marked deleted" (InvalidRequestException, DeleteSecret
+/// API reference). A retried DeleteSecret whose first answer was lost gets it.
+pub(crate) fn is_marked_deleted<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    err.code() == Some("InvalidRequestException")
+        && err.message().is_some_and(|m| m.contains("marked deleted"))
+}
+
 /// Schedules both secrets for deletion with the recovery window.
 pub async fn delete(ctx: &Ctx, spec: &AppSecretsSpec) -> Result<Vec<String>, ComponentError> {
     let seen = read(ctx).await?;
@@ -530,6 +543,11 @@ pub async fn delete(ctx: &Ctx, spec: &AppSecretsSpec) -> Result<Vec<String>, Com
                 {
                     Ok(_) => warnings.push(format!(
                         "secret {name} ({}) is scheduled for deletion in {days} days; `aws secretsmanager restore-secret --secret-id {name}` brings it back until then",
+                        which.setting()
+                    )),
+                    // Our first call did it and its answer was lost: done.
+                    Err(e) if is_marked_deleted(&e) => warnings.push(format!(
+                        "secret {name} ({}) is scheduled for deletion; `aws secretsmanager restore-secret --secret-id {name}` brings it back until its recovery window ends",
                         which.setting()
                     )),
                     Err(e) if is_not_found(&e) => {}
