@@ -54,6 +54,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
 use super::describe::{Check, Component, Default, Guard, Output, Reading, Setting, Verdicts};
+pub use super::iam_role::same_policy;
+use super::iam_role::{self, as_list, differences, RoleSeen};
 use super::{aws_error, is_not_found, partition, ComponentError, Ctx};
 use crate::protocol::cty::{Type, Value};
 
@@ -164,17 +166,6 @@ pub struct OidcSeen {
     pub url: String,
     pub client_ids: Vec<String>,
     pub thumbprints: Vec<String>,
-    pub tags: BTreeMap<String, String>,
-}
-
-/// One role as IAM has it; documents decoded.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct RoleSeen {
-    pub arn: String,
-    pub trust: String,
-    /// Inline policies by name.
-    pub inline: BTreeMap<String, String>,
-    pub attached: Vec<String>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -790,106 +781,6 @@ fn load_balancer_controller_policy(t: &Targets) -> Json {
 
 // ---------------------------------------------------------------- judging
 
-fn as_list(v: &Json) -> Vec<Json> {
-    match v {
-        Json::Array(items) => items.clone(),
-        Json::Null => Vec::new(),
-        other => vec![other.clone()],
-    }
-}
-
-/// A statement with every list sorted and every single value a list, so
-/// that documents that mean the same compare equal.
-fn normal_statement(s: &Json) -> Json {
-    let sorted = |v: &Json| {
-        let mut items: Vec<String> = as_list(v)
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| i.to_string())
-            })
-            .collect();
-        items.sort();
-        items.dedup();
-        json!(items)
-    };
-    let mut out = serde_json::Map::new();
-    for (k, v) in s.as_object().into_iter().flatten() {
-        let value = match k.as_str() {
-            "Action" | "NotAction" | "Resource" | "NotResource" => sorted(v),
-            "Principal" => match v {
-                Json::Object(p) => {
-                    Json::Object(p.iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
-                }
-                other => other.clone(),
-            },
-            "Condition" => match v {
-                Json::Object(ops) => Json::Object(
-                    ops.iter()
-                        .map(|(op, keys)| {
-                            let keys = match keys {
-                                Json::Object(keys) => Json::Object(
-                                    keys.iter().map(|(k, v)| (k.clone(), sorted(v))).collect(),
-                                ),
-                                other => other.clone(),
-                            };
-                            (op.clone(), keys)
-                        })
-                        .collect(),
-                ),
-                other => other.clone(),
-            },
-            _ => v.clone(),
-        };
-        out.insert(k.clone(), value);
-    }
-    Json::Object(out)
-}
-
-/// The statements of a policy document, normalised and sorted.
-fn normal(doc: &Json) -> Vec<String> {
-    let mut statements: Vec<String> = as_list(&doc["Statement"])
-        .iter()
-        .map(|s| normal_statement(s).to_string())
-        .collect();
-    statements.sort();
-    statements
-}
-
-/// Whether the document (as IAM returns it: URL-encoded JSON) means the
-/// same as `want`.
-pub fn same_policy(have: &str, want: &Json) -> bool {
-    serde_json::from_str::<Json>(&super::cluster::percent_decode(have))
-        .is_ok_and(|doc| normal(&doc) == normal(want))
-}
-
-/// What a document grants beyond `want`, in words.
-fn differences(have: &str, want: &Json) -> String {
-    let Ok(doc) = serde_json::from_str::<Json>(&super::cluster::percent_decode(have)) else {
-        return "is not JSON".to_string();
-    };
-    let (have, want) = (normal(&doc), normal(want));
-    let extra: Vec<&String> = have.iter().filter(|s| !want.contains(s)).collect();
-    let missing = want.iter().filter(|s| !have.contains(s)).count();
-    let mut words = Vec::new();
-    if !extra.is_empty() {
-        words.push(format!(
-            "has {} statement(s) the provider does not make: {}",
-            extra.len(),
-            extra
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
-    }
-    if missing > 0 {
-        words.push(format!("lacks {missing} statement(s) the provider makes"));
-    }
-    words.join(", ")
-}
-
 const OIDC_PROVIDER: usize = 0;
 const TRUST: usize = 1;
 const PERMISSIONS: usize = 2;
@@ -1276,77 +1167,7 @@ async fn read_oidc(ctx: &Ctx, arn: &str) -> Result<Option<OidcSeen>, ComponentEr
 }
 
 async fn read_role(ctx: &Ctx, name: &str) -> Result<Option<RoleSeen>, ComponentError> {
-    let iam = ctx.aws.iam();
-    let (role, inline, attached, ours) = tokio::join!(
-        iam.get_role().role_name(name).send(),
-        iam.list_role_policies().role_name(name).send(),
-        iam.list_attached_role_policies().role_name(name).send(),
-        iam.get_role_policy()
-            .role_name(name)
-            .policy_name(POLICY_NAME)
-            .send(),
-    );
-    let role = match role {
-        Ok(out) => match out.role {
-            Some(r) => r,
-            None => return Ok(None),
-        },
-        Err(e) if is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(iam_error(format!("read the IAM role {name}"), e)),
-    };
-    let names = match inline {
-        Ok(out) => out.policy_names().to_vec(),
-        Err(e) if is_not_found(&e) => Vec::new(),
-        Err(e) => {
-            return Err(iam_error(
-                format!("list the inline policies of the IAM role {name}"),
-                e,
-            ))
-        }
-    };
-    let attached = match attached {
-        Ok(out) => out
-            .attached_policies()
-            .iter()
-            .filter_map(|p| p.policy_arn().map(str::to_string))
-            .collect(),
-        Err(e) if is_not_found(&e) => Vec::new(),
-        Err(e) => {
-            return Err(iam_error(
-                format!("list the policies attached to the IAM role {name}"),
-                e,
-            ))
-        }
-    };
-    let mut inline = BTreeMap::new();
-    match ours {
-        Ok(out) => {
-            inline.insert(POLICY_NAME.to_string(), out.policy_document);
-        }
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => {
-            return Err(iam_error(
-                format!("read the policy {POLICY_NAME} of the IAM role {name}"),
-                e,
-            ))
-        }
-    }
-    // Other inline policies are named, not read: any is a problem.
-    for other in names.into_iter().filter(|n| n != POLICY_NAME) {
-        inline.insert(other, String::new());
-    }
-    Ok(Some(RoleSeen {
-        arn: role.arn,
-        trust: role.assume_role_policy_document.unwrap_or_default(),
-        inline,
-        attached,
-        tags: role
-            .tags
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| (t.key, t.value))
-            .collect(),
-    }))
+    iam_role::read(ctx, COMPONENT, name, Some(POLICY_NAME)).await
 }
 
 /// Reads the cluster's issuer (unless given), the OIDC provider and every
@@ -1388,18 +1209,7 @@ async fn read_all(ctx: &Ctx, issuer: Option<&str>) -> Result<IdentityState, Comp
 fn iam_tags(
     tags: &BTreeMap<String, String>,
 ) -> Result<Vec<aws_sdk_iam::types::Tag>, ComponentError> {
-    tags.iter()
-        .map(|(k, v)| {
-            aws_sdk_iam::types::Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(|e| ComponentError::Conflict {
-                    component: COMPONENT,
-                    message: format!("invalid IAM tag {k:?}: {e}"),
-                })
-        })
-        .collect()
+    iam_role::iam_tags(COMPONENT, tags)
 }
 
 async fn ensure_oidc(
@@ -1476,104 +1286,18 @@ async fn ensure_role(
     trust: &Json,
     policy: &Json,
 ) -> Result<(), ComponentError> {
-    let iam = ctx.aws.iam();
-    let name = role.name(&ctx.env);
-    let tags = ctx.tags(COMPONENT);
-    match seen {
-        None => {
-            match iam
-                .create_role()
-                .role_name(&name)
-                .assume_role_policy_document(trust.to_string())
-                .description(format!(
-                    "IDIS environment {}: {} (IAM role for a service account)",
-                    ctx.env,
-                    role.what()
-                ))
-                .set_tags(Some(iam_tags(&tags)?))
-                .send()
-                .await
-            {
-                Ok(_) => {}
-                // Unique by name: made meanwhile by a concurrent or killed run.
-                Err(e) if e.code() == Some("EntityAlreadyExists") => {
-                    iam.update_assume_role_policy()
-                        .role_name(&name)
-                        .policy_document(trust.to_string())
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            iam_error(format!("set the trust policy of the IAM role {name}"), e)
-                        })?;
-                }
-                Err(e) => return Err(iam_error(format!("create the IAM role {name}"), e)),
-            }
-        }
-        Some(seen) => {
-            if !same_policy(&seen.trust, trust) {
-                iam.update_assume_role_policy()
-                    .role_name(&name)
-                    .policy_document(trust.to_string())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        iam_error(
-                            format!("restore the trust policy of the IAM role {name}"),
-                            e,
-                        )
-                    })?;
-            }
-            for other in seen.inline.keys().filter(|k| *k != POLICY_NAME) {
-                iam.delete_role_policy()
-                    .role_name(&name)
-                    .policy_name(other)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        iam_error(
-                            format!("delete the inline policy {other} of the IAM role {name}"),
-                            e,
-                        )
-                    })?;
-            }
-            for arn in &seen.attached {
-                iam.detach_role_policy()
-                    .role_name(&name)
-                    .policy_arn(arn)
-                    .send()
-                    .await
-                    .map_err(|e| iam_error(format!("detach {arn} from the IAM role {name}"), e))?;
-            }
-            let stale: BTreeMap<String, String> = tags
-                .into_iter()
-                .filter(|(k, v)| seen.tags.get(k) != Some(v))
-                .collect();
-            if !stale.is_empty() {
-                iam.tag_role()
-                    .role_name(&name)
-                    .set_tags(Some(iam_tags(&stale)?))
-                    .send()
-                    .await
-                    .map_err(|e| iam_error(format!("tag the IAM role {name}"), e))?;
-            }
-        }
-    }
-    let current = seen.and_then(|s| s.inline.get(POLICY_NAME));
-    if !current.is_some_and(|doc| same_policy(doc, policy)) {
-        iam.put_role_policy()
-            .role_name(&name)
-            .policy_name(POLICY_NAME)
-            .policy_document(policy.to_string())
-            .send()
-            .await
-            .map_err(|e| {
-                iam_error(
-                    format!("put the policy {POLICY_NAME} on the IAM role {name}"),
-                    e,
-                )
-            })?;
-    }
-    Ok(())
+    let want = iam_role::Wanted {
+        name: role.name(&ctx.env),
+        description: format!(
+            "IDIS environment {}: {} (IAM role for a service account)",
+            ctx.env,
+            role.what()
+        ),
+        trust: trust.clone(),
+        inline: Some((POLICY_NAME, policy.clone())),
+        attached: Vec::new(),
+    };
+    iam_role::ensure(ctx, COMPONENT, seen, &want).await
 }
 
 pub async fn ensure(
@@ -1635,52 +1359,7 @@ async fn tagged_providers(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
 }
 
 async fn delete_role(ctx: &Ctx, role: Role) -> Result<(), ComponentError> {
-    let iam = ctx.aws.iam();
-    let name = role.name(&ctx.env);
-    let Some(seen) = read_role(ctx, &name).await? else {
-        return Ok(());
-    };
-    for policy in seen.inline.keys() {
-        match iam
-            .delete_role_policy()
-            .role_name(&name)
-            .policy_name(policy)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(iam_error(
-                    format!("delete the inline policy {policy} of the IAM role {name}"),
-                    e,
-                ))
-            }
-        }
-    }
-    for arn in &seen.attached {
-        match iam
-            .detach_role_policy()
-            .role_name(&name)
-            .policy_arn(arn)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(iam_error(
-                    format!("detach {arn} from the IAM role {name}"),
-                    e,
-                ))
-            }
-        }
-    }
-    match iam.delete_role().role_name(&name).send().await {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(iam_error(format!("delete the IAM role {name}"), e)),
-    }
+    iam_role::delete(ctx, COMPONENT, &role.name(&ctx.env)).await
 }
 
 /// Deletes the roles and the OIDC provider: they hold no data.

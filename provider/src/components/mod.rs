@@ -22,6 +22,7 @@ pub mod database;
 pub mod describe;
 pub mod documents;
 pub mod edge;
+pub mod iam_role;
 pub mod identity;
 pub mod inventory;
 pub mod keys;
@@ -30,6 +31,7 @@ pub mod network;
 pub mod offers;
 pub mod secrets;
 pub mod storage;
+pub mod vendors;
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
