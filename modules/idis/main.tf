@@ -97,6 +97,8 @@ resource "idis_environment" "this" {
     cache_connections             = lookup(var.alarm_thresholds, "cache_connections", null)
     cdn_5xx_rate_percent          = lookup(var.alarm_thresholds, "cdn_5xx_rate_percent", null)
     waf_blocked_requests          = lookup(var.alarm_thresholds, "waf_blocked_requests", null)
+    datadog                       = var.datadog
+    newrelic                      = var.newrelic
   }
 
   lifecycle {

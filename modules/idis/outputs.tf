@@ -222,3 +222,13 @@ output "alarm_topic_arn" {
   description = "ARN of the alarm topic (SNS, encrypted with the platform key) every alarm of the environment notifies."
   value       = idis_environment.this.alarm_topic_arn
 }
+
+output "datadog_role_arn" {
+  description = "ARN of the IAM role Datadog's AWS integration assumes (null without var.datadog)."
+  value       = idis_environment.this.datadog_role_arn
+}
+
+output "newrelic_role_arn" {
+  description = "ARN of the IAM role New Relic's AWS integration assumes (null without var.newrelic)."
+  value       = idis_environment.this.newrelic_role_arn
+}

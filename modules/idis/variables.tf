@@ -400,3 +400,21 @@ variable "alarm_thresholds" {
     error_message = "alarm_thresholds takes only database_cpu_percent, database_free_storage_percent, database_freeable_memory_mb, database_connections, replica_lag_seconds, cache_cpu_percent, cache_memory_percent, cache_evictions, cache_replication_lag_seconds, cache_connections, cdn_5xx_rate_percent and waf_blocked_requests."
   }
 }
+
+variable "datadog" {
+  description = "Datadog's AWS integration: the external_id from Datadog's AWS integration page, and Datadog's AWS account (464622532012 for the commercial sites; give Datadog's GovCloud account for that site). Makes the role Datadog assumes; its ARN is the datadog_role_arn output. Null: no role."
+  type = object({
+    external_id    = string
+    aws_account_id = optional(string, "464622532012")
+  })
+  default = null
+}
+
+variable "newrelic" {
+  description = "New Relic's AWS integration (API polling): external_id is your New Relic account id; New Relic's AWS account is 754728514883. Makes the role New Relic assumes; its ARN is the newrelic_role_arn output. Null: no role."
+  type = object({
+    external_id    = string
+    aws_account_id = optional(string, "754728514883")
+  })
+  default = null
+}

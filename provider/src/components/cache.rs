@@ -1541,7 +1541,7 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
                     // deleting (InvalidReplicationGroupStateFault): what
                     // counts is what AWS holds now.
                     let now = describe_group(&ec, &id).await?;
-                    if !now.as_ref().is_none_or(is_deleting) {
+                    if now.as_ref().is_some_and(|g| !is_deleting(g)) {
                         return Err(aws_error(
                             COMPONENT,
                             format!("delete replication group {id}"),

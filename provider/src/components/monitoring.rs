@@ -27,7 +27,9 @@ use super::alarms::{self, AlarmSeen, Targets, Thresholds, THRESHOLDS};
 use super::describe::{
     Check, Component, Default, Guard, Output, Problem, Reading, Setting, Verdicts,
 };
+use super::iam_role::RoleSeen;
 use super::keys::KeysState;
+use super::vendors::{self, Vendor, VendorsOutputs, VendorsSpec};
 use super::{aws_error, partition, ComponentError, Ctx};
 use crate::protocol::cty::{Type, Value};
 
@@ -58,6 +60,9 @@ pub struct MonitoringState {
     pub subscriptions: Vec<Subscription>,
     /// This environment's alarms, as CloudWatch describes them.
     pub alarms: Vec<AlarmSeen>,
+    /// The monitoring vendors' roles, as IAM has them.
+    #[serde(default)]
+    pub vendor_roles: BTreeMap<Vendor, RoleSeen>,
     /// The guards, as read.
     #[serde(skip)]
     pub verdicts: Verdicts,
@@ -87,12 +92,16 @@ pub struct MonitoringSpec {
     pub alarm_webhooks: Vec<String>,
     #[serde(flatten)]
     pub thresholds: Thresholds,
+    #[serde(flatten)]
+    pub vendors: VendorsSpec,
 }
 
 /// The computed attributes of monitoring.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct MonitoringOutputs {
     pub alarm_topic_arn: Option<String>,
+    #[serde(flatten)]
+    pub vendors: VendorsOutputs,
 }
 
 /// The environment's monitoring.
@@ -113,15 +122,17 @@ impl Component for Monitoring {
     type Outputs = MonitoringOutputs;
 
     async fn find(ctx: &Ctx) -> Result<Option<MonitoringState>, ComponentError> {
-        let (seen, platform, alarms) = tokio::join!(
+        let (seen, platform, alarms, roles) = tokio::join!(
             read(ctx),
             super::platform_key(ctx, COMPONENT),
-            read_alarms(ctx)
+            read_alarms(ctx),
+            vendors::read(ctx, COMPONENT)
         );
         let Some(mut seen) = seen? else {
             return Ok(None);
         };
         seen.state.alarms = alarms?;
+        seen.state.vendor_roles = roles?;
         Ok(Some(judged(ctx, seen, platform?.as_ref())))
     }
 
@@ -136,6 +147,7 @@ impl Component for Monitoring {
     }
 
     async fn delete(ctx: &Ctx, _spec: &MonitoringSpec) -> Result<Vec<String>, ComponentError> {
+        vendors::delete(ctx, COMPONENT).await?;
         delete(ctx).await
     }
 
@@ -169,23 +181,30 @@ impl Component for Monitoring {
             )
             .check(Check::Range(t.min, t.max))
         }))
+        .chain(vendors::settings())
         .collect()
     }
 
     fn outputs() -> Vec<Output> {
-        vec![Output::new(
+        let mut outputs = vec![Output::new(
             "alarm_topic_arn",
             Type::String,
             "ARN of the alarm topic `idis-<name>-alarms` (SNS) every alarm notifies; subscribe more endpoints to it as needed.",
-        )]
+        )];
+        outputs.extend(vendors::outputs());
+        outputs
     }
 
     fn guards() -> &'static [Guard] {
         GUARDS
     }
 
+    fn plan_outputs(prior: &Value, planned: &mut Value) {
+        vendors::plan_outputs(COMPONENT, prior, planned);
+    }
+
     fn check(config: &Value) -> Vec<Problem> {
-        let mut problems = Vec::new();
+        let mut problems = vendors::check(config.get_attr(COMPONENT));
         for attr in ["alarm_emails", "alarm_webhooks"] {
             if let Value::List(items) = config.get_attr(COMPONENT).get_attr(attr) {
                 let mut seen = BTreeSet::new();
@@ -225,6 +244,11 @@ impl Component for Monitoring {
                 &state.topic_arn,
             ),
         );
+        verdicts.judge(
+            &GUARDS[VENDOR_ROLES],
+            vendors::problems(env, &targets.region, &stored.vendors, &state.vendor_roles),
+        );
+        let (vendor_settings, vendor_outputs) = vendors::reading(&state.vendor_roles);
         Reading {
             settings: MonitoringSpec {
                 alarm_emails: in_stored_order(
@@ -236,9 +260,11 @@ impl Component for Monitoring {
                     &stored.alarm_webhooks,
                 ),
                 thresholds: stored.thresholds.clone(),
+                vendors: vendor_settings,
             },
             outputs: MonitoringOutputs {
                 alarm_topic_arn: Some(state.topic_arn.clone()),
+                vendors: vendor_outputs,
             },
             verdicts,
         }
@@ -301,6 +327,7 @@ pub fn is_https_url(s: &str) -> bool {
 const TOPIC: usize = 0;
 const TAGS: usize = 1;
 const ALARMS: usize = 2;
+const VENDOR_ROLES: usize = 3;
 
 const GUARDS: &[Guard] = &[
     Guard::new(
@@ -317,6 +344,11 @@ const GUARDS: &[Guard] = &[
         "alarms",
         "every alarm present, notifying the alarm topic",
         "Every alarm the environment gets exists as the provider makes it: its metric and dimensions (this environment's database and each replica, cache nodes, web ACL, NAT gateways, distribution), statistic, period, threshold (from the arguments), missing-data rule, and the alarm topic as its only ALARM and OK action. Alarms of resources the environment no longer has are deleted. Alarms are tagged when made; their tags are not read back.",
+    ),
+    Guard::new(
+        "vendor_roles",
+        "each vendor role as the vendor documents",
+        "The roles of `datadog` and `newrelic` have exactly the permissions their vendor documents (Datadog: AWS's `SecurityAudit` and the inline policy `idis-datadog-integration`; New Relic: AWS's `ReadOnlyAccess`), no other inline or attached policy, and a trust policy of the one statement the provider writes (its account and external id are the arguments). A vendor role left after its argument is unset shows here and is deleted by apply.",
     ),
 ];
 
@@ -430,6 +462,7 @@ async fn read(ctx: &Ctx) -> Result<Option<Seen>, ComponentError> {
                 .cloned(),
             subscriptions,
             alarms: Vec::new(),
+            vendor_roles: BTreeMap::new(),
             verdicts: Verdicts::new(),
         },
         tags,
@@ -464,10 +497,10 @@ fn judged(ctx: &Ctx, seen: Seen, platform: Option<&(String, String)>) -> Monitor
         ),
         None => v.problem(&GUARDS[TOPIC], format!("topic {topic} is not encrypted")),
     }
-    v.judge(
-        &GUARDS[TAGS],
-        super::tag_problems(&format!("topic {topic}"), &tags, &ctx.tags(COMPONENT)),
-    );
+    let mut tag_problems =
+        super::tag_problems(&format!("topic {topic}"), &tags, &ctx.tags(COMPONENT));
+    tag_problems.extend(vendors::tag_problems(ctx, COMPONENT, &state.vendor_roles));
+    v.judge(&GUARDS[TAGS], tag_problems);
     state.verdicts = v;
     state
 }
@@ -920,6 +953,9 @@ pub async fn ensure(
     } else {
         found
     };
+    let roles = vendors::read(ctx, COMPONENT).await?;
+    vendors::ensure(ctx, COMPONENT, &spec.vendors, &roles).await?;
+    seen.state.vendor_roles = vendors::read(ctx, COMPONENT).await?;
     Ok(judged(ctx, seen, Some(&platform)))
 }
 
