@@ -222,3 +222,8 @@ output "alarm_topic_arn" {
   description = "ARN of the alarm topic (SNS, encrypted with the platform key) every alarm of the environment notifies."
   value       = idis_environment.this.alarm_topic_arn
 }
+
+output "dashboard_url" {
+  description = "Console URL of the CloudWatch dashboard idis-<environment>: a row per component, a graph per metric the alarms watch, each threshold drawn as a line."
+  value       = idis_environment.this.dashboard_url
+}
