@@ -82,13 +82,16 @@ def test_the_dashboard_draws_every_alarm_is_read_back_and_follows_the_replicas(t
                                                                              aws_proxy, aws):
     moto.reset()
     tf = monitored(tmp_path, terraform_rc, aws_proxy, INPUTS)
+    url = ("https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+           f"#dashboards/dashboard/{PREFIX}")
+    # The address depends on the name and region only: the plan shows it.
+    first = tf.plan(*UNPROTECTED)
+    assert f'+ dashboard_url = "{url}"' in " ".join(first.stdout.split()), first.describe("the first plan")
     started = time.monotonic()
     tf.apply(*UNPROTECTED)
     print(f"apply: {time.monotonic() - started:.1f} s")
     body = check_dashboard(aws, [f"{PREFIX}-db-replica-1"])
     print(f"{len(graphs(body))} graphs, {sum(len(lines(g)) for g in graphs(body).values())} lines")
-    url = ("https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
-           f"#dashboards/dashboard/{PREFIX}")
     assert state_of(tf)["dashboard_url"] == url
     clean = tf.plan("-refresh-only", "-detailed-exitcode", *UNPROTECTED, check=False)
     assert clean.returncode == 0, clean.describe("plan -refresh-only right after apply")

@@ -197,6 +197,19 @@ impl Component for Monitoring {
         GUARDS
     }
 
+    /// The dashboard's address is known from the name and region alone,
+    /// so the plan shows it (and a state from before the output gets it).
+    fn plan_outputs(_prior: &Value, planned: &mut Value) {
+        let url = match (
+            planned.get_attr("name").as_str(),
+            planned.get_attr("region").as_str(),
+        ) {
+            (Some(env), Some(region)) => dashboard::url(region, env),
+            _ => return,
+        };
+        planned.set_attr("dashboard_url", Value::string(url));
+    }
+
     fn check(config: &Value) -> Vec<Problem> {
         let mut problems = Vec::new();
         for attr in ["alarm_emails", "alarm_webhooks"] {
