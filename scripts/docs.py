@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generates the Registry docs (docs/index.md, docs/resources/*.md,
 docs/data-sources/*.md) from the provider itself. Python 3 standard library
-only; `make docs` runs it, `make docs-check` runs it with --check.
+only, but for the dashboard picture (matplotlib); `make docs` runs it with
+.venv's python, `make docs-check` runs it with --check.
 
 Where each part comes from:
 - every attribute, its type, Required/Optional/Computed/Sensitive and its
@@ -18,7 +19,12 @@ Where each part comes from:
 - examples: the files under examples/ (and modules/idis/main.tf);
 - IAM permissions: the AWS SDK operations called in provider/src (test
   modules excluded), named as the SDK crates name them, mapped to IAM
-  actions.
+  actions;
+- docs/images/dashboard.svg: the CloudWatch dashboard body the provider
+  would write for examples/production (a real offline `terraform plan` of
+  the example, its planned resource given to the binary's hidden
+  `dashboard-body` command), drawn by scripts/dashboard_svg.py. That part
+  needs matplotlib, so `make docs` runs this script with .venv's python.
 
 The output is deterministic: sorted, no timestamps, no absolute paths.
 """
@@ -82,34 +88,91 @@ def terraform(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     return result.stdout
 
 
+def terraform_env(tmp: Path, binary: Path) -> dict[str, str]:
+    """The environment that runs Terraform with `binary` as the provider,
+    through a private filesystem mirror under `tmp`, offline."""
+    v = version()
+    mirror = tmp / "mirror" / PROVIDER / v / "linux_amd64"
+    mirror.mkdir(parents=True)
+    shutil.copy2(binary, mirror / f"terraform-provider-idis_v{v}")
+    rc = tmp / "terraformrc"
+    rc.write_text(
+        "provider_installation {\n"
+        f"  filesystem_mirror {{\n    path    = {json.dumps(str(tmp / 'mirror'))}\n"
+        f"    include = [\"{PROVIDER}\"]\n  }}\n"
+        f"  direct {{\n    exclude = [\"{PROVIDER}\"]\n  }}\n}}\n"
+    )
+    env = {k: val for k, val in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
+    env.update(
+        TF_CLI_CONFIG_FILE=str(rc),
+        TF_IN_AUTOMATION="1",
+        CHECKPOINT_DISABLE="1",
+        AWS_CONFIG_FILE=str(tmp / "absent"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp / "absent"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+def production_dashboard(binary: Path) -> dict:
+    """The CloudWatch dashboard body the provider would write for
+    examples/production: the example planned offline (its provider block
+    given the offline settings of DEFAULTS_CONFIG), the planned resource
+    handed to the binary's hidden `dashboard-body` command."""
+    with tempfile.TemporaryDirectory(prefix="idis-docs-dashboard-") as tmp:
+        tmp = Path(tmp)
+        env = terraform_env(tmp, binary)
+        shutil.copytree(ROOT / "modules" / "idis", tmp / "modules" / "idis")
+        work = tmp / "examples" / "production"
+        work.mkdir(parents=True)
+        text = (ROOT / "examples" / "production" / "main.tf").read_text()
+        offline = DEFAULTS_CONFIG[DEFAULTS_CONFIG.index('provider "idis" {'):DEFAULTS_CONFIG.index('resource "idis_environment"')]
+        if 'provider "idis" {}\n' not in text:
+            sys.exit('docs.py: examples/production/main.tf no longer has `provider "idis" {}`; update production_dashboard')
+        (work / "main.tf").write_text(text.replace('provider "idis" {}\n', offline, 1))
+        terraform(["init", "-input=false", "-no-color"], work, env)
+        terraform(["plan", "-input=false", "-no-color", "-refresh=false", "-out=production.plan"], work, env)
+        plan = json.loads(terraform(["show", "-json", "production.plan"], work, env))
+
+    def find(module: dict) -> dict | None:
+        for r in module.get("resources", []):
+            if r["type"] == "idis_environment":
+                return r["values"]
+        for child in module.get("child_modules", []):
+            found = find(child)
+            if found:
+                return found
+        return None
+
+    planned = find(plan["planned_values"]["root_module"])
+    if planned is None:
+        sys.exit("docs.py: the plan of examples/production has no idis_environment")
+    result = subprocess.run([str(binary), "dashboard-body"], input=json.dumps(planned), capture_output=True,
+                            text=True, timeout=60)
+    if result.returncode != 0:
+        sys.exit(f"docs.py: {binary} dashboard-body failed ({result.returncode}):\n{result.stderr}")
+    return json.loads(result.stdout)
+
+
+def dashboard_picture(binary: Path) -> str:
+    """docs/images/dashboard.svg."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import dashboard_svg
+    except ImportError as e:
+        sys.exit(f"docs.py: {e}; the dashboard picture needs matplotlib: run `make docs` (it uses .venv)")
+    return dashboard_svg.render(production_dashboard(binary), strip_prefix="idis-production-")
+
+
 def from_provider(binary: Path) -> tuple[dict, dict]:
     """(the provider's schemas, the planned values of a resource that sets
     only `name`), from the binary under the real Terraform CLI."""
     with tempfile.TemporaryDirectory(prefix="idis-docs-") as tmp:
         tmp = Path(tmp)
-        v = version()
-        mirror = tmp / "mirror" / PROVIDER / v / "linux_amd64"
-        mirror.mkdir(parents=True)
-        shutil.copy2(binary, mirror / f"terraform-provider-idis_v{v}")
-        rc = tmp / "terraformrc"
-        rc.write_text(
-            "provider_installation {\n"
-            f"  filesystem_mirror {{\n    path    = {json.dumps(str(tmp / 'mirror'))}\n"
-            f"    include = [\"{PROVIDER}\"]\n  }}\n"
-            f"  direct {{\n    exclude = [\"{PROVIDER}\"]\n  }}\n}}\n"
-        )
+        env = terraform_env(tmp, binary)
         work = tmp / "work"
         work.mkdir()
         (work / "main.tf").write_text(DEFAULTS_CONFIG)
-        env = {k: val for k, val in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
-        env.update(
-            TF_CLI_CONFIG_FILE=str(rc),
-            TF_IN_AUTOMATION="1",
-            CHECKPOINT_DISABLE="1",
-            AWS_CONFIG_FILE=str(tmp / "absent"),
-            AWS_SHARED_CREDENTIALS_FILE=str(tmp / "absent"),
-            AWS_EC2_METADATA_DISABLED="true",
-        )
         terraform(["init", "-input=false", "-no-color"], work, env)
         schemas = json.loads(terraform(["providers", "schema", "-json"], work, env))
         terraform(["plan", "-input=false", "-no-color", "-refresh=false", "-out=defaults.plan"], work, env)
@@ -424,6 +487,15 @@ def render_index(provider: dict, actions: list[str], callers: dict[str, set[str]
     lines += example("examples/production/main.tf")
     lines += [
         "",
+        "## The dashboard",
+        "",
+        "Every environment gets the CloudWatch dashboard `idis-<name>` (output `dashboard_url`): a",
+        "row per component, a graph per metric its alarms watch, one line per alarm and each",
+        "alarm's threshold as a dashed line. This is the dashboard of the example above, drawn by",
+        "`make docs` from the body the provider writes for it, with made-up data:",
+        "",
+        "![The CloudWatch dashboard of examples/production](images/dashboard.svg)",
+        "",
         "## Authentication",
         "",
         "The provider finds credentials the way the AWS CLI and the AWS provider do, first match wins:",
@@ -681,6 +753,7 @@ def render(binary: Path) -> dict[str, str]:
         "with the error \"Environment not found\", naming the name and the region.",
     ]
     return {
+        "images/dashboard.svg": dashboard_picture(binary),
         "index.md": render_index(provider, actions, callers),
         "resources/environment.md": render_resource(provider["resource_schemas"]["idis_environment"], defaults)
         .rstrip("\n") + "\n" + "\n".join(IDENTITY_SECTION) + "\n",
@@ -752,7 +825,7 @@ def write(out: Path, pages: dict[str, str]) -> None:
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    for stale in sorted(out.rglob("*.md")):
+    for stale in sorted([*out.rglob("*.md"), *out.rglob("*.svg")]):
         if str(stale.relative_to(out)) not in pages:
             stale.unlink()
 
@@ -760,7 +833,9 @@ def write(out: Path, pages: dict[str, str]) -> None:
 def compare(committed: Path, generated: Path) -> list[str]:
     """A unified diff of every page that differs, is missing or is extra."""
     def pages(root: Path) -> set[str]:
-        return {str(p.relative_to(root)) for p in root.rglob("*.md")} if root.is_dir() else set()
+        if not root.is_dir():
+            return set()
+        return {str(p.relative_to(root)) for p in [*root.rglob("*.md"), *root.rglob("*.svg")]}
 
     old_pages, new_pages = pages(committed), pages(generated)
     diff: list[str] = []

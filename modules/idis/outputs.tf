@@ -223,6 +223,11 @@ output "alarm_topic_arn" {
   value       = idis_environment.this.alarm_topic_arn
 }
 
+output "dashboard_url" {
+  description = "Console URL of the CloudWatch dashboard idis-<environment>: a row per component, a graph per metric the alarms watch, each threshold drawn as a line."
+  value       = idis_environment.this.dashboard_url
+}
+
 output "datadog_role_arn" {
   description = "ARN of the IAM role Datadog's AWS integration assumes (null without var.datadog)."
   value       = idis_environment.this.datadog_role_arn

@@ -17,6 +17,9 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if args.first().map(String::as_str) == Some("dashboard-body") {
+        return dashboard_body();
+    }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
             "{}\n\nUsage: terraform-provider-idis [--version | --debug]",
@@ -72,6 +75,36 @@ fn main() -> ExitCode {
         Err(e) => {
             logging::error(&e.to_string());
             eprintln!("terraform-provider-idis: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Hidden: prints the CloudWatch dashboard body the provider would write
+/// for a planned `idis_environment`, whose values (`terraform show -json`'s
+/// `planned_values` of the resource) arrive on stdin. `make docs` draws
+/// the docs' picture of the dashboard from it, with no AWS involved.
+fn dashboard_body() -> ExitCode {
+    use std::io::Read;
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("terraform-provider-idis dashboard-body: cannot read stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let planned = match serde_json::from_str(&input) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("terraform-provider-idis dashboard-body: stdin is not JSON: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match terraform_provider_idis::components::dashboard::planned_body(&planned) {
+        Ok(body) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("terraform-provider-idis dashboard-body: {e}");
             ExitCode::FAILURE
         }
     }

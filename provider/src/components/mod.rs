@@ -18,6 +18,7 @@ pub mod cache;
 pub mod cdn_assets;
 pub mod cluster;
 pub mod cluster_access;
+pub mod dashboard;
 pub mod database;
 pub mod describe;
 pub mod documents;

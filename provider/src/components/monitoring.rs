@@ -24,6 +24,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::{Deserialize, Serialize};
 
 use super::alarms::{self, AlarmSeen, Targets, Thresholds, THRESHOLDS};
+use super::dashboard;
 use super::describe::{
     Check, Component, Default, Guard, Output, Problem, Reading, Setting, Verdicts,
 };
@@ -63,6 +64,8 @@ pub struct MonitoringState {
     /// The monitoring vendors' roles, as IAM has them.
     #[serde(default)]
     pub vendor_roles: BTreeMap<Vendor, RoleSeen>,
+    /// The body of the dashboard `idis-<env>`; None when there is none.
+    pub dashboard: Option<String>,
     /// The guards, as read.
     #[serde(skip)]
     pub verdicts: Verdicts,
@@ -102,6 +105,7 @@ pub struct MonitoringOutputs {
     pub alarm_topic_arn: Option<String>,
     #[serde(flatten)]
     pub vendors: VendorsOutputs,
+    pub dashboard_url: Option<String>,
 }
 
 /// The environment's monitoring.
@@ -109,7 +113,7 @@ pub struct Monitoring;
 
 impl Component for Monitoring {
     const NAME: &'static str = COMPONENT;
-    const DOC: &'static str = "Monitoring: the alarm topic `idis-<name>-alarms` (SNS, encrypted with the platform key) with e-mail and HTTPS subscriptions, and CloudWatch alarms on what breaks production (database and each replica, cache nodes, web ACL, NAT gateways, distribution) that notify it on ALARM and OK. Thresholds are arguments; the alarms follow the environment.";
+    const DOC: &'static str = "Monitoring: the alarm topic `idis-<name>-alarms` (SNS, encrypted with the platform key) with e-mail and HTTPS subscriptions, and CloudWatch alarms on what breaks production (database and each replica, cache nodes, web ACL, NAT gateways, distribution) that notify it on ALARM and OK, and the CloudWatch dashboard `idis-<name>` drawn from those alarms (output `dashboard_url`). Thresholds are arguments; the alarms and the dashboard follow the environment.";
     const AFTER: &'static [&'static str] = &[
         super::keys::COMPONENT,
         super::network::COMPONENT,
@@ -122,17 +126,19 @@ impl Component for Monitoring {
     type Outputs = MonitoringOutputs;
 
     async fn find(ctx: &Ctx) -> Result<Option<MonitoringState>, ComponentError> {
-        let (seen, platform, alarms, roles) = tokio::join!(
+        let (seen, platform, alarms, roles, board) = tokio::join!(
             read(ctx),
             super::platform_key(ctx, COMPONENT),
             read_alarms(ctx),
-            vendors::read(ctx, COMPONENT)
+            vendors::read(ctx, COMPONENT),
+            dashboard::read(ctx)
         );
         let Some(mut seen) = seen? else {
             return Ok(None);
         };
         seen.state.alarms = alarms?;
         seen.state.vendor_roles = roles?;
+        seen.state.dashboard = board?;
         Ok(Some(judged(ctx, seen, platform?.as_ref())))
     }
 
@@ -186,11 +192,18 @@ impl Component for Monitoring {
     }
 
     fn outputs() -> Vec<Output> {
-        let mut outputs = vec![Output::new(
-            "alarm_topic_arn",
-            Type::String,
-            "ARN of the alarm topic `idis-<name>-alarms` (SNS) every alarm notifies; subscribe more endpoints to it as needed.",
-        )];
+        let mut outputs = vec![
+            Output::new(
+                "alarm_topic_arn",
+                Type::String,
+                "ARN of the alarm topic `idis-<name>-alarms` (SNS) every alarm notifies; subscribe more endpoints to it as needed.",
+            ),
+            Output::new(
+                "dashboard_url",
+                Type::String,
+                "Console URL of the CloudWatch dashboard `idis-<name>`: one row per component, a graph per metric the alarms watch, each threshold drawn as a line.",
+            ),
+        ];
         outputs.extend(vendors::outputs());
         outputs
     }
@@ -199,8 +212,19 @@ impl Component for Monitoring {
         GUARDS
     }
 
+    /// The dashboard's address is known from the name and region alone,
+    /// so the plan shows it (and a state from before the output gets it).
+    /// The vendor roles' ARNs follow their arguments.
     fn plan_outputs(prior: &Value, planned: &mut Value) {
         vendors::plan_outputs(COMPONENT, prior, planned);
+        let url = match (
+            planned.get_attr("name").as_str(),
+            planned.get_attr("region").as_str(),
+        ) {
+            (Some(env), Some(region)) => dashboard::url(region, env),
+            _ => return,
+        };
+        planned.set_attr("dashboard_url", Value::string(url));
     }
 
     fn check(config: &Value) -> Vec<Problem> {
@@ -235,13 +259,19 @@ impl Component for Monitoring {
         // components read before this one).
         let mut verdicts = state.verdicts.clone();
         let env = prior.get_attr("name").as_str().unwrap_or_default();
+        let region = prior.get_attr("region").as_str().unwrap_or_default();
         let targets = targets_read(prior, &state.alarms);
+        let wanted = alarms::wanted(env, &stored.thresholds, &targets);
         verdicts.judge(
             &GUARDS[ALARMS],
-            alarm_problems(
-                &alarms::wanted(env, &stored.thresholds, &targets),
-                &state.alarms,
-                &state.topic_arn,
+            alarm_problems(&wanted, &state.alarms, &state.topic_arn),
+        );
+        verdicts.judge(
+            &GUARDS[DASHBOARD],
+            dashboard::problems(
+                env,
+                &dashboard::body(region, &wanted),
+                state.dashboard.as_deref(),
             ),
         );
         verdicts.judge(
@@ -265,6 +295,7 @@ impl Component for Monitoring {
             outputs: MonitoringOutputs {
                 alarm_topic_arn: Some(state.topic_arn.clone()),
                 vendors: vendor_outputs,
+                dashboard_url: Some(dashboard::url(region, env)),
             },
             verdicts,
         }
@@ -327,7 +358,8 @@ pub fn is_https_url(s: &str) -> bool {
 const TOPIC: usize = 0;
 const TAGS: usize = 1;
 const ALARMS: usize = 2;
-const VENDOR_ROLES: usize = 3;
+const DASHBOARD: usize = 3;
+const VENDOR_ROLES: usize = 4;
 
 const GUARDS: &[Guard] = &[
     Guard::new(
@@ -345,6 +377,7 @@ const GUARDS: &[Guard] = &[
         "every alarm present, notifying the alarm topic",
         "Every alarm the environment gets exists as the provider makes it: its metric and dimensions (this environment's database and each replica, cache nodes, web ACL, NAT gateways, distribution), statistic, period, threshold (from the arguments), missing-data rule, and the alarm topic as its only ALARM and OK action. Alarms of resources the environment no longer has are deleted. Alarms are tagged when made; their tags are not read back.",
     ),
+    dashboard::GUARD,
     Guard::new(
         "vendor_roles",
         "each vendor role as the vendor documents",
@@ -463,6 +496,7 @@ async fn read(ctx: &Ctx) -> Result<Option<Seen>, ComponentError> {
             subscriptions,
             alarms: Vec::new(),
             vendor_roles: BTreeMap::new(),
+            dashboard: None,
             verdicts: Verdicts::new(),
         },
         tags,
@@ -947,12 +981,15 @@ pub async fn ensure(
     };
 
     let wanted = alarms::wanted(&ctx.env, &spec.thresholds, targets);
-    let found = read_alarms(ctx).await?;
+    let (found, board) = tokio::join!(read_alarms(ctx), dashboard::read(ctx));
+    let found = found?;
     seen.state.alarms = if ensure_alarms(ctx, &wanted, &found, &arn).await? {
         read_alarms(ctx).await?
     } else {
         found
     };
+    seen.state.dashboard =
+        dashboard::ensure(ctx, &dashboard::body(&ctx.region, &wanted), board?).await?;
     let roles = vendors::read(ctx, COMPONENT).await?;
     vendors::ensure(ctx, COMPONENT, &spec.vendors, &roles).await?;
     seen.state.vendor_roles = vendors::read(ctx, COMPONENT).await?;
@@ -962,6 +999,7 @@ pub async fn ensure(
 /// Deletes the alarms, then the topic with its subscriptions (DeleteTopic
 /// is idempotent: a topic already gone is success).
 pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
+    dashboard::delete(ctx).await?;
     let names: Vec<String> = read_alarms(ctx)
         .await?
         .into_iter()
