@@ -123,6 +123,9 @@ def test_access_logs_and_the_trail_are_made_read_back_and_repaired(production, a
     assert ct.get_trail_status(Name=n["trail"])["IsLogging"] is True
     assert data_event_buckets(aws, n["trail"]) == {n["documents"], n["audit"]}
     assert logs_management_events(aws, n["trail"])
+    tags = {t["Key"]: t["Value"] for t in
+            ct.list_tags(ResourceIdList=[n["trail_arn"]])["ResourceTagList"][0]["TagsList"]}
+    assert (tags["idis:environment"], tags["idis:component"]) == (ENV, "audit_trail"), tags
 
     # The audit bucket lets CloudTrail deliver this trail alone, and the
     # platform key lets CloudTrail encrypt for it.

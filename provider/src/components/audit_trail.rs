@@ -1079,7 +1079,7 @@ async fn ensure_trail(ctx: &Ctx, seen: &Seen, keys: &KeysState) -> Result<(), Co
     let platform = (keys.platform_key_id.clone(), keys.platform_key_arn.clone());
     match &seen.trail {
         None => {
-            let mut create = ct
+            let create = ct
                 .create_trail()
                 .name(&name)
                 .s3_bucket_name(&audit)
@@ -1088,15 +1088,6 @@ async fn ensure_trail(ctx: &Ctx, seen: &Seen, keys: &KeysState) -> Result<(), Co
                 .enable_log_file_validation(true)
                 .is_multi_region_trail(false)
                 .include_global_service_events(true);
-            for (k, v) in ctx.tags(COMPONENT) {
-                create = create.tags_list(
-                    aws_sdk_cloudtrail::types::Tag::builder()
-                        .key(k)
-                        .value(v)
-                        .build()
-                        .map_err(|e| conflict(format!("invalid tag: {e}")))?,
-                );
-            }
             match create.send().await {
                 Ok(_) => {}
                 // A create whose answer was lost: the trail is ours by name.
@@ -1116,6 +1107,26 @@ async fn ensure_trail(ctx: &Ctx, seen: &Seen, keys: &KeysState) -> Result<(), Co
             update_trail(ctx, &name, &audit, keys).await?;
         }
         Some(_) => {}
+    }
+    if seen.trail.is_none() {
+        // Tagged once made (AddTags; tags given to CreateTrail need the same
+        // permission). Tags are not read back: see the README.
+        let mut tags = Vec::new();
+        for (k, v) in ctx.tags(COMPONENT) {
+            tags.push(
+                aws_sdk_cloudtrail::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .map_err(|e| conflict(format!("invalid tag: {e}")))?,
+            );
+        }
+        ct.add_tags()
+            .resource_id(trail_arn(ctx))
+            .set_tags_list(Some(tags))
+            .send()
+            .await
+            .map_err(|e| aws_error(COMPONENT, format!("tag the trail {name}"), e))?;
     }
     let selectors_ok = seen.trail.as_ref().is_some_and(|t| {
         !t.basic_selectors
