@@ -189,6 +189,7 @@ def from_provider(binary: Path) -> tuple[dict, dict]:
 # Client accessor in provider/src -> (SDK crate, IAM service prefix).
 CLIENTS = {
     "cloudfront": ("aws-sdk-cloudfront", "cloudfront"),
+    "cloudtrail": ("aws-sdk-cloudtrail", "cloudtrail"),
     "cloudwatch": ("aws-sdk-cloudwatch", "cloudwatch"),
     "ec2": ("aws-sdk-ec2", "ec2"),
     "eks": ("aws-sdk-eks", "eks"),

@@ -30,7 +30,11 @@ It forwards every AWS call to moto unchanged, except where a rule steps in:
   one, DBUpgradeDependencyFailure); ElastiCache DescribeCacheEngineVersions
   (`cache_engine_versions`) and cache parameter groups (valkey7/valkey8
   families among them); WAFv2 ListResourcesForWebACL from moto's own
-  associations; `forget()` drops what the proxy keeps of AWS objects
+  associations; CloudTrail CreateTrail/UpdateTrail refuse a bucket policy
+  or KMS key policy that does not let CloudTrail deliver that trail
+  (InsufficientS3BucketPolicyException,
+  InsufficientEncryptionPolicyException; moto only checks the bucket
+  exists); `forget()` drops what the proxy keeps of AWS objects
   (conftest calls it on `moto.reset()`);
 - EC2 refuses to delete what something still depends on, as AWS does and
   moto does not (DependencyViolation): a subnet that still holds network
@@ -63,6 +67,7 @@ from __future__ import annotations
 import base64
 import calendar
 import datetime
+import fnmatch
 import http.client
 import json
 import random
@@ -1508,6 +1513,8 @@ class AwsProxy:
             return self._elasticache(call), body
         if call.service == "wafv2" and operation == "ListResourcesForWebACL":
             return self._list_resources_for_web_acl(call, body), body
+        if call.service == "cloudtrail" and operation in ("CreateTrail", "UpdateTrail"):
+            return self._cloudtrail_delivery_allowed(call, body), body
         return None, body
 
     def forget(self) -> None:
@@ -3219,6 +3226,78 @@ class AwsProxy:
                     arns.append(lb["LoadBalancerArn"])
         headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": str(uuid.uuid4())}
         return 200, headers, json.dumps({"ResourceArns": arns}).encode()
+
+    def _cloudtrail_delivery_allowed(self, call: Call, body: bytes) -> tuple[int, dict, bytes] | None:
+        """CreateTrail and UpdateTrail refuse a bucket or key that would not
+        let CloudTrail deliver (moto 5.2.5 only checks that the bucket
+        exists). CloudTrail API Reference, CreateTrail, Errors:
+        InsufficientS3BucketPolicyException ("the policy on the S3 bucket is
+        not sufficient") and InsufficientEncryptionPolicyException ("the
+        policy on the S3 bucket or KMS key does not have sufficient
+        permissions"). What is sufficient is the CloudTrail User Guide's
+        "Amazon S3 bucket policy for CloudTrail" (Allow
+        `cloudtrail.amazonaws.com` `s3:GetBucketAcl` on the bucket and
+        `s3:PutObject` on `<prefix>/AWSLogs/<account>/*`) and "Configure AWS
+        KMS key policies for CloudTrail" (`kms:GenerateDataKey*` for
+        `cloudtrail.amazonaws.com`). A statement with an `aws:SourceArn`
+        condition counts only for the trail it names, as IAM evaluates it
+        (CloudTrail sends the trail's ARN). None: forward to moto."""
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return None
+        name, bucket = str(request.get("Name") or ""), request.get("S3BucketName")
+        key = request.get("KmsKeyId")
+        region = call.region
+        account = self._moto("sts", region).get_caller_identity()["Account"]
+        trail = name if name.startswith("arn:") else f"arn:aws:cloudtrail:{region}:{account}:trail/{name}"
+
+        def statements(policy: str | None) -> list[dict]:
+            if not policy:
+                return []
+            doc = json.loads(policy)
+            listed = doc.get("Statement") or []
+            return listed if isinstance(listed, list) else [listed]
+
+        def as_list(v) -> list:
+            return v if isinstance(v, list) else [v]
+
+        def allows(st: dict, action: str, resource: str) -> bool:
+            principal = st.get("Principal")
+            services = as_list(principal.get("Service")) if isinstance(principal, dict) else []
+            source = ((st.get("Condition") or {}).get("StringEquals") or {}).get("aws:SourceArn")
+            return (st.get("Effect") == "Allow" and "cloudtrail.amazonaws.com" in services
+                    and any(fnmatch.fnmatchcase(action, a) for a in as_list(st.get("Action"))
+                            if isinstance(a, str))
+                    and any(fnmatch.fnmatchcase(resource, r) for r in as_list(st.get("Resource"))
+                            if isinstance(r, str))
+                    and (source is None or trail in as_list(source)))
+
+        if bucket:
+            prefix = request.get("S3KeyPrefix")
+            objects = f"arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}AWSLogs/{account}/x"
+            try:
+                policy = self._moto("s3", region).get_bucket_policy(Bucket=bucket)["Policy"]
+            except botocore.exceptions.ClientError:
+                policy = None
+            found = statements(policy)
+            if not (any(allows(st, "s3:GetBucketAcl", f"arn:aws:s3:::{bucket}") for st in found)
+                    and any(allows(st, "s3:PutObject", objects) for st in found)):
+                with self._lock:
+                    self.counters.emulated += 1
+                return _json_error("InsufficientS3BucketPolicyException",
+                                   f"Incorrect S3 bucket policy is detected for bucket: {bucket}")
+        if key:
+            try:
+                policy = self._moto("kms", region).get_key_policy(KeyId=key, PolicyName="default")["Policy"]
+            except botocore.exceptions.ClientError:
+                policy = None
+            if not any(allows(st, "kms:GenerateDataKey", "*") for st in statements(policy)):
+                with self._lock:
+                    self.counters.emulated += 1
+                return _json_error("InsufficientEncryptionPolicyException",
+                                   f"Insufficient permissions to access S3 bucket {bucket} or KMS key {key}.")
+        return None
 
     # -- forwarding --------------------------------------------------------------
 

@@ -549,9 +549,10 @@ def test_staging_and_production_share_no_key_secret_role_or_bucket(platform, aws
         roles = {r["Arn"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"idis-{env}-")}
         buckets = {b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"idis-{env}-")}
         providers = {state["oidc_provider_arn"]}
-        # audit and documents; production also the CDN's assets and logs.
+        # audit, documents and access logs; production also the CDN's
+        # assets and logs.
         assert len(keys) >= 1 and len(secrets) == 4 and len(roles) == 7, (env, secrets, roles)
-        assert len(buckets) == (4 if env == "production" else 2), (env, buckets)
+        assert len(buckets) == (5 if env == "production" else 3), (env, buckets)
         owned[env] = {"keys": keys, "secrets": secrets, "roles": roles, "buckets": buckets, "oidc": providers}
     for kind in owned["production"]:
         assert owned["production"][kind].isdisjoint(owned["staging"][kind]), kind

@@ -675,3 +675,39 @@ def test_cloudwatch_faults_are_cbor_errors_with_the_query_code(proxy_with):
     status, headers, answer = _cbor_call(proxy.endpoint, "DescribeAlarms", {})
     assert status == 400 and answer["__type"] == "Throttling", (status, answer)
     assert headers["x-amzn-query-error"] == "Throttling;Sender"
+
+
+def test_a_trail_needs_a_bucket_policy_and_key_policy_that_let_cloudtrail_deliver_it(aws_proxy):
+    """CloudTrail API Reference, CreateTrail errors; CloudTrail User Guide,
+    "Amazon S3 bucket policy for CloudTrail" and "Configure AWS KMS key
+    policies for CloudTrail"."""
+    s3, kms = client("s3", aws_proxy.endpoint), client("kms", aws_proxy.endpoint)
+    ct = client("cloudtrail", aws_proxy.endpoint)
+    account = client("sts", aws_proxy.endpoint).get_caller_identity()["Account"]
+    s3.create_bucket(Bucket="trail-logs")
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    trail = f"arn:aws:cloudtrail:{REGION}:{account}:trail/trail-one"
+
+    def create():
+        return ct.create_trail(Name="trail-one", S3BucketName="trail-logs", S3KeyPrefix="ct", KmsKeyId=key)
+
+    refused(create, "InsufficientS3BucketPolicyException")
+    acl = {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+           "Action": "s3:GetBucketAcl", "Resource": "arn:aws:s3:::trail-logs",
+           "Condition": {"StringEquals": {"aws:SourceArn": trail}}}
+    write = {"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+             "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::trail-logs/ct/AWSLogs/{account}/*",
+             "Condition": {"StringEquals": {"aws:SourceArn": f"{trail}-other"}}}
+    # A statement for another trail does not count.
+    s3.put_bucket_policy(Bucket="trail-logs", Policy=json.dumps({"Version": "2012-10-17", "Statement": [acl, write]}))
+    refused(create, "InsufficientS3BucketPolicyException")
+    write["Condition"]["StringEquals"]["aws:SourceArn"] = trail
+    s3.put_bucket_policy(Bucket="trail-logs", Policy=json.dumps({"Version": "2012-10-17", "Statement": [acl, write]}))
+    # The bucket admits it; KMS's default key policy does not let CloudTrail in.
+    refused(create, "InsufficientEncryptionPolicyException")
+    policy = json.loads(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
+    policy["Statement"].append({"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                                "Action": "kms:GenerateDataKey*", "Resource": "*",
+                                "Condition": {"StringEquals": {"aws:SourceArn": trail}}})
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(policy))
+    assert create()["TrailARN"] == trail

@@ -1,7 +1,7 @@
 """Everything the provider makes is read back: out-of-band changes, each
 made with boto3 directly against moto the way someone with the console
 would make it (through the proxy for EKS add-ons, which only it plays),
-across all eleven components.
+across all twelve components.
 
 For every change of the table: `terraform plan -refresh-only
 -detailed-exitcode` exits 2 and names the component and the setting (and
@@ -38,6 +38,7 @@ class World:
         self.sm, self.sns = aws("secretsmanager"), aws("sns")
         self.topic = state["alarm_topic_arn"]
         self.cw = aws("cloudwatch")
+        self.ct = aws("cloudtrail")
         self.bucket = state["audit_bucket_name"]
         self.documents = state["documents_bucket_name"]
         self.vpc = state["vpc_id"]
@@ -419,6 +420,9 @@ FIRST_ROUND = [
            lambda w: any(t["Key"] == "managed-by" for t in
                          w.waf.list_tags_for_resource(ResourceARN=w.state["web_acl_arn"])
                          ["TagInfoForResource"]["TagList"])),
+    Change("the data-events trail stopped", "audit_trail", "trail_logging",
+           lambda w: w.ct.stop_logging(Name=f"{PREFIX}-data-events"),
+           lambda w: w.ct.get_trail_status(Name=f"{PREFIX}-data-events")["IsLogging"] is True),
 ]
 
 SECOND_ROUND = [
@@ -483,6 +487,10 @@ SECOND_ROUND = [
                    "KMSMasterKeyID": _encryption(w)["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"]},
                    "BucketKeyEnabled": False}]}),
            lambda w: _encryption(w).get("BucketKeyEnabled") is True),
+    Change("access logging of the documents bucket turned off", "audit_trail", "access_logging",
+           lambda w: w.s3.put_bucket_logging(Bucket=w.documents, BucketLoggingStatus={}),
+           lambda w: w.s3.get_bucket_logging(Bucket=w.documents).get("LoggingEnabled", {}).get("TargetPrefix")
+           == "documents/"),
 ]
 
 
@@ -520,4 +528,4 @@ def test_every_setting_the_provider_makes_is_read_back_shown_and_repaired(produc
     assert len(distinct) >= 45
     assert {c.component for c in FIRST_ROUND + SECOND_ROUND} == {
         "network", "keys", "cluster", "database", "cache", "audit_storage", "edge",
-        "documents_storage", "app_secrets", "workload_identity", "monitoring"}
+        "documents_storage", "app_secrets", "workload_identity", "monitoring", "audit_trail"}

@@ -39,12 +39,18 @@ def sweep_after_destroy(aws, aws_proxy, bucket: str) -> tuple[dict[str, list[str
     environment, sorted into what is kept on purpose (checked to be in the
     state it should be) and leftovers (which should be none)."""
     ec2, kms, sm = aws("ec2"), aws("kms"), aws("secretsmanager")
-    kept = {"bucket": [], "documents bucket": [], "keys": [], "final snapshot": [], "automated backups": [], "secret pending deletion": [],
+    kept = {"bucket": [], "documents bucket": [], "access-log bucket": [], "keys": [], "final snapshot": [], "automated backups": [], "secret pending deletion": [],
             "NAT gateways (deleted)": [], "cache (moto: deleting)": [], "cache subnet group (moto: cannot delete)": []}
     leftovers = []
     for arn in tagged(aws):
         if arn.endswith(f":::{bucket}"):
             kept["bucket"].append(arn)
+        elif arn.startswith(f"arn:aws:s3:::{PREFIX}-access-logs-"):
+            # The S3 server access logs (moto delivers them): a log bucket
+            # is kept only while it holds logs.
+            name = arn.rsplit(":", 1)[1]
+            assert aws("s3").list_objects_v2(Bucket=name, MaxKeys=1).get("KeyCount"), f"empty log bucket kept: {arn}"
+            kept["access-log bucket"].append(arn)
         elif arn.startswith(f"arn:aws:s3:::{PREFIX}-documents-"):
             # The application's documents: kept (retain_on_destroy).
             kept["documents bucket"].append(arn)

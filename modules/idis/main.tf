@@ -58,6 +58,10 @@ resource "idis_environment" "this" {
     retain_on_destroy                  = var.retain_documents_bucket_on_destroy
   }
 
+  audit_trail {
+    log_expiration_days = var.access_log_expiration_days
+  }
+
   app_secrets {
     recovery_window_days = var.app_secrets_recovery_window_days
   }

@@ -128,6 +128,21 @@ output "documents_bucket_arn" {
   value       = idis_environment.this.documents_bucket_arn
 }
 
+output "access_log_bucket_name" {
+  description = "Bucket holding the S3 server access logs of the documents and audit buckets."
+  value       = idis_environment.this.access_log_bucket_name
+}
+
+output "access_log_bucket_arn" {
+  description = "Access-log bucket ARN."
+  value       = idis_environment.this.access_log_bucket_arn
+}
+
+output "audit_trail_arn" {
+  description = "ARN of the CloudTrail trail of the data events (idis-<environment>-data-events), delivering to the audit bucket under cloudtrail/."
+  value       = idis_environment.this.audit_trail_arn
+}
+
 output "jwt_secret_arn" {
   description = "Secrets Manager ARN of IDIS_JWT_SECRET (JSON kid and secret)."
   value       = idis_environment.this.jwt_secret_arn

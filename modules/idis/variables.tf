@@ -253,6 +253,16 @@ variable "retain_documents_bucket_on_destroy" {
   default     = true
 }
 
+variable "access_log_expiration_days" {
+  description = "Days the S3 server access logs of the documents and audit buckets are kept in the access-log bucket before S3 expires them, 1 to 36500."
+  type        = number
+  default     = 365
+  validation {
+    condition     = var.access_log_expiration_days >= 1 && var.access_log_expiration_days <= 36500 && floor(var.access_log_expiration_days) == var.access_log_expiration_days
+    error_message = "access_log_expiration_days must be a whole number of days from 1 to 36500."
+  }
+}
+
 variable "app_secrets_recovery_window_days" {
   description = "Days IDIS_JWT_SECRET and IDIS_ENCRYPTION_KEY can still be restored after a destroy schedules their deletion, 7 to 30."
   type        = number

@@ -291,7 +291,7 @@ const GUARDS: &[Guard] = &[
     Guard::new(
         "key_policy",
         "KMS default policy",
-        "Every key has the policy KMS gives a key by default: the account's root may use it, so IAM policies decide who does. The platform key's policy also lets the CloudWatch service use it (`kms:Decrypt`, `kms:GenerateDataKey*` for `cloudwatch.amazonaws.com`), which CloudWatch needs to publish alarms to the alarm topic encrypted with it.",
+        "Every key has the policy KMS gives a key by default: the account's root may use it, so IAM policies decide who does. The platform key's policy also lets the CloudWatch service use it (`kms:Decrypt`, `kms:GenerateDataKey*` for `cloudwatch.amazonaws.com`), which CloudWatch needs to publish alarms to the alarm topic encrypted with it, and lets CloudTrail generate data keys with it and describe it for the environment's trail alone (`aws:SourceArn`), to encrypt the trail's log files.",
     ),
     Guard::new(
         "aliases",
@@ -507,9 +507,39 @@ fn wanted_policy(ctx: &Ctx, name: &str) -> String {
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
                 "Resource": "*",
             }));
+            statements.extend(cloudtrail_statements(ctx));
         }
     }
     policy.to_string()
+}
+
+/// The platform key's statements for the environment's trail (CloudTrail
+/// User Guide, "Configure AWS KMS key policies for CloudTrail"): it may
+/// generate data keys to encrypt the trail's log files and describe the
+/// key, both only for this trail (`aws:SourceArn`).
+fn cloudtrail_statements(ctx: &Ctx) -> [serde_json::Value; 2] {
+    let trail = super::audit_trail::trail_arn(ctx);
+    [
+        serde_json::json!({
+            "Sid": "Allow CloudTrail to encrypt the logs of the environment's trail",
+            "Effect": "Allow",
+            "Principal": { "Service": "cloudtrail.amazonaws.com" },
+            "Action": "kms:GenerateDataKey*",
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": { "aws:SourceArn": trail },
+                "StringLike": { "kms:EncryptionContext:aws:cloudtrail:arn": format!("arn:{}:cloudtrail:*:{}:trail/*", super::partition(&ctx.region), ctx.account_id) },
+            },
+        }),
+        serde_json::json!({
+            "Sid": "Allow CloudTrail to describe the key",
+            "Effect": "Allow",
+            "Principal": { "Service": "cloudtrail.amazonaws.com" },
+            "Action": "kms:DescribeKey",
+            "Resource": "*",
+            "Condition": { "StringEquals": { "aws:SourceArn": trail } },
+        }),
+    ]
 }
 
 /// What is wrong with the policy of key `name`, against the one it gets.

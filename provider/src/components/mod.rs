@@ -14,6 +14,7 @@
 pub mod access;
 pub mod addons;
 pub mod alarms;
+pub mod audit_trail;
 pub mod cache;
 pub mod cdn_assets;
 pub mod cluster;
@@ -59,6 +60,7 @@ pub fn each(visitor: &mut impl describe::Visit) {
     visitor.visit::<cache::Cache>();
     visitor.visit::<storage::AuditBucket>();
     visitor.visit::<documents::DocumentsBucket>();
+    visitor.visit::<audit_trail::AuditTrail>();
     visitor.visit::<secrets::AppSecrets>();
     visitor.visit::<edge::Edge>();
     visitor.visit::<monitoring::Monitoring>();

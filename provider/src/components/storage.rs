@@ -266,7 +266,7 @@ const GUARDS: &[Guard] = &[
     Guard::new(
         "bucket_policy",
         "TLS required, nothing public",
-        "The bucket policy denies every request made without TLS, and no statement allows everyone (`*`) in. Other statements (a log delivery service, say) are kept.",
+        "The bucket policy denies every request made without TLS, no statement allows everyone (`*`) in, and CloudTrail may deliver the environment's trail (`aws:SourceArn`) under `cloudtrail/` (`s3:GetBucketAcl`, `s3:PutObject`). Other statements are kept.",
     ),
     Guard::new(
         "default_encryption",
@@ -348,6 +348,8 @@ struct Observed {
     retention_years: Option<i32>,
     policy: Option<String>,
     tls_only: bool,
+    /// The policy lets CloudTrail deliver the environment's trail.
+    cloudtrail_delivery: bool,
     /// Statements of the policy that let everyone in, described.
     public_grants: Vec<String>,
     tags: BTreeMap<String, String>,
@@ -478,6 +480,12 @@ async fn read(ctx: &Ctx, bucket: &str) -> Result<Option<Observed>, ComponentErro
         .policy
         .as_deref()
         .is_some_and(|p| denies_insecure_transport(p, &bucket_arn(ctx, bucket)));
+    seen.cloudtrail_delivery = seen.policy.as_deref().is_some_and(|p| {
+        super::audit_trail::holds_statements(
+            p,
+            &super::audit_trail::cloudtrail_statements(ctx, &bucket_arn(ctx, bucket)),
+        )
+    });
     seen.tags = tags
         .map(|t| {
             t.tag_set()
@@ -510,6 +518,13 @@ fn verdicts(ctx: &Ctx, bucket: &str, seen: &Observed) -> Verdicts {
             policy.push("no statement denies requests made without TLS".to_string())
         }
         Some(_) => {}
+    }
+    if seen.policy.is_some() && !seen.cloudtrail_delivery {
+        policy.push(format!(
+            "CloudTrail may not deliver the trail {} under {}/",
+            super::audit_trail::trail_name(ctx),
+            super::audit_trail::TRAIL_PREFIX
+        ));
     }
     policy.extend(seen.public_grants.iter().cloned());
     v.judge(&GUARDS[BUCKET_POLICY], policy);
@@ -884,15 +899,17 @@ pub async fn ensure(
     };
 
     let policy = async {
-        if seen.tls_only && seen.public_grants.is_empty() {
+        if seen.tls_only && seen.public_grants.is_empty() && seen.cloudtrail_delivery {
             return Ok(false);
         }
+        let arn = bucket_arn(ctx, &bucket);
+        let with_trail = super::audit_trail::with_statements(
+            seen.policy.as_deref(),
+            &super::audit_trail::cloudtrail_statements(ctx, &arn),
+        );
         s3.put_bucket_policy()
             .bucket(&bucket)
-            .policy(policy_with_tls(
-                seen.policy.as_deref(),
-                &bucket_arn(ctx, &bucket),
-            ))
+            .policy(policy_with_tls(Some(&with_trail), &arn))
             .send()
             .await
             .map_err(|e| {

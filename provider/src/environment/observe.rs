@@ -214,6 +214,7 @@ pub fn resolve_unknowns(v: &mut Value) {
 mod tests {
     use super::*;
     use crate::components::alarms;
+    use crate::components::audit_trail::{AuditTrail, AuditTrailState};
     use crate::components::cache::{Cache, CacheState};
     use crate::components::cluster::{ClusterState, EksCluster};
     use crate::components::database::{Database, DatabaseState};
@@ -303,6 +304,13 @@ mod tests {
             bucket: "documents".into(),
             arn: "arn:s3:documents".into(),
             noncurrent_days: Some(90),
+            ..Default::default()
+        });
+        aws.put::<AuditTrail>(AuditTrailState {
+            log_bucket: "access-logs".into(),
+            log_bucket_arn: "arn:s3:access-logs".into(),
+            log_days: Some(365),
+            trail_arn: Some("arn:trail".into()),
             ..Default::default()
         });
         let secret = |arn: &str| SecretSeen {
@@ -432,6 +440,10 @@ mod tests {
         description_is_whole::<DocumentsBucket>(
             aws.get::<DocumentsBucket>().unwrap(),
             &stored_spec::<DocumentsBucket>(&spec("documents_storage")),
+        );
+        description_is_whole::<AuditTrail>(
+            aws.get::<AuditTrail>().unwrap(),
+            &stored_spec::<AuditTrail>(&spec("audit_trail")),
         );
         description_is_whole::<AppSecrets>(
             aws.get::<AppSecrets>().unwrap(),

@@ -40,6 +40,7 @@ use crate::protocol::schema::{Attribute, Block, Nesting, Schema};
 /// Services whose endpoint can be overridden one by one in `endpoints`.
 pub const SERVICES: &[&str] = &[
     "cloudfront",
+    "cloudtrail",
     "cloudwatch",
     "ec2",
     "eks",
@@ -712,6 +713,7 @@ impl Aws {
     client!(secretsmanager, aws_sdk_secretsmanager, "secretsmanager");
     client!(sns, aws_sdk_sns, "sns");
     client!(cloudwatch, aws_sdk_cloudwatch, "cloudwatch");
+    client!(cloudtrail, aws_sdk_cloudtrail, "cloudtrail");
     client!(
         tagging,
         aws_sdk_resourcegroupstagging,
