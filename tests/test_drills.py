@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -30,6 +31,7 @@ from conftest import (
     AWS_ACCESS_KEY_ID,
     AWS_REGION,
     AWS_SECRET_ACCESS_KEY,
+    REPO_ROOT,
     REQUIRED_PROVIDERS,
     TERRAFORM_115,
     Terraform,
@@ -270,3 +272,30 @@ def test_the_drill_subcommand_runs_the_restore_check_for_terraform_1_11(environm
     assert "creating" in run.stderr and "deleted" in run.stderr, run.stderr
     assert journaled(proxy, "rds", "RestoreDBInstanceToPointInTime") == 1
     assert temporaries(aws) == []
+
+
+@pytest.mark.both_clis
+@needs_actions
+def test_the_drills_example_validates_and_its_workflow_schedules_both_drills(tmp_path, terraform_rc, proxy):
+    yaml = pytest.importorskip("yaml")
+    example = REPO_ROOT / "examples" / "drills"
+    tf = Terraform(tmp_path / "drills-example", terraform_rc, proxy.endpoint)
+    shutil.copytree(example, tf.workdir)
+    # The mirror serves the provider at the tests' version.
+    tf.write((example / "main.tf").read_text().replace('source = "idis/idis"', 'source  = "idis/idis"\n      version = "0.1.0"'))
+    tf.init()
+    tf.validate()
+
+    workflow = yaml.safe_load((REPO_ROOT / "examples" / "drift-detection" / "drills.yml").read_text())
+    crons = [s["cron"] for s in workflow[True]["schedule"]]  # YAML 1.1 reads `on` as true
+    assert len(crons) == 2
+    weekly, quarterly = crons
+    assert weekly.split()[2:] == ["*", "*", "1"], weekly
+    assert quarterly.split()[3] == "1,4,7,10", quarterly
+    job = workflow["jobs"]["drill"]
+    assert f"'{quarterly}'" in job["env"]["ACTION"] and "action.idis_failover_drill.quarterly" in job["env"]["ACTION"]
+    assert "action.idis_restore_check.weekly" in job["env"]["ACTION"]
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert 'terraform apply -input=false -auto-approve' in runs and '-invoke="$ACTION"' in runs
+    versions = [s["with"]["terraform_version"] for s in job["steps"] if s.get("uses", "").startswith("hashicorp/setup-terraform")]
+    assert versions and tuple(int(x) for x in versions[0].split(".")[:2]) >= (1, 14)
