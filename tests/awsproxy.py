@@ -36,6 +36,16 @@ It forwards every AWS call to moto unchanged, except where a rule steps in:
   InsufficientEncryptionPolicyException; moto only checks the bucket
   exists); `forget()` drops what the proxy keeps of AWS objects
   (conftest calls it on `moto.reset()`);
+- the recovery drills, as AWS plays them where moto does not (see
+  `_drill_request` and `_drill_answer`): RestoreDBInstanceToPointInTime
+  gives a new instance that is single-AZ and unprotected unless asked
+  (moto copies the source's MultiAZ and DeletionProtection) and that is
+  `creating` for its first `creating_reads["rds"]` reads; RebootDBInstance
+  with ForceFailover is refused for an instance that is not Multi-AZ and
+  reports `rebooting` for `failover_reads` reads (moto ignores both);
+  ElastiCache TestFailover (absent from moto) is answered, refused
+  without automatic failover, and the group and its node group report
+  `modifying` for `failover_reads` reads;
 - EC2 refuses to delete what something still depends on, as AWS does and
   moto does not (DependencyViolation): a subnet that still holds network
   interfaces or load balancers, a security group that network interfaces
@@ -846,6 +856,7 @@ class AwsProxy:
         cache_engine_versions: list[dict] | None = None,
         update_reads: int = 1,
         addon_reads: int = 1,
+        failover_reads: int = 3,
     ):
         parsed = urllib.parse.urlparse(upstream)
         self.upstream_host = parsed.hostname or "127.0.0.1"
@@ -914,6 +925,9 @@ class AwsProxy:
         # stays InProgress, and an add-on CREATING or DELETING.
         self.update_reads = update_reads
         self.addon_reads = addon_reads
+        # Status reads a forced failover (RDS reboot, ElastiCache
+        # TestFailover) stays `rebooting` / `modifying`.
+        self.failover_reads = failover_reads
         # (region, cluster name) -> what the proxy keeps of an EKS cluster.
         self._eks: dict[tuple[str, str], EksClusterState] = {}
         # (region, name) -> a cache parameter group made through the proxy.
@@ -1440,6 +1454,11 @@ class AwsProxy:
         if call.service == "rds":
             if operation in ("CreateDBInstance", "CreateDBInstanceReadReplica"):
                 self._created("rds", call.params.get("DBInstanceIdentifier", ""))
+            elif operation == "RestoreDBInstanceToPointInTime":
+                # "The new DB instance is created ... with the status
+                # creating" (RDS User Guide, Restoring a DB instance to a
+                # specified time).
+                self._created("rds", call.params.get("TargetDBInstanceIdentifier", ""))
             elif operation == "DescribeDBInstances":
                 return self._rewrite_xml(payload, "DBInstance", "DBInstanceIdentifier", "rds", "DBInstanceStatus", "creating")
             return payload
@@ -2776,6 +2795,9 @@ class AwsProxy:
     # -- RDS engine versions and engine upgrades ------------------------------------
 
     def _rds(self, call: Call, body: bytes) -> tuple[tuple[int, dict, bytes] | None, bytes]:
+        refusal = self._drill_request(call)
+        if refusal:
+            return refusal, body
         if call.action == "DescribeDBEngineVersions":
             with self._lock:
                 self.counters.emulated += 1
@@ -3044,12 +3066,107 @@ class AwsProxy:
 
     # -- ElastiCache engine versions and cache parameter groups --------------------------
 
+    # -- recovery drills: point-in-time restore, forced failovers ------------------------
+
+    def _drill_request(self, call: Call) -> tuple[int, dict, bytes] | None:
+        """RebootDBInstance with ForceFailover=true on an instance that is
+        not Multi-AZ: AWS refuses it ("ForceFailover ... Constraint: You
+        can't enable force failover if the instance isn't configured for
+        Multi-AZ", RDS API Reference, RebootDBInstance; the error is
+        InvalidParameterCombination). moto reboots it."""
+        if call.action != "RebootDBInstance" or call.params.get("ForceFailover", "").lower() != "true":
+            return None
+        ident = call.params.get("DBInstanceIdentifier", "")
+        try:
+            db = self._moto("rds", call.region).describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+        except botocore.exceptions.ClientError:
+            return None  # moto answers the not-found itself
+        if not db.get("MultiAZ"):
+            with self._lock:
+                self.counters.emulated += 1
+            return _query_error("InvalidParameterCombination",
+                                f"Cannot reboot DB instance {ident} with force failover: it is not a Multi-AZ instance.", 400, RDS_NS)
+        return None
+
+    def _drill_answer(self, call: Call, payload: bytes) -> bytes:
+        """What AWS answers after moto did a drill's call (see the module
+        docstring); and the statuses that follow in DescribeDBInstances and
+        DescribeReplicationGroups."""
+        if call.service == "rds" and call.action == "RestoreDBInstanceToPointInTime":
+            # RestoreDBInstanceToPointInTime (RDS API Reference): MultiAZ
+            # "Default: false"; DeletionProtection "By default, deletion
+            # protection isn't enabled". moto copies both from the source.
+            target = call.params.get("TargetDBInstanceIdentifier", "")
+            multi_az = call.params.get("MultiAZ", "false").lower() == "true"
+            protected = call.params.get("DeletionProtection", "false").lower() == "true"
+            self._moto("rds", call.region).modify_db_instance(
+                DBInstanceIdentifier=target, MultiAZ=multi_az, DeletionProtection=protected, ApplyImmediately=True)
+            with self._lock:
+                self.counters.emulated += 1
+            text = payload.decode()
+            text = re.sub(r"<MultiAZ>[^<]*</MultiAZ>", f"<MultiAZ>{str(multi_az).lower()}</MultiAZ>", text, count=1)
+            text = re.sub(r"<DeletionProtection>[^<]*</DeletionProtection>",
+                          f"<DeletionProtection>{str(protected).lower()}</DeletionProtection>", text, count=1)
+            return re.sub(r"<DBInstanceStatus>[^<]*</DBInstanceStatus>", "<DBInstanceStatus>creating</DBInstanceStatus>", text, count=1).encode()
+        if call.service == "rds" and call.action == "RebootDBInstance":
+            # "the DB instance status is set to rebooting" until the
+            # reboot (and, with ForceFailover, the failover to the standby)
+            # is done (RDS User Guide, Rebooting a DB instance).
+            ident = call.params.get("DBInstanceIdentifier", "")
+            with self._lock:
+                self._creating[("rds-reboot", ident)] = self.failover_reads
+                self.counters.emulated += 1
+            return re.sub(r"<DBInstanceStatus>[^<]*</DBInstanceStatus>", "<DBInstanceStatus>rebooting</DBInstanceStatus>",
+                          payload.decode(), count=1).encode()
+        if call.service == "rds" and call.action == "DescribeDBInstances":
+            return self._rewrite_xml(payload, "DBInstance", "DBInstanceIdentifier", "rds-reboot", "DBInstanceStatus", "rebooting")
+        if call.service == "elasticache" and call.action == "DescribeReplicationGroups":
+            text = payload.decode()
+            pieces, last = [], 0
+            for start, end, name in _xml_items(text, "ReplicationGroup", "ReplicationGroupId"):
+                if self._take_creating("cache-failover", name):
+                    pieces += [text[last:start], text[start:end].replace("<Status>available</Status>", "<Status>modifying</Status>")]
+                    last = end
+            if pieces:
+                return ("".join(pieces) + text[last:]).encode()
+        return payload
+
+    def _test_failover(self, region: str, params: dict[str, str]) -> tuple[int, dict, bytes]:
+        """TestFailover (ElastiCache API Reference), absent from moto:
+        "Represents the input of a TestFailover operation which tests
+        automatic failover on a specified node group". Errors as AWS names
+        them: ReplicationGroupNotFoundFault, NodeGroupNotFoundFault,
+        InvalidReplicationGroupState when automatic failover is not enabled
+        (Testing automatic failover, ElastiCache User Guide: "the
+        replication group must have automatic failover enabled"). The group
+        and its node group then report `modifying` for `failover_reads`
+        reads, as during AWS's failover (the primary is replaced)."""
+        group_id = params.get("ReplicationGroupId", "")
+        node_group = params.get("NodeGroupId", "")
+        try:
+            group = self._moto("elasticache", region).describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0]
+        except botocore.exceptions.ClientError:
+            return _query_error("ReplicationGroupNotFoundFault", f"ReplicationGroup {group_id} not found.")
+        if group_id in self._deleted_groups:
+            return _query_error("ReplicationGroupNotFoundFault", f"ReplicationGroup {group_id} not found.")
+        if group.get("AutomaticFailover") != "enabled":
+            return _query_error("InvalidReplicationGroupState",
+                                f"Replication group {group_id} must have automatic failover enabled to test failover.", 400)
+        if node_group not in [n.get("NodeGroupId") for n in group.get("NodeGroups", [])]:
+            return _query_error("NodeGroupNotFoundFault", f"NodeGroup {node_group} not found in {group_id}.")
+        with self._lock:
+            self._creating[("cache-failover", group_id)] = self.failover_reads
+        result = (f"<ReplicationGroup><ReplicationGroupId>{xml_escape(group_id)}</ReplicationGroupId>"
+                  f"<Status>modifying</Status><AutomaticFailover>enabled</AutomaticFailover></ReplicationGroup>")
+        return _query_answer("TestFailover", result, ELASTICACHE_NS)
+
     def _elasticache(self, call: Call) -> tuple[int, dict, bytes] | None:
         handler = {
             "DescribeCacheEngineVersions": self._describe_cache_engine_versions,
             "CreateCacheParameterGroup": self._create_cache_parameter_group,
             "DescribeCacheParameterGroups": self._describe_cache_parameter_groups,
             "DeleteCacheParameterGroup": self._delete_cache_parameter_group,
+            "TestFailover": self._test_failover,
         }.get(call.action)
         if handler is None:
             return None
@@ -3389,6 +3506,7 @@ class AwsProxy:
         if call.service == "kms" and operation == "ListAliases" and status == 200:
             payload = _page_of_aliases(body, payload)
         if status == 200:
+            payload = self._drill_answer(call, payload)
             payload = self._creating_rewrite(call, method, path, body, operation, payload)
         return self._after_fault(fault, call, (status, reply_headers, payload))
 

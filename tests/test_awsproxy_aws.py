@@ -711,3 +711,63 @@ def test_a_trail_needs_a_bucket_policy_and_key_policy_that_let_cloudtrail_delive
                                 "Condition": {"StringEquals": {"aws:SourceArn": trail}}})
     kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(policy))
     assert create()["TrailARN"] == trail
+
+
+# -- recovery drills ---------------------------------------------------------------------------
+
+
+def test_a_point_in_time_restore_is_single_az_unprotected_and_creating_at_first(moto, proxy_with):
+    proxy = proxy_with(creating_reads={"rds": 2})
+    rds = client("rds", proxy.endpoint)
+    postgres(rds, "orders", "16.8", MultiAZ=True, DeletionProtection=True, BackupRetentionPeriod=7)
+    rds.describe_db_instances(DBInstanceIdentifier="orders")
+    rds.describe_db_instances(DBInstanceIdentifier="orders")  # the source's own creating reads
+    made = rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier="orders", TargetDBInstanceIdentifier="orders-check",
+                                                    UseLatestRestorableTime=True)["DBInstance"]
+    assert (made["DBInstanceStatus"], made["MultiAZ"], made["DeletionProtection"]) == ("creating", False, False)
+    statuses = [rds.describe_db_instances(DBInstanceIdentifier="orders-check")["DBInstances"][0]["DBInstanceStatus"]
+                for _ in range(3)]
+    assert statuses == ["creating", "creating", "available"]
+    # What AWS holds (moto, directly): deletable without a final snapshot.
+    direct = client("rds", moto.endpoint)
+    assert direct.describe_db_instances(DBInstanceIdentifier="orders-check")["DBInstances"][0]["MultiAZ"] is False
+    direct.delete_db_instance(DBInstanceIdentifier="orders-check", SkipFinalSnapshot=True)
+    # Asked for, both are kept.
+    kept = rds.restore_db_instance_to_point_in_time(SourceDBInstanceIdentifier="orders", TargetDBInstanceIdentifier="orders-copy",
+                                                    UseLatestRestorableTime=True, MultiAZ=True, DeletionProtection=True)["DBInstance"]
+    assert (kept["MultiAZ"], kept["DeletionProtection"]) == (True, True)
+
+
+def test_a_forced_failover_needs_multi_az_and_reboots_for_a_while(moto, proxy_with):
+    proxy = proxy_with(failover_reads=2)
+    rds = client("rds", proxy.endpoint)
+    postgres(rds, "single", "16.8")
+    postgres(rds, "pair", "16.8", MultiAZ=True)
+    message = refused(lambda: rds.reboot_db_instance(DBInstanceIdentifier="single", ForceFailover=True),
+                      "InvalidParameterCombination", 400)
+    assert "Multi-AZ" in message
+    rds.reboot_db_instance(DBInstanceIdentifier="single")  # a plain reboot is fine
+    assert rds.reboot_db_instance(DBInstanceIdentifier="pair", ForceFailover=True)["DBInstance"]["DBInstanceStatus"] == "rebooting"
+    statuses = [rds.describe_db_instances(DBInstanceIdentifier="pair")["DBInstances"][0]["DBInstanceStatus"] for _ in range(3)]
+    assert statuses == ["rebooting", "rebooting", "available"]
+
+
+def test_test_failover_needs_automatic_failover_and_a_known_node_group(moto, proxy_with):
+    proxy = proxy_with(failover_reads=2)
+    cache = client("elasticache", proxy.endpoint)
+    _, subnets = network(moto.endpoint)
+    cache.create_cache_subnet_group(CacheSubnetGroupName="s", CacheSubnetGroupDescription="d", SubnetIds=subnets)
+    for name, failover in (("solo", False), ("duo", True)):
+        cache.create_replication_group(ReplicationGroupId=name, ReplicationGroupDescription="d", Engine="redis",
+                                       CacheNodeType="cache.t4g.micro", NumCacheClusters=2, CacheSubnetGroupName="s",
+                                       AutomaticFailoverEnabled=failover, MultiAZEnabled=failover)
+    refused(lambda: cache.test_failover(ReplicationGroupId="solo", NodeGroupId="0001"), "InvalidReplicationGroupState", 400)
+    refused(lambda: cache.test_failover(ReplicationGroupId="nowhere", NodeGroupId="0001"), "ReplicationGroupNotFoundFault", 404)
+    refused(lambda: cache.test_failover(ReplicationGroupId="duo", NodeGroupId="0009"), "NodeGroupNotFoundFault", 404)
+    node_group = cache.describe_replication_groups(ReplicationGroupId="duo")["ReplicationGroups"][0]["NodeGroups"][0]["NodeGroupId"]
+    assert cache.test_failover(ReplicationGroupId="duo", NodeGroupId=node_group)["ReplicationGroup"]["Status"] == "modifying"
+    seen = []
+    for _ in range(3):
+        group = cache.describe_replication_groups(ReplicationGroupId="duo")["ReplicationGroups"][0]
+        seen.append((group["Status"], group["NodeGroups"][0]["Status"]))
+    assert seen == [("modifying", "modifying")] * 2 + [("available", "available")]

@@ -9,9 +9,12 @@
 //! - [`environment`]: `idis_environment`: schema, plan, orchestration.
 //! - [`components`]: one module per AWS component (find / ensure / delete).
 //! - [`data_sources`]: read-only lookups (`idis_account`).
+//! - [`actions`]: drills Terraform 1.14+ invokes (`idis_restore_check`,
+//!   `idis_failover_drill`), also a subcommand for 1.11.
 //! - [`ephemeral`]: short-lived values never stored (`idis_cluster_auth`,
 //!   `idis_database_credentials`).
 
+pub mod actions;
 pub mod components;
 pub mod data_sources;
 pub mod environment;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use terraform_provider_idis::protocol::handshake::{self, HandshakeError, Mode};
 use terraform_provider_idis::protocol::server::panic_message;
 use terraform_provider_idis::provider::IdisProvider;
-use terraform_provider_idis::{logging, VERSION};
+use terraform_provider_idis::{actions, logging, VERSION};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,10 +22,13 @@ fn main() -> ExitCode {
     }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "{}\n\nUsage: terraform-provider-idis [--version | --debug]",
+            "{}\n\nUsage: terraform-provider-idis [--version | --debug]\n       terraform-provider-idis drill restore-check|failover --environment NAME [--region REGION] [--instance-class CLASS]\n\n`drill` runs the idis_restore_check or idis_failover_drill action outside Terraform\n(for Terraform 1.11, which has no actions), with AWS settings from the environment.",
             handshake::NOT_BY_HAND
         );
         return ExitCode::SUCCESS;
+    }
+    if args.first().map(String::as_str) == Some("drill") {
+        return drill(&args[1..]);
     }
     let mode = if args.iter().any(|a| a == "--debug") {
         Mode::Debug
@@ -70,7 +73,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(handshake::serve(mode, IdisProvider::new())) {
+    let served = runtime.block_on(handshake::serve(mode, IdisProvider::new()));
+    // A drill stopped by Terraform finishes its cleanup before the
+    // process ends (go-plugin waits two seconds after Shutdown).
+    runtime.block_on(actions::settle(std::time::Duration::from_secs(2)));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             logging::error(&e.to_string());
@@ -105,6 +112,21 @@ fn dashboard_body() -> ExitCode {
         }
         Err(e) => {
             eprintln!("terraform-provider-idis dashboard-body: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `terraform-provider-idis drill ...`: the drills without Terraform.
+fn drill(args: &[String]) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(16 * 1024 * 1024)
+        .build()
+    {
+        Ok(rt) => ExitCode::from(rt.block_on(actions::cli::main(args))),
+        Err(e) => {
+            eprintln!("terraform-provider-idis: cannot start the async runtime: {e}");
             ExitCode::FAILURE
         }
     }

@@ -4,9 +4,10 @@
 //! Terraform itself refuses before asking, so no e2e test can reach it),
 //! the 0.1.0 state fixture through UpgradeResourceState, import by a bad
 //! identity, the streamed ListResource (a failure is an event, never a
-//! broken stream), ephemeral validation, and the 5.10 calls this provider
-//! does not serve (actions, GenerateResourceConfig), each answered with a
-//! diagnostic. The process still answers afterwards.
+//! broken stream), ephemeral validation, the actions' schemas and
+//! validation, and what this provider does not serve (an unknown action,
+//! GenerateResourceConfig), each answered with a diagnostic. The process
+//! still answers afterwards.
 
 #[path = "support/plugin.rs"]
 mod plugin;
@@ -73,6 +74,8 @@ async fn metadata_and_identity_schema_name_what_terraform_1_12_and_later_use() {
         .map(|e| e.type_name.as_str())
         .collect();
     assert_eq!(lists, [RESOURCE]);
+    let actions: Vec<&str> = meta.actions.iter().map(|a| a.type_name.as_str()).collect();
+    assert_eq!(actions, ["idis_failover_drill", "idis_restore_check"]);
     let caps = meta.server_capabilities.unwrap();
     assert!(caps.plan_destroy && caps.get_provider_schema_optional);
     assert!(!caps.generate_resource_config && !caps.move_resource_state);
@@ -83,6 +86,24 @@ async fn metadata_and_identity_schema_name_what_terraform_1_12_and_later_use() {
         .unwrap()
         .into_inner();
     assert!(schema.list_resource_schemas.contains_key(RESOURCE));
+    let restore = schema.action_schemas["idis_restore_check"]
+        .schema
+        .as_ref()
+        .and_then(|s| s.block.as_ref())
+        .unwrap();
+    let args: Vec<(&str, bool)> = restore
+        .attributes
+        .iter()
+        .map(|a| (a.name.as_str(), a.required))
+        .collect();
+    assert_eq!(
+        args,
+        [
+            ("environment", true),
+            ("region", false),
+            ("instance_class", false)
+        ]
+    );
     let token = &schema.ephemeral_resource_schemas["idis_cluster_auth"]
         .block
         .as_ref()
@@ -371,6 +392,33 @@ async fn bad_identities_lists_ephemeral_configs_and_unserved_calls_get_diagnosti
     let text = errors(&import.diagnostics);
     assert!(text.starts_with("Invalid import identity"), "{text}");
     assert!(text.contains("identity.name = \"Not A Name\""), "{text}");
+
+    // An action's config is validated with the attribute, value and rule.
+    let mut config = Value::Object(Default::default());
+    config.set_attr("environment", Value::string("Prod!"));
+    config.set_attr("region", Value::Null);
+    config.set_attr("instance_class", Value::string("r6g.large"));
+    let ty = terraform_provider_idis::actions::schemas()["idis_restore_check"].value_type();
+    let validated = grpc
+        .validate_action_config(pb::validate_action_config::Request {
+            type_name: "idis_restore_check".into(),
+            config: Some(pb::DynamicValue {
+                msgpack: cty::encode_msgpack(&config, &ty).unwrap(),
+                json: Vec::new(),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let text = errors(&validated.diagnostics);
+    assert!(
+        text.contains("environment = \"Prod!\" is not allowed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("instance_class = \"r6g.large\" is not allowed"),
+        "{text}"
+    );
 
     let action = grpc
         .plan_action(pb::plan_action::Request {

@@ -139,12 +139,40 @@ pub fn validate(config: &Value) -> Diagnostics {
     };
     components::each(&mut components);
     diags.extend(components.diags);
+    if let Some(w) = point_in_time_window(config) {
+        diags.push(w);
+    }
     report(
         &mut diags,
         TIMEOUTS,
         check_settings(&timeouts(), config.get_attr(TIMEOUTS)),
     );
     diags
+}
+
+/// REQ-T236: point-in-time recovery for 7 days. RDS restores to any
+/// second within the backup retention period, so a shorter retention is a
+/// shorter window: allowed (staging may want it), but said at plan.
+pub const PITR_DAYS_REQUIRED: i64 = 7;
+
+fn point_in_time_window(config: &Value) -> Option<Diagnostic> {
+    let retention = config
+        .get_attr("database")
+        .get_attr("backup_retention_days");
+    // Out of range or fractional is an error of its own (1 to 35 days).
+    let whole =
+        matches!(retention, Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0));
+    let days = retention.as_i64().filter(|_| whole)?;
+    (1..PITR_DAYS_REQUIRED).contains(&days).then(|| {
+        let path = Path::root().attr("database").attr("backup_retention_days");
+        Diagnostic::warning(
+            "Point-in-time recovery window below 7 days",
+            format!(
+                "{path} = {days}: RDS can restore the database only to a point within the last {days} day(s), so REQ-T236's 7-day point-in-time recovery window is not met. Use {PITR_DAYS_REQUIRED} or more (the module's db_backup_retention; default 30) where the requirement applies."
+            ),
+        )
+        .at(path)
+    })
 }
 
 const ENV_NAME_RULE: &str =
@@ -333,6 +361,41 @@ mod tests {
             }
         }
         root
+    }
+
+    #[test]
+    fn a_retention_below_seven_days_warns_that_the_pitr_window_is_not_met() {
+        let d = validate(&config(&[(
+            "database",
+            "backup_retention_days",
+            Value::int(3),
+        )]));
+        assert_eq!(d.0.len(), 1, "{d:?}");
+        assert!(!d.has_errors());
+        assert_eq!(
+            d.0[0].path.as_ref().unwrap().to_string(),
+            "database.backup_retention_days"
+        );
+        assert!(
+            d.0[0].detail.contains("= 3") && d.0[0].detail.contains("REQ-T236"),
+            "{d:?}"
+        );
+        for days in [7, 30] {
+            let d = validate(&config(&[(
+                "database",
+                "backup_retention_days",
+                Value::int(days),
+            )]));
+            assert!(d.0.is_empty(), "{days}: {d:?}");
+        }
+        // Out of range is the range check's error alone.
+        let d = validate(&config(&[(
+            "database",
+            "backup_retention_days",
+            Value::int(0),
+        )]));
+        assert_eq!(d.0.len(), 1, "{d:?}");
+        assert!(d.has_errors());
     }
 
     /// The single error's path and detail.

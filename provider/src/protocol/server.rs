@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -126,8 +126,34 @@ pub trait Backend: Send + Sync + 'static {
         .await;
     }
 
+    /// Action types (Terraform 1.14+: `action` blocks, `terraform apply
+    /// -invoke`): the schema of their `config` block.
+    fn action_schemas(&self) -> BTreeMap<String, Schema> {
+        BTreeMap::new()
+    }
+    fn validate_action(&self, type_name: &str, _config: &Value) -> Diagnostics {
+        unknown_type("action", type_name).into()
+    }
+    /// What Terraform learns before invoking: errors stop the run.
+    async fn plan_action(&self, type_name: &str, _config: Value) -> Diagnostics {
+        unknown_type("action", type_name).into()
+    }
+    /// Runs an action, telling Terraform how it goes through `progress`;
+    /// the diagnostics returned complete it.
+    async fn invoke_action(
+        &self,
+        type_name: &str,
+        _config: Value,
+        _progress: ActionProgress,
+    ) -> Diagnostics {
+        unknown_type("action", type_name).into()
+    }
+
     /// Terraform asked the provider to stop (Ctrl-C): cancel in-flight work.
     fn stop(&self);
+    /// After [`Backend::stop`]: waits (bounded) for the work that must
+    /// finish even when stopped, such as an action's cleanup.
+    async fn stopped(&self) {}
 }
 
 pub struct ReadRequest {
@@ -328,6 +354,56 @@ impl ListSink {
     }
 }
 
+/// Where an action reports how it goes: each message is a Progress event
+/// Terraform prints at once (or, run outside Terraform, a line on stderr).
+pub struct ActionProgress {
+    tx: Option<mpsc::Sender<Result<pb::invoke_action::Event, Status>>>,
+    /// Set once Terraform sent StopProvider: Terraform 1.15 then handles
+    /// one more event of an action stream and stops reading it, and
+    /// crashes on any event after that ("range function continued
+    /// iteration after function for loop body returned false"). So after
+    /// a stop no progress is sent, only the Completed event.
+    stopping: Arc<AtomicBool>,
+}
+
+impl ActionProgress {
+    /// Progress for a person at a terminal: one line on stderr each.
+    pub fn to_stderr() -> Self {
+        ActionProgress {
+            tx: None,
+            stopping: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Sends one message; false when Terraform no longer listens.
+    pub async fn send(&self, message: impl Into<String>) -> bool {
+        let message = message.into();
+        let Some(tx) = &self.tx else {
+            eprintln!("{message}");
+            return true;
+        };
+        logging::debug(&format!("action progress: {message}"));
+        if self.stopping.load(Ordering::SeqCst) {
+            return false;
+        }
+        let event = pb::invoke_action::Event {
+            r#type: Some(pb::invoke_action::event::Type::Progress(
+                pb::invoke_action::event::Progress { message },
+            )),
+        };
+        tx.send(Ok(event)).await.is_ok()
+    }
+
+    /// Resolves when Terraform stops listening (it went away or was
+    /// interrupted); never on stderr.
+    pub async fn closed(&self) {
+        match &self.tx {
+            Some(tx) => tx.closed().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 pub fn unknown_type(kind: &str, type_name: &str) -> Diagnostic {
     Diagnostic::error(
         format!("Unknown {kind} type {type_name:?}"),
@@ -479,12 +555,15 @@ struct Schemas {
     identities: BTreeMap<String, IdentitySchema>,
     ephemeral: BTreeMap<String, Schema>,
     lists: BTreeMap<String, Schema>,
+    actions: BTreeMap<String, Schema>,
 }
 
 /// The gRPC service Terraform talks to.
 pub struct ProviderService<B: Backend> {
     backend: Arc<B>,
     schemas: Arc<Schemas>,
+    /// StopProvider was called (see [`ActionProgress`]).
+    stopping: Arc<AtomicBool>,
 }
 
 impl<B: Backend> ProviderService<B> {
@@ -496,10 +575,12 @@ impl<B: Backend> ProviderService<B> {
             identities: backend.identity_schemas(),
             ephemeral: backend.ephemeral_schemas(),
             lists: backend.list_schemas(),
+            actions: backend.action_schemas(),
         };
         ProviderService {
             backend: Arc::new(backend),
             schemas: Arc::new(schemas),
+            stopping: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -529,6 +610,13 @@ impl<B: Backend> ProviderService<B> {
             .lists
             .get(type_name)
             .ok_or_else(|| unknown_type("list resource", type_name).into())
+    }
+
+    fn action(&self, type_name: &str) -> Result<&Schema, Diagnostics> {
+        self.schemas
+            .actions
+            .get(type_name)
+            .ok_or_else(|| unknown_type("action", type_name).into())
     }
 
     /// The identity of `state` on the wire, for types that have one. When
@@ -633,6 +721,14 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
                         type_name: name.clone(),
                     })
                     .collect(),
+                actions: self
+                    .schemas
+                    .actions
+                    .keys()
+                    .map(|name| pb::get_metadata::ActionMetadata {
+                        type_name: name.clone(),
+                    })
+                    .collect(),
                 ..Default::default()
             })
         })
@@ -653,6 +749,19 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
                 data_source_schemas: to_proto(&self.schemas.data_sources),
                 ephemeral_resource_schemas: to_proto(&self.schemas.ephemeral),
                 list_resource_schemas: to_proto(&self.schemas.lists),
+                action_schemas: self
+                    .schemas
+                    .actions
+                    .iter()
+                    .map(|(k, s)| {
+                        (
+                            k.clone(),
+                            pb::ActionSchema {
+                                schema: Some(s.to_proto()),
+                            },
+                        )
+                    })
+                    .collect(),
                 server_capabilities: Some(capabilities()),
                 ..Default::default()
             })
@@ -1183,9 +1292,16 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
         &self,
         req: Request<pb::validate_action_config::Request>,
     ) -> Result<Response<pb::validate_action_config::Response>, Status> {
-        let name = req.into_inner().type_name;
+        let req = req.into_inner();
         answer("ValidateActionConfig", async {
-            fail(unknown_type("action", &name))
+            let ty = self.action(&req.type_name)?.value_type();
+            let config = decode(req.config.as_ref(), &ty)?;
+            Ok(pb::validate_action_config::Response {
+                diagnostics: self
+                    .backend
+                    .validate_action(&req.type_name, &config)
+                    .to_proto(),
+            })
         })
         .await
     }
@@ -1194,30 +1310,95 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
         &self,
         req: Request<pb::plan_action::Request>,
     ) -> Result<Response<pb::plan_action::Response>, Status> {
-        let name = req.into_inner().action_type;
-        answer("PlanAction", async { fail(unknown_type("action", &name)) }).await
+        let req = req.into_inner();
+        answer("PlanAction", async {
+            let ty = self.action(&req.action_type)?.value_type();
+            let config = decode(req.config.as_ref(), &ty)?;
+            let diagnostics =
+                ok_unless_errors(self.backend.plan_action(&req.action_type, config).await)?;
+            Ok(pb::plan_action::Response {
+                diagnostics: diagnostics.to_proto(),
+                deferred: None,
+            })
+        })
+        .await
     }
 
     type InvokeActionStream =
         Pin<Box<dyn Stream<Item = Result<pb::invoke_action::Event, Status>> + Send + 'static>>;
 
+    /// Streams the action's progress, then one Completed event. The action
+    /// runs in a task of its own: when Terraform stops reading (Ctrl-C),
+    /// it is not dropped mid-way but sees the stream closed and finishes
+    /// (an action cleans up what it made before it ends).
     async fn invoke_action(
         &self,
         req: Request<pb::invoke_action::Request>,
     ) -> Result<Response<Self::InvokeActionStream>, Status> {
-        let name = req.into_inner().action_type;
         logging::trace("InvokeAction called");
-        let diagnostics: Diagnostics = unknown_type("action", &name).into();
-        let event = pb::invoke_action::Event {
+        let req = req.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        let completed = |diagnostics: Diagnostics| pb::invoke_action::Event {
             r#type: Some(pb::invoke_action::event::Type::Completed(
                 pb::invoke_action::event::Completed {
                     diagnostics: diagnostics.to_proto(),
                 },
             )),
         };
-        Ok(Response::new(Box::pin(futures_util::stream::iter([Ok(
-            event,
-        )]))))
+        let prepared = (|| {
+            let ty = self.action(&req.action_type)?.value_type();
+            let config = decode(req.config.as_ref(), &ty)?;
+            ok_unless_errors(self.backend.validate_action(&req.action_type, &config))?;
+            Ok(config)
+        })();
+        match prepared {
+            Err(diagnostics) => {
+                let _ = tx.try_send(Ok(completed(diagnostics)));
+            }
+            Ok(config) => {
+                let backend = self.backend.clone();
+                let progress = ActionProgress {
+                    tx: Some(tx.clone()),
+                    stopping: self.stopping.clone(),
+                };
+                let stopping = self.stopping.clone();
+                let done = tx.clone();
+                let type_name = req.action_type.clone();
+                tokio::spawn(async move {
+                    let work =
+                        AssertUnwindSafe(backend.invoke_action(&type_name, config, progress))
+                            .catch_unwind();
+                    let diagnostics = match work.await {
+                        Ok(d) => d,
+                        Err(panic) => {
+                            let message = panic_message(panic.as_ref());
+                            logging::error(&format!("InvokeAction panicked: {message}"));
+                            Diagnostic::error(
+                                "Internal error in terraform-provider-idis",
+                                format!(
+                                    "InvokeAction {type_name} failed unexpectedly ({message}). This is a bug: please report it with the output of TF_LOG_PROVIDER=debug."
+                                ),
+                            )
+                            .into()
+                        }
+                    };
+                    if stopping.load(Ordering::SeqCst) {
+                        // After StopProvider Terraform handles one more
+                        // event before it stops reading: the outcome.
+                        for d in &diagnostics.0 {
+                            logging::info(&format!(
+                                "InvokeAction {type_name} after StopProvider: {}: {}",
+                                d.summary, d.detail
+                            ));
+                        }
+                    }
+                    let _ = done.send(Ok(completed(diagnostics))).await;
+                });
+            }
+        }
+        drop(tx);
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn get_functions(
@@ -1249,11 +1430,15 @@ impl<B: Backend> pb::provider_server::Provider for ProviderService<B> {
         _req: Request<pb::stop::Request>,
     ) -> Result<Response<pb::stop::Response>, Status> {
         logging::info("StopProvider: cancelling in-flight operations");
+        self.stopping.store(true, Ordering::SeqCst);
         let backend = self.backend.clone();
         let error = match std::panic::catch_unwind(AssertUnwindSafe(|| backend.stop())) {
             Ok(()) => String::new(),
             Err(panic) => panic_message(panic.as_ref()),
         };
+        // Work that must finish after a stop (an action's cleanup) does so
+        // before Terraform hears the provider stopped.
+        let _ = AssertUnwindSafe(backend.stopped()).catch_unwind().await;
         Ok(Response::new(pb::stop::Response { error }))
     }
 }

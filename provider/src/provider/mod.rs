@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::actions;
 use crate::data_sources::{account, environment as environment_data};
 use crate::environment::{
     list, orchestrate, plan, preflight, schema as environment, upgrade, validate,
@@ -18,8 +19,9 @@ use crate::protocol::cty::{self, Value};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
 use crate::protocol::schema::{IdentitySchema, Schema};
 use crate::protocol::server::{
-    unknown_type, ApplyRequest, ApplyResponse, Backend, ImportTarget, Imported, ListRequest,
-    ListSink, Listed, Opened, PlanRequest, PlanResponse, ReadRequest, ReadResponse, Renewed,
+    unknown_type, ActionProgress, ApplyRequest, ApplyResponse, Backend, ImportTarget, Imported,
+    ListRequest, ListSink, Listed, Opened, PlanRequest, PlanResponse, ReadRequest, ReadResponse,
+    Renewed,
 };
 use config::Aws;
 
@@ -311,7 +313,46 @@ impl Backend for IdisProvider {
         }
     }
 
+    fn action_schemas(&self) -> BTreeMap<String, Schema> {
+        actions::schemas()
+    }
+
+    fn validate_action(&self, type_name: &str, config: &Value) -> Diagnostics {
+        if actions::schemas().contains_key(type_name) {
+            actions::validate(type_name, config)
+        } else {
+            unknown_type("action", type_name).into()
+        }
+    }
+
+    async fn plan_action(&self, type_name: &str, config: Value) -> Diagnostics {
+        match self.aws() {
+            Ok(aws) => actions::plan(&aws, type_name, &config, &self.stop).await,
+            Err(d) => d,
+        }
+    }
+
+    async fn invoke_action(
+        &self,
+        type_name: &str,
+        config: Value,
+        progress: ActionProgress,
+    ) -> Diagnostics {
+        match self.aws() {
+            Ok(aws) => actions::invoke(&aws, type_name, config, progress, &self.stop).await,
+            Err(d) => d,
+        }
+    }
+
     fn stop(&self) {
         self.stop.cancel();
     }
+
+    /// A stopped drill deletes what it made before Terraform goes on.
+    async fn stopped(&self) {
+        actions::settle(STOP_CLEANUP_LIMIT).await;
+    }
 }
+
+/// How long StopProvider waits for drills to clean up.
+const STOP_CLEANUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
