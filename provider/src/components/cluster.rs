@@ -2106,9 +2106,9 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
                     // A retry after a lost answer finds the cluster already
                     // deleting (ResourceInUseException): that is success.
                     let now = describe_cluster(ctx).await?;
-                    if !now
+                    if now
                         .as_ref()
-                        .is_none_or(|c| c.status() == Some(&ClusterStatus::Deleting))
+                        .is_some_and(|c| c.status() != Some(&ClusterStatus::Deleting))
                     {
                         return Err(aws_error(
                             COMPONENT,
@@ -2151,9 +2151,9 @@ async fn delete_node_group(ctx: &Ctx) -> Result<(), ComponentError> {
             Err(e) => {
                 // Already deleting after a lost answer: that is success.
                 let now = describe_node_group(ctx).await?;
-                if !now
+                if now
                     .as_ref()
-                    .is_none_or(|g| g.status() == Some(&NodegroupStatus::Deleting))
+                    .is_some_and(|g| g.status() != Some(&NodegroupStatus::Deleting))
                 {
                     return Err(aws_error(
                         COMPONENT,
