@@ -25,6 +25,7 @@ pub mod edge;
 pub mod identity;
 pub mod inventory;
 pub mod keys;
+pub mod logs;
 pub mod monitoring;
 pub mod network;
 pub mod offers;

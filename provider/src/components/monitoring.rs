@@ -28,6 +28,7 @@ use super::describe::{
     Check, Component, Default, Guard, Output, Problem, Reading, Setting, Verdicts,
 };
 use super::keys::KeysState;
+use super::logs;
 use super::{aws_error, partition, ComponentError, Ctx};
 use crate::protocol::cty::{Type, Value};
 
@@ -61,6 +62,9 @@ pub struct MonitoringState {
     /// The guards, as read.
     #[serde(skip)]
     pub verdicts: Verdicts,
+    /// The log groups and their writers (`logs`), judged by `read`.
+    #[serde(skip)]
+    pub logs: logs::LogsState,
 }
 
 impl MonitoringState {
@@ -85,6 +89,7 @@ impl MonitoringState {
 pub struct MonitoringSpec {
     pub alarm_emails: Vec<String>,
     pub alarm_webhooks: Vec<String>,
+    pub log_retention_days: i64,
     #[serde(flatten)]
     pub thresholds: Thresholds,
 }
@@ -104,6 +109,7 @@ impl Component for Monitoring {
     const AFTER: &'static [&'static str] = &[
         super::keys::COMPONENT,
         super::network::COMPONENT,
+        super::cluster::COMPONENT,
         super::database::COMPONENT,
         super::cache::COMPONENT,
         super::edge::COMPONENT,
@@ -113,15 +119,17 @@ impl Component for Monitoring {
     type Outputs = MonitoringOutputs;
 
     async fn find(ctx: &Ctx) -> Result<Option<MonitoringState>, ComponentError> {
-        let (seen, platform, alarms) = tokio::join!(
+        let (seen, platform, alarms, logs) = tokio::join!(
             read(ctx),
             super::platform_key(ctx, COMPONENT),
-            read_alarms(ctx)
+            read_alarms(ctx),
+            logs::read(ctx, COMPONENT)
         );
         let Some(mut seen) = seen? else {
             return Ok(None);
         };
         seen.state.alarms = alarms?;
+        seen.state.logs = logs?;
         Ok(Some(judged(ctx, seen, platform?.as_ref())))
     }
 
@@ -136,7 +144,9 @@ impl Component for Monitoring {
     }
 
     async fn delete(ctx: &Ctx, _spec: &MonitoringSpec) -> Result<Vec<String>, ComponentError> {
-        delete(ctx).await
+        let warnings = delete(ctx).await?;
+        logs::delete(ctx, COMPONENT).await?;
+        Ok(warnings)
     }
 
     fn settings() -> Vec<Setting> {
@@ -158,6 +168,17 @@ impl Component for Monitoring {
                 is_https_url,
                 "an https:// URL with a host, without spaces (plain http:// is not allowed: alarms would cross the internet unencrypted)",
             )),
+            Setting::new(
+                "log_retention_days",
+                Type::Number,
+                Default::Int(logs::DEFAULT_RETENTION_DAYS),
+                format!(
+                    "Days CloudWatch Logs keeps every log group of the environment (EKS control plane, RDS `postgresql` and `upgrade` exports, ElastiCache slow and engine logs, VPC flow log). One of the values CloudWatch Logs accepts: {}. Default `{}`.",
+                    logs::allowed_retention(),
+                    logs::DEFAULT_RETENTION_DAYS
+                ),
+            )
+            .check(Check::Range(1, 3653)),
         ]
         .into_iter()
         .chain(THRESHOLDS.iter().map(|t| {
@@ -186,6 +207,19 @@ impl Component for Monitoring {
 
     fn check(config: &Value) -> Vec<Problem> {
         let mut problems = Vec::new();
+        let retention = config.get_attr(COMPONENT).get_attr("log_retention_days");
+        if let Some(days) = retention.as_i64() {
+            if !logs::RETENTION_DAYS.contains(&days) {
+                problems.push(Problem::at(
+                    "log_retention_days",
+                    retention,
+                    format!(
+                        "one of the retention periods CloudWatch Logs accepts: {}",
+                        logs::allowed_retention()
+                    ),
+                ));
+            }
+        }
         for attr in ["alarm_emails", "alarm_webhooks"] {
             if let Value::List(items) = config.get_attr(COMPONENT).get_attr(attr) {
                 let mut seen = BTreeSet::new();
@@ -225,6 +259,11 @@ impl Component for Monitoring {
                 &state.topic_arn,
             ),
         );
+        let logged = logs::problems(&state.logs, stored.log_retention_days);
+        verdicts.judge(&GUARDS[LOG_GROUPS], logged.groups);
+        verdicts.judge(&GUARDS[DATABASE_LOGS], logged.database);
+        verdicts.judge(&GUARDS[CACHE_LOGS], logged.cache);
+        verdicts.judge(&GUARDS[FLOW_LOGS], logged.flow);
         Reading {
             settings: MonitoringSpec {
                 alarm_emails: in_stored_order(
@@ -235,6 +274,7 @@ impl Component for Monitoring {
                     state.endpoints(HTTPS, &stored.alarm_webhooks),
                     &stored.alarm_webhooks,
                 ),
+                log_retention_days: stored.log_retention_days,
                 thresholds: stored.thresholds.clone(),
             },
             outputs: MonitoringOutputs {
@@ -301,6 +341,10 @@ pub fn is_https_url(s: &str) -> bool {
 const TOPIC: usize = 0;
 const TAGS: usize = 1;
 const ALARMS: usize = 2;
+const LOG_GROUPS: usize = 3;
+const DATABASE_LOGS: usize = 4;
+const CACHE_LOGS: usize = 5;
+const FLOW_LOGS: usize = 6;
 
 const GUARDS: &[Guard] = &[
     Guard::new(
@@ -317,6 +361,26 @@ const GUARDS: &[Guard] = &[
         "alarms",
         "every alarm present, notifying the alarm topic",
         "Every alarm the environment gets exists as the provider makes it: its metric and dimensions (this environment's database and each replica, cache nodes, web ACL, NAT gateways, distribution), statistic, period, threshold (from the arguments), missing-data rule, and the alarm topic as its only ALARM and OK action. Alarms of resources the environment no longer has are deleted. Alarms are tagged when made; their tags are not read back.",
+    ),
+    Guard::new(
+        "log_groups",
+        "kept and encrypted with the platform key",
+        "Every log group of the environment exists, encrypted with the platform key and keeping logs `log_retention_days`: `/aws/eks/<cluster>/cluster` (control plane), `/aws/rds/instance/<id>/postgresql` and `/upgrade`, `/aws/elasticache/<group>/slow-log` and `/engine-log`, `/aws/vpc/idis-<name>/flow-logs`. Each is made before its writer is turned on.",
+    ),
+    Guard::new(
+        "database_logs",
+        "log exports and Enhanced Monitoring on",
+        "The primary exports its `postgresql` and `upgrade` logs to CloudWatch Logs and has Enhanced Monitoring every 60 s through the role `idis-<name>-rds-monitoring` (trusting monitoring.rds.amazonaws.com, with AmazonRDSEnhancedMonitoringRole). Performance Insights is the database's `performance_insights`.",
+    ),
+    Guard::new(
+        "cache_logs",
+        "slow and engine logs delivered",
+        "The replication group delivers its slow log and engine log, as JSON, to their log groups.",
+    ),
+    Guard::new(
+        "flow_logs",
+        "flow log active",
+        "The VPC has an active flow log of all traffic to `/aws/vpc/idis-<name>/flow-logs`, delivered through the role `idis-<name>-flow-logs` (trusting vpc-flow-logs.amazonaws.com, with the permissions the Amazon VPC User Guide lists).",
     ),
 ];
 
@@ -431,6 +495,7 @@ async fn read(ctx: &Ctx) -> Result<Option<Seen>, ComponentError> {
             subscriptions,
             alarms: Vec::new(),
             verdicts: Verdicts::new(),
+            logs: logs::LogsState::default(),
         },
         tags,
     }))
@@ -920,6 +985,13 @@ pub async fn ensure(
     } else {
         found
     };
+    seen.state.logs = logs::ensure(
+        ctx,
+        COMPONENT,
+        spec.log_retention_days,
+        &keys.platform_key_arn,
+    )
+    .await?;
     Ok(judged(ctx, seen, Some(&platform)))
 }
 

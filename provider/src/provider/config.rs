@@ -47,6 +47,7 @@ pub const SERVICES: &[&str] = &[
     "elasticloadbalancingv2",
     "iam",
     "kms",
+    "logs",
     "rds",
     "resourcegroupstaggingapi",
     "s3",
@@ -712,6 +713,7 @@ impl Aws {
     client!(secretsmanager, aws_sdk_secretsmanager, "secretsmanager");
     client!(sns, aws_sdk_sns, "sns");
     client!(cloudwatch, aws_sdk_cloudwatch, "cloudwatch");
+    client!(logs, aws_sdk_cloudwatchlogs, "logs");
     client!(
         tagging,
         aws_sdk_resourcegroupstagging,
