@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 
 import boto3
+import pytest
 
 from conftest import Terraform, example_with_module
 from test_environment import PREFIX
@@ -67,6 +68,7 @@ def flow_logs(aws) -> list[dict]:
         Filters=[{"Name": "log-group-name", "Values": [f"/aws/vpc/{PREFIX}/flow-logs"]}])["FlowLogs"]
 
 
+@pytest.mark.both_clis
 def test_every_writer_logs_to_its_own_encrypted_group_kept_as_asked_and_drift_is_repaired(
         tmp_path, terraform_rc, moto, aws_proxy, aws):
     moto.reset()
@@ -203,6 +205,7 @@ def test_every_writer_logs_to_its_own_encrypted_group_kept_as_asked_and_drift_is
         assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"] == name]
 
 
+@pytest.mark.both_clis
 def test_a_retention_cloudwatch_logs_does_not_offer_is_refused_at_plan(tmp_path, terraform_rc, aws_proxy):
     tf = production(tmp_path, terraform_rc, aws_proxy, "  log_retention_days = 45\n")
     result = tf.plan(check=False)

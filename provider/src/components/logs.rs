@@ -713,7 +713,11 @@ pub async fn ensure_group(
                 .create_log_group()
                 .log_group_name(name)
                 .kms_key_id(key_arn);
-            for (k, v) in ctx.tags(component) {
+            // Each object the provider makes carries its own `Name`: the
+            // objects of a component are told apart by it.
+            let mut wanted_tags = ctx.tags(component);
+            wanted_tags.insert("Name".to_string(), name.to_string());
+            for (k, v) in wanted_tags {
                 create = create.tags(k, v);
             }
             match create.send().await {
@@ -854,7 +858,9 @@ async fn ensure_role(
                     "IDIS environment {}: assumed by {service}",
                     ctx.env
                 ));
-            for (k, v) in ctx.tags(component) {
+            let mut wanted_tags = ctx.tags(component);
+            wanted_tags.insert("Name".to_string(), name.to_string());
+            for (k, v) in wanted_tags {
                 create = create.tags(
                     aws_sdk_iam::types::Tag::builder()
                         .key(k)
@@ -1132,23 +1138,31 @@ pub async fn ensure(
             .map(|f| f.id.clone())
             .collect();
         if !stale.is_empty() {
-            ctx.aws
+            match ctx
+                .aws
                 .ec2()
                 .delete_flow_logs()
                 .set_flow_log_ids(Some(stale))
                 .send()
                 .await
-                .map_err(|e| {
-                    aws_error(
+            {
+                Ok(_) => {}
+                // Already gone (a repeat after a lost answer).
+                Err(e) if e.code() == Some("InvalidFlowLogId.NotFound") => {}
+                Err(e) => {
+                    return Err(aws_error(
                         component,
                         format!("delete the flow logs of VPC {vpc} that differ"),
                         e,
-                    )
-                })?;
+                    ))
+                }
+            }
         }
         if !seen.flow_logs.iter().any(good) {
             let mut tags = TagSpecification::builder().resource_type(ResourceType::VpcFlowLog);
-            for (k, v) in ctx.tags(component) {
+            let mut wanted_tags = ctx.tags(component);
+            wanted_tags.insert("Name".to_string(), flow_role(ctx));
+            for (k, v) in wanted_tags {
                 tags = tags.tags(Tag::builder().key(k).value(v).build());
             }
             let out = ctx

@@ -85,13 +85,26 @@ impl MonitoringState {
 }
 
 /// The `monitoring` block once planned.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MonitoringSpec {
     pub alarm_emails: Vec<String>,
     pub alarm_webhooks: Vec<String>,
     pub log_retention_days: i64,
     #[serde(flatten)]
     pub thresholds: Thresholds,
+}
+
+/// The defaults of the arguments: what a block of an older state (one
+/// without an argument yet) is read as.
+impl std::default::Default for MonitoringSpec {
+    fn default() -> MonitoringSpec {
+        MonitoringSpec {
+            alarm_emails: Vec::new(),
+            alarm_webhooks: Vec::new(),
+            log_retention_days: logs::DEFAULT_RETENTION_DAYS,
+            thresholds: Thresholds::default(),
+        }
+    }
 }
 
 /// The computed attributes of monitoring.
@@ -1053,6 +1066,25 @@ mod tests {
         ] {
             assert!(!is_https_url(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_retention_cloudwatch_logs_does_not_offer_is_a_problem_naming_the_allowed_ones() {
+        let config = |days: i64| {
+            let block =
+                Value::Object([("log_retention_days".to_string(), Value::int(days))].into());
+            Value::Object([(COMPONENT.to_string(), block)].into())
+        };
+        assert_eq!(Monitoring::check(&config(90)), Vec::new());
+        assert_eq!(Monitoring::check(&config(3653)), Vec::new());
+        let problems = Monitoring::check(&config(45));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].value, Value::int(45));
+        assert!(problems[0]
+            .allowed
+            .ends_with("1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"));
+        // A block of an older state, without the argument, reads as the default.
+        assert_eq!(MonitoringSpec::default().log_retention_days, 90);
     }
 
     fn state(subs: &[(&str, &str, bool)]) -> MonitoringState {
