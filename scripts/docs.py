@@ -216,6 +216,7 @@ CLIENTS = {
     "elbv2": ("aws-sdk-elasticloadbalancingv2", "elasticloadbalancing"),
     "iam": ("aws-sdk-iam", "iam"),
     "kms": ("aws-sdk-kms", "kms"),
+    "logs": ("aws-sdk-cloudwatchlogs", "logs"),
     "rds": ("aws-sdk-rds", "rds"),
     "s3": ("aws-sdk-s3", "s3"),
     "secretsmanager": ("aws-sdk-secretsmanager", "secretsmanager"),
@@ -248,12 +249,13 @@ NO_PERMISSION = {("sts", "GetCallerIdentity")}
 # provider never calls it itself (from the services' documentation; not
 # observable against the emulator).
 IMPLIED = [
-    ("iam:PassRole", "EKS CreateCluster and CreateNodegroup pass the cluster and node roles the provider creates"),
+    ("iam:PassRole", "EKS CreateCluster and CreateNodegroup pass the cluster and node roles the provider creates; RDS ModifyDBInstance the Enhanced Monitoring role, EC2 CreateFlowLogs the flow log's delivery role"),
     ("iam:CreateServiceLinkedRole", "EKS, RDS, ElastiCache and Shield create their service-linked roles on first use in an account"),
     ("kms:CreateGrant", "RDS, EKS and ElastiCache encrypt with the platform key through grants"),
     ("kms:GenerateDataKey", "RDS keeps the master password secret, and S3 default encryption, with the platform key"),
     ("kms:Decrypt", "as kms:GenerateDataKey"),
     ("secretsmanager:UpdateSecret", "RDS manages the master password secret for the caller (with CreateSecret, DeleteSecret, GetSecretValue and TagResource, listed above, and the KMS actions here)"),
+    ("logs:TagResource", "CloudWatch Logs CreateLogGroup with tags (the log groups are tagged when made)"),
     ("sts:AssumeRole", "only with `assume_role`: on the role given there"),
 ]
 

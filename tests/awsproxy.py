@@ -29,7 +29,13 @@ It forwards every AWS call to moto unchanged, except where a rule steps in:
   upgraded with the primary in a major upgrade and before it in a minor
   one, DBUpgradeDependencyFailure); ElastiCache DescribeCacheEngineVersions
   (`cache_engine_versions`) and cache parameter groups (valkey7/valkey8
-  families among them); WAFv2 ListResourcesForWebACL from moto's own
+  families among them); RDS Performance Insights' key and retention
+  (moto drops them at create); CloudWatch Logs AssociateKmsKey and
+  DisassociateKmsKey (what DescribeLogGroups then reports as the group's
+  `kmsKeyId`) and PutRetentionPolicy's refusal of a period CloudWatch Logs
+  does not offer; ElastiCache ModifyReplicationGroup's
+  LogDeliveryConfigurations, reported by DescribeReplicationGroups (moto
+  takes and drops them); WAFv2 ListResourcesForWebACL from moto's own
   associations; CloudTrail CreateTrail/UpdateTrail refuse a bucket policy
   or KMS key policy that does not let CloudTrail deliver that trail
   (InsufficientS3BucketPolicyException,
@@ -906,6 +912,15 @@ class AwsProxy:
         self._deleted_groups: set[str] = set()
         self._deleted_subnet_groups: set[str] = set()
         self._performance_insights: dict[str, str] = {}
+        # DB instance -> the Performance Insights key it was given (moto
+        # drops it at create).
+        self._performance_insights_key: dict[str, str] = {}
+        # (region, log group) -> the KMS key AssociateKmsKey gave it ("" once
+        # DisassociateKmsKey took it away); moto has neither operation.
+        self._log_keys: dict[tuple[str, str], str] = {}
+        # (region, replication group) -> log type -> its delivery, as
+        # ModifyReplicationGroup set it (moto drops them).
+        self._cache_log_delivery: dict[tuple[str, str], dict[str, dict]] = {}
         # Cluster name -> the security group EKS made for it (see
         # `_eks_cluster_group`).
         self.eks_cluster_groups: dict[str, str] = {}
@@ -1179,8 +1194,11 @@ class AwsProxy:
             ident = call.params.get("DBInstanceIdentifier", "")
             if call.action in ("CreateDBInstance", "CreateDBInstanceReadReplica"):
                 self._performance_insights[ident] = call.params.get("EnablePerformanceInsights", "false").lower()
+                self._performance_insights_key[ident] = call.params.get("PerformanceInsightsKMSKeyId", "")
             elif call.action == "ModifyDBInstance" and "EnablePerformanceInsights" in call.params:
                 self._performance_insights[ident] = call.params["EnablePerformanceInsights"].lower()
+                if call.params.get("PerformanceInsightsKMSKeyId"):
+                    self._performance_insights_key[ident] = call.params["PerformanceInsightsKMSKeyId"]
             if call.action == "ModifyDBInstance" and call.params.get("EngineVersion"):
                 self._upgrade_read_replicas(call.region, ident)
             if call.action in ("CreateDBInstance", "ModifyDBInstance") and \
@@ -1188,6 +1206,12 @@ class AwsProxy:
                 self._master_user_secret(call.region, ident)
             elif call.action == "DescribeDBInstances":
                 payload = self._with_performance_insights(payload)
+        if call.service == "elasticache" and call.action == "ModifyReplicationGroup":
+            self._keep_cache_log_delivery(call)
+        if call.service == "elasticache" and call.action == "DescribeReplicationGroups":
+            payload = self._with_cache_log_delivery(call, payload)
+        if call.service == "logs" and call.action == "DescribeLogGroups":
+            payload = self._with_log_keys(call, payload)
         return payload
 
     # -- the security group EKS makes for a cluster ------------------------------------
@@ -1298,10 +1322,22 @@ class AwsProxy:
 
         def add(match: re.Match) -> str:
             enabled = self._performance_insights.get(match.group(1), "false")
-            return f"{match.group(0)}<PerformanceInsightsEnabled>{enabled}</PerformanceInsightsEnabled>"
+            extra = ""
+            if enabled == "true":
+                # With Performance Insights on, AWS reports its key and its
+                # retention, 7 days unless asked otherwise (RDS API
+                # Reference, DBInstance: PerformanceInsightsKMSKeyId,
+                # PerformanceInsightsRetentionPeriod "The default is 7 days").
+                key = self._performance_insights_key.get(match.group(1))
+                if key:
+                    extra += f"<PerformanceInsightsKMSKeyId>{xml_escape(key)}</PerformanceInsightsKMSKeyId>"
+                extra += "<PerformanceInsightsRetentionPeriod>7</PerformanceInsightsRetentionPeriod>"
+            return f"{match.group(0)}<PerformanceInsightsEnabled>{enabled}</PerformanceInsightsEnabled>{extra}"
 
         if "<PerformanceInsightsEnabled>" in text:
             return payload
+        # moto reports the key only after a ModifyDBInstance: drop its own.
+        text = re.sub(r"<PerformanceInsightsKMSKeyId>[^<]*</PerformanceInsightsKMSKeyId>", "", text)
         return re.sub(r"<DBInstanceIdentifier>([^<]+)</DBInstanceIdentifier>", add, text).encode()
 
     def _delay(self, call: Call, operation: str) -> None:
@@ -1530,6 +1566,8 @@ class AwsProxy:
             return self._rds(call, body)
         if call.service == "elasticache":
             return self._elasticache(call), body
+        if call.service == "logs":
+            return self._logs(call, body), body
         if call.service == "wafv2" and operation == "ListResourcesForWebACL":
             return self._list_resources_for_web_acl(call, body), body
         if call.service == "cloudtrail" and operation in ("CreateTrail", "UpdateTrail"):
@@ -1545,10 +1583,135 @@ class AwsProxy:
             self._deleted_groups.clear()
             self._deleted_subnet_groups.clear()
             self._performance_insights.clear()
+            self._performance_insights_key.clear()
+            self._log_keys.clear()
+            self._cache_log_delivery.clear()
             self.eks_cluster_groups.clear()
             self._creating.clear()
             self._answered_tokens.clear()
             self._cloudfront_s3_origins.clear()
+
+    # -- CloudWatch Logs: log group keys and retention ---------------------------------
+
+    # The periods PutRetentionPolicy accepts (CloudWatch Logs API
+    # Reference, PutRetentionPolicy, `retentionInDays`: "Possible values
+    # are: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    # 1096, 1827, 2192, 2557, 2922, 3288, and 3653"); moto takes any.
+    LOG_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                          2557, 2922, 3288, 3653}
+
+    def _logs(self, call: Call, body: bytes) -> tuple[int, dict, bytes] | None:
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            return None
+        name = params.get("logGroupName", "")
+        key = (call.region, name)
+        if call.action == "PutRetentionPolicy" and params.get("retentionInDays") not in self.LOG_RETENTION_DAYS:
+            with self._lock:
+                self.counters.emulated += 1
+            return _json_error("InvalidParameterException",
+                               f"1 validation error detected: Value '{params.get('retentionInDays')}' at "
+                               "'retentionInDays' failed to satisfy constraint: Member must satisfy enum value set: "
+                               f"{sorted(self.LOG_RETENTION_DAYS)}")
+        if call.action in ("CreateLogGroup", "DeleteLogGroup"):
+            # A new group has the key it was created with (moto keeps it);
+            # a deleted one takes its association with it.
+            with self._lock:
+                self._log_keys.pop(key, None)
+            return None
+        if call.action not in ("AssociateKmsKey", "DisassociateKmsKey"):
+            return None
+        # AssociateKmsKey: "Associates the specified KMS key with ... the
+        # specified log group"; DisassociateKmsKey: "the log group is no
+        # longer encrypted" for new data (CloudWatch Logs API Reference,
+        # AssociateKmsKey, DisassociateKmsKey). Both fail with
+        # ResourceNotFoundException for a group that does not exist.
+        groups = self._moto("logs", call.region).describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+        if not any(g["logGroupName"] == name for g in groups):
+            return _json_error("ResourceNotFoundException", "The specified log group does not exist.")
+        with self._lock:
+            self.counters.emulated += 1
+            self._log_keys[key] = params.get("kmsKeyId", "") if call.action == "AssociateKmsKey" else ""
+        return 200, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": str(uuid.uuid4())}, b"{}"
+
+    def _with_log_keys(self, call: Call, payload: bytes) -> bytes:
+        with self._lock:
+            keys = {name: k for (region, name), k in self._log_keys.items() if region == call.region}
+        if not keys:
+            return payload
+        answer = json.loads(payload)
+        for group in answer.get("logGroups", []):
+            if group.get("logGroupName") in keys:
+                k = keys[group["logGroupName"]]
+                if k:
+                    group["kmsKeyId"] = k
+                else:
+                    group.pop("kmsKeyId", None)
+        return json.dumps(answer).encode()
+
+    # -- ElastiCache: log delivery ---------------------------------------------------------
+
+    def _keep_cache_log_delivery(self, call: Call) -> None:
+        """ModifyReplicationGroup's LogDeliveryConfigurations: an enabled
+        one sets that log type's delivery, a disabled one removes it
+        (ElastiCache API Reference, LogDeliveryConfigurationRequest:
+        "Enabled: Specify if log delivery is enabled"; ElastiCache User
+        Guide, "Log delivery": a delivery is `active` once set)."""
+        prefix = "LogDeliveryConfigurations.LogDeliveryConfigurationRequest."
+        requests: dict[str, dict[str, str]] = {}
+        for k, v in call.params.items():
+            if k.startswith(prefix):
+                n, _, field_name = k[len(prefix):].partition(".")
+                requests.setdefault(n, {})[field_name] = v
+        if not requests:
+            return
+        group = call.params.get("ReplicationGroupId", "")
+        with self._lock:
+            self.counters.emulated += 1
+            kept = self._cache_log_delivery.setdefault((call.region, group), {})
+            for r in requests.values():
+                log_type = r.get("LogType", "")
+                if r.get("Enabled", "true").lower() == "false":
+                    kept.pop(log_type, None)
+                    continue
+                kept[log_type] = {
+                    "LogType": log_type,
+                    "DestinationType": r.get("DestinationType", ""),
+                    "LogGroup": r.get("DestinationDetails.CloudWatchLogsDetails.LogGroup", ""),
+                    "LogFormat": r.get("LogFormat", ""),
+                }
+
+    def _with_cache_log_delivery(self, call: Call, payload: bytes) -> bytes:
+        text = payload.decode()
+        with self._lock:
+            kept = {g: dict(d) for (region, g), d in self._cache_log_delivery.items() if region == call.region}
+
+        def one(d: dict) -> str:
+            return (
+                "<LogDeliveryConfiguration>"
+                f"<LogType>{xml_escape(d['LogType'])}</LogType>"
+                f"<DestinationType>{xml_escape(d['DestinationType'])}</DestinationType>"
+                "<DestinationDetails><CloudWatchLogsDetails>"
+                f"<LogGroup>{xml_escape(d['LogGroup'])}</LogGroup>"
+                "</CloudWatchLogsDetails></DestinationDetails>"
+                f"<LogFormat>{xml_escape(d['LogFormat'])}</LogFormat><Status>active</Status>"
+                "</LogDeliveryConfiguration>"
+            )
+
+        def fix(match: re.Match) -> str:
+            member = match.group(0)
+            ident = re.search(r"<ReplicationGroupId>([^<]+)</ReplicationGroupId>", member)
+            deliveries = kept.get(ident.group(1)) if ident else None
+            if deliveries is None:
+                return member
+            block = "<LogDeliveryConfigurations>" + "".join(one(d) for d in deliveries.values()) + \
+                "</LogDeliveryConfigurations>"
+            member = re.sub(r"<LogDeliveryConfigurations\s*/>|<LogDeliveryConfigurations>.*?</LogDeliveryConfigurations>",
+                            "", member, flags=re.S)
+            return member.replace("</ReplicationGroupId>", "</ReplicationGroupId>" + block, 1)
+
+        return re.sub(r"<ReplicationGroup>.*?</ReplicationGroup>", fix, text, flags=re.S).encode()
 
     # -- EKS: versions, version updates and managed add-ons ---------------------------
 

@@ -89,6 +89,7 @@ resource "idis_environment" "this" {
   monitoring {
     alarm_emails                  = var.alarm_emails
     alarm_webhooks                = var.alarm_webhooks
+    log_retention_days            = var.log_retention_days
     database_cpu_percent          = lookup(var.alarm_thresholds, "database_cpu_percent", null)
     database_free_storage_percent = lookup(var.alarm_thresholds, "database_free_storage_percent", null)
     database_freeable_memory_mb   = lookup(var.alarm_thresholds, "database_freeable_memory_mb", null)

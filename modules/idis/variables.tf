@@ -401,6 +401,12 @@ variable "alarm_webhooks" {
   default     = []
 }
 
+variable "log_retention_days" {
+  description = "Days CloudWatch Logs keeps the environment's log groups (EKS control plane, RDS postgresql and upgrade exports, ElastiCache slow and engine logs, VPC flow log); each group is encrypted with the platform key. One of the values CloudWatch Logs accepts (checked at plan): 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  type        = number
+  default     = 90
+}
+
 variable "alarm_thresholds" {
   description = "Alarm thresholds by name, each optional (the provider's default otherwise): database_cpu_percent (80), database_free_storage_percent (10), database_freeable_memory_mb (256), database_connections (1000), replica_lag_seconds (5), cache_cpu_percent (90), cache_memory_percent (80), cache_evictions (100), cache_replication_lag_seconds (5), cache_connections (5000), cdn_5xx_rate_percent (5), waf_blocked_requests (1000). Ranges are checked at plan."
   type        = map(number)

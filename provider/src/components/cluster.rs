@@ -1742,6 +1742,18 @@ async fn create_cluster(
     role_arn: &str,
 ) -> Result<Cluster, ComponentError> {
     let name = cluster_name(ctx);
+    // The control plane logs from its first minute: its log group first,
+    // encrypted with the platform key (EKS would make it unencrypted and
+    // kept forever). `monitoring` sets its retention.
+    super::logs::ensure_group(
+        ctx,
+        COMPONENT,
+        &super::logs::eks_group(ctx),
+        &keys.platform_key_arn,
+        None,
+        None,
+    )
+    .await?;
     let subnets: Vec<String> = network
         .private_subnet_ids
         .iter()

@@ -206,7 +206,9 @@ pub async fn ensure(
 ) -> Result<(), ComponentError> {
     let iam = ctx.aws.iam();
     let name = &want.name;
-    let tags = ctx.tags(component);
+    // Each role carries its own `Name`, as every object the provider makes.
+    let mut tags = ctx.tags(component);
+    tags.insert("Name".to_string(), name.clone());
     let trust = want.trust.to_string();
     let restore_trust = || async {
         iam.update_assume_role_policy()

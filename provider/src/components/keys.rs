@@ -291,7 +291,7 @@ const GUARDS: &[Guard] = &[
     Guard::new(
         "key_policy",
         "KMS default policy",
-        "Every key has the policy KMS gives a key by default: the account's root may use it, so IAM policies decide who does. The platform key's policy also lets the CloudWatch service use it (`kms:Decrypt`, `kms:GenerateDataKey*` for `cloudwatch.amazonaws.com`), which CloudWatch needs to publish alarms to the alarm topic encrypted with it, and lets CloudTrail generate data keys with it and describe it for the environment's trail alone (`aws:SourceArn`), to encrypt the trail's log files.",
+        "Every key has the policy KMS gives a key by default: the account's root may use it, so IAM policies decide who does. The platform key's policy also lets the CloudWatch service use it (`kms:Decrypt`, `kms:GenerateDataKey*` for `cloudwatch.amazonaws.com`), which CloudWatch needs to publish alarms to the alarm topic encrypted with it, and lets CloudTrail generate data keys with it and describe it for the environment's trail alone (`aws:SourceArn`), to encrypt the trail's log files, and lets CloudWatch Logs (`logs.<region>.amazonaws.com`) encrypt and decrypt with it for this account's and region's log groups (condition on `kms:EncryptionContext:aws:logs:arn`).",
     ),
     Guard::new(
         "aliases",
@@ -508,6 +508,33 @@ fn wanted_policy(ctx: &Ctx, name: &str) -> String {
                 "Resource": "*",
             }));
             statements.extend(cloudtrail_statements(ctx));
+            // CloudWatch Logs encrypts the environment's log groups with
+            // it, only for log groups of this account and region (Amazon
+            // CloudWatch Logs User Guide, "Encrypt log data in CloudWatch
+            // Logs using AWS Key Management Service", step 2).
+            statements.push(serde_json::json!({
+                "Sid": "Allow CloudWatch Logs to encrypt the log groups",
+                "Effect": "Allow",
+                "Principal": { "Service": format!("logs.{}.amazonaws.com", ctx.region) },
+                "Action": [
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*"
+                ],
+                "Resource": "*",
+                "Condition": {
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": format!(
+                            "arn:{}:logs:{}:{}:log-group:*",
+                            super::partition(&ctx.region),
+                            ctx.region,
+                            ctx.account_id
+                        )
+                    }
+                },
+            }));
         }
     }
     policy.to_string()

@@ -28,6 +28,7 @@ pub mod iam_role;
 pub mod identity;
 pub mod inventory;
 pub mod keys;
+pub mod logs;
 pub mod monitoring;
 pub mod network;
 pub mod offers;

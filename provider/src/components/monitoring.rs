@@ -30,6 +30,7 @@ use super::describe::{
 };
 use super::iam_role::RoleSeen;
 use super::keys::KeysState;
+use super::logs;
 use super::vendors::{self, Vendor, VendorsOutputs, VendorsSpec};
 use super::{aws_error, partition, ComponentError, Ctx};
 use crate::protocol::cty::{Type, Value};
@@ -69,6 +70,9 @@ pub struct MonitoringState {
     /// The guards, as read.
     #[serde(skip)]
     pub verdicts: Verdicts,
+    /// The log groups and their writers (`logs`), judged by `read`.
+    #[serde(skip)]
+    pub logs: logs::LogsState,
 }
 
 impl MonitoringState {
@@ -89,14 +93,29 @@ impl MonitoringState {
 }
 
 /// The `monitoring` block once planned.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MonitoringSpec {
     pub alarm_emails: Vec<String>,
     pub alarm_webhooks: Vec<String>,
+    pub log_retention_days: i64,
     #[serde(flatten)]
     pub thresholds: Thresholds,
     #[serde(flatten)]
     pub vendors: VendorsSpec,
+}
+
+/// The defaults of the arguments: what a block of an older state (one
+/// without an argument yet) is read as.
+impl std::default::Default for MonitoringSpec {
+    fn default() -> MonitoringSpec {
+        MonitoringSpec {
+            alarm_emails: Vec::new(),
+            alarm_webhooks: Vec::new(),
+            log_retention_days: logs::DEFAULT_RETENTION_DAYS,
+            thresholds: Thresholds::default(),
+            vendors: VendorsSpec::default(),
+        }
+    }
 }
 
 /// The computed attributes of monitoring.
@@ -117,6 +136,7 @@ impl Component for Monitoring {
     const AFTER: &'static [&'static str] = &[
         super::keys::COMPONENT,
         super::network::COMPONENT,
+        super::cluster::COMPONENT,
         super::database::COMPONENT,
         super::cache::COMPONENT,
         super::edge::COMPONENT,
@@ -126,12 +146,13 @@ impl Component for Monitoring {
     type Outputs = MonitoringOutputs;
 
     async fn find(ctx: &Ctx) -> Result<Option<MonitoringState>, ComponentError> {
-        let (seen, platform, alarms, roles, board) = tokio::join!(
+        let (seen, platform, alarms, roles, board, logs) = tokio::join!(
             read(ctx),
             super::platform_key(ctx, COMPONENT),
             read_alarms(ctx),
             vendors::read(ctx, COMPONENT),
-            dashboard::read(ctx)
+            dashboard::read(ctx),
+            logs::read(ctx, COMPONENT)
         );
         let Some(mut seen) = seen? else {
             return Ok(None);
@@ -139,6 +160,7 @@ impl Component for Monitoring {
         seen.state.alarms = alarms?;
         seen.state.vendor_roles = roles?;
         seen.state.dashboard = board?;
+        seen.state.logs = logs?;
         Ok(Some(judged(ctx, seen, platform?.as_ref())))
     }
 
@@ -153,8 +175,10 @@ impl Component for Monitoring {
     }
 
     async fn delete(ctx: &Ctx, _spec: &MonitoringSpec) -> Result<Vec<String>, ComponentError> {
+        let warnings = delete(ctx).await?;
+        logs::delete(ctx, COMPONENT).await?;
         vendors::delete(ctx, COMPONENT).await?;
-        delete(ctx).await
+        Ok(warnings)
     }
 
     fn settings() -> Vec<Setting> {
@@ -176,6 +200,17 @@ impl Component for Monitoring {
                 is_https_url,
                 "an https:// URL with a host, without spaces (plain http:// is not allowed: alarms would cross the internet unencrypted)",
             )),
+            Setting::new(
+                "log_retention_days",
+                Type::Number,
+                Default::Int(logs::DEFAULT_RETENTION_DAYS),
+                format!(
+                    "Days CloudWatch Logs keeps every log group of the environment (EKS control plane, RDS `postgresql` and `upgrade` exports, ElastiCache slow and engine logs, VPC flow log). One of the values CloudWatch Logs accepts: {}. Default `{}`.",
+                    logs::allowed_retention(),
+                    logs::DEFAULT_RETENTION_DAYS
+                ),
+            )
+            .check(Check::Range(1, 3653)),
         ]
         .into_iter()
         .chain(THRESHOLDS.iter().map(|t| {
@@ -229,6 +264,19 @@ impl Component for Monitoring {
 
     fn check(config: &Value) -> Vec<Problem> {
         let mut problems = vendors::check(config.get_attr(COMPONENT));
+        let retention = config.get_attr(COMPONENT).get_attr("log_retention_days");
+        if let Some(days) = retention.as_i64() {
+            if !logs::RETENTION_DAYS.contains(&days) {
+                problems.push(Problem::at(
+                    "log_retention_days",
+                    retention,
+                    format!(
+                        "one of the retention periods CloudWatch Logs accepts: {}",
+                        logs::allowed_retention()
+                    ),
+                ));
+            }
+        }
         for attr in ["alarm_emails", "alarm_webhooks"] {
             if let Value::List(items) = config.get_attr(COMPONENT).get_attr(attr) {
                 let mut seen = BTreeSet::new();
@@ -279,6 +327,11 @@ impl Component for Monitoring {
             vendors::problems(env, &targets.region, &stored.vendors, &state.vendor_roles),
         );
         let (vendor_settings, vendor_outputs) = vendors::reading(&state.vendor_roles);
+        let logged = logs::problems(&state.logs, stored.log_retention_days);
+        verdicts.judge(&GUARDS[LOG_GROUPS], logged.groups);
+        verdicts.judge(&GUARDS[DATABASE_LOGS], logged.database);
+        verdicts.judge(&GUARDS[CACHE_LOGS], logged.cache);
+        verdicts.judge(&GUARDS[FLOW_LOGS], logged.flow);
         Reading {
             settings: MonitoringSpec {
                 alarm_emails: in_stored_order(
@@ -289,6 +342,7 @@ impl Component for Monitoring {
                     state.endpoints(HTTPS, &stored.alarm_webhooks),
                     &stored.alarm_webhooks,
                 ),
+                log_retention_days: stored.log_retention_days,
                 thresholds: stored.thresholds.clone(),
                 vendors: vendor_settings,
             },
@@ -358,8 +412,12 @@ pub fn is_https_url(s: &str) -> bool {
 const TOPIC: usize = 0;
 const TAGS: usize = 1;
 const ALARMS: usize = 2;
-const DASHBOARD: usize = 3;
-const VENDOR_ROLES: usize = 4;
+const LOG_GROUPS: usize = 3;
+const DATABASE_LOGS: usize = 4;
+const CACHE_LOGS: usize = 5;
+const FLOW_LOGS: usize = 6;
+const DASHBOARD: usize = 7;
+const VENDOR_ROLES: usize = 8;
 
 const GUARDS: &[Guard] = &[
     Guard::new(
@@ -376,6 +434,26 @@ const GUARDS: &[Guard] = &[
         "alarms",
         "every alarm present, notifying the alarm topic",
         "Every alarm the environment gets exists as the provider makes it: its metric and dimensions (this environment's database and each replica, cache nodes, web ACL, NAT gateways, distribution), statistic, period, threshold (from the arguments), missing-data rule, and the alarm topic as its only ALARM and OK action. Alarms of resources the environment no longer has are deleted. Alarms are tagged when made; their tags are not read back.",
+    ),
+    Guard::new(
+        "log_groups",
+        "kept and encrypted with the platform key",
+        "Every log group of the environment exists, encrypted with the platform key and keeping logs `log_retention_days`: `/aws/eks/<cluster>/cluster` (control plane), `/aws/rds/instance/<id>/postgresql` and `/upgrade`, `/aws/elasticache/<group>/slow-log` and `/engine-log`, `/aws/vpc/idis-<name>/flow-logs`. Each is made before its writer is turned on.",
+    ),
+    Guard::new(
+        "database_logs",
+        "log exports and Enhanced Monitoring on",
+        "The primary exports its `postgresql` and `upgrade` logs to CloudWatch Logs and has Enhanced Monitoring every 60 s through the role `idis-<name>-rds-monitoring` (trusting monitoring.rds.amazonaws.com, with AmazonRDSEnhancedMonitoringRole). Performance Insights is the database's `performance_insights`.",
+    ),
+    Guard::new(
+        "cache_logs",
+        "slow and engine logs delivered",
+        "The replication group delivers its slow log and engine log, as JSON, to their log groups.",
+    ),
+    Guard::new(
+        "flow_logs",
+        "flow log active",
+        "The VPC has an active flow log of all traffic to `/aws/vpc/idis-<name>/flow-logs`, delivered through the role `idis-<name>-flow-logs` (trusting vpc-flow-logs.amazonaws.com, with the permissions the Amazon VPC User Guide lists).",
     ),
     dashboard::GUARD,
     Guard::new(
@@ -498,6 +576,7 @@ async fn read(ctx: &Ctx) -> Result<Option<Seen>, ComponentError> {
             vendor_roles: BTreeMap::new(),
             dashboard: None,
             verdicts: Verdicts::new(),
+            logs: logs::LogsState::default(),
         },
         tags,
     }))
@@ -988,6 +1067,13 @@ pub async fn ensure(
     } else {
         found
     };
+    seen.state.logs = logs::ensure(
+        ctx,
+        COMPONENT,
+        spec.log_retention_days,
+        &keys.platform_key_arn,
+    )
+    .await?;
     seen.state.dashboard =
         dashboard::ensure(ctx, &dashboard::body(&ctx.region, &wanted), board?).await?;
     let roles = vendors::read(ctx, COMPONENT).await?;
@@ -1055,6 +1141,25 @@ mod tests {
         ] {
             assert!(!is_https_url(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_retention_cloudwatch_logs_does_not_offer_is_a_problem_naming_the_allowed_ones() {
+        let config = |days: i64| {
+            let block =
+                Value::Object([("log_retention_days".to_string(), Value::int(days))].into());
+            Value::Object([(COMPONENT.to_string(), block)].into())
+        };
+        assert_eq!(Monitoring::check(&config(90)), Vec::new());
+        assert_eq!(Monitoring::check(&config(3653)), Vec::new());
+        let problems = Monitoring::check(&config(45));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].value, Value::int(45));
+        assert!(problems[0]
+            .allowed
+            .ends_with("1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653"));
+        // A block of an older state, without the argument, reads as the default.
+        assert_eq!(MonitoringSpec::default().log_retention_days, 90);
     }
 
     fn state(subs: &[(&str, &str, bool)]) -> MonitoringState {

@@ -48,6 +48,7 @@ pub const SERVICES: &[&str] = &[
     "elasticloadbalancingv2",
     "iam",
     "kms",
+    "logs",
     "rds",
     "resourcegroupstaggingapi",
     "s3",
@@ -714,6 +715,7 @@ impl Aws {
     client!(sns, aws_sdk_sns, "sns");
     client!(cloudwatch, aws_sdk_cloudwatch, "cloudwatch");
     client!(cloudtrail, aws_sdk_cloudtrail, "cloudtrail");
+    client!(logs, aws_sdk_cloudwatchlogs, "logs");
     client!(
         tagging,
         aws_sdk_resourcegroupstagging,
