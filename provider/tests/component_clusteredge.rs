@@ -710,12 +710,21 @@ async fn audit_bucket_is_locked_versioned_encrypted_private_and_tls_only() {
             .expect("policy text"),
     )
     .expect("policy JSON");
-    let statement = &policy["Statement"][0];
-    assert_eq!(statement["Effect"], "Deny");
-    assert_eq!(
-        statement["Condition"]["Bool"]["aws:SecureTransport"],
-        "false"
-    );
+    // The TLS-only statement; the others let CloudTrail deliver the
+    // environment's trail (audit_trail).
+    let statements = policy["Statement"].as_array().expect("statements");
+    let deny: Vec<_> = statements
+        .iter()
+        .filter(|s| s["Effect"] == "Deny")
+        .collect();
+    assert_eq!(deny.len(), 1, "{policy}");
+    assert_eq!(deny[0]["Condition"]["Bool"]["aws:SecureTransport"], "false");
+    for allow in statements.iter().filter(|s| s["Effect"] == "Allow") {
+        assert_eq!(
+            allow["Principal"]["Service"], "cloudtrail.amazonaws.com",
+            "{policy}"
+        );
+    }
     let tags: HashMap<String, String> = s3
         .get_bucket_tagging()
         .bucket(AUDIT_BUCKET)
