@@ -550,8 +550,9 @@ def test_staging_and_production_share_no_key_secret_role_or_bucket(platform, aws
         buckets = {b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"idis-{env}-")}
         providers = {state["oidc_provider_arn"]}
         # audit, documents and access logs; production also the CDN's
-        # assets and logs.
-        assert len(keys) >= 1 and len(secrets) == 4 and len(roles) == 7, (env, secrets, roles)
+        # assets and logs. Roles: the cluster's two, five for service
+        # accounts, Enhanced Monitoring's and the flow log's.
+        assert len(keys) >= 1 and len(secrets) == 4 and len(roles) == 9, (env, secrets, roles)
         assert len(buckets) == (5 if env == "production" else 3), (env, buckets)
         owned[env] = {"keys": keys, "secrets": secrets, "roles": roles, "buckets": buckets, "oidc": providers}
     for kind in owned["production"]:

@@ -254,7 +254,19 @@ def test_creates_whose_answer_is_lost_are_adopted_not_duplicated(production, aws
     # Elastic IPs) are looked for by their tags and adopted.
     aws_proxy.drop_after_rate = 0.3
     aws_proxy.fault_filter = lambda service, operation: operation.startswith(("Create", "Allocate", "Put"))
-    result = production.apply(*UNPROTECTED, timeout=600)
+    # With some 250 creates and puts at this rate, six lost answers in a
+    # row on one of them (every attempt of the provider's default
+    # max_retries = 5) happen in about one run in six: the apply then fails
+    # naming the call, and the operator applies again, which must adopt
+    # and not duplicate what the failed run made (as in the many-seeds
+    # test below, untainting first).
+    for attempt in range(2):
+        result = production.apply(*UNPROTECTED, timeout=600, check=attempt == 1)
+        if result.returncode == 0:
+            break
+        assert duplicates(aws) == {}
+        production.run("untaint", "module.idis_production.idis_environment.this", check=False)
+    print(f"  applies: {attempt + 1}")
     assert duplicates(aws) == {}
     assert sorted(components_in_aws(aws)) == sorted(
         ["network", "keys", "cluster", "database", "cache", "audit storage", "edge"])
