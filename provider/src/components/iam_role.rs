@@ -272,42 +272,10 @@ pub async fn ensure(
     };
     let ours = want.inline.as_ref().map(|(n, _)| *n);
     for other in seen.inline.keys().filter(|k| Some(k.as_str()) != ours) {
-        match iam
-            .delete_role_policy()
-            .role_name(name)
-            .policy_name(other)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(aws_error(
-                    component,
-                    format!("delete the inline policy {other} of the IAM role {name}"),
-                    e,
-                ))
-            }
-        }
+        delete_inline(ctx, component, name, other).await?;
     }
     for arn in seen.attached.iter().filter(|a| !want.attached.contains(a)) {
-        match iam
-            .detach_role_policy()
-            .role_name(name)
-            .policy_arn(arn)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(aws_error(
-                    component,
-                    format!("detach {arn} from the IAM role {name}"),
-                    e,
-                ))
-            }
-        }
+        detach(ctx, component, name, arn).await?;
     }
     for arn in want.attached.iter().filter(|a| !seen.attached.contains(a)) {
         iam.attach_role_policy()
@@ -338,6 +306,58 @@ pub async fn ensure(
     Ok(())
 }
 
+/// Deletes one inline policy of a role; one already gone is fine.
+async fn delete_inline(
+    ctx: &Ctx,
+    component: &'static str,
+    name: &str,
+    policy: &str,
+) -> Result<(), ComponentError> {
+    let deleted = ctx
+        .aws
+        .iam()
+        .delete_role_policy()
+        .role_name(name)
+        .policy_name(policy)
+        .send()
+        .await;
+    match deleted {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(aws_error(
+            component,
+            format!("delete the inline policy {policy} of the IAM role {name}"),
+            e,
+        )),
+    }
+}
+
+/// Detaches one managed policy from a role; one already detached is fine.
+async fn detach(
+    ctx: &Ctx,
+    component: &'static str,
+    name: &str,
+    arn: &str,
+) -> Result<(), ComponentError> {
+    let detached = ctx
+        .aws
+        .iam()
+        .detach_role_policy()
+        .role_name(name)
+        .policy_arn(arn)
+        .send()
+        .await;
+    match detached {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(aws_error(
+            component,
+            format!("detach {arn} from the IAM role {name}"),
+            e,
+        )),
+    }
+}
+
 /// Deletes the role with its inline and attached policies (IAM refuses to
 /// delete a role that has any). A role already gone is fine.
 pub async fn delete(ctx: &Ctx, component: &'static str, name: &str) -> Result<(), ComponentError> {
@@ -346,42 +366,10 @@ pub async fn delete(ctx: &Ctx, component: &'static str, name: &str) -> Result<()
         return Ok(());
     };
     for policy in seen.inline.keys() {
-        match iam
-            .delete_role_policy()
-            .role_name(name)
-            .policy_name(policy)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(aws_error(
-                    component,
-                    format!("delete the inline policy {policy} of the IAM role {name}"),
-                    e,
-                ))
-            }
-        }
+        delete_inline(ctx, component, name, policy).await?;
     }
     for arn in &seen.attached {
-        match iam
-            .detach_role_policy()
-            .role_name(name)
-            .policy_arn(arn)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(aws_error(
-                    component,
-                    format!("detach {arn} from the IAM role {name}"),
-                    e,
-                ))
-            }
-        }
+        detach(ctx, component, name, arn).await?;
     }
     match iam.delete_role().role_name(name).send().await {
         Ok(_) => Ok(()),
