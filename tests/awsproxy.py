@@ -293,7 +293,9 @@ UNSIGNED_STS_ACTIONS = {"AssumeRoleWithWebIdentity", "AssumeRoleWithSAML"}
 EKS_TOKEN_OPERATIONS = {"UpdateClusterVersion", "UpdateNodegroupVersion", "CreateAddon", "UpdateAddon"}
 
 # Services by protocol (the signing name in the Authorization header).
-JSON_SERVICES = {"kms", "wafv2", "shield", "secretsmanager", "tagging", "dynamodb", "logs"}
+# Services of the awsJson1_0/1_1 protocol (their service models' "protocol"):
+# their errors are JSON with `__type`, never XML.
+JSON_SERVICES = {"kms", "wafv2", "shield", "secretsmanager", "tagging", "dynamodb", "logs", "cloudtrail"}
 REST_JSON_SERVICES = {"eks"}
 REST_XML_SERVICES = {"s3", "cloudfront"}
 

@@ -771,3 +771,32 @@ def test_test_failover_needs_automatic_failover_and_a_known_node_group(moto, pro
         group = cache.describe_replication_groups(ReplicationGroupId="duo")["ReplicationGroups"][0]
         seen.append((group["Status"], group["NodeGroups"][0]["Status"]))
     assert seen == [("modifying", "modifying")] * 2 + [("available", "available")]
+
+
+# One read-only call per service the provider's SDK crates reach (provider/Cargo.toml).
+_ONE_CALL = {
+    "sts": ("get_caller_identity", {}), "ec2": ("describe_vpcs", {}), "kms": ("list_keys", {}),
+    "iam": ("list_roles", {}), "eks": ("list_clusters", {}), "rds": ("describe_db_instances", {}),
+    "elasticache": ("describe_replication_groups", {}), "s3": ("list_buckets", {}),
+    "wafv2": ("list_web_acls", {"Scope": "REGIONAL"}), "shield": ("list_protections", {}),
+    "cloudfront": ("list_distributions", {}), "secretsmanager": ("list_secrets", {}),
+    "resourcegroupstaggingapi": ("get_resources", {}), "elbv2": ("describe_load_balancers", {}),
+    "sns": ("list_topics", {}), "cloudtrail": ("describe_trails", {}), "logs": ("describe_log_groups", {}),
+}
+
+
+@pytest.mark.parametrize("kind, codes", [
+    ("throttle", {"Throttling", "ThrottlingException", "RequestLimitExceeded", "SlowDown"}),
+    ("5xx", {"ServiceUnavailable", "ServiceUnavailableException", "Unavailable"}),
+])
+def test_injected_faults_are_errors_in_each_services_own_protocol(proxy_with, kind, codes):
+    """A fault must read as the service's own throttling or 5xx error, in the
+    protocol of its service model (botocore's), so the SDK retries it: an
+    XML error from a JSON service is a parse failure, never retried (the
+    CloudTrail answer of the failed CI run)."""
+    proxy = proxy_with(throttle_rate=1.0) if kind == "throttle" else proxy_with(error_rate=1.0)
+    for service, (method, args) in _ONE_CALL.items():
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            getattr(client(service, proxy.endpoint), method)(**args)
+        error = caught.value.response["Error"]
+        assert error.get("Code") in codes, (service, error)

@@ -345,5 +345,8 @@ def test_what_others_rightly_add_to_the_environment_is_not_drift(production, aws
     drift = assert_loud(production, "bucket_policy", "statement PublicRead allows s3:GetObject to everyone")
     production.apply()
     kept = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
-    assert sorted(s.get("Sid") for s in kept) == ["DenyInsecureTransport", "LogDelivery"], kept
+    # The provider's own statements (TLS only, CloudTrail's delivery) and the
+    # neighbour's log delivery stay; only the public statement went.
+    assert sorted(s.get("Sid") for s in kept) == [
+        "AWSCloudTrailAclCheck", "AWSCloudTrailWrite", "DenyInsecureTransport", "LogDelivery"], kept
     assert_quiet(production, "the repair")
