@@ -904,6 +904,8 @@ class AwsProxy:
         # S3 origins of distributions made through the proxy (moto drops
         # their S3OriginConfig and OriginAccessControlId), by distribution id.
         self._cloudfront_s3_origins: dict[str, dict[str, dict]] = {}
+        # Bucket -> rule ID -> the <SourceSelectionCriteria> it was put with.
+        self._replication_criteria: dict[str, dict[str, str]] = {}
         # "Operation" or "service:Operation" -> seconds to hold the call.
         self.delays: dict[str, float] = dict(delays or {})
         self.record = record
@@ -913,10 +915,10 @@ class AwsProxy:
         self._random = random.Random(seed)
         self._deleted_groups: set[str] = set()
         self._deleted_subnet_groups: set[str] = set()
-        self._performance_insights: dict[str, str] = {}
+        self._performance_insights: dict[tuple[str, str], str] = {}
         # DB instance -> the Performance Insights key it was given (moto
         # drops it at create).
-        self._performance_insights_key: dict[str, str] = {}
+        self._performance_insights_key: dict[tuple[str, str], str] = {}
         # (region, log group) -> the KMS key AssociateKmsKey gave it ("" once
         # DisassociateKmsKey took it away); moto has neither operation.
         self._log_keys: dict[tuple[str, str], str] = {}
@@ -1195,19 +1197,19 @@ class AwsProxy:
         if call.service == "rds":
             ident = call.params.get("DBInstanceIdentifier", "")
             if call.action in ("CreateDBInstance", "CreateDBInstanceReadReplica"):
-                self._performance_insights[ident] = call.params.get("EnablePerformanceInsights", "false").lower()
-                self._performance_insights_key[ident] = call.params.get("PerformanceInsightsKMSKeyId", "")
+                self._performance_insights[(call.region, ident)] = call.params.get("EnablePerformanceInsights", "false").lower()
+                self._performance_insights_key[(call.region, ident)] = call.params.get("PerformanceInsightsKMSKeyId", "")
             elif call.action == "ModifyDBInstance" and "EnablePerformanceInsights" in call.params:
-                self._performance_insights[ident] = call.params["EnablePerformanceInsights"].lower()
+                self._performance_insights[(call.region, ident)] = call.params["EnablePerformanceInsights"].lower()
                 if call.params.get("PerformanceInsightsKMSKeyId"):
-                    self._performance_insights_key[ident] = call.params["PerformanceInsightsKMSKeyId"]
+                    self._performance_insights_key[(call.region, ident)] = call.params["PerformanceInsightsKMSKeyId"]
             if call.action == "ModifyDBInstance" and call.params.get("EngineVersion"):
                 self._upgrade_read_replicas(call.region, ident)
             if call.action in ("CreateDBInstance", "ModifyDBInstance") and \
                     str(call.params.get("ManageMasterUserPassword", "")).lower() == "true":
                 self._master_user_secret(call.region, ident)
             elif call.action == "DescribeDBInstances":
-                payload = self._with_performance_insights(payload)
+                payload = self._with_performance_insights(call.region, payload)
         if call.service == "elasticache" and call.action == "ModifyReplicationGroup":
             self._keep_cache_log_delivery(call)
         if call.service == "elasticache" and call.action == "DescribeReplicationGroups":
@@ -1215,6 +1217,68 @@ class AwsProxy:
         if call.service == "logs" and call.action == "DescribeLogGroups":
             payload = self._with_log_keys(call, payload)
         return payload
+
+    # -- S3 replication ----------------------------------------------------------------
+
+    def _s3_replication_after(self, operation: str, path: str, body: bytes, status: int, payload: bytes) -> bytes:
+        """GetBucketReplication answers each rule as it was put (S3 API
+        Reference, GetBucketReplication / ReplicationRule): moto 5.2.5 drops
+        a rule's `SourceSelectionCriteria` (whether SSE-KMS objects are
+        replicated), so the proxy keeps it from PutBucketReplication and
+        puts it back into moto's answer, rule by rule (a rule moto no
+        longer has gets nothing)."""
+        if operation not in ("PutBucketReplication", "GetBucketReplication", "DeleteBucketReplication"):
+            return payload
+        bucket = path.split("?", 1)[0].strip("/").split("/", 1)[0]
+        rule_re = re.compile(rb"<Rule>(.*?)</Rule>", re.S)
+        id_re = re.compile(rb"<ID>(.*?)</ID>", re.S)
+        criteria_re = re.compile(rb"<SourceSelectionCriteria>.*?</SourceSelectionCriteria>", re.S)
+        if status not in (200, 204):
+            return payload
+        if operation == "DeleteBucketReplication":
+            with self._lock:
+                self._replication_criteria.pop(bucket, None)
+            return payload
+        if operation == "PutBucketReplication":
+            kept = {}
+            for rule in rule_re.findall(body or b""):
+                ident, criteria = id_re.search(rule), criteria_re.search(rule)
+                if ident and criteria:
+                    kept[ident.group(1).decode()] = criteria.group(0).decode()
+            with self._lock:
+                self._replication_criteria[bucket] = kept
+            return payload
+        with self._lock:
+            kept = dict(self._replication_criteria.get(bucket, {}))
+        if not kept:
+            return payload
+
+        def restore(match: re.Match) -> bytes:
+            rule = match.group(1)
+            ident = id_re.search(rule)
+            criteria = kept.get(ident.group(1).decode()) if ident else None
+            if not criteria or b"<SourceSelectionCriteria>" in rule:
+                return match.group(0)
+            return b"<Rule>" + rule + criteria.encode() + b"</Rule>"
+
+        return rule_re.sub(restore, payload)
+
+    # -- KMS multi-Region keys ----------------------------------------------------------
+
+    def _kms_after(self, call: Call, body: bytes, status: int, payload: bytes) -> None:
+        """ReplicateKey's `Tags` are the replica's tags (KMS API Reference,
+        ReplicateKey: "Assigns one or more tags to the replica key"); moto
+        5.2.5 drops them, so they are put on the replica in its region."""
+        if call.service != "kms" or call.action != "ReplicateKey" or status != 200:
+            return
+        try:
+            request = json.loads(body or b"{}")
+            replica = json.loads(payload)["ReplicaKeyMetadata"]
+        except (ValueError, KeyError):
+            return
+        if request.get("Tags"):
+            self._moto("kms", request["ReplicaRegion"]).tag_resource(
+                KeyId=replica["KeyId"], Tags=request["Tags"])
 
     # -- the security group EKS makes for a cluster ------------------------------------
 
@@ -1319,18 +1383,20 @@ class AwsProxy:
         self._moto("secretsmanager", region).put_secret_value(
             SecretId=arn, SecretString=json.dumps({"username": db["MasterUsername"], "password": password}))
 
-    def _with_performance_insights(self, payload: bytes) -> bytes:
+    def _with_performance_insights(self, region: str, payload: bytes) -> bytes:
+        """Instances are named per region: the same identifier can be an
+        instance in two regions (a DR site's)."""
         text = payload.decode()
 
         def add(match: re.Match) -> str:
-            enabled = self._performance_insights.get(match.group(1), "false")
+            enabled = self._performance_insights.get((region, match.group(1)), "false")
             extra = ""
             if enabled == "true":
                 # With Performance Insights on, AWS reports its key and its
                 # retention, 7 days unless asked otherwise (RDS API
                 # Reference, DBInstance: PerformanceInsightsKMSKeyId,
                 # PerformanceInsightsRetentionPeriod "The default is 7 days").
-                key = self._performance_insights_key.get(match.group(1))
+                key = self._performance_insights_key.get((region, match.group(1)))
                 if key:
                     extra += f"<PerformanceInsightsKMSKeyId>{xml_escape(key)}</PerformanceInsightsKMSKeyId>"
                 extra += "<PerformanceInsightsRetentionPeriod>7</PerformanceInsightsRetentionPeriod>"
@@ -1592,6 +1658,7 @@ class AwsProxy:
             self._creating.clear()
             self._answered_tokens.clear()
             self._cloudfront_s3_origins.clear()
+            self._replication_criteria.clear()
 
     # -- CloudWatch Logs: log group keys and retention ---------------------------------
 
@@ -3654,6 +3721,8 @@ class AwsProxy:
         payload = self._eks_cluster_group(call, operation, path, body, status, payload)
         payload = self._eks_after(call, operation, path, body, status, payload)
         payload = self._cloudfront_after(call, method, path, body, status, payload)
+        self._kms_after(call, body, status, payload)
+        payload = self._s3_replication_after(operation, path, body, status, payload)
         if status == 400 and call.service == "wafv2" and b"WafV2DuplicateItem" in payload:
             # moto names WAF's duplicate error differently from AWS (in the
             # body and in X-Amzn-ErrorType, which the SDK reads first).

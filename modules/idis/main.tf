@@ -62,6 +62,13 @@ resource "idis_environment" "this" {
     log_expiration_days = var.access_log_expiration_days
   }
 
+  dr {
+    region      = var.dr_region
+    vpc_cidr    = var.dr_vpc_cidr
+    rpo_seconds = var.dr_rpo_seconds_target
+    promote     = var.dr_promote
+  }
+
   app_secrets {
     recovery_window_days = var.app_secrets_recovery_window_days
   }

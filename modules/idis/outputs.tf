@@ -252,3 +252,43 @@ output "newrelic_role_arn" {
   description = "ARN of the IAM role New Relic's AWS integration assumes (null without var.newrelic)."
   value       = idis_environment.this.newrelic_role_arn
 }
+
+output "dr_vpc_id" {
+  description = "ID of the DR site's VPC; null without dr_region."
+  value       = idis_environment.this.dr_vpc_id
+}
+
+output "dr_platform_key_arn" {
+  description = "ARN of the platform key's multi-Region replica in the DR region."
+  value       = idis_environment.this.dr_platform_key_arn
+}
+
+output "dr_database_arn" {
+  description = "ARN of the DR database (the cross-Region read replica; standalone once promoted)."
+  value       = idis_environment.this.dr_database_arn
+}
+
+output "dr_database_endpoint" {
+  description = "Endpoint address of the DR database."
+  value       = idis_environment.this.dr_database_endpoint
+}
+
+output "dr_audit_bucket_name" {
+  description = "The audit bucket's copy in the DR region (Object Lock, the source's retention)."
+  value       = idis_environment.this.dr_audit_bucket_name
+}
+
+output "dr_documents_bucket_name" {
+  description = "The documents bucket's copy in the DR region."
+  value       = idis_environment.this.dr_documents_bucket_name
+}
+
+output "dr_replication_role_arn" {
+  description = "IAM role S3 replicates the buckets with."
+  value       = idis_environment.this.dr_replication_role_arn
+}
+
+output "dr_alarm_topic_arn" {
+  description = "The DR region's alarm topic, which the RPO alarm notifies; subscribe the on-call rotation to it."
+  value       = idis_environment.this.dr_alarm_topic_arn
+}

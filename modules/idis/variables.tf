@@ -434,3 +434,31 @@ variable "newrelic" {
   })
   default = null
 }
+
+variable "dr_region" {
+  description = "Region of the disaster-recovery site (pilot light: network, replica keys, a cross-Region read replica of the database, replicated copies of the audit and documents buckets, the RPO alarm). Null: no DR site; setting it back to null tears the DR site down and keeps the bucket copies."
+  type        = string
+  default     = null
+}
+
+variable "dr_vpc_cidr" {
+  description = "IPv4 CIDR of the DR site's VPC, /16 to /24; apart from vpc_cidr so the two can be peered."
+  type        = string
+  default     = "10.1.0.0/16"
+}
+
+variable "dr_rpo_seconds_target" {
+  description = "Recovery point objective in seconds: the DR replica's lag alarm fires above it (60 to 3600; REQ-T237 asks under 300)."
+  type        = number
+  default     = 300
+  validation {
+    condition     = var.dr_rpo_seconds_target >= 60 && var.dr_rpo_seconds_target <= 3600 && floor(var.dr_rpo_seconds_target) == var.dr_rpo_seconds_target
+    error_message = "dr_rpo_seconds_target must be a whole number of seconds from 60 to 3600."
+  }
+}
+
+variable "dr_promote" {
+  description = "Promote the DR site (one way): its database stops replicating and serves, the database and cache are built up in the DR region, and app_config points there. See the README's DR runbook."
+  type        = bool
+  default     = false
+}

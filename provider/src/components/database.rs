@@ -877,7 +877,7 @@ fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn rds_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+pub fn rds_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
@@ -1039,7 +1039,7 @@ fn check_inputs(
 
 /// Creates the DB subnet group, or brings its subnets and tags in line.
 /// Returns whether anything changed.
-async fn ensure_subnet_group(
+pub async fn ensure_subnet_group(
     ctx: &Ctx,
     rds: &aws_sdk_rds::Client,
     network: &NetworkState,
@@ -1683,7 +1683,7 @@ async fn remove_replica(
 /// DeleteDBInstance; an instance already gone or already being deleted is
 /// fine. With `final_snapshot`, RDS takes that snapshot first and keeps the
 /// automated backups.
-async fn delete_instance(
+pub async fn delete_instance(
     ctx: &Ctx,
     rds: &aws_sdk_rds::Client,
     id: &str,
@@ -1791,7 +1791,7 @@ fn has_pending_changes(db: &DbInstance) -> bool {
 }
 
 /// Waits until AWS no longer knows `id`.
-async fn wait_gone(ctx: &Ctx, rds: &aws_sdk_rds::Client, id: &str) -> Result<(), ComponentError> {
+pub async fn wait_gone(ctx: &Ctx, rds: &aws_sdk_rds::Client, id: &str) -> Result<(), ComponentError> {
     let what = format!("DB instance {id} to be deleted");
     ctx.wait_for(COMPONENT, &what, || async {
         Ok(describe_one(rds, id).await?.is_none().then_some(()))

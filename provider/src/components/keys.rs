@@ -317,11 +317,11 @@ fn alias_prefix(ctx: &Ctx) -> String {
     format!("alias/idis/{}/", ctx.env)
 }
 
-fn alias_name(ctx: &Ctx, name: &str) -> String {
+pub fn alias_name(ctx: &Ctx, name: &str) -> String {
     format!("{}{name}", alias_prefix(ctx))
 }
 
-fn description(ctx: &Ctx, name: &str) -> String {
+pub fn description(ctx: &Ctx, name: &str) -> String {
     if name == PLATFORM {
         format!("IDIS environment {}: platform key", ctx.env)
     } else {
@@ -495,7 +495,7 @@ fn policy_meaning(policy: &str, account_id: &str) -> Option<BTreeSet<String>> {
 /// Developer Guide, "Enable compatibility between event sources from AWS
 /// services and encrypted topics": `kms:Decrypt` and
 /// `kms:GenerateDataKey*` for `cloudwatch.amazonaws.com`).
-fn wanted_policy(ctx: &Ctx, name: &str) -> String {
+pub fn wanted_policy(ctx: &Ctx, name: &str) -> String {
     let mut policy: serde_json::Value =
         serde_json::from_str(&default_policy(ctx)).unwrap_or_default();
     if name == PLATFORM {
@@ -1023,6 +1023,12 @@ async fn converge_key(
                         .description(description(ctx, name))
                         .key_usage(KeyUsageType::EncryptDecrypt)
                         .key_spec(KeySpec::SymmetricDefault)
+                        // Multi-Region primary keys, so that a DR site
+                        // (`dr`) can hold replicas of them: KMS cannot make
+                        // a key multi-Region after it is created (KMS
+                        // Developer Guide, "Multi-Region keys"); until
+                        // replicated it is used and priced as any key.
+                        .multi_region(true)
                         // The platform key's policy is more than the
                         // default from the start; tenant keys get KMS's.
                         .set_policy((name == PLATFORM).then(|| wanted_policy(ctx, name)))

@@ -23,6 +23,7 @@ pub mod dashboard;
 pub mod database;
 pub mod describe;
 pub mod documents;
+pub mod dr;
 pub mod edge;
 pub mod iam_role;
 pub mod identity;
@@ -62,6 +63,7 @@ pub fn each(visitor: &mut impl describe::Visit) {
     visitor.visit::<storage::AuditBucket>();
     visitor.visit::<documents::DocumentsBucket>();
     visitor.visit::<audit_trail::AuditTrail>();
+    visitor.visit::<dr::DisasterRecovery>();
     visitor.visit::<secrets::AppSecrets>();
     visitor.visit::<edge::Edge>();
     visitor.visit::<monitoring::Monitoring>();
@@ -75,12 +77,40 @@ pub fn each(visitor: &mut impl describe::Visit) {
 /// orchestrator fills it; an `ensure` reads the components it depends on
 /// from it.
 #[derive(Clone, Default)]
-pub struct Observed(BTreeMap<&'static str, Arc<dyn Any + Send + Sync>>);
+pub struct Observed {
+    states: BTreeMap<&'static str, Arc<dyn Any + Send + Sync>>,
+    /// The planned Spec of every component, during an apply: a component
+    /// that builds another's kind elsewhere (the DR site's copies of the
+    /// buckets, its database once promoted) builds it from the same
+    /// settings.
+    specs: BTreeMap<&'static str, Arc<dyn Any + Send + Sync>>,
+}
 
 impl Observed {
+    /// The planned Spec of component `C`, during an apply.
+    pub fn spec<C: Component>(&self) -> Option<&C::Spec> {
+        self.specs.get(C::NAME)?.downcast_ref()
+    }
+
+    /// The planned Spec of `C`, which `component` builds from: present in
+    /// every apply, so its absence is a bug.
+    pub fn need_spec<C: Component>(&self, component: &'static str) -> Result<&C::Spec, ComponentError> {
+        self.spec::<C>().ok_or_else(|| ComponentError::Conflict {
+            component,
+            message: format!(
+                "the planned {} block was not given to it; this is a bug in terraform-provider-idis",
+                C::NAME
+            ),
+        })
+    }
+
+    pub fn put_spec<C: Component>(&mut self, spec: C::Spec) {
+        self.specs.insert(C::NAME, Arc::new(spec));
+    }
+
     /// The state of component `C`, when it was found or built.
     pub fn get<C: Component>(&self) -> Option<&C::State> {
-        self.0.get(C::NAME)?.downcast_ref()
+        self.states.get(C::NAME)?.downcast_ref()
     }
 
     /// The state of `C`, which `component` depends on: built before it
@@ -97,32 +127,32 @@ impl Observed {
 
     /// The state of `C` to change in place (tests), while not shared.
     pub fn get_mut<C: Component>(&mut self) -> Option<&mut C::State> {
-        Arc::get_mut(self.0.get_mut(C::NAME)?)?.downcast_mut()
+        Arc::get_mut(self.states.get_mut(C::NAME)?)?.downcast_mut()
     }
 
     pub fn put<C: Component>(&mut self, state: C::State) {
-        self.0.insert(C::NAME, Arc::new(state));
+        self.states.insert(C::NAME, Arc::new(state));
     }
 
     /// Takes `found` (one component's state, as `Found::of` made it).
     pub fn insert(&mut self, found: Found) {
-        self.0.insert(found.0, found.1);
+        self.states.insert(found.0, found.1);
     }
 
     /// The names of the components present.
     pub fn names(&self) -> BTreeSet<&'static str> {
-        self.0.keys().copied().collect()
+        self.states.keys().copied().collect()
     }
 
     /// Nothing of the environment was found.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.states.is_empty()
     }
 }
 
 impl std::fmt::Debug for Observed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
+        f.debug_set().entries(self.states.keys()).finish()
     }
 }
 

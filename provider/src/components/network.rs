@@ -142,7 +142,7 @@ fn is_private(ip: u32, prefix: u8) -> bool {
 }
 
 /// What is wrong with a VPC CIDR, if anything.
-fn cidr_problem(cidr: &str) -> Option<&'static str> {
+pub fn cidr_problem(cidr: &str) -> Option<&'static str> {
     match parse_cidr(cidr) {
         None => Some("use an IPv4 CIDR block such as \"10.0.0.0/16\""),
         Some((_, prefix)) if !(16..=24).contains(&prefix) => Some(

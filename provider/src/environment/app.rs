@@ -12,7 +12,31 @@ use crate::protocol::cty::Value;
 /// `IDIS_*` settings, and the secret ones as Secrets Manager ARNs. Unknown
 /// while anything they depend on is unknown.
 pub fn derive_app_settings(state: &mut Value) {
-    let s = |name: &str| state.get_attr(name).clone();
+    // Once the DR site is promoted, the application is given the DR
+    // region's endpoints, buckets, key and secrets (the `dr_*` outputs)
+    // instead of the primary's.
+    let promoted = state.get_attr("dr").get_attr("promote").as_bool() == Some(true)
+        && !state.get_attr("dr").get_attr("region").is_null();
+    let s = |name: &str| {
+        let dr = match name {
+            "region" => Some(state.get_attr("dr").get_attr("region").clone()),
+            "documents_bucket_name"
+            | "audit_bucket_name"
+            | "platform_key_arn"
+            | "database_endpoint"
+            | "database_replica_endpoints"
+            | "database_master_secret_arn"
+            | "cache_primary_endpoint"
+            | "cache_reader_endpoint"
+            | "cache_auth_secret_arn" => Some(state.get_attr(&format!("dr_{name}")).clone()),
+            // Ports: the DR database and cache are made as the primary's.
+            _ => None,
+        };
+        match dr {
+            Some(v) if promoted => v,
+            _ => state.get_attr(name).clone(),
+        }
+    };
     let text = |v: &Value| -> Option<String> {
         match v {
             Value::String(s) => Some(s.clone()),
@@ -47,7 +71,7 @@ pub fn derive_app_settings(state: &mut Value) {
         ("IDIS_REDIS_TLS", Value::string("true")),
         ("IDIS_EKS_CLUSTER_NAME", s("cluster_name")),
     ];
-    if let Some(replicas) = state.get_attr("database_replica_endpoints").as_strings() {
+    if let Some(replicas) = s("database_replica_endpoints").as_strings() {
         config.push((
             "IDIS_DATABASE_READ_HOSTS",
             Value::string(replicas.join(",")),

@@ -208,6 +208,8 @@ struct EnsureSteps<'a, 'p> {
     ctx: &'a Ctx,
     planned: &'p Value,
     steps: Vec<Step<'a, Found>>,
+    /// Every component's planned Spec, handed to every step.
+    specs: Observed,
     problems: Diagnostics,
 }
 
@@ -220,6 +222,7 @@ impl<'a> Visit for EnsureSteps<'a, '_> {
                 return;
             }
         };
+        self.specs.put_spec::<C>(spec.clone());
         let ctx = self.ctx;
         self.steps.push(Step {
             name: C::NAME.to_string(),
@@ -381,6 +384,7 @@ pub async fn converge(
         ctx: &ctx,
         planned: &planned,
         steps: Vec::new(),
+        specs: Observed::default(),
         problems: Diagnostics::new(),
     };
     all::each(&mut steps);
@@ -390,7 +394,7 @@ pub async fn converge(
             diagnostics: steps.problems,
         };
     }
-    let mut observed = Observed::default();
+    let mut observed = steps.specs;
     let mut errors = Vec::new();
     run_steps(
         &ctx.env,

@@ -1,0 +1,1892 @@
+//! dr: A disaster-recovery site in a second region (`dr { region = ... }`),
+//! pilot light: what holds data is copied there continuously, what serves
+//! traffic is made only on promotion.
+//!
+//! In the DR region, with the environment's deterministic names (names are
+//! regional for everything but S3 and IAM):
+//!
+//! - the network, made by the `network` component's own code for the DR
+//!   region (`vpc_cidr`, three zones AWS offers there, one NAT gateway,
+//!   every zone's after promotion as the primary's `nat_gateway_per_az`);
+//! - multi-Region replicas of the platform key and of every tenant key
+//!   (KMS `ReplicateKey`: same key id and key material, so data encrypted
+//!   in either region decrypts in the other; KMS Developer Guide,
+//!   "Multi-Region keys"), aliased there as in the primary region;
+//! - a cross-Region read replica of the database, `idis-<env>-db` in the
+//!   DR region, its source the primary's ARN, encrypted with the platform
+//!   key's replica (RDS User Guide, "Creating a read replica in a
+//!   different AWS Region": the replica's key is one of the destination
+//!   Region; `PreSignedUrl` is ignored outside GovCloud and China);
+//! - copies of the audit and documents buckets,
+//!   `idis-<env>-{audit,documents}-<account>-<dr region>`, made by the
+//!   storage and documents components' own code: versioned, SSE-KMS with
+//!   the replica key, public access blocked, TLS only; the audit copy with
+//!   Object Lock and the source's default retention (COMPLIANCE). The
+//!   sources replicate into them (one rule `idis-dr`: every object,
+//!   SSE-KMS objects included and re-encrypted with the replica key,
+//!   delete markers not replicated, replication metrics on; S3 User Guide,
+//!   "Replicating objects" and "Replicating encrypted objects") through
+//!   the role `idis-<env>-replication` with the permissions that guide
+//!   lists (Object Lock retention and legal hold read on the source);
+//! - the RPO alarm: `idis-<env>-dr-replica-lag` on the replica's
+//!   `ReplicaLag` above `rpo_seconds`, to the topic `idis-<env>-dr-alarms`
+//!   in the DR region (a CloudWatch alarm notifies a topic of its own
+//!   Region), encrypted with the replica key.
+//!
+//! `promote = true` promotes the replica to a standalone instance (one
+//! way: RDS cannot make it a replica again) and then builds the DR site up
+//! to serve: the database and the cache by the `database` and `cache`
+//! components' own code from the primary's planned settings (Multi-AZ,
+//! retention, managed master secret, replicas; the cache with its AUTH
+//! token secret in the DR region) and a NAT gateway per zone as the
+//! primary has. `app_config` then points at the DR endpoints. The EKS
+//! cluster is not made in the DR region yet (see the README's DR
+//! runbook).
+//!
+//! Everything is found again from AWS: the DR region is the one where the
+//! platform key has a replica that is not pending deletion, so refresh,
+//! import and the removal of `dr` need no memory of it. Removing `dr` (or
+//! destroying) stops replication, deletes the replica, the alarm, the
+//! network and the role, schedules the replica keys' deletion, and keeps
+//! the bucket copies (data is never deleted on the way out).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_kms::types::{KeyMetadata, KeyState, MultiRegionKeyType};
+use aws_sdk_rds::types::DbInstance;
+use aws_sdk_s3::types::{
+    DeleteMarkerReplication, DeleteMarkerReplicationStatus, Destination, EncryptionConfiguration,
+    Metrics, MetricsStatus, ReplicationConfiguration, ReplicationRule, ReplicationRuleFilter,
+    ReplicationRuleStatus, SourceSelectionCriteria, SseKmsEncryptedObjects,
+    SseKmsEncryptedObjectsStatus,
+};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::cache::{self, Cache, CacheState};
+use super::database::{self, Database, DatabaseState};
+use super::describe::{
+    Check, Component, Default, Guard, Output, Problem, Reading, Setting, Verdicts, When,
+};
+use super::documents::{self, DocumentsBucket, DocumentsState};
+use super::iam_role::{self, RoleSeen, Wanted};
+use super::keys::{self, KeysState, TenantKeys, PLATFORM};
+use super::network::{self, Network, NetworkSpec, NetworkState};
+use super::storage::{self, AuditBucket, AuditStorageState};
+use super::{aws_error, is_not_found, partition, ComponentError, Ctx, Observed};
+use crate::protocol::cty::{Type, Value};
+use crate::protocol::diag::{Diagnostic, Diagnostics};
+
+pub const COMPONENT: &str = "dr";
+
+/// The DR network's CIDR unless set: apart from the primary's default
+/// (`10.0.0.0/16`), so the two VPCs can be peered.
+pub const DEFAULT_VPC_CIDR: &str = "10.1.0.0/16";
+/// REQ-T237: RPO under five minutes.
+pub const DEFAULT_RPO_SECONDS: i64 = 300;
+/// The replication rule the provider owns on each source bucket.
+pub const RULE_ID: &str = "idis-dr";
+/// The replication role's inline policy.
+pub const ROLE_POLICY: &str = "idis-replication";
+
+// ---------------------------------------------------------------------------
+// What is read
+
+/// One replica key in the DR region.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaKey {
+    pub arn: String,
+    pub enabled: bool,
+    /// A replica of the primary key of the same name.
+    pub replica_of_primary: bool,
+    /// Its alias `alias/idis/<env>/<name>` exists in the DR region.
+    pub aliased: bool,
+}
+
+/// The DR database instance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrDatabase {
+    pub arn: String,
+    pub endpoint: Option<String>,
+    pub status: String,
+    /// The replication source (the primary's ARN); None once promoted.
+    pub source: Option<String>,
+    pub kms_key_id: Option<String>,
+}
+
+/// The DR site as found; `region` None when the environment has none.
+#[derive(Clone, Debug, Default)]
+pub struct DrState {
+    pub region: Option<String>,
+    pub network: Option<NetworkState>,
+    /// Key name (`platform` or a tenant) to its replica; names of the
+    /// primary's keys without a replica are absent.
+    pub keys: BTreeMap<String, ReplicaKey>,
+    /// The names of the primary's keys.
+    pub primary_keys: Vec<String>,
+    /// The primary database's ARN (the replica's source).
+    pub primary_database_arn: String,
+    pub database: Option<DrDatabase>,
+    /// The promoted database as the database component reads it.
+    pub promoted: Option<DatabaseState>,
+    pub cache: Option<CacheState>,
+    pub audit: Option<AuditStorageState>,
+    pub documents: Option<DocumentsState>,
+    pub role: Option<RoleSeen>,
+    /// How the role differs from what replication needs.
+    pub role_problems: Vec<String>,
+    /// Source bucket to the problems of its replication (none: as made).
+    pub replication: BTreeMap<String, Vec<String>>,
+    pub topic_arn: Option<String>,
+    pub alarm: Option<AlarmSeen>,
+}
+
+/// The RPO alarm as CloudWatch has it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlarmSeen {
+    pub arn: String,
+    pub threshold: f64,
+    pub metric: String,
+    pub instance: String,
+    pub actions: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Description: the `dr` block
+
+/// The `dr` block once planned.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrSpec {
+    /// The DR region; None: no DR site.
+    pub region: Option<String>,
+    pub vpc_cidr: String,
+    pub rpo_seconds: i64,
+    pub promote: bool,
+}
+
+/// The DR site's computed attributes.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DrOutputs {
+    pub dr_vpc_id: Option<String>,
+    pub dr_platform_key_arn: Option<String>,
+    pub dr_database_arn: Option<String>,
+    pub dr_database_endpoint: Option<String>,
+    pub dr_database_master_secret_arn: Option<String>,
+    pub dr_database_replica_endpoints: Option<Vec<String>>,
+    pub dr_cache_primary_endpoint: Option<String>,
+    pub dr_cache_reader_endpoint: Option<String>,
+    pub dr_cache_auth_secret_arn: Option<String>,
+    pub dr_audit_bucket_name: Option<String>,
+    pub dr_documents_bucket_name: Option<String>,
+    pub dr_replication_role_arn: Option<String>,
+    pub dr_alarm_topic_arn: Option<String>,
+}
+
+const GUARDS: &[Guard] = &[
+    Guard::new(
+        "network",
+        "as the network component makes it",
+        "The DR region's VPC, subnets over three zones, route tables, NAT gateway and security groups, judged as the primary's network is.",
+    )
+    .when(When::Set("region"))
+    .affects(&["dr_vpc_id"]),
+    Guard::new(
+        "replica_keys",
+        "a multi-Region replica of every key, enabled and aliased",
+        "Every key of the environment (platform and tenants) has a multi-Region replica in the DR region, enabled, under the same alias.",
+    )
+    .when(When::Set("region"))
+    .affects(&["dr_platform_key_arn"]),
+    Guard::new(
+        "database",
+        "a replica of the primary with the replica key, or promoted as the database block says",
+        "Until `promote`, the DR database is a read replica whose source is the primary, encrypted with the platform key's replica; once promoted, a standalone instance judged as the primary is.",
+    )
+    .when(When::Set("region"))
+    .affects(&[
+        "dr_database_arn",
+        "dr_database_endpoint",
+        "dr_database_master_secret_arn",
+        "dr_database_replica_endpoints",
+    ]),
+    Guard::new(
+        "copies",
+        "guarded as their sources",
+        "The audit and documents copies in the DR region: versioning, SSE-KMS with the replica key, public access blocked, TLS only; the audit copy with Object Lock and the source's retention.",
+    )
+    .when(When::Set("region"))
+    .affects(&["dr_audit_bucket_name", "dr_documents_bucket_name"]),
+    Guard::new(
+        "replication",
+        "every object replicated to the DR copies, re-encrypted with the replica key",
+        "The audit and documents buckets replicate every object (SSE-KMS ones included, delete markers not) to their DR copies through the replication role, re-encrypted with the replica key, with replication metrics on.",
+    )
+    .when(When::Set("region"))
+    .affects(&["dr_replication_role_arn"]),
+    Guard::new(
+        "rpo_alarm",
+        "replica lag above rpo_seconds notifies the DR alarm topic",
+        "Until promotion, a CloudWatch alarm in the DR region on the replica's `ReplicaLag` above `rpo_seconds` (three of five minutes), to the encrypted topic `idis-<name>-dr-alarms`.",
+    )
+    .when(When::Set("region"))
+    .affects(&["dr_alarm_topic_arn"]),
+];
+
+fn is_region_name(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The DR site of an environment.
+pub struct DisasterRecovery;
+
+impl Component for DisasterRecovery {
+    const NAME: &'static str = COMPONENT;
+    const DOC: &'static str = "A disaster-recovery site in a second region, pilot light: the network, multi-Region replicas of every key, a cross-Region read replica of the database, replicated copies of the audit and documents buckets and an RPO alarm. `promote = true` makes the DR site the one that serves.";
+    const AFTER: &'static [&'static str] = &[
+        super::keys::COMPONENT,
+        super::network::COMPONENT,
+        super::database::COMPONENT,
+        super::cache::COMPONENT,
+        super::storage::COMPONENT,
+        super::documents::COMPONENT,
+    ];
+    type Spec = DrSpec;
+    type State = DrState;
+    type Outputs = DrOutputs;
+
+    fn settings() -> Vec<Setting> {
+        vec![
+            Setting::new(
+                "region",
+                Type::String,
+                Default::Null,
+                "The DR region, e.g. `us-west-2`: another region of the same partition than the environment's. No DR site when unset; removing it tears the DR site down (its bucket copies are kept).".into(),
+            )
+            .check(Check::Text(
+                is_region_name,
+                "an AWS region name such as \"us-west-2\"",
+            )),
+            Setting::new(
+                "vpc_cidr",
+                Type::String,
+                Default::Str(DEFAULT_VPC_CIDR),
+                format!("IPv4 CIDR of the DR network, /16 to /24; apart from the primary's so the two can be peered. Default `{DEFAULT_VPC_CIDR}`."),
+            )
+            .check(Check::Text(
+                |s| network::cidr_problem(s).is_none(),
+                "a private IPv4 CIDR from /16 to /24, such as \"10.1.0.0/16\"",
+            )),
+            Setting::new(
+                "rpo_seconds",
+                Type::Number,
+                Default::Int(DEFAULT_RPO_SECONDS),
+                format!("The recovery point objective: the RPO alarm fires when the DR replica lags the primary by more (60 to 3600). Default `{DEFAULT_RPO_SECONDS}` (REQ-T237)."),
+            )
+            .check(Check::Range(60, 3600)),
+            Setting::new(
+                "promote",
+                Type::Bool,
+                Default::Bool(false),
+                "Promote the DR site: the DR replica becomes a standalone database (one way), the database and cache are built up in the DR region from this environment's settings, and `app_config` points at the DR endpoints. Default `false`.".into(),
+            )
+            .not_recorded(),
+        ]
+    }
+
+    fn outputs() -> Vec<Output> {
+        vec![
+            Output::new("dr_vpc_id", Type::String, "ID of the DR region's VPC. Null without `dr`."),
+            Output::new("dr_platform_key_arn", Type::String, "ARN of the platform key's multi-Region replica in the DR region."),
+            Output::new("dr_database_arn", Type::String, "ARN of the DR database: the cross-Region read replica, standalone once promoted."),
+            Output::new("dr_database_endpoint", Type::String, "Endpoint address of the DR database."),
+            Output::new("dr_database_master_secret_arn", Type::String, "ARN of the RDS-managed master secret of the promoted DR database (null until promotion)."),
+            Output::new("dr_database_replica_endpoints", Type::list(Type::String), "Endpoints of the promoted DR database's read replicas (null until promotion)."),
+            Output::new("dr_cache_primary_endpoint", Type::String, "Primary endpoint of the DR cache (null until promotion)."),
+            Output::new("dr_cache_reader_endpoint", Type::String, "Reader endpoint of the DR cache (null until promotion)."),
+            Output::new("dr_cache_auth_secret_arn", Type::String, "ARN of the DR cache's AUTH token secret (null until promotion)."),
+            Output::new("dr_audit_bucket_name", Type::String, "Name of the audit bucket's copy in the DR region."),
+            Output::new("dr_documents_bucket_name", Type::String, "Name of the documents bucket's copy in the DR region."),
+            Output::new("dr_replication_role_arn", Type::String, "ARN of the IAM role S3 replicates the buckets with."),
+            Output::new("dr_alarm_topic_arn", Type::String, "ARN of the DR region's alarm topic (the RPO alarm notifies it); subscribe the on-call rotation to it."),
+        ]
+    }
+
+    fn guards() -> &'static [Guard] {
+        GUARDS
+    }
+
+    fn check(config: &Value) -> Vec<Problem> {
+        let dr = config.get_attr(COMPONENT);
+        let region = dr.get_attr("region");
+        match (region.as_str(), config.get_attr("region").as_str()) {
+            (Some(dr_region), Some(primary)) if dr_region == primary => vec![Problem::at(
+                "region",
+                region,
+                format!("a region other than the environment's own ({primary})"),
+            )],
+            (Some(dr_region), Some(primary)) if partition(dr_region) != partition(primary) => {
+                vec![Problem::at(
+                    "region",
+                    region,
+                    format!(
+                        "a region of the environment's partition ({}): KMS replicates keys and RDS and S3 replicate data only within one",
+                        partition(primary)
+                    ),
+                )]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn plan_outputs(prior: &Value, planned: &mut Value) {
+        let dr = planned.get_attr(COMPONENT).clone();
+        let region = dr.get_attr("region").clone();
+        let prior_dr = prior.get_attr(COMPONENT);
+        let names: Vec<&str> = Self::outputs().iter().map(|o| o.name).collect();
+        if region.is_null() {
+            for name in names {
+                planned.set_attr(name, Value::Null);
+            }
+            return;
+        }
+        let moved = !region.is_known() || prior_dr.get_attr("region") != &region;
+        let promoting = dr.get_attr("promote") != prior_dr.get_attr("promote");
+        for name in names {
+            let promoted_output = matches!(
+                name,
+                "dr_database_endpoint"
+                    | "dr_database_master_secret_arn"
+                    | "dr_database_replica_endpoints"
+                    | "dr_cache_primary_endpoint"
+                    | "dr_cache_reader_endpoint"
+                    | "dr_cache_auth_secret_arn"
+                    | "dr_vpc_id"
+            );
+            if moved || (promoting && promoted_output) {
+                planned.set_attr(name, Value::Unknown);
+            }
+        }
+        // The VPC stays through a promotion.
+        if !moved {
+            planned.set_attr("dr_vpc_id", prior.get_attr("dr_vpc_id").clone());
+        }
+    }
+
+    fn judge(prior: &Value, planned: &Value) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        let before = prior.get_attr(COMPONENT);
+        let after = planned.get_attr(COMPONENT);
+        let (was, now) = (before.get_attr("region"), after.get_attr("region"));
+        if let (Some(was), Some(now)) = (was.as_str(), now.as_str()) {
+            if was != now {
+                d.push(Diagnostic::error(
+                    "The DR region cannot move in one step",
+                    format!("dr.region would change from {was:?} to {now:?}. Remove the dr block and apply (the DR site in {was} is torn down, its bucket copies kept), then set the new region."),
+                ).at(crate::protocol::cty::Path::root().attr(COMPONENT).attr("region")));
+            }
+        }
+        if before.get_attr("promote").as_bool() == Some(true)
+            && after.get_attr("promote").as_bool() == Some(false)
+            && now.as_str().is_some()
+        {
+            d.push(Diagnostic::error(
+                "A promoted DR site cannot be demoted",
+                "dr.promote would go from true to false: RDS cannot make a promoted instance a read replica again. Keep promote = true; to fail back, build a new environment in the original region from the DR site.",
+            ).at(crate::protocol::cty::Path::root().attr(COMPONENT).attr("promote")));
+        }
+        if after.get_attr("promote").as_bool() == Some(true)
+            && before.get_attr("promote").as_bool() != Some(true)
+            && now.as_str().is_some()
+        {
+            d.push(Diagnostic::warning(
+                "Promoting the DR site (one way)",
+                format!(
+                    "dr.promote = true: the read replica in {} stops replicating from the primary and becomes a standalone database (RDS cannot undo this); the database and cache are built up there from this environment's settings (Multi-AZ, retention, read replicas, a NAT gateway per zone as the primary has), and app_config, secret_refs and the manifests switch to the DR endpoints. The primary region's resources are left as they are. The EKS cluster is not made in the DR region by this version.",
+                    now.as_str().unwrap_or_default()
+                ),
+            ));
+        }
+        d
+    }
+
+    fn on_destroy(prior: &Value) -> Diagnostics {
+        match prior.get_attr(COMPONENT).get_attr("region").as_str() {
+            Some(region) => Diagnostic::warning(
+                "The DR site goes too",
+                format!("Destroy tears down the DR site in {region}: replication stops, the DR database, network, alarm and role are deleted and the replica keys scheduled for deletion; the audit and documents copies there are kept."),
+            )
+            .into(),
+            None => Diagnostics::new(),
+        }
+    }
+
+    fn read(state: &DrState, stored: &DrSpec, _prior: &Value) -> Reading<DrSpec, DrOutputs> {
+        let Some(region) = state.region.clone() else {
+            return Reading {
+                settings: DrSpec {
+                    region: None,
+                    ..stored.clone()
+                },
+                outputs: DrOutputs::default(),
+                verdicts: Verdicts::new(),
+            };
+        };
+        let settings = DrSpec {
+            region: Some(region),
+            vpc_cidr: state
+                .network
+                .as_ref()
+                .map(|n| n.vpc_cidr.clone())
+                .unwrap_or_else(|| stored.vpc_cidr.clone()),
+            rpo_seconds: state
+                .alarm
+                .as_ref()
+                .filter(|_| !stored.promote)
+                .map(|a| a.threshold as i64)
+                .unwrap_or(stored.rpo_seconds),
+            promote: stored.promote,
+        };
+        let verdicts = judge(state, stored);
+        let promoted = state.promoted.as_ref();
+        let outputs = DrOutputs {
+            dr_vpc_id: state.network.as_ref().map(|n| n.vpc_id.clone()),
+            dr_platform_key_arn: state.keys.get(PLATFORM).map(|k| k.arn.clone()),
+            dr_database_arn: state.database.as_ref().map(|d| d.arn.clone()),
+            dr_database_endpoint: state.database.as_ref().and_then(|d| d.endpoint.clone()),
+            dr_database_master_secret_arn: promoted.and_then(|p| p.master_secret_arn.clone()),
+            dr_database_replica_endpoints: promoted.map(|p| p.replica_endpoints.clone()),
+            dr_cache_primary_endpoint: state
+                .cache
+                .as_ref()
+                .and_then(|c| c.primary_endpoint.clone()),
+            dr_cache_reader_endpoint: state
+                .cache
+                .as_ref()
+                .and_then(|c| c.reader_endpoint.clone()),
+            dr_cache_auth_secret_arn: state.cache.as_ref().and_then(|c| c.auth_secret_arn.clone()),
+            dr_audit_bucket_name: state.audit.as_ref().map(|b| b.bucket.clone()),
+            dr_documents_bucket_name: state.documents.as_ref().map(|b| b.bucket.clone()),
+            dr_replication_role_arn: state.role.as_ref().map(|r| r.arn.clone()),
+            dr_alarm_topic_arn: state.topic_arn.clone(),
+        };
+        Reading {
+            settings,
+            outputs,
+            verdicts,
+        }
+    }
+
+    async fn find(ctx: &Ctx) -> Result<Option<DrState>, ComponentError> {
+        let Some(region) = dr_region(ctx).await? else {
+            return Ok(None);
+        };
+        let keys = keys::find(ctx).await?.unwrap_or_default();
+        Ok(Some(observe(ctx, &region, &keys).await?))
+    }
+
+    fn absent() -> Option<DrState> {
+        Some(DrState::default())
+    }
+
+    async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrState, ComponentError> {
+        Box::pin(ensure(ctx, spec, built)).await
+    }
+
+    async fn delete(ctx: &Ctx, spec: &DrSpec) -> Result<Vec<String>, ComponentError> {
+        let region = match &spec.region {
+            Some(region) => Some(region.clone()),
+            None => dr_region(ctx).await?,
+        };
+        match region {
+            Some(region) => Box::pin(tear_down(ctx, &region)).await,
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Judging
+
+fn judge(state: &DrState, spec: &DrSpec) -> Verdicts {
+    let mut v = Verdicts::new();
+    let [network_guard, keys_guard, database_guard, copies_guard, replication_guard, alarm_guard] =
+        GUARDS
+    else {
+        return v;
+    };
+    let region = state.region.as_deref().unwrap_or_default();
+
+    match &state.network {
+        None => v.problem(network_guard, format!("no DR network in {region}")),
+        Some(n) => v.judge(
+            network_guard,
+            n.verdicts
+                .failing()
+                .map(|(key, problems)| format!("{key}: {}", problems.join("; "))),
+        ),
+    }
+
+    let mut key_problems = Vec::new();
+    for name in &state.primary_keys {
+        match state.keys.get(name) {
+            None => key_problems.push(format!("key {name} has no replica in {region}")),
+            Some(k) => {
+                if !k.replica_of_primary {
+                    key_problems.push(format!(
+                        "{} is not a replica of the environment's key {name}",
+                        k.arn
+                    ));
+                }
+                if !k.enabled {
+                    key_problems.push(format!("the replica of key {name} is not enabled"));
+                }
+                if !k.aliased {
+                    key_problems.push(format!("the replica of key {name} has no alias in {region}"));
+                }
+            }
+        }
+    }
+    v.judge(keys_guard, key_problems);
+
+    let replica_key = state.keys.get(PLATFORM).map(|k| k.arn.as_str());
+    let mut db_problems = Vec::new();
+    match &state.database {
+        None => db_problems.push(format!("no DR database in {region}")),
+        Some(db) => {
+            match (&db.source, spec.promote) {
+                (Some(source), false) if source != &state.primary_database_arn => {
+                    db_problems.push(format!(
+                        "replicates from {source}, not the primary {}",
+                        state.primary_database_arn
+                    ))
+                }
+                (None, false) => db_problems.push(
+                    "was promoted outside Terraform (it no longer replicates); set dr.promote = true"
+                        .to_string(),
+                ),
+                (Some(_), true) => db_problems.push("is still a read replica".to_string()),
+                _ => {}
+            }
+            if db.kms_key_id.as_deref() != replica_key {
+                db_problems.push(format!(
+                    "is encrypted with {}, not the platform key's replica",
+                    db.kms_key_id.as_deref().unwrap_or("no key")
+                ));
+            }
+        }
+    }
+    if spec.promote {
+        if let Some(p) = &state.promoted {
+            db_problems.extend(
+                p.verdicts
+                    .failing()
+                    .map(|(key, problems)| format!("{key}: {}", problems.join("; "))),
+            );
+        }
+        if state.cache.is_none() {
+            db_problems.push(format!("no DR cache in {region}"));
+        }
+    }
+    v.judge(database_guard, db_problems);
+
+    let mut copy_problems = Vec::new();
+    for (what, verdicts) in [
+        ("audit copy", state.audit.as_ref().map(|a| &a.verdicts)),
+        ("documents copy", state.documents.as_ref().map(|d| &d.verdicts)),
+    ] {
+        match verdicts {
+            None => copy_problems.push(format!("no {what} in {region}")),
+            Some(verdicts) => copy_problems.extend(
+                verdicts
+                    .failing()
+                    .map(|(key, p)| format!("{what} {key}: {}", p.join("; "))),
+            ),
+        }
+    }
+    v.judge(copies_guard, copy_problems);
+
+    let mut replication_problems = Vec::new();
+    match &state.role {
+        None => replication_problems.push("no replication role".to_string()),
+        Some(_) => replication_problems.extend(
+            state
+                .role_problems
+                .iter()
+                .map(|p| format!("replication role: {p}")),
+        ),
+    }
+    for (bucket, problems) in &state.replication {
+        replication_problems.extend(problems.iter().map(|p| format!("{bucket}: {p}")));
+    }
+    v.judge(replication_guard, replication_problems);
+
+    let mut alarm_problems = Vec::new();
+    if state.topic_arn.is_none() {
+        alarm_problems.push("no DR alarm topic".to_string());
+    }
+    if !spec.promote {
+        match &state.alarm {
+            None => alarm_problems.push("no RPO alarm".to_string()),
+            Some(a) => {
+                if a.metric != "ReplicaLag" {
+                    alarm_problems.push(format!("the RPO alarm watches {}, not ReplicaLag", a.metric));
+                }
+                if let Some(db) = &state.database {
+                    if !db.arn.ends_with(&format!(":db:{}", a.instance)) {
+                        alarm_problems.push(format!(
+                            "the RPO alarm watches the instance {:?}, not the DR database",
+                            a.instance
+                        ));
+                    }
+                }
+                if state
+                    .topic_arn
+                    .as_ref()
+                    .is_some_and(|t| !a.actions.contains(t))
+                {
+                    alarm_problems.push("the RPO alarm does not notify the DR alarm topic".to_string());
+                }
+            }
+        }
+    }
+    v.judge(alarm_guard, alarm_problems);
+    v
+}
+
+// ---------------------------------------------------------------------------
+// Finding
+
+/// The environment's context in the DR region.
+pub fn in_region(ctx: &Ctx, region: &str) -> Ctx {
+    Ctx {
+        aws: Arc::new(ctx.aws.with_region(region)),
+        region: region.to_string(),
+        ..ctx.clone()
+    }
+}
+
+/// `arn:...:<primary region>:...` with the DR region: a multi-Region
+/// replica's ARN (same key id).
+fn replica_arn(primary_arn: &str, primary_region: &str, region: &str) -> String {
+    primary_arn.replacen(&format!(":{primary_region}:"), &format!(":{region}:"), 1)
+}
+
+fn primary_database_arn(ctx: &Ctx) -> String {
+    format!(
+        "arn:{}:rds:{}:{}:db:{}",
+        partition(&ctx.region),
+        ctx.region,
+        ctx.account_id,
+        database::identifier(ctx)
+    )
+}
+
+async fn describe_key(ctx: &Ctx, key: &str) -> Result<Option<KeyMetadata>, ComponentError> {
+    match ctx.aws.kms().describe_key().key_id(key).send().await {
+        Ok(out) => Ok(out.key_metadata().cloned()),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(aws_error(COMPONENT, format!("describe the key {key}"), e)),
+    }
+}
+
+fn pending_deletion(meta: &KeyMetadata) -> bool {
+    matches!(
+        meta.key_state(),
+        Some(KeyState::PendingDeletion | KeyState::PendingReplicaDeletion)
+    )
+}
+
+/// The region of the environment's DR site: where the platform key has a
+/// replica that is not pending deletion.
+async fn dr_region(ctx: &Ctx) -> Result<Option<String>, ComponentError> {
+    let alias = keys::alias_name(ctx, PLATFORM);
+    let Some(primary) = describe_key(ctx, &alias).await? else {
+        return Ok(None);
+    };
+    let replicas: Vec<String> = primary
+        .multi_region_configuration()
+        .map(|c| {
+            c.replica_keys()
+                .iter()
+                .filter_map(|k| k.region().map(str::to_string))
+                .filter(|r| r != &ctx.region)
+                .collect()
+        })
+        .unwrap_or_default();
+    for region in replicas {
+        let dr = in_region(ctx, &region);
+        let arn = replica_arn(primary.arn().unwrap_or_default(), &ctx.region, &region);
+        if let Some(replica) = describe_key(&dr, &arn).await? {
+            if !pending_deletion(&replica) {
+                return Ok(Some(region));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The primary's keys by name (`platform` first).
+fn primary_keys(keys: &KeysState) -> BTreeMap<String, String> {
+    let mut all = keys.tenant_key_arns.clone();
+    if !keys.platform_key_arn.is_empty() {
+        all.insert(PLATFORM.to_string(), keys.platform_key_arn.clone());
+    }
+    all
+}
+
+async fn read_replica_keys(
+    ctx: &Ctx,
+    dr: &Ctx,
+    keys: &KeysState,
+) -> Result<BTreeMap<String, ReplicaKey>, ComponentError> {
+    let mut found = BTreeMap::new();
+    for (name, primary_arn) in primary_keys(keys) {
+        let arn = replica_arn(&primary_arn, &ctx.region, &dr.region);
+        let Some(meta) = describe_key(dr, &arn).await? else {
+            continue;
+        };
+        if pending_deletion(&meta) {
+            continue;
+        }
+        let config = meta.multi_region_configuration();
+        let replica_of_primary = config.is_some_and(|c| {
+            c.multi_region_key_type() == Some(&MultiRegionKeyType::Replica)
+                && c.primary_key().and_then(|p| p.arn()) == Some(primary_arn.as_str())
+        });
+        let aliased = describe_key(dr, &keys::alias_name(dr, &name))
+            .await?
+            .is_some_and(|m| m.arn() == Some(arn.as_str()));
+        found.insert(
+            name,
+            ReplicaKey {
+                arn: arn.clone(),
+                enabled: meta.key_state() == Some(&KeyState::Enabled),
+                replica_of_primary,
+                aliased,
+            },
+        );
+    }
+    Ok(found)
+}
+
+async fn describe_db(dr: &Ctx) -> Result<Option<DbInstance>, ComponentError> {
+    let id = database::identifier(dr);
+    match dr
+        .aws
+        .rds()
+        .describe_db_instances()
+        .db_instance_identifier(&id)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out
+            .db_instances()
+            .first()
+            .filter(|db| db.db_instance_status() != Some("deleting"))
+            .cloned()),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(aws_error(COMPONENT, format!("describe the DR database {id}"), e)),
+    }
+}
+
+fn dr_database(db: &DbInstance) -> DrDatabase {
+    DrDatabase {
+        arn: db.db_instance_arn().unwrap_or_default().to_string(),
+        endpoint: db.endpoint().and_then(|e| e.address()).map(str::to_string),
+        status: db.db_instance_status().unwrap_or_default().to_string(),
+        source: db
+            .read_replica_source_db_instance_identifier()
+            .map(str::to_string),
+        kms_key_id: db.kms_key_id().map(str::to_string),
+    }
+}
+
+fn role_name(ctx: &Ctx) -> String {
+    format!("{}-replication", ctx.prefix())
+}
+
+fn topic_name(ctx: &Ctx) -> String {
+    format!("{}-dr-alarms", ctx.prefix())
+}
+
+fn alarm_name(ctx: &Ctx) -> String {
+    format!("{}-dr-replica-lag", ctx.prefix())
+}
+
+fn bucket_arn(region: &str, bucket: &str) -> String {
+    format!("arn:{}:s3:::{bucket}", partition(region))
+}
+
+/// The sources and their copies: (source, copy) bucket names.
+fn bucket_pairs(ctx: &Ctx, dr: &Ctx) -> [(String, String); 2] {
+    [
+        (storage::bucket_name(ctx), storage::bucket_name(dr)),
+        (documents::bucket_name(ctx), documents::bucket_name(dr)),
+    ]
+}
+
+/// What names are made of, without a context.
+struct Names {
+    env: String,
+    account: String,
+    region: String,
+}
+
+impl Names {
+    fn of(ctx: &Ctx) -> Names {
+        Names {
+            env: ctx.env.clone(),
+            account: ctx.account_id.clone(),
+            region: ctx.region.clone(),
+        }
+    }
+
+    fn buckets(&self) -> [String; 2] {
+        [
+            format!("idis-{}-audit-{}-{}", self.env, self.account, self.region),
+            format!("idis-{}-documents-{}-{}", self.env, self.account, self.region),
+        ]
+    }
+}
+
+/// The replication role (S3 User Guide, "Setting up permissions for live
+/// replication"; "Replicating encrypted objects": decrypt with the source
+/// key via S3 in the source region, encrypt with the replica key via S3
+/// in the destination region).
+fn role_wanted(primary: &Names, dr: &Names, source_key: &str, replica_key: &str) -> Wanted {
+    let p = partition(&primary.region);
+    let sources: Vec<String> = primary
+        .buckets()
+        .iter()
+        .map(|b| format!("arn:{p}:s3:::{b}"))
+        .collect();
+    let source_objects: Vec<String> = sources.iter().map(|b| format!("{b}/*")).collect();
+    let copies: Vec<String> = dr
+        .buckets()
+        .iter()
+        .map(|b| format!("arn:{p}:s3:::{b}/*"))
+        .collect();
+    Wanted {
+        name: format!("idis-{}-replication", primary.env),
+        description: format!(
+            "IDIS environment {}: S3 replication of the audit and documents buckets to the DR region {}",
+            primary.env, dr.region
+        ),
+        trust: json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }],
+        }),
+        inline: Some((
+            ROLE_POLICY,
+            json!({
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "ReadSourceConfiguration",
+                        "Effect": "Allow",
+                        "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+                        "Resource": sources,
+                    },
+                    {
+                        "Sid": "ReadSourceObjects",
+                        "Effect": "Allow",
+                        "Action": [
+                            "s3:GetObjectVersionForReplication",
+                            "s3:GetObjectVersionAcl",
+                            "s3:GetObjectVersionTagging",
+                            "s3:GetObjectRetention",
+                            "s3:GetObjectLegalHold",
+                        ],
+                        "Resource": source_objects,
+                    },
+                    {
+                        "Sid": "WriteCopies",
+                        "Effect": "Allow",
+                        "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                        "Resource": copies,
+                    },
+                    {
+                        "Sid": "DecryptSource",
+                        "Effect": "Allow",
+                        "Action": "kms:Decrypt",
+                        "Resource": source_key,
+                        "Condition": {"StringLike": {"kms:ViaService": format!("s3.{}.amazonaws.com", primary.region)}},
+                    },
+                    {
+                        "Sid": "EncryptCopies",
+                        "Effect": "Allow",
+                        "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
+                        "Resource": replica_key,
+                        "Condition": {"StringLike": {"kms:ViaService": format!("s3.{}.amazonaws.com", dr.region)}},
+                    },
+                ],
+            }),
+        )),
+        attached: Vec::new(),
+    }
+}
+
+/// Our rule on `source`, judged: None when the bucket has no replication
+/// configuration at all.
+async fn read_replication(
+    ctx: &Ctx,
+    source: &str,
+) -> Result<Option<ReplicationConfiguration>, ComponentError> {
+    match ctx
+        .aws
+        .s3()
+        .get_bucket_replication()
+        .bucket(source)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.replication_configuration().cloned()),
+        Err(e)
+            if is_not_found(&e)
+                || e.code() == Some("ReplicationConfigurationNotFoundError")
+                || e.code() == Some("NoSuchBucket") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(aws_error(
+            COMPONENT,
+            format!("read the replication configuration of {source}"),
+            e,
+        )),
+    }
+}
+
+fn replication_problems(
+    config: Option<&ReplicationConfiguration>,
+    role_arn: Option<&str>,
+    copy_arn: &str,
+    replica_key: Option<&str>,
+) -> Vec<String> {
+    let Some(config) = config else {
+        return vec!["does not replicate".to_string()];
+    };
+    let Some(rule) = config.rules().iter().find(|r| r.id() == Some(RULE_ID)) else {
+        return vec![format!("has no replication rule {RULE_ID}")];
+    };
+    let mut problems = Vec::new();
+    if role_arn.is_some_and(|r| config.role() != r) {
+        problems.push(format!("replicates with the role {}", config.role()));
+    }
+    if rule.status() != &ReplicationRuleStatus::Enabled {
+        problems.push(format!("rule {RULE_ID} is {}", rule.status().as_str()));
+    }
+    if rule
+        .filter()
+        .is_some_and(|f| f.prefix().is_some_and(|p| !p.is_empty()) || f.tag().is_some() || f.and().is_some())
+    {
+        problems.push(format!("rule {RULE_ID} replicates only part of the bucket"));
+    }
+    let destination = rule.destination();
+    if destination.map(|d| d.bucket()) != Some(copy_arn) {
+        problems.push(format!(
+            "rule {RULE_ID} replicates to {}, not {copy_arn}",
+            destination.map(|d| d.bucket()).unwrap_or("nowhere")
+        ));
+    }
+    let key = destination
+        .and_then(|d| d.encryption_configuration())
+        .and_then(|e| e.replica_kms_key_id());
+    if key != replica_key {
+        problems.push(format!(
+            "rule {RULE_ID} encrypts the copies with {}, not the platform key's replica",
+            key.unwrap_or("no key")
+        ));
+    }
+    let sse_kms = rule
+        .source_selection_criteria()
+        .and_then(|c| c.sse_kms_encrypted_objects())
+        .map(|o| o.status() == &SseKmsEncryptedObjectsStatus::Enabled);
+    if sse_kms != Some(true) {
+        problems.push(format!("rule {RULE_ID} leaves SSE-KMS objects out"));
+    }
+    if destination
+        .and_then(|d| d.metrics())
+        .map(|m| m.status() == &MetricsStatus::Enabled)
+        != Some(true)
+    {
+        problems.push(format!("rule {RULE_ID} has replication metrics off"));
+    }
+    if rule
+        .delete_marker_replication()
+        .and_then(|d| d.status())
+        == Some(&DeleteMarkerReplicationStatus::Enabled)
+    {
+        problems.push(format!("rule {RULE_ID} replicates delete markers"));
+    }
+    problems
+}
+
+async fn read_topic(dr: &Ctx) -> Result<Option<String>, ComponentError> {
+    let arn = format!(
+        "arn:{}:sns:{}:{}:{}",
+        partition(&dr.region),
+        dr.region,
+        dr.account_id,
+        topic_name(dr)
+    );
+    match dr
+        .aws
+        .sns()
+        .get_topic_attributes()
+        .topic_arn(&arn)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(Some(arn)),
+        Err(e) if is_not_found(&e) || e.code() == Some("NotFound") => Ok(None),
+        Err(e) => Err(aws_error(COMPONENT, format!("read the topic {arn}"), e)),
+    }
+}
+
+async fn read_alarm(dr: &Ctx) -> Result<Option<AlarmSeen>, ComponentError> {
+    let name = alarm_name(dr);
+    let out = dr
+        .aws
+        .cloudwatch()
+        .describe_alarms()
+        .alarm_names(&name)
+        .send()
+        .await
+        .map_err(|e| aws_error(COMPONENT, format!("read the alarm {name}"), e))?;
+    Ok(out.metric_alarms().first().map(|a| AlarmSeen {
+        arn: a.alarm_arn().unwrap_or_default().to_string(),
+        threshold: a.threshold().unwrap_or_default(),
+        metric: a.metric_name().unwrap_or_default().to_string(),
+        instance: a
+            .dimensions()
+            .iter()
+            .find(|d| d.name() == Some("DBInstanceIdentifier"))
+            .and_then(|d| d.value())
+            .unwrap_or_default()
+            .to_string(),
+        actions: a.alarm_actions().to_vec(),
+    }))
+}
+
+/// Everything of the DR site in `region`, as AWS has it.
+async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, ComponentError> {
+    let dr = in_region(ctx, region);
+    let role_name = role_name(ctx);
+    let (net, replica_keys, db, audit, docs, role, topic, alarm) = tokio::try_join!(
+        network::find(&dr),
+        read_replica_keys(ctx, &dr, keys),
+        describe_db(&dr),
+        storage::find(&dr),
+        <DocumentsBucket as Component>::find(&dr),
+        iam_role::read(ctx, COMPONENT, &role_name, Some(ROLE_POLICY)),
+        read_topic(&dr),
+        read_alarm(&dr),
+    )?;
+    let database = db.as_ref().map(dr_database);
+    let standalone = database.as_ref().is_some_and(|d| d.source.is_none());
+    let (promoted, cache) = if standalone {
+        tokio::try_join!(database::find(&dr), cache::find(&dr))?
+    } else {
+        (None, None)
+    };
+    let replica_key = replica_keys.get(PLATFORM).map(|k| k.arn.clone());
+    let role_problems = match (&role, &replica_key) {
+        (Some(seen), Some(replica)) => iam_role::problems(
+            seen,
+            &role_wanted(&Names::of(ctx), &Names::of(&dr), &keys.platform_key_arn, replica),
+        ),
+        _ => Vec::new(),
+    };
+    let mut replication = BTreeMap::new();
+    for (source, copy) in bucket_pairs(ctx, &dr) {
+        let config = read_replication(ctx, &source).await?;
+        replication.insert(
+            source,
+            replication_problems(
+                config.as_ref(),
+                role.as_ref().map(|r| r.arn.as_str()),
+                &bucket_arn(region, &copy),
+                replica_key.as_deref(),
+            ),
+        );
+    }
+    Ok(DrState {
+        region: Some(region.to_string()),
+        network: net,
+        keys: replica_keys,
+        primary_keys: primary_keys(keys).into_keys().collect(),
+        primary_database_arn: primary_database_arn(ctx),
+        database,
+        promoted,
+        cache,
+        audit,
+        documents: docs,
+        role,
+        role_problems,
+        replication,
+        topic_arn: topic,
+        alarm,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Making
+
+fn conflict(message: impl Into<String>) -> ComponentError {
+    ComponentError::Conflict {
+        component: COMPONENT,
+        message: message.into(),
+    }
+}
+
+pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrState, ComponentError> {
+    let Some(region) = spec.region.clone() else {
+        // No DR site wanted: tear down one that exists.
+        if let Some(region) = dr_region(ctx).await? {
+            tear_down(ctx, &region).await?;
+        }
+        return Ok(DrState::default());
+    };
+    if region == ctx.region {
+        return Err(conflict(format!(
+            "dr.region is {region}, the environment's own region; the DR site needs another"
+        )));
+    }
+    let keys = built.need::<TenantKeys>(COMPONENT)?;
+    let primary_db = built.need::<Database>(COMPONENT)?;
+    let primary_network = built.need_spec::<Network>(COMPONENT)?;
+    let dr = in_region(ctx, &region);
+
+    // Keys first: everything in the DR region is encrypted with them.
+    let replica_keys = ensure_replica_keys(ctx, &dr, keys).await?;
+    let dr_keys = KeysState {
+        platform_key_arn: replica_keys
+            .get(PLATFORM)
+            .cloned()
+            .ok_or_else(|| conflict("the platform key has no replica after ReplicateKey"))?,
+        platform_key_id: keys.platform_key_id.clone(),
+        tenant_key_arns: replica_keys
+            .iter()
+            .filter(|(name, _)| name.as_str() != PLATFORM)
+            .map(|(n, a)| (n.clone(), a.clone()))
+            .collect(),
+        rotation_enabled: keys.rotation_enabled,
+        ..KeysState::default()
+    };
+
+    ctx.check_cancelled(COMPONENT, "building the DR network")?;
+    let zones = match network::find(&dr).await? {
+        Some(n) if !n.availability_zones.is_empty() => n.availability_zones,
+        _ => choose_zones(&dr).await?,
+    };
+    let net_spec = NetworkSpec {
+        vpc_cidr: spec.vpc_cidr.clone(),
+        availability_zones: zones,
+        nat_gateway_per_az: spec.promote && primary_network.nat_gateway_per_az,
+    };
+    // The copies and the role do not wait for the network.
+    let audit_spec = storage::AuditStorageSpec {
+        retain_on_destroy: true,
+        ..built.need_spec::<AuditBucket>(COMPONENT)?.clone()
+    };
+    let documents_spec = documents::DocumentsSpec {
+        retain_on_destroy: true,
+        ..built.need_spec::<DocumentsBucket>(COMPONENT)?.clone()
+    };
+    let (net, _, _) = tokio::try_join!(
+        network::ensure(&dr, &net_spec),
+        storage::ensure(&dr, &audit_spec, &dr_keys),
+        documents::ensure(&dr, &documents_spec, &dr_keys),
+    )?;
+    let want = role_wanted(
+        &Names::of(ctx),
+        &Names::of(&dr),
+        &keys.platform_key_arn,
+        &dr_keys.platform_key_arn,
+    );
+    let seen = iam_role::read(ctx, COMPONENT, &want.name, Some(ROLE_POLICY)).await?;
+    iam_role::ensure(ctx, COMPONENT, seen.as_ref(), &want).await?;
+    let role = iam_role::read(ctx, COMPONENT, &want.name, Some(ROLE_POLICY))
+        .await?
+        .ok_or_else(|| conflict(format!("the role {} vanished right after it was made", want.name)))?;
+    for (source, copy) in bucket_pairs(ctx, &dr) {
+        ensure_replication(ctx, &source, &role.arn, &bucket_arn(&region, &copy), &dr_keys.platform_key_arn)
+            .await?;
+    }
+
+    ctx.check_cancelled(COMPONENT, "making the DR database")?;
+    ensure_replica_database(ctx, &dr, spec, primary_db, &net, &dr_keys).await?;
+    let topic = ensure_topic(&dr, &dr_keys).await?;
+    if spec.promote {
+        promote(ctx, &dr, built, &net, &dr_keys).await?;
+        delete_alarm(&dr).await?;
+    } else {
+        ensure_alarm(&dr, spec, &topic).await?;
+    }
+    observe(ctx, &region, keys).await
+}
+
+/// The first three available zones of the DR region.
+async fn choose_zones(dr: &Ctx) -> Result<Vec<String>, ComponentError> {
+    let zones = dr
+        .aws
+        .ec2()
+        .describe_availability_zones()
+        .send()
+        .await
+        .map_err(|e| aws_error(COMPONENT, format!("list the availability zones of {}", dr.region), e))?;
+    let mut names: Vec<String> = zones
+        .availability_zones()
+        .iter()
+        .filter(|z| z.state().is_none_or(|s| s.as_str() == "available"))
+        .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
+        .filter_map(|z| z.zone_name().map(str::to_string))
+        .collect();
+    names.sort();
+    if names.len() < 3 {
+        return Err(conflict(format!(
+            "the DR region {} offers {} available zones; the DR network needs three",
+            dr.region,
+            names.len()
+        )));
+    }
+    names.truncate(3);
+    Ok(names)
+}
+
+/// Every key of the environment has an enabled, aliased replica in the
+/// DR region. Returns the replicas' ARNs by key name.
+async fn ensure_replica_keys(
+    ctx: &Ctx,
+    dr: &Ctx,
+    keys: &KeysState,
+) -> Result<BTreeMap<String, String>, ComponentError> {
+    let kms = ctx.aws.kms();
+    let dr_kms = dr.aws.kms();
+    let mut arns = BTreeMap::new();
+    for (name, primary_arn) in primary_keys(keys) {
+        let arn = replica_arn(&primary_arn, &ctx.region, &dr.region);
+        let meta = match describe_key(dr, &arn).await? {
+            Some(meta) => meta,
+            None => {
+                let primary = describe_key(ctx, &primary_arn)
+                    .await?
+                    .ok_or_else(|| conflict(format!("the key {primary_arn} vanished")))?;
+                if primary.multi_region() != Some(true) {
+                    return Err(conflict(format!(
+                        "the key {name} ({primary_arn}) is a single-Region key, made before this provider made multi-Region keys; KMS cannot replicate it nor make it multi-Region (KMS Developer Guide, \"Multi-Region keys\"). A DR site needs the environment's data re-encrypted under new keys: that migration is not automated yet, so dr cannot be enabled on this environment"
+                    )));
+                }
+                let mut tags = dr.tags(keys::COMPONENT);
+                tags.insert(keys::TAG_TENANT.to_string(), name.clone());
+                let replicate = kms
+                    .replicate_key()
+                    // The key id (an ARN works on AWS too; moto 5.2.5
+                    // takes only the id).
+                    .key_id(primary.key_id())
+                    .replica_region(&dr.region)
+                    .description(keys::description(ctx, &name))
+                    .set_policy((name == PLATFORM).then(|| keys::wanted_policy(dr, &name)))
+                    .set_tags(Some(
+                        tags.iter()
+                            .filter_map(|(k, v)| {
+                                aws_sdk_kms::types::Tag::builder()
+                                    .tag_key(k)
+                                    .tag_value(v)
+                                    .build()
+                                    .ok()
+                            })
+                            .collect(),
+                    ))
+                    .send()
+                    .await;
+                match replicate {
+                    Ok(_) => {}
+                    // Made by a call whose answer was lost.
+                    Err(e) if e.code() == Some("AlreadyExistsException") => {}
+                    Err(e) => {
+                        return Err(aws_error(
+                            COMPONENT,
+                            format!("replicate the key {name} to {}", dr.region),
+                            e,
+                        ))
+                    }
+                }
+                dr.wait_for(COMPONENT, &format!("the replica of key {name}"), || async {
+                    Ok(describe_key(dr, &arn)
+                        .await?
+                        .filter(|m| m.key_state() != Some(&KeyState::Creating)))
+                })
+                .await?
+            }
+        };
+        if pending_deletion(&meta) {
+            dr_kms
+                .cancel_key_deletion()
+                .key_id(&arn)
+                .send()
+                .await
+                .map_err(|e| aws_error(COMPONENT, format!("cancel the deletion of {arn}"), e))?;
+        }
+        if meta.key_state() != Some(&KeyState::Enabled) {
+            dr_kms
+                .enable_key()
+                .key_id(&arn)
+                .send()
+                .await
+                .map_err(|e| aws_error(COMPONENT, format!("enable {arn}"), e))?;
+        }
+        let alias = keys::alias_name(dr, &name);
+        let aliased = describe_key(dr, &alias).await?;
+        match aliased.as_ref().and_then(|m| m.arn()) {
+            Some(a) if a == arn => {}
+            Some(_) => {
+                dr_kms
+                    .update_alias()
+                    .alias_name(&alias)
+                    .target_key_id(&arn)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(COMPONENT, format!("point {alias} at {arn}"), e))?;
+            }
+            None => match dr_kms.create_alias().alias_name(&alias).target_key_id(&arn).send().await {
+                Ok(_) => {}
+                Err(e) if e.code() == Some("AlreadyExistsException") => {}
+                Err(e) => return Err(aws_error(COMPONENT, format!("create {alias} in {}", dr.region), e)),
+            },
+        }
+        arns.insert(name, arn);
+    }
+    Ok(arns)
+}
+
+/// Our rule on `source`, keeping the rules of others.
+async fn ensure_replication(
+    ctx: &Ctx,
+    source: &str,
+    role_arn: &str,
+    copy_arn: &str,
+    replica_key: &str,
+) -> Result<(), ComponentError> {
+    let current = read_replication(ctx, source).await?;
+    if replication_problems(current.as_ref(), Some(role_arn), copy_arn, Some(replica_key)).is_empty() {
+        return Ok(());
+    }
+    let built = |e: aws_smithy_types::error::operation::BuildError| {
+        conflict(format!("the replication rule of {source} could not be built: {e}"))
+    };
+    let ours = ReplicationRule::builder()
+        .id(RULE_ID)
+        .priority(1)
+        .filter(ReplicationRuleFilter::builder().prefix("").build())
+        .status(ReplicationRuleStatus::Enabled)
+        .delete_marker_replication(
+            DeleteMarkerReplication::builder()
+                .status(DeleteMarkerReplicationStatus::Disabled)
+                .build(),
+        )
+        .source_selection_criteria(
+            SourceSelectionCriteria::builder()
+                .sse_kms_encrypted_objects(
+                    SseKmsEncryptedObjects::builder()
+                        .status(SseKmsEncryptedObjectsStatus::Enabled)
+                        .build()
+                        .map_err(built)?,
+                )
+                .build(),
+        )
+        .destination(
+            Destination::builder()
+                .bucket(copy_arn)
+                .encryption_configuration(
+                    EncryptionConfiguration::builder()
+                        .replica_kms_key_id(replica_key)
+                        .build(),
+                )
+                .metrics(
+                    Metrics::builder()
+                        .status(MetricsStatus::Enabled)
+                        .build()
+                        .map_err(built)?,
+                )
+                .build()
+                .map_err(built)?,
+        )
+        .build()
+        .map_err(built)?;
+    let mut rules: Vec<ReplicationRule> = current
+        .map(|c| {
+            c.rules()
+                .iter()
+                .filter(|r| r.id() != Some(RULE_ID))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    rules.insert(0, ours);
+    let config = ReplicationConfiguration::builder()
+        .role(role_arn)
+        .set_rules(Some(rules))
+        .build()
+        .map_err(built)?;
+    ctx.aws
+        .s3()
+        .put_bucket_replication()
+        .bucket(source)
+        .replication_configuration(config)
+        .send()
+        .await
+        .map_err(|e| aws_error(COMPONENT, format!("set the replication of {source}"), e))?;
+    Ok(())
+}
+
+/// The cross-Region read replica, made if missing, waited for.
+async fn ensure_replica_database(
+    ctx: &Ctx,
+    dr: &Ctx,
+    spec: &DrSpec,
+    primary: &DatabaseState,
+    net: &NetworkState,
+    dr_keys: &KeysState,
+) -> Result<(), ComponentError> {
+    let rds = dr.aws.rds();
+    let id = database::identifier(dr);
+    let tags = dr.tags(COMPONENT);
+    database::ensure_subnet_group(dr, &rds, net, &tags).await?;
+    let existing = describe_db(dr).await?;
+    if existing.is_none() {
+        if spec.promote {
+            return Err(conflict(format!(
+                "dr.promote is true but there is no DR database {id} in {} to promote; set promote = false and apply to make the replica first",
+                dr.region
+            )));
+        }
+        let created = rds
+            .create_db_instance_read_replica()
+            .db_instance_identifier(&id)
+            .source_db_instance_identifier(&primary.arn)
+            .db_instance_class(&primary.instance_class)
+            .kms_key_id(&dr_keys.platform_key_arn)
+            .db_subnet_group_name(&id)
+            .vpc_security_group_ids(&net.database_security_group_id)
+            .publicly_accessible(false)
+            .multi_az(false)
+            .copy_tags_to_snapshot(true)
+            .set_tags(Some(database::rds_tags(&tags)))
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_db_instance_already_exists_fault()) => {}
+            Err(e) => {
+                return Err(aws_error(
+                    COMPONENT,
+                    format!("create the cross-Region read replica {id} in {} of {}", dr.region, primary.arn),
+                    e,
+                ))
+            }
+        }
+    }
+    let _ = ctx;
+    dr.wait_for(COMPONENT, &format!("the DR database {id} to become available"), || async {
+        Ok(describe_db(dr)
+            .await?
+            .filter(|db| db.db_instance_status() == Some("available")))
+    })
+    .await?;
+    Ok(())
+}
+
+/// Promotes the replica (once) and builds the DR site up to serve from
+/// the primary's planned settings.
+async fn promote(
+    ctx: &Ctx,
+    dr: &Ctx,
+    built: &Observed,
+    net: &NetworkState,
+    dr_keys: &KeysState,
+) -> Result<(), ComponentError> {
+    let rds = dr.aws.rds();
+    let id = database::identifier(dr);
+    let db_spec = built.need_spec::<Database>(COMPONENT)?;
+    let cache_spec = built.need_spec::<Cache>(COMPONENT)?;
+    if describe_db(dr).await?.is_some_and(|db| {
+        db.read_replica_source_db_instance_identifier().is_some()
+    }) {
+        crate::logging::info(&format!(
+            "{}: promoting the DR database {id} in {} to a standalone instance",
+            ctx.env, dr.region
+        ));
+        rds.promote_read_replica()
+            .db_instance_identifier(&id)
+            .backup_retention_period(db_spec.backup_retention_days.clamp(1, 35) as i32)
+            .send()
+            .await
+            .map_err(|e| aws_error(COMPONENT, format!("promote the DR database {id}"), e))?;
+        dr.wait_for(COMPONENT, &format!("the DR database {id} to stand alone"), || async {
+            Ok(describe_db(dr).await?.filter(|db| {
+                db.db_instance_status() == Some("available")
+                    && db.read_replica_source_db_instance_identifier().is_none()
+            }))
+        })
+        .await?;
+    }
+    tokio::try_join!(
+        database::ensure(dr, db_spec, net, dr_keys),
+        cache::ensure(dr, cache_spec, net, dr_keys),
+    )?;
+    Ok(())
+}
+
+async fn ensure_topic(dr: &Ctx, dr_keys: &KeysState) -> Result<String, ComponentError> {
+    let name = topic_name(dr);
+    let mut tags = dr.tags(COMPONENT);
+    tags.insert("Name".to_string(), name.clone());
+    let tags: Vec<aws_sdk_sns::types::Tag> = tags
+        .iter()
+        .filter_map(|(k, v)| aws_sdk_sns::types::Tag::builder().key(k).value(v).build().ok())
+        .collect();
+    // CreateTopic returns the existing topic's ARN for the same name and
+    // attributes; SetTopicAttributes puts the key back if it changed.
+    let sns = dr.aws.sns();
+    let arn = match read_topic(dr).await? {
+        Some(arn) => arn,
+        None => sns
+            .create_topic()
+            .name(&name)
+            .attributes("KmsMasterKeyId", &dr_keys.platform_key_arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| aws_error(COMPONENT, format!("create the topic {name}"), e))?
+            .topic_arn()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    Ok(arn)
+}
+
+async fn ensure_alarm(dr: &Ctx, spec: &DrSpec, topic: &str) -> Result<(), ComponentError> {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic, Tag};
+    let name = alarm_name(dr);
+    let instance = database::identifier(dr);
+    if let Some(seen) = read_alarm(dr).await? {
+        if seen.metric == "ReplicaLag"
+            && seen.instance == instance
+            && seen.threshold == spec.rpo_seconds as f64
+            && seen.actions.iter().any(|a| a == topic)
+        {
+            return Ok(());
+        }
+    }
+    let mut tags = dr.tags(COMPONENT);
+    tags.insert("Name".to_string(), name.clone());
+    let mut put = dr
+        .aws
+        .cloudwatch()
+        .put_metric_alarm()
+        .alarm_name(&name)
+        .alarm_description(format!(
+            "IDIS environment {}: the DR replica in {} lags the primary by more than the RPO ({} s)",
+            dr.env, dr.region, spec.rpo_seconds
+        ))
+        .namespace("AWS/RDS")
+        .metric_name("ReplicaLag")
+        .dimensions(
+            Dimension::builder()
+                .name("DBInstanceIdentifier")
+                .value(&instance)
+                .build(),
+        )
+        .statistic(Statistic::Maximum)
+        .period(60)
+        .evaluation_periods(5)
+        .datapoints_to_alarm(3)
+        .threshold(spec.rpo_seconds as f64)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        // No lag reported means replication is not running: the RPO is
+        // not known to hold.
+        .treat_missing_data("breaching")
+        .actions_enabled(true)
+        .alarm_actions(topic)
+        .ok_actions(topic);
+    for (key, value) in tags {
+        put = put.tags(Tag::builder().key(key).value(value).build());
+    }
+    put.send()
+        .await
+        .map_err(|e| aws_error(COMPONENT, format!("put the alarm {name}"), e))?;
+    Ok(())
+}
+
+async fn delete_alarm(dr: &Ctx) -> Result<(), ComponentError> {
+    let name = alarm_name(dr);
+    match dr.aws.cloudwatch().delete_alarms().alarm_names(&name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("ResourceNotFound") => Ok(()),
+        Err(e) => Err(aws_error(COMPONENT, format!("delete the alarm {name}"), e)),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tearing down
+
+/// Removes the DR site in `region`, keeping the bucket copies. Returns
+/// what was kept or scheduled.
+async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentError> {
+    let dr = in_region(ctx, region);
+    let mut warnings = Vec::new();
+    // Replication first: nothing new goes to the copies.
+    for (source, _) in bucket_pairs(ctx, &dr) {
+        let Some(config) = read_replication(ctx, &source).await? else {
+            continue;
+        };
+        let others: Vec<ReplicationRule> = config
+            .rules()
+            .iter()
+            .filter(|r| r.id() != Some(RULE_ID))
+            .cloned()
+            .collect();
+        if others.len() == config.rules().len() {
+            continue;
+        }
+        let s3 = ctx.aws.s3();
+        let result = if others.is_empty() {
+            s3.delete_bucket_replication()
+                .bucket(&source)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_error(COMPONENT, format!("stop the replication of {source}"), e))
+        } else {
+            let kept = ReplicationConfiguration::builder()
+                .role(config.role())
+                .set_rules(Some(others))
+                .build()
+                .map_err(|e| conflict(e.to_string()))?;
+            s3.put_bucket_replication()
+                .bucket(&source)
+                .replication_configuration(kept)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_error(COMPONENT, format!("stop the replication of {source}"), e))
+        };
+        result?;
+    }
+    delete_alarm(&dr).await?;
+    let topic = read_topic(&dr).await?;
+    if let Some(arn) = topic {
+        dr.aws
+            .sns()
+            .delete_topic()
+            .topic_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| aws_error(COMPONENT, format!("delete the topic {arn}"), e))?;
+    }
+
+    // The database (and the promoted site's cache), then the network.
+    let rds = dr.aws.rds();
+    let id = database::identifier(&dr);
+    if let Some(db) = describe_db(&dr).await? {
+        if db.read_replica_source_db_instance_identifier().is_some() {
+            database::delete_instance(&dr, &rds, &id, None).await?;
+        } else {
+            // A promoted DR database holds data of its own.
+            for replica in db.read_replica_db_instance_identifiers() {
+                database::delete_instance(&dr, &rds, replica, None).await?;
+            }
+            for replica in db.read_replica_db_instance_identifiers() {
+                database::wait_gone(&dr, &rds, replica).await?;
+            }
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let snapshot = format!("{id}-final-{now}");
+            if db.deletion_protection() == Some(true) {
+                rds.modify_db_instance()
+                    .db_instance_identifier(&id)
+                    .deletion_protection(false)
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(COMPONENT, format!("turn off deletion protection of {id}"), e))?;
+            }
+            database::delete_instance(&dr, &rds, &id, Some(&snapshot)).await?;
+            warnings.push(format!(
+                "kept the final snapshot {snapshot} of the promoted DR database {id} in {region}"
+            ));
+        }
+        database::wait_gone(&dr, &rds, &id).await?;
+    }
+    let mut cache_warnings = cache::delete(&dr).await?;
+    warnings.append(&mut cache_warnings);
+    match rds.delete_db_subnet_group().db_subnet_group_name(&id).send().await {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(aws_error(COMPONENT, format!("delete the DB subnet group {id} in {region}"), e)),
+    }
+    warnings.extend(network::delete(&dr).await?);
+
+    // The role, once nothing replicates with it.
+    iam_role::delete(ctx, COMPONENT, &role_name(ctx)).await?;
+
+    // The replica keys: scheduled, never deleted at once.
+    let dr_kms = dr.aws.kms();
+    let primary = keys::find(ctx).await?.unwrap_or_default();
+    for (name, primary_arn) in primary_keys(&primary) {
+        let arn = replica_arn(&primary_arn, &ctx.region, region);
+        let Some(meta) = describe_key(&dr, &arn).await? else {
+            continue;
+        };
+        let _ = dr_kms.delete_alias().alias_name(keys::alias_name(&dr, &name)).send().await;
+        if pending_deletion(&meta) {
+            continue;
+        }
+        match dr_kms
+            .schedule_key_deletion()
+            .key_id(&arn)
+            .pending_window_in_days(keys::DEFAULT_DELETION_WINDOW_DAYS as i32)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("KMSInvalidStateException") => {}
+            Err(e) => return Err(aws_error(COMPONENT, format!("schedule the deletion of {arn}"), e)),
+        }
+        warnings.push(format!(
+            "the replica of key {name} in {region} is scheduled for deletion in {} days",
+            keys::DEFAULT_DELETION_WINDOW_DAYS
+        ));
+    }
+    for (_, copy) in bucket_pairs(ctx, &dr) {
+        warnings.push(format!("kept the DR copy {copy} in {region} and what it holds"));
+    }
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_arn_names_the_dr_region_and_the_same_key() {
+        assert_eq!(
+            replica_arn(
+                "arn:aws:kms:us-east-1:123456789012:key/mrk-1234",
+                "us-east-1",
+                "us-west-2"
+            ),
+            "arn:aws:kms:us-west-2:123456789012:key/mrk-1234"
+        );
+    }
+
+    #[test]
+    fn region_names() {
+        assert!(is_region_name("us-west-2"));
+        assert!(is_region_name("ap-southeast-2"));
+        assert!(is_region_name("us-gov-west-1"));
+        assert!(!is_region_name("uswest2"));
+        assert!(!is_region_name("us-west-"));
+        assert!(!is_region_name("US-WEST-2"));
+    }
+
+    fn replicating(role: &str, copy: &str, key: &str) -> ReplicationConfiguration {
+        ReplicationConfiguration::builder()
+            .role(role)
+            .rules(
+                ReplicationRule::builder()
+                    .id(RULE_ID)
+                    .status(ReplicationRuleStatus::Enabled)
+                    .filter(ReplicationRuleFilter::builder().prefix("").build())
+                    .source_selection_criteria(
+                        SourceSelectionCriteria::builder()
+                            .sse_kms_encrypted_objects(
+                                SseKmsEncryptedObjects::builder()
+                                    .status(SseKmsEncryptedObjectsStatus::Enabled)
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build(),
+                    )
+                    .destination(
+                        Destination::builder()
+                            .bucket(copy)
+                            .encryption_configuration(
+                                EncryptionConfiguration::builder()
+                                    .replica_kms_key_id(key)
+                                    .build(),
+                            )
+                            .metrics(Metrics::builder().status(MetricsStatus::Enabled).build().unwrap())
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn replication_as_made_has_no_problems_and_each_change_is_named() {
+        let (role, copy, key) = ("arn:aws:iam::1:role/r", "arn:aws:s3:::copy", "arn:k");
+        let made = replicating(role, copy, key);
+        assert!(replication_problems(Some(&made), Some(role), copy, Some(key)).is_empty());
+        let elsewhere = replicating(role, "arn:aws:s3:::other", key);
+        assert_eq!(
+            replication_problems(Some(&elsewhere), Some(role), copy, Some(key)),
+            vec!["rule idis-dr replicates to arn:aws:s3:::other, not arn:aws:s3:::copy"]
+        );
+        let other_key = replicating(role, copy, "arn:other");
+        assert_eq!(
+            replication_problems(Some(&other_key), Some(role), copy, Some(key)),
+            vec!["rule idis-dr encrypts the copies with arn:other, not the platform key's replica"]
+        );
+        assert_eq!(
+            replication_problems(None, Some(role), copy, Some(key)),
+            vec!["does not replicate"]
+        );
+    }
+
+    #[test]
+    fn an_unpromoted_site_wants_a_replica_of_the_primary() {
+        let state = DrState {
+            region: Some("us-west-2".into()),
+            primary_database_arn: "arn:aws:rds:us-east-1:1:db:idis-p-db".into(),
+            database: Some(DrDatabase {
+                arn: "arn:aws:rds:us-west-2:1:db:idis-p-db".into(),
+                source: None,
+                ..DrDatabase::default()
+            }),
+            ..DrState::default()
+        };
+        let spec = DrSpec {
+            region: Some("us-west-2".into()),
+            ..DrSpec::default()
+        };
+        let v = judge(&state, &spec);
+        let problems = v.problems("database").unwrap().join("; ");
+        assert!(problems.contains("promoted outside Terraform"), "{problems}");
+    }
+}

@@ -1,0 +1,120 @@
+"""A DR site in a second region (issue 17 parts 1 to 3).
+
+examples/production with `dr_region = "us-west-2"` given to the module,
+applied through the proxy. What the DR region holds is checked with boto3
+against moto directly in us-west-2 (keys, VPC, the cross-Region replica,
+the bucket copies with Object Lock, the replication configuration on the
+sources), never through the provider's own reading.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+from test_environment import ENV, PREFIX, state_of
+from test_monitoring import monitored, set_inputs
+
+DR = "us-west-2"
+DR_INPUTS = f'  dr_region = "{DR}"\n'
+UNPROTECTED = ("-var", "deletion_protection=false")
+
+
+def dr_site(tmp_path, terraform_rc, aws_proxy, moto, inputs: str = DR_INPUTS):
+    moto.reset()
+    return monitored(tmp_path, terraform_rc, aws_proxy, inputs)
+
+
+def refresh_exit(tf) -> int:
+    return refresh(tf).returncode
+
+
+def refresh(tf):
+    return tf.run("plan", "-refresh-only", "-detailed-exitcode", "-no-color", "-input=false", *UNPROTECTED,
+                  check=False)
+
+
+def assert_quiet(tf) -> None:
+    result = refresh(tf)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+
+
+def test_a_dr_site_is_built_in_the_second_region_and_read_back(tmp_path, terraform_rc, aws_proxy, moto, aws):
+    tf = dr_site(tmp_path, terraform_rc, aws_proxy, moto)
+    tf.apply(*UNPROTECTED, timeout=900)
+    state = state_of(tf)
+    account = aws("sts").get_caller_identity()["Account"]
+
+    # Keys: a multi-Region replica of every key, same key id.
+    kms, kms_dr = aws("kms"), aws("kms", DR)
+    for name in ("platform", "acme", "globex"):
+        primary = kms.describe_key(KeyId=f"alias/idis/{ENV}/{name}")["KeyMetadata"]
+        assert primary["MultiRegion"], primary
+        replica = kms_dr.describe_key(KeyId=f"alias/idis/{ENV}/{name}")["KeyMetadata"]
+        assert replica["KeyId"] == primary["KeyId"] and replica["Arn"].split(":")[3] == DR, replica
+        assert replica["MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA", replica
+        assert replica["MultiRegionConfiguration"]["PrimaryKey"]["Arn"] == primary["Arn"], replica
+    dr_key = kms_dr.describe_key(KeyId=f"alias/idis/{ENV}/platform")["KeyMetadata"]["Arn"]
+    assert state["dr_platform_key_arn"] == dr_key
+
+    # The network in us-west-2, three zones.
+    ec2 = aws("ec2", DR)
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:idis:environment", "Values": [ENV]}])["Vpcs"]
+    assert [v["VpcId"] for v in vpcs] == [state["dr_vpc_id"]], vpcs
+    assert vpcs[0]["CidrBlock"] == "10.1.0.0/16"
+    zones = {s["AvailabilityZone"] for s in ec2.describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [state["dr_vpc_id"]]}])["Subnets"]}
+    assert zones == {f"{DR}a", f"{DR}b", f"{DR}c"}, zones
+
+    # The cross-Region read replica: its source is the primary's ARN, its key the replica.
+    primary_db = aws("rds").describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
+    replica = aws("rds", DR).describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == primary_db["DBInstanceArn"], replica
+    assert replica["KmsKeyId"] == dr_key, replica
+    assert state["dr_database_arn"] == replica["DBInstanceArn"]
+
+    # The copies: Object Lock on the audit copy with the source's COMPLIANCE retention.
+    s3 = aws("s3")
+    audit_copy = f"{PREFIX}-audit-{account}-{DR}"
+    docs_copy = f"{PREFIX}-documents-{account}-{DR}"
+    assert state["dr_audit_bucket_name"] == audit_copy and state["dr_documents_bucket_name"] == docs_copy
+    lock = s3.get_object_lock_configuration(Bucket=audit_copy)["ObjectLockConfiguration"]
+    source_lock = s3.get_object_lock_configuration(Bucket=state["audit_bucket_name"])["ObjectLockConfiguration"]
+    assert lock["ObjectLockEnabled"] == "Enabled" and lock["Rule"] == source_lock["Rule"], lock
+    assert lock["Rule"]["DefaultRetention"]["Mode"] == "COMPLIANCE"
+    for copy in (audit_copy, docs_copy):
+        assert s3.get_bucket_versioning(Bucket=copy)["Status"] == "Enabled"
+        assert s3.get_bucket_location(Bucket=copy)["LocationConstraint"] == DR
+        sse = s3.get_bucket_encryption(Bucket=copy)["ServerSideEncryptionConfiguration"]["Rules"][0]
+        assert sse["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] == dr_key, sse
+
+    # Replication on the sources to the copies, with the replica key.
+    role_arn = aws("iam").get_role(RoleName=f"{PREFIX}-replication")["Role"]["Arn"]
+    for source, copy in ((state["audit_bucket_name"], audit_copy), (state["documents_bucket_name"], docs_copy)):
+        config = s3.get_bucket_replication(Bucket=source)["ReplicationConfiguration"]
+        assert config["Role"] == role_arn, config
+        [rule] = [r for r in config["Rules"] if r["ID"] == "idis-dr"]
+        assert rule["Status"] == "Enabled" and rule["Destination"]["Bucket"] == f"arn:aws:s3:::{copy}", rule
+        assert rule["Destination"]["EncryptionConfiguration"]["ReplicaKmsKeyID"] == dr_key, rule
+        assert rule["Destination"]["Metrics"]["Status"] == "Enabled", rule
+    policy = aws("iam").get_role_policy(RoleName=f"{PREFIX}-replication", PolicyName="idis-replication")["PolicyDocument"]
+    policy = json.loads(urllib.parse.unquote(policy)) if isinstance(policy, str) else policy
+    actions = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert {"s3:ReplicateObject", "s3:GetObjectRetention", "kms:Decrypt", "kms:Encrypt"} <= actions, actions
+
+    # The RPO alarm in the DR region at the default target.
+    [alarm] = aws("cloudwatch", DR).describe_alarms(AlarmNames=[f"{PREFIX}-dr-replica-lag"])["MetricAlarms"]
+    assert alarm["MetricName"] == "ReplicaLag" and alarm["Threshold"] == 300.0, alarm
+    assert alarm["AlarmActions"] == [state["dr_alarm_topic_arn"]], alarm
+    assert state["dr"]["enforced"] == {g: state["dr"]["enforced"][g] for g in state["dr"]["enforced"]}
+    assert all(v != "" for v in state["dr"]["enforced"].values())
+    assert_quiet(tf)
+
+    # One change out of band in the DR region is drift, and apply repairs it.
+    s3.put_bucket_versioning(Bucket=docs_copy, VersioningConfiguration={"Status": "Suspended"})
+    assert refresh_exit(tf) == 2
+    plan = tf.run("plan", "-refresh-only", "-no-color", "-input=false", *UNPROTECTED).stdout
+    assert "copies" in plan and "versioning" in plan.lower(), plan
+    tf.apply(*UNPROTECTED, timeout=600)
+    assert s3.get_bucket_versioning(Bucket=docs_copy)["Status"] == "Enabled"
+    assert_quiet(tf)
