@@ -904,6 +904,10 @@ class AwsProxy:
         # S3 origins of distributions made through the proxy (moto drops
         # their S3OriginConfig and OriginAccessControlId), by distribution id.
         self._cloudfront_s3_origins: dict[str, dict[str, dict]] = {}
+        # (region, alias) deleted in a Region whose key shares moto's alias map.
+        self._hidden_aliases: set[tuple[str, str]] = set()
+        # ARNs of read replicas promoted to standalone instances.
+        self._promoted: set[str] = set()
         # Bucket -> rule ID -> the <SourceSelectionCriteria> it was put with.
         self._replication_criteria: dict[str, dict[str, str]] = {}
         # "Operation" or "service:Operation" -> seconds to hold the call.
@@ -913,8 +917,9 @@ class AwsProxy:
         self.counters = Counters()
         self._lock = threading.Lock()
         self._random = random.Random(seed)
-        self._deleted_groups: set[str] = set()
-        self._deleted_subnet_groups: set[str] = set()
+        # (region, name): names are regional (a DR site has the same ones).
+        self._deleted_groups: set[tuple[str, str]] = set()
+        self._deleted_subnet_groups: set[tuple[str, str]] = set()
         self._performance_insights: dict[tuple[str, str], str] = {}
         # DB instance -> the Performance Insights key it was given (moto
         # drops it at create).
@@ -1002,7 +1007,7 @@ class AwsProxy:
     def deleted_cache_subnet_groups(self) -> set[str]:
         """Cache subnet groups the provider deleted (moto cannot delete them)."""
         with self._lock:
-            return set(self._deleted_subnet_groups)
+            return {name for _, name in self._deleted_subnet_groups}
 
     def requests(self, service: str, action: str) -> list[dict[str, str]]:
         """Parameters of every `action` call made to `service` so far."""
@@ -1082,23 +1087,24 @@ class AwsProxy:
         if call.service != "elasticache":
             return None
         group = call.params.get("ReplicationGroupId")
-        if call.action == "DescribeReplicationGroups" and group in self._deleted_groups:
+        if call.action == "DescribeReplicationGroups" and (call.region, group) in self._deleted_groups:
             return _query_error("ReplicationGroupNotFoundFault", f"ReplicationGroup {group} not found.")
         if call.action == "DeleteCacheSubnetGroup":
             name = call.params.get("CacheSubnetGroupName", "")
             with self._lock:
-                self._deleted_subnet_groups.add(name)
+                self._deleted_subnet_groups.add((call.region, name))
                 self.counters.completed_deletions += 1
             body = (
                 f'<DeleteCacheSubnetGroupResponse xmlns="{ELASTICACHE_NS}"><ResponseMetadata>'
                 f"<RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></DeleteCacheSubnetGroupResponse>"
             ).encode()
             return 200, {"Content-Type": "text/xml"}, body
-        if call.action == "DescribeCacheSubnetGroups" and call.params.get("CacheSubnetGroupName") in self._deleted_subnet_groups:
+        if call.action == "DescribeCacheSubnetGroups" and \
+                (call.region, call.params.get("CacheSubnetGroupName")) in self._deleted_subnet_groups:
             name = call.params["CacheSubnetGroupName"]
             return _query_error("CacheSubnetGroupNotFoundFault", f"CacheSubnetGroup {name} not found.")
         if call.action == "CreateCacheSubnetGroup":
-            self._deleted_subnet_groups.discard(call.params.get("CacheSubnetGroupName", ""))
+            self._deleted_subnet_groups.discard((call.region, call.params.get("CacheSubnetGroupName", "")))
         return None
 
     # -- EC2 dependencies, as AWS checks them -------------------------------------
@@ -1192,7 +1198,7 @@ class AwsProxy:
             return payload
         if call.service == "elasticache" and call.action == "DeleteReplicationGroup":
             with self._lock:
-                self._deleted_groups.add(call.params.get("ReplicationGroupId", ""))
+                self._deleted_groups.add((call.region, call.params.get("ReplicationGroupId", "")))
                 self.counters.completed_deletions += 1
         if call.service == "rds":
             ident = call.params.get("DBInstanceIdentifier", "")
@@ -1210,6 +1216,21 @@ class AwsProxy:
                 self._master_user_secret(call.region, ident)
             elif call.action == "DescribeDBInstances":
                 payload = self._with_performance_insights(call.region, payload)
+                payload = self._without_promoted_links(payload)
+            if call.action == "CreateDBInstanceReadReplica" and call.params.get("DBSubnetGroupName") \
+                    and call.params.get("SourceDBInstanceIdentifier", "").startswith("arn:"):
+                # A cross-Region replica is made in the VPC of the subnet
+                # group it is given, in its own Region (RDS API Reference,
+                # CreateDBInstanceReadReplica, DBSubnetGroupName). moto
+                # 5.2.5 looks the name up in the source's Region.
+                self._moto("rds", call.region).modify_db_instance(
+                    DBInstanceIdentifier=ident, DBSubnetGroupName=call.params["DBSubnetGroupName"],
+                    ApplyImmediately=True)
+            if call.action == "PromoteReadReplica":
+                arn = re.search(rb"<DBInstanceArn>([^<]+)</DBInstanceArn>", payload)
+                with self._lock:
+                    self._promoted.add(arn.group(1).decode() if arn else f"{call.region}/{ident}")
+                payload = self._without_promoted_links(payload)
         if call.service == "elasticache" and call.action == "ModifyReplicationGroup":
             self._keep_cache_log_delivery(call)
         if call.service == "elasticache" and call.action == "DescribeReplicationGroups":
@@ -1217,6 +1238,33 @@ class AwsProxy:
         if call.service == "logs" and call.action == "DescribeLogGroups":
             payload = self._with_log_keys(call, payload)
         return payload
+
+    # -- RDS: promoted read replicas ---------------------------------------------------
+
+    def _without_promoted_links(self, payload: bytes) -> bytes:
+        """A promoted read replica is a standalone instance (RDS API
+        Reference, PromoteReadReplica): it has no
+        `ReadReplicaSourceDBInstanceIdentifier` ("if this DB instance is a
+        read replica"), and its former source no longer lists it among its
+        `ReadReplicaDBInstanceIdentifiers`. moto 5.2.5 keeps both links."""
+        with self._lock:
+            promoted = set(self._promoted)
+        if not promoted:
+            return payload
+
+        def one(match: re.Match) -> bytes:
+            body = match.group(1)
+            arn = re.search(rb"<DBInstanceArn>([^<]+)</DBInstanceArn>", body)
+            if arn and arn.group(1).decode() in promoted:
+                body = re.sub(rb"<ReadReplicaSourceDBInstanceIdentifier>[^<]*</ReadReplicaSourceDBInstanceIdentifier>", b"", body)
+
+            def drop(m: re.Match) -> bytes:
+                return b"" if m.group(1).decode() in promoted else m.group(0)
+
+            body = re.sub(rb"<ReadReplicaDBInstanceIdentifier>([^<]*)</ReadReplicaDBInstanceIdentifier>", drop, body)
+            return b"<DBInstance>" + body + b"</DBInstance>"
+
+        return re.sub(rb"<DBInstance>(.*?)</DBInstance>", one, payload, flags=re.S)
 
     # -- S3 replication ----------------------------------------------------------------
 
@@ -1640,7 +1688,66 @@ class AwsProxy:
             return self._list_resources_for_web_acl(call, body), body
         if call.service == "cloudtrail" and operation in ("CreateTrail", "UpdateTrail"):
             return self._cloudtrail_delivery_allowed(call, body), body
+        if call.service == "kms" and operation in ("DeleteAlias", "CreateAlias", "UpdateAlias", "DescribeKey", "ListAliases"):
+            return self._kms_regional_aliases(call, operation, body), body
         return None, body
+
+    def _kms_regional_aliases(self, call: Call, operation: str, body: bytes) -> tuple[int, dict, bytes] | None:
+        """Aliases are regional: a multi-Region key's replica gets none of
+        the primary's, and deleting one in a Region leaves the others (KMS
+        Developer Guide, "Multi-Region keys in AWS KMS": "aliases ... are
+        not shared or synchronized"). moto 5.2.5 copies the key object into
+        the replica's Region with the primary's alias map, so a DeleteAlias
+        in the replica's Region would delete the primary's alias too. The
+        proxy answers such a DeleteAlias itself and hides the alias in that
+        Region until it is made again there."""
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return None
+        region = call.region
+        if operation in ("CreateAlias", "UpdateAlias"):
+            with self._lock:
+                self._hidden_aliases.discard((region, request.get("AliasName", "")))
+            return None
+        if operation == "DescribeKey":
+            key = request.get("KeyId", "")
+            name = "alias/" + key.split(":alias/", 1)[1] if ":alias/" in key else key
+            with self._lock:
+                hidden = (region, name) in self._hidden_aliases
+            if hidden:
+                return 400, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps({
+                    "__type": "NotFoundException",
+                    "message": f"Alias arn:aws:kms:{region}:123456789012:{name} is not found."}).encode()
+            return None
+        if operation == "ListAliases":
+            with self._lock:
+                hidden = {a for r, a in self._hidden_aliases if r == region}
+            if not hidden:
+                return None
+            answer = self._moto("kms", region).list_aliases(
+                **({"KeyId": request["KeyId"]} if request.get("KeyId") else {}))
+            aliases = [{k: (v.timestamp() if hasattr(v, "timestamp") else v) for k, v in a.items()}
+                       for a in answer["Aliases"] if a["AliasName"] not in hidden]
+            return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
+                {"Aliases": aliases, "Truncated": False}).encode()
+        # DeleteAlias: shared with another Region's key of the same id?
+        name = request.get("AliasName", "")
+        kms = self._moto("kms", region)
+        try:
+            key = kms.describe_key(KeyId=name)["KeyMetadata"]
+        except Exception:
+            return None
+        if not key.get("MultiRegion"):
+            return None
+        others = [r for r in [key.get("MultiRegionConfiguration", {}).get("PrimaryKey", {}).get("Region")]
+                  + [k.get("Region") for k in key.get("MultiRegionConfiguration", {}).get("ReplicaKeys", [])]
+                  if r and r != region]
+        if not others:
+            return None
+        with self._lock:
+            self._hidden_aliases.add((region, name))
+        return 200, {"Content-Type": "application/x-amz-json-1.1"}, b"{}"
 
     def forget(self) -> None:
         """Forget what the proxy keeps about AWS objects (moto was reset);
@@ -1659,6 +1766,8 @@ class AwsProxy:
             self._answered_tokens.clear()
             self._cloudfront_s3_origins.clear()
             self._replication_criteria.clear()
+            self._promoted.clear()
+            self._hidden_aliases.clear()
 
     # -- CloudWatch Logs: log group keys and retention ---------------------------------
 
@@ -3379,7 +3488,7 @@ class AwsProxy:
             group = self._moto("elasticache", region).describe_replication_groups(ReplicationGroupId=group_id)["ReplicationGroups"][0]
         except botocore.exceptions.ClientError:
             return _query_error("ReplicationGroupNotFoundFault", f"ReplicationGroup {group_id} not found.")
-        if group_id in self._deleted_groups:
+        if (region, group_id) in self._deleted_groups:
             return _query_error("ReplicationGroupNotFoundFault", f"ReplicationGroup {group_id} not found.")
         if group.get("AutomaticFailover") != "enabled":
             return _query_error("InvalidReplicationGroupState",

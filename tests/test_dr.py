@@ -118,3 +118,91 @@ def test_a_dr_site_is_built_in_the_second_region_and_read_back(tmp_path, terrafo
     tf.apply(*UNPROTECTED, timeout=600)
     assert s3.get_bucket_versioning(Bucket=docs_copy)["Status"] == "Enabled"
     assert_quiet(tf)
+
+    # Removing dr tears the DR site down and keeps the copies.
+    set_inputs(tf, "")
+    tf.apply(*UNPROTECTED, timeout=600)
+    assert not ec2.describe_vpcs(Filters=[{"Name": "tag:idis:environment", "Values": [ENV]}])["Vpcs"]
+    assert not [d for d in aws("rds", DR).describe_db_instances()["DBInstances"]]
+    for source in (state["audit_bucket_name"], state["documents_bucket_name"]):
+        try:
+            rules = s3.get_bucket_replication(Bucket=source)["ReplicationConfiguration"]["Rules"]
+        except s3.exceptions.ClientError:
+            rules = []
+        assert not [r for r in rules if r["ID"] == "idis-dr"], rules
+    for copy in (audit_copy, docs_copy):
+        s3.head_bucket(Bucket=copy)
+    for name in ("platform", "acme", "globex"):
+        arn = state["dr_platform_key_arn"].rsplit("/", 1)[0] + "/" + kms.describe_key(
+            KeyId=f"alias/idis/{ENV}/{name}")["KeyMetadata"]["KeyId"]
+        assert kms_dr.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    after = state_of(tf)
+    assert after["dr"]["region"] is None and after["dr_vpc_id"] is None
+    assert_quiet(tf)
+
+
+def dr_sweep(aws, aws_proxy) -> tuple[dict[str, list[str]], list[str]]:
+    """What the tagging API still finds for the environment in the DR
+    region after a destroy, sorted as the primary region's sweep does."""
+    from test_environment import sweep_after_destroy
+    account = aws("sts").get_caller_identity()["Account"]
+    kept, leftovers = sweep_after_destroy(aws, aws_proxy, f"{PREFIX}-audit-{account}-{DR}", region=DR)
+    return kept, leftovers
+
+
+def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
+        tmp_path, terraform_rc, aws_proxy, moto, aws):
+    from test_environment import sweep_after_destroy
+    tf = dr_site(tmp_path, terraform_rc, aws_proxy, moto)
+    tf.apply(*UNPROTECTED, timeout=900)
+    before = state_of(tf)
+    assert before["app_config"]["IDIS_DATABASE_HOST"] == before["database_endpoint"]
+
+    set_inputs(tf, DR_INPUTS + "  dr_promote = true\n")
+    plan = tf.run("plan", "-no-color", "-input=false", *UNPROTECTED).stdout
+    assert "Promoting the DR site (one way)" in plan, plan
+    promotes = aws_proxy.counters.by_action.get("PromoteReadReplica", 0)
+    tf.apply(*UNPROTECTED, timeout=900)
+    assert aws_proxy.counters.by_action.get("PromoteReadReplica", 0) == promotes + 1
+
+    db = aws("rds", DR).describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
+    # moto 5.2.5 keeps a promoted replica's link to its source; the proxy
+    # plays RDS there (awsproxy._without_promoted_links), so that one fact
+    # is asked of the proxy.
+    import boto3
+    proxied = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing").client(
+        "rds", region_name=DR, endpoint_url=aws_proxy.endpoint)
+    standalone = proxied.describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in standalone, standalone
+    assert db["MultiAZ"] and db["BackupRetentionPeriod"] == 30, db
+    groups = aws("elasticache", DR).describe_replication_groups()["ReplicationGroups"]
+    assert [g["ReplicationGroupId"] for g in groups] == [f"{PREFIX}-cache"], groups
+
+    after = state_of(tf)
+    config = after["app_config"]
+    assert config["IDIS_DATABASE_HOST"] == db["Endpoint"]["Address"] == after["dr_database_endpoint"]
+    assert config["IDIS_AWS_REGION"] == DR and config["IDIS_S3_REGION"] == DR
+    assert config["IDIS_S3_BUCKET"] == after["dr_documents_bucket_name"]
+    assert config["IDIS_REDIS_HOST"] == after["dr_cache_primary_endpoint"] != before["cache_primary_endpoint"]
+    assert after["secret_refs"]["IDIS_DATABASE_URL"] == after["dr_database_master_secret_arn"]
+    assert after["dr_database_master_secret_arn"].split(":")[3] == DR
+    assert_quiet(tf)
+    assert tf.run("plan", "-detailed-exitcode", "-input=false", *UNPROTECTED, check=False).returncode == 0
+
+    # Going back is refused at plan: RDS cannot demote.
+    set_inputs(tf, DR_INPUTS)
+    refused = tf.run("plan", "-no-color", "-input=false", *UNPROTECTED, check=False)
+    assert refused.returncode == 1 and "cannot be demoted" in refused.stderr, refused.stderr
+    set_inputs(tf, DR_INPUTS + "  dr_promote = true\n")
+
+    tf.destroy(*UNPROTECTED, timeout=900)
+    # moto's tagging API lists the buckets of every region in each; each
+    # region's sweep judges its own (S3 names end in their region here).
+    def elsewhere(arns, region):
+        return [a for a in arns if not (a.startswith("arn:aws:s3:::") and not a.endswith(f"-{region}"))]
+    kept, leftovers = sweep_after_destroy(aws, aws_proxy, after["audit_bucket_name"])
+    assert elsewhere(leftovers, "us-east-1") == [], leftovers
+    kept, leftovers = dr_sweep(aws, aws_proxy)
+    assert elsewhere(leftovers, DR) == [], leftovers
+    assert kept["bucket"] and kept["documents bucket"] and kept["keys"], kept
+    assert kept["final snapshot"], kept

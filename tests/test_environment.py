@@ -26,30 +26,30 @@ def state_of(tf: Terraform) -> dict:
     raise AssertionError("no idis_environment in state")
 
 
-def tagged(aws, env: str = ENV) -> list[str]:
+def tagged(aws, env: str = ENV, region: str = "us-east-1") -> list[str]:
     """ARNs the resource groups tagging API finds for the environment."""
-    pages = aws("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
+    pages = aws("resourcegroupstaggingapi", region).get_paginator("get_resources").paginate(
         TagFilters=[{"Key": "idis:environment", "Values": [env]}]
     )
     return [r["ResourceARN"] for page in pages for r in page["ResourceTagMappingList"]]
 
 
-def sweep_after_destroy(aws, aws_proxy, bucket: str) -> tuple[dict[str, list[str]], list[str]]:
+def sweep_after_destroy(aws, aws_proxy, bucket: str, region: str = "us-east-1") -> tuple[dict[str, list[str]], list[str]]:
     """After a destroy: everything the tagging API still finds for the
-    environment, sorted into what is kept on purpose (checked to be in the
-    state it should be) and leftovers (which should be none)."""
-    ec2, kms, sm = aws("ec2"), aws("kms"), aws("secretsmanager")
+    environment in `region`, sorted into what is kept on purpose (checked
+    to be in the state it should be) and leftovers (which should be none)."""
+    ec2, kms, sm = aws("ec2", region), aws("kms", region), aws("secretsmanager", region)
     kept = {"bucket": [], "documents bucket": [], "access-log bucket": [], "keys": [], "final snapshot": [], "automated backups": [], "secret pending deletion": [],
             "NAT gateways (deleted)": [], "cache (moto: deleting)": [], "cache subnet group (moto: cannot delete)": []}
     leftovers = []
-    for arn in tagged(aws):
+    for arn in tagged(aws, region=region):
         if arn.endswith(f":::{bucket}"):
             kept["bucket"].append(arn)
         elif arn.startswith(f"arn:aws:s3:::{PREFIX}-access-logs-"):
             # The S3 server access logs (moto delivers them): a log bucket
             # is kept only while it holds logs.
             name = arn.rsplit(":", 1)[1]
-            assert aws("s3").list_objects_v2(Bucket=name, MaxKeys=1).get("KeyCount"), f"empty log bucket kept: {arn}"
+            assert aws("s3", region).list_objects_v2(Bucket=name, MaxKeys=1).get("KeyCount"), f"empty log bucket kept: {arn}"
             kept["access-log bucket"].append(arn)
         elif arn.startswith(f"arn:aws:s3:::{PREFIX}-documents-"):
             # The application's documents: kept (retain_on_destroy).
@@ -75,7 +75,7 @@ def sweep_after_destroy(aws, aws_proxy, bucket: str) -> tuple[dict[str, list[str
         elif ":elasticache:" in arn and ":replicationgroup:" in arn:
             # moto 5.2.5 never finishes deleting a replication group.
             group = arn.rsplit(":", 1)[1]
-            status = aws("elasticache").describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"][0]["Status"]
+            status = aws("elasticache", region).describe_replication_groups(ReplicationGroupId=group)["ReplicationGroups"][0]["Status"]
             assert status == "deleting", f"{arn} is {status}"
             kept["cache (moto: deleting)"].append(arn)
         elif ":elasticache:" in arn and ":subnetgroup:" in arn:

@@ -1336,10 +1336,12 @@ async fn ensure_replica_keys(
                 .await?
             }
         };
+        // KMS takes the key id or ARN; moto 5.2.5 only the id.
+        let key_id = meta.key_id().to_string();
         if pending_deletion(&meta) {
             dr_kms
                 .cancel_key_deletion()
-                .key_id(&arn)
+                .key_id(&key_id)
                 .send()
                 .await
                 .map_err(|e| aws_error(COMPONENT, format!("cancel the deletion of {arn}"), e))?;
@@ -1347,7 +1349,7 @@ async fn ensure_replica_keys(
         if meta.key_state() != Some(&KeyState::Enabled) {
             dr_kms
                 .enable_key()
-                .key_id(&arn)
+                .key_id(&key_id)
                 .send()
                 .await
                 .map_err(|e| aws_error(COMPONENT, format!("enable {arn}"), e))?;
@@ -1360,12 +1362,12 @@ async fn ensure_replica_keys(
                 dr_kms
                     .update_alias()
                     .alias_name(&alias)
-                    .target_key_id(&arn)
+                    .target_key_id(&key_id)
                     .send()
                     .await
                     .map_err(|e| aws_error(COMPONENT, format!("point {alias} at {arn}"), e))?;
             }
-            None => match dr_kms.create_alias().alias_name(&alias).target_key_id(&arn).send().await {
+            None => match dr_kms.create_alias().alias_name(&alias).target_key_id(&key_id).send().await {
                 Ok(_) => {}
                 Err(e) if e.code() == Some("AlreadyExistsException") => {}
                 Err(e) => return Err(aws_error(COMPONENT, format!("create {alias} in {}", dr.region), e)),
@@ -1548,6 +1550,30 @@ async fn promote(
             }))
         })
         .await?;
+    }
+    // The master password must be readable where the database now
+    // serves: a secret RDS manages in the DR region with the DR key (the
+    // replica knew only the primary region's).
+    let secret_elsewhere = describe_db(dr).await?.is_some_and(|db| {
+        db.master_user_secret()
+            .and_then(|s| s.secret_arn())
+            .is_none_or(|arn| arn.split(':').nth(3) != Some(dr.region.as_str()))
+    });
+    if secret_elsewhere {
+        rds.modify_db_instance()
+            .db_instance_identifier(&id)
+            .manage_master_user_password(true)
+            .master_user_secret_kms_key_id(&dr_keys.platform_key_arn)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    COMPONENT,
+                    format!("have RDS keep the master password of {id} in {}", dr.region),
+                    e,
+                )
+            })?;
     }
     tokio::try_join!(
         database::ensure(dr, db_spec, net, dr_keys),
@@ -1765,7 +1791,7 @@ async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentErro
         }
         match dr_kms
             .schedule_key_deletion()
-            .key_id(&arn)
+            .key_id(meta.key_id())
             .pending_window_in_days(keys::DEFAULT_DELETION_WINDOW_DAYS as i32)
             .send()
             .await
@@ -1867,6 +1893,80 @@ mod tests {
             replication_problems(None, Some(role), copy, Some(key)),
             vec!["does not replicate"]
         );
+    }
+
+    fn healthy() -> (DrState, DrSpec) {
+        let region = "us-west-2";
+        let state = DrState {
+            region: Some(region.into()),
+            network: Some(NetworkState {
+                vpc_id: "vpc-1".into(),
+                vpc_cidr: DEFAULT_VPC_CIDR.into(),
+                ..NetworkState::default()
+            }),
+            keys: BTreeMap::from([(
+                PLATFORM.to_string(),
+                ReplicaKey {
+                    arn: "arn:aws:kms:us-west-2:1:key/mrk-1".into(),
+                    enabled: true,
+                    replica_of_primary: true,
+                    aliased: true,
+                },
+            )]),
+            primary_keys: vec![PLATFORM.to_string()],
+            primary_database_arn: "arn:aws:rds:us-east-1:1:db:idis-p-db".into(),
+            database: Some(DrDatabase {
+                arn: "arn:aws:rds:us-west-2:1:db:idis-p-db".into(),
+                endpoint: Some("idis-p-db.us-west-2.rds.amazonaws.com".into()),
+                status: "available".into(),
+                source: Some("arn:aws:rds:us-east-1:1:db:idis-p-db".into()),
+                kms_key_id: Some("arn:aws:kms:us-west-2:1:key/mrk-1".into()),
+            }),
+            audit: Some(AuditStorageState::default()),
+            documents: Some(DocumentsState::default()),
+            role: Some(RoleSeen::default()),
+            topic_arn: Some("arn:aws:sns:us-west-2:1:idis-p-dr-alarms".into()),
+            alarm: Some(AlarmSeen {
+                arn: "arn:aws:cloudwatch:us-west-2:1:alarm:idis-p-dr-replica-lag".into(),
+                threshold: 300.0,
+                metric: "ReplicaLag".into(),
+                instance: "idis-p-db".into(),
+                actions: vec!["arn:aws:sns:us-west-2:1:idis-p-dr-alarms".into()],
+            }),
+            ..DrState::default()
+        };
+        let spec = DrSpec {
+            region: Some(region.into()),
+            vpc_cidr: DEFAULT_VPC_CIDR.into(),
+            rpo_seconds: DEFAULT_RPO_SECONDS,
+            promote: false,
+        };
+        (state, spec)
+    }
+
+    #[test]
+    fn the_description_is_whole_and_a_healthy_site_holds_every_guard() {
+        let (state, spec) = healthy();
+        crate::components::describe::testing::description_is_whole::<DisasterRecovery>(&state, &spec);
+        let v = judge(&state, &spec);
+        assert!(v.is_clean(), "{v:?}");
+        assert_eq!(v.to_map(GUARDS).len(), GUARDS.len());
+    }
+
+    #[test]
+    fn an_alarm_at_another_threshold_reads_back_as_the_rpo() {
+        let (mut state, spec) = healthy();
+        state.alarm.as_mut().unwrap().threshold = 900.0;
+        let reading = DisasterRecovery::read(&state, &spec, &Value::Null);
+        assert_eq!(reading.settings.rpo_seconds, 900);
+    }
+
+    #[test]
+    fn without_a_site_nothing_is_judged_and_every_output_is_null() {
+        let spec = DrSpec::default();
+        let reading = DisasterRecovery::read(&DrState::default(), &spec, &Value::Null);
+        assert!(reading.verdicts.to_map(GUARDS).is_empty());
+        assert!(reading.outputs.dr_vpc_id.is_none() && reading.outputs.dr_database_arn.is_none());
     }
 
     #[test]

@@ -217,6 +217,6 @@ mod tests {
             let enforced = nested.block.attribute(ENFORCED).expect("enforced");
             assert!(enforced.computed && !enforced.optional, "{}", nested.name);
         }
-        assert_eq!(schema.block.blocks.len(), 13);
+        assert_eq!(schema.block.blocks.len(), 14);
     }
 }
