@@ -65,6 +65,12 @@ def test_a_dr_site_is_built_in_the_second_region_and_read_back(tmp_path, terrafo
     zones = {s["AvailabilityZone"] for s in ec2.describe_subnets(
         Filters=[{"Name": "vpc-id", "Values": [state["dr_vpc_id"]]}])["Subnets"]}
     assert zones == {f"{DR}a", f"{DR}b", f"{DR}c"}, zones
+    # Pilot light: no NAT gateway, no way out of the private subnets.
+    nats = [n for n in ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [state["dr_vpc_id"]]}])["NatGateways"]
+            if n["State"] not in ("deleted", "deleting")]
+    assert nats == [], nats
+    for table in ec2.describe_route_tables(Filters=[{"Name": "tag:Name", "Values": [f"{PREFIX}-private-*"]}])["RouteTables"]:
+        assert not [r for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"], table
 
     # The cross-Region read replica: its source is the primary's ARN, its key the replica.
     primary_db = aws("rds").describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
@@ -175,6 +181,13 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
     standalone = proxied.describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
     assert "ReadReplicaSourceDBInstanceIdentifier" not in standalone, standalone
     assert db["MultiAZ"] and db["BackupRetentionPeriod"] == 30, db
+    ec2 = aws("ec2", DR)
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:idis:environment", "Values": [ENV]}])["Vpcs"][0]["VpcId"]
+    nats = [n for n in ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NatGateways"]
+            if n["State"] == "available"]
+    assert len({n["SubnetId"] for n in nats}) == 3, nats  # one per zone, as the primary
+    for table in ec2.describe_route_tables(Filters=[{"Name": "tag:Name", "Values": [f"{PREFIX}-private-*"]}])["RouteTables"]:
+        assert [r for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get("NatGatewayId")], table
     groups = aws("elasticache", DR).describe_replication_groups()["ReplicationGroups"]
     assert [g["ReplicationGroupId"] for g in groups] == [f"{PREFIX}-cache"], groups
 

@@ -66,6 +66,7 @@ resource "idis_environment" "this" {
     region      = var.dr_region
     vpc_cidr    = var.dr_vpc_cidr
     rpo_seconds = var.dr_rpo_seconds_target
+    nat_gateway = var.dr_nat_gateway
     promote     = var.dr_promote
   }
 

@@ -457,6 +457,12 @@ variable "dr_rpo_seconds_target" {
   }
 }
 
+variable "dr_nat_gateway" {
+  description = "One NAT gateway in the DR network before promotion. False (pilot light): the DR site's private subnets have no route out until promotion, which gives every zone one as the primary has."
+  type        = bool
+  default     = false
+}
+
 variable "dr_promote" {
   description = "Promote the DR site (one way): its database stops replicating and serves, the database and cache are built up in the DR region, and app_config points there. See the README's DR runbook."
   type        = bool

@@ -1791,7 +1791,11 @@ fn has_pending_changes(db: &DbInstance) -> bool {
 }
 
 /// Waits until AWS no longer knows `id`.
-pub async fn wait_gone(ctx: &Ctx, rds: &aws_sdk_rds::Client, id: &str) -> Result<(), ComponentError> {
+pub async fn wait_gone(
+    ctx: &Ctx,
+    rds: &aws_sdk_rds::Client,
+    id: &str,
+) -> Result<(), ComponentError> {
     let what = format!("DB instance {id} to be deleted");
     ctx.wait_for(COMPONENT, &what, || async {
         Ok(describe_one(rds, id).await?.is_none().then_some(()))

@@ -164,6 +164,8 @@ pub struct DrSpec {
     pub region: Option<String>,
     pub vpc_cidr: String,
     pub rpo_seconds: i64,
+    /// A NAT gateway before promotion.
+    pub nat_gateway: bool,
     pub promote: bool,
 }
 
@@ -295,6 +297,12 @@ impl Component for DisasterRecovery {
                 format!("The recovery point objective: the RPO alarm fires when the DR replica lags the primary by more (60 to 3600). Default `{DEFAULT_RPO_SECONDS}` (REQ-T237)."),
             )
             .check(Check::Range(60, 3600)),
+            Setting::new(
+                "nat_gateway",
+                Type::Bool,
+                Default::Bool(false),
+                "One NAT gateway in the DR network before promotion. Off (pilot light): the DR network's private subnets have no route out until promotion, which makes a NAT gateway per zone as the primary has (`network.nat_gateway_per_az`). Default `false`.".into(),
+            ),
             Setting::new(
                 "promote",
                 Type::Bool,
@@ -456,6 +464,12 @@ impl Component for DisasterRecovery {
                 .filter(|_| !stored.promote)
                 .map(|a| a.threshold as i64)
                 .unwrap_or(stored.rpo_seconds),
+            // Before promotion, whether the DR network has a NAT gateway;
+            // after, every zone has one, as the primary's.
+            nat_gateway: match (&state.network, stored.promote) {
+                (Some(n), false) => !n.nat_gateway_ids.is_empty(),
+                _ => stored.nat_gateway,
+            },
             promote: stored.promote,
         };
         let verdicts = judge(state, stored);
@@ -471,10 +485,7 @@ impl Component for DisasterRecovery {
                 .cache
                 .as_ref()
                 .and_then(|c| c.primary_endpoint.clone()),
-            dr_cache_reader_endpoint: state
-                .cache
-                .as_ref()
-                .and_then(|c| c.reader_endpoint.clone()),
+            dr_cache_reader_endpoint: state.cache.as_ref().and_then(|c| c.reader_endpoint.clone()),
             dr_cache_auth_secret_arn: state.cache.as_ref().and_then(|c| c.auth_secret_arn.clone()),
             dr_audit_bucket_name: state.audit.as_ref().map(|b| b.bucket.clone()),
             dr_documents_bucket_name: state.documents.as_ref().map(|b| b.bucket.clone()),
@@ -553,7 +564,9 @@ fn judge(state: &DrState, spec: &DrSpec) -> Verdicts {
                     key_problems.push(format!("the replica of key {name} is not enabled"));
                 }
                 if !k.aliased {
-                    key_problems.push(format!("the replica of key {name} has no alias in {region}"));
+                    key_problems.push(format!(
+                        "the replica of key {name} has no alias in {region}"
+                    ));
                 }
             }
         }
@@ -604,7 +617,10 @@ fn judge(state: &DrState, spec: &DrSpec) -> Verdicts {
     let mut copy_problems = Vec::new();
     for (what, verdicts) in [
         ("audit copy", state.audit.as_ref().map(|a| &a.verdicts)),
-        ("documents copy", state.documents.as_ref().map(|d| &d.verdicts)),
+        (
+            "documents copy",
+            state.documents.as_ref().map(|d| &d.verdicts),
+        ),
     ] {
         match verdicts {
             None => copy_problems.push(format!("no {what} in {region}")),
@@ -641,7 +657,10 @@ fn judge(state: &DrState, spec: &DrSpec) -> Verdicts {
             None => alarm_problems.push("no RPO alarm".to_string()),
             Some(a) => {
                 if a.metric != "ReplicaLag" {
-                    alarm_problems.push(format!("the RPO alarm watches {}, not ReplicaLag", a.metric));
+                    alarm_problems.push(format!(
+                        "the RPO alarm watches {}, not ReplicaLag",
+                        a.metric
+                    ));
                 }
                 if let Some(db) = &state.database {
                     if !db.arn.ends_with(&format!(":db:{}", a.instance)) {
@@ -656,7 +675,8 @@ fn judge(state: &DrState, spec: &DrSpec) -> Verdicts {
                     .as_ref()
                     .is_some_and(|t| !a.actions.contains(t))
                 {
-                    alarm_problems.push("the RPO alarm does not notify the DR alarm topic".to_string());
+                    alarm_problems
+                        .push("the RPO alarm does not notify the DR alarm topic".to_string());
                 }
             }
         }
@@ -797,7 +817,11 @@ async fn describe_db(dr: &Ctx) -> Result<Option<DbInstance>, ComponentError> {
             .filter(|db| db.db_instance_status() != Some("deleting"))
             .cloned()),
         Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(aws_error(COMPONENT, format!("describe the DR database {id}"), e)),
+        Err(e) => Err(aws_error(
+            COMPONENT,
+            format!("describe the DR database {id}"),
+            e,
+        )),
     }
 }
 
@@ -856,7 +880,10 @@ impl Names {
     fn buckets(&self) -> [String; 2] {
         [
             format!("idis-{}-audit-{}-{}", self.env, self.account, self.region),
-            format!("idis-{}-documents-{}-{}", self.env, self.account, self.region),
+            format!(
+                "idis-{}-documents-{}-{}",
+                self.env, self.account, self.region
+            ),
         ]
     }
 }
@@ -991,10 +1018,9 @@ fn replication_problems(
     if rule.status() != &ReplicationRuleStatus::Enabled {
         problems.push(format!("rule {RULE_ID} is {}", rule.status().as_str()));
     }
-    if rule
-        .filter()
-        .is_some_and(|f| f.prefix().is_some_and(|p| !p.is_empty()) || f.tag().is_some() || f.and().is_some())
-    {
+    if rule.filter().is_some_and(|f| {
+        f.prefix().is_some_and(|p| !p.is_empty()) || f.tag().is_some() || f.and().is_some()
+    }) {
         problems.push(format!("rule {RULE_ID} replicates only part of the bucket"));
     }
     let destination = rule.destination();
@@ -1027,9 +1053,7 @@ fn replication_problems(
     {
         problems.push(format!("rule {RULE_ID} has replication metrics off"));
     }
-    if rule
-        .delete_marker_replication()
-        .and_then(|d| d.status())
+    if rule.delete_marker_replication().and_then(|d| d.status())
         == Some(&DeleteMarkerReplicationStatus::Enabled)
     {
         problems.push(format!("rule {RULE_ID} replicates delete markers"));
@@ -1109,7 +1133,12 @@ async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, C
     let role_problems = match (&role, &replica_key) {
         (Some(seen), Some(replica)) => iam_role::problems(
             seen,
-            &role_wanted(&Names::of(ctx), &Names::of(&dr), &keys.platform_key_arn, replica),
+            &role_wanted(
+                &Names::of(ctx),
+                &Names::of(&dr),
+                &keys.platform_key_arn,
+                replica,
+            ),
         ),
         _ => Vec::new(),
     };
@@ -1199,6 +1228,7 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
         vpc_cidr: spec.vpc_cidr.clone(),
         availability_zones: zones,
         nat_gateway_per_az: spec.promote && primary_network.nat_gateway_per_az,
+        without_nat: !spec.promote && !spec.nat_gateway,
     };
     // The copies and the role do not wait for the network.
     let audit_spec = storage::AuditStorageSpec {
@@ -1224,10 +1254,21 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
     iam_role::ensure(ctx, COMPONENT, seen.as_ref(), &want).await?;
     let role = iam_role::read(ctx, COMPONENT, &want.name, Some(ROLE_POLICY))
         .await?
-        .ok_or_else(|| conflict(format!("the role {} vanished right after it was made", want.name)))?;
+        .ok_or_else(|| {
+            conflict(format!(
+                "the role {} vanished right after it was made",
+                want.name
+            ))
+        })?;
     for (source, copy) in bucket_pairs(ctx, &dr) {
-        ensure_replication(ctx, &source, &role.arn, &bucket_arn(&region, &copy), &dr_keys.platform_key_arn)
-            .await?;
+        ensure_replication(
+            ctx,
+            &source,
+            &role.arn,
+            &bucket_arn(&region, &copy),
+            &dr_keys.platform_key_arn,
+        )
+        .await?;
     }
 
     ctx.check_cancelled(COMPONENT, "making the DR database")?;
@@ -1250,7 +1291,13 @@ async fn choose_zones(dr: &Ctx) -> Result<Vec<String>, ComponentError> {
         .describe_availability_zones()
         .send()
         .await
-        .map_err(|e| aws_error(COMPONENT, format!("list the availability zones of {}", dr.region), e))?;
+        .map_err(|e| {
+            aws_error(
+                COMPONENT,
+                format!("list the availability zones of {}", dr.region),
+                e,
+            )
+        })?;
     let mut names: Vec<String> = zones
         .availability_zones()
         .iter()
@@ -1367,10 +1414,22 @@ async fn ensure_replica_keys(
                     .await
                     .map_err(|e| aws_error(COMPONENT, format!("point {alias} at {arn}"), e))?;
             }
-            None => match dr_kms.create_alias().alias_name(&alias).target_key_id(&key_id).send().await {
+            None => match dr_kms
+                .create_alias()
+                .alias_name(&alias)
+                .target_key_id(&key_id)
+                .send()
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if e.code() == Some("AlreadyExistsException") => {}
-                Err(e) => return Err(aws_error(COMPONENT, format!("create {alias} in {}", dr.region), e)),
+                Err(e) => {
+                    return Err(aws_error(
+                        COMPONENT,
+                        format!("create {alias} in {}", dr.region),
+                        e,
+                    ))
+                }
             },
         }
         arns.insert(name, arn);
@@ -1387,11 +1446,20 @@ async fn ensure_replication(
     replica_key: &str,
 ) -> Result<(), ComponentError> {
     let current = read_replication(ctx, source).await?;
-    if replication_problems(current.as_ref(), Some(role_arn), copy_arn, Some(replica_key)).is_empty() {
+    if replication_problems(
+        current.as_ref(),
+        Some(role_arn),
+        copy_arn,
+        Some(replica_key),
+    )
+    .is_empty()
+    {
         return Ok(());
     }
     let built = |e: aws_smithy_types::error::operation::BuildError| {
-        conflict(format!("the replication rule of {source} could not be built: {e}"))
+        conflict(format!(
+            "the replication rule of {source} could not be built: {e}"
+        ))
     };
     let ours = ReplicationRule::builder()
         .id(RULE_ID)
@@ -1501,18 +1569,25 @@ async fn ensure_replica_database(
             Err(e) => {
                 return Err(aws_error(
                     COMPONENT,
-                    format!("create the cross-Region read replica {id} in {} of {}", dr.region, primary.arn),
+                    format!(
+                        "create the cross-Region read replica {id} in {} of {}",
+                        dr.region, primary.arn
+                    ),
                     e,
                 ))
             }
         }
     }
     let _ = ctx;
-    dr.wait_for(COMPONENT, &format!("the DR database {id} to become available"), || async {
-        Ok(describe_db(dr)
-            .await?
-            .filter(|db| db.db_instance_status() == Some("available")))
-    })
+    dr.wait_for(
+        COMPONENT,
+        &format!("the DR database {id} to become available"),
+        || async {
+            Ok(describe_db(dr)
+                .await?
+                .filter(|db| db.db_instance_status() == Some("available")))
+        },
+    )
     .await?;
     Ok(())
 }
@@ -1530,9 +1605,10 @@ async fn promote(
     let id = database::identifier(dr);
     let db_spec = built.need_spec::<Database>(COMPONENT)?;
     let cache_spec = built.need_spec::<Cache>(COMPONENT)?;
-    if describe_db(dr).await?.is_some_and(|db| {
-        db.read_replica_source_db_instance_identifier().is_some()
-    }) {
+    if describe_db(dr)
+        .await?
+        .is_some_and(|db| db.read_replica_source_db_instance_identifier().is_some())
+    {
         crate::logging::info(&format!(
             "{}: promoting the DR database {id} in {} to a standalone instance",
             ctx.env, dr.region
@@ -1543,12 +1619,16 @@ async fn promote(
             .send()
             .await
             .map_err(|e| aws_error(COMPONENT, format!("promote the DR database {id}"), e))?;
-        dr.wait_for(COMPONENT, &format!("the DR database {id} to stand alone"), || async {
-            Ok(describe_db(dr).await?.filter(|db| {
-                db.db_instance_status() == Some("available")
-                    && db.read_replica_source_db_instance_identifier().is_none()
-            }))
-        })
+        dr.wait_for(
+            COMPONENT,
+            &format!("the DR database {id} to stand alone"),
+            || async {
+                Ok(describe_db(dr).await?.filter(|db| {
+                    db.db_instance_status() == Some("available")
+                        && db.read_replica_source_db_instance_identifier().is_none()
+                }))
+            },
+        )
         .await?;
     }
     // The master password must be readable where the database now
@@ -1588,7 +1668,13 @@ async fn ensure_topic(dr: &Ctx, dr_keys: &KeysState) -> Result<String, Component
     tags.insert("Name".to_string(), name.clone());
     let tags: Vec<aws_sdk_sns::types::Tag> = tags
         .iter()
-        .filter_map(|(k, v)| aws_sdk_sns::types::Tag::builder().key(k).value(v).build().ok())
+        .filter_map(|(k, v)| {
+            aws_sdk_sns::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .ok()
+        })
         .collect();
     // CreateTopic returns the existing topic's ARN for the same name and
     // attributes; SetTopicAttributes puts the key back if it changed.
@@ -1665,7 +1751,14 @@ async fn ensure_alarm(dr: &Ctx, spec: &DrSpec, topic: &str) -> Result<(), Compon
 
 async fn delete_alarm(dr: &Ctx) -> Result<(), ComponentError> {
     let name = alarm_name(dr);
-    match dr.aws.cloudwatch().delete_alarms().alarm_names(&name).send().await {
+    match dr
+        .aws
+        .cloudwatch()
+        .delete_alarms()
+        .alarm_names(&name)
+        .send()
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some("ResourceNotFound") => Ok(()),
         Err(e) => Err(aws_error(COMPONENT, format!("delete the alarm {name}"), e)),
@@ -1756,7 +1849,13 @@ async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentErro
                     .apply_immediately(true)
                     .send()
                     .await
-                    .map_err(|e| aws_error(COMPONENT, format!("turn off deletion protection of {id}"), e))?;
+                    .map_err(|e| {
+                        aws_error(
+                            COMPONENT,
+                            format!("turn off deletion protection of {id}"),
+                            e,
+                        )
+                    })?;
             }
             database::delete_instance(&dr, &rds, &id, Some(&snapshot)).await?;
             warnings.push(format!(
@@ -1767,10 +1866,21 @@ async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentErro
     }
     let mut cache_warnings = cache::delete(&dr).await?;
     warnings.append(&mut cache_warnings);
-    match rds.delete_db_subnet_group().db_subnet_group_name(&id).send().await {
+    match rds
+        .delete_db_subnet_group()
+        .db_subnet_group_name(&id)
+        .send()
+        .await
+    {
         Ok(_) => {}
         Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(aws_error(COMPONENT, format!("delete the DB subnet group {id} in {region}"), e)),
+        Err(e) => {
+            return Err(aws_error(
+                COMPONENT,
+                format!("delete the DB subnet group {id} in {region}"),
+                e,
+            ))
+        }
     }
     warnings.extend(network::delete(&dr).await?);
 
@@ -1785,7 +1895,11 @@ async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentErro
         let Some(meta) = describe_key(&dr, &arn).await? else {
             continue;
         };
-        let _ = dr_kms.delete_alias().alias_name(keys::alias_name(&dr, &name)).send().await;
+        let _ = dr_kms
+            .delete_alias()
+            .alias_name(keys::alias_name(&dr, &name))
+            .send()
+            .await;
         if pending_deletion(&meta) {
             continue;
         }
@@ -1798,7 +1912,13 @@ async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentErro
         {
             Ok(_) => {}
             Err(e) if e.code() == Some("KMSInvalidStateException") => {}
-            Err(e) => return Err(aws_error(COMPONENT, format!("schedule the deletion of {arn}"), e)),
+            Err(e) => {
+                return Err(aws_error(
+                    COMPONENT,
+                    format!("schedule the deletion of {arn}"),
+                    e,
+                ))
+            }
         }
         warnings.push(format!(
             "the replica of key {name} in {region} is scheduled for deletion in {} days",
@@ -1806,7 +1926,9 @@ async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentErro
         ));
     }
     for (_, copy) in bucket_pairs(ctx, &dr) {
-        warnings.push(format!("kept the DR copy {copy} in {region} and what it holds"));
+        warnings.push(format!(
+            "kept the DR copy {copy} in {region} and what it holds"
+        ));
     }
     Ok(warnings)
 }
@@ -1863,7 +1985,12 @@ mod tests {
                                     .replica_kms_key_id(key)
                                     .build(),
                             )
-                            .metrics(Metrics::builder().status(MetricsStatus::Enabled).build().unwrap())
+                            .metrics(
+                                Metrics::builder()
+                                    .status(MetricsStatus::Enabled)
+                                    .build()
+                                    .unwrap(),
+                            )
                             .build()
                             .unwrap(),
                     )
@@ -1939,6 +2066,7 @@ mod tests {
             region: Some(region.into()),
             vpc_cidr: DEFAULT_VPC_CIDR.into(),
             rpo_seconds: DEFAULT_RPO_SECONDS,
+            nat_gateway: false,
             promote: false,
         };
         (state, spec)
@@ -1947,7 +2075,9 @@ mod tests {
     #[test]
     fn the_description_is_whole_and_a_healthy_site_holds_every_guard() {
         let (state, spec) = healthy();
-        crate::components::describe::testing::description_is_whole::<DisasterRecovery>(&state, &spec);
+        crate::components::describe::testing::description_is_whole::<DisasterRecovery>(
+            &state, &spec,
+        );
         let v = judge(&state, &spec);
         assert!(v.is_clean(), "{v:?}");
         assert_eq!(v.to_map(GUARDS).len(), GUARDS.len());
@@ -1987,6 +2117,9 @@ mod tests {
         };
         let v = judge(&state, &spec);
         let problems = v.problems("database").unwrap().join("; ");
-        assert!(problems.contains("promoted outside Terraform"), "{problems}");
+        assert!(
+            problems.contains("promoted outside Terraform"),
+            "{problems}"
+        );
     }
 }

@@ -94,7 +94,10 @@ impl Observed {
 
     /// The planned Spec of `C`, which `component` builds from: present in
     /// every apply, so its absence is a bug.
-    pub fn need_spec<C: Component>(&self, component: &'static str) -> Result<&C::Spec, ComponentError> {
+    pub fn need_spec<C: Component>(
+        &self,
+        component: &'static str,
+    ) -> Result<&C::Spec, ComponentError> {
         self.spec::<C>().ok_or_else(|| ComponentError::Conflict {
             component,
             message: format!(

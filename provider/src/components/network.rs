@@ -91,7 +91,17 @@ pub struct NetworkSpec {
     pub availability_zones: Vec<String>,
     /// One NAT gateway per zone (true, production) or a single shared one.
     pub nat_gateway_per_az: bool,
+    /// No NAT gateway at all: the private subnets have no route out (a DR
+    /// site's network before promotion). Not an argument of the `network`
+    /// block; recorded on the VPC as the tag `idis:nat = none`, so a
+    /// reading judges the network by what it was made for.
+    #[serde(skip)]
+    pub without_nat: bool,
 }
+
+/// The VPC tag that says the network has no NAT gateway on purpose.
+pub const TAG_NAT: &str = "idis:nat";
+const NO_NAT: &str = "none";
 
 /// The computed attributes of the network.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -290,6 +300,7 @@ impl Component for Network {
                 vpc_cidr: state.vpc_cidr.clone(),
                 availability_zones: state.availability_zones.clone(),
                 nat_gateway_per_az: state.nat_gateway_per_az,
+                without_nat: false,
             },
             outputs: NetworkOutputs {
                 vpc_id: state.vpc_id.clone(),
@@ -639,6 +650,13 @@ struct Observed {
     eips: Vec<Address>,
     route_tables: Vec<RouteTable>,
     security_groups: Vec<SecurityGroup>,
+}
+
+impl Observed {
+    /// The VPC says it has no NAT gateway on purpose.
+    fn without_nat(&self) -> bool {
+        tag_value(&self.vpc_tags, TAG_NAT) == Some(NO_NAT)
+    }
 }
 
 fn nat_state(nat: &NatGateway) -> Option<&NatGatewayState> {
@@ -1471,7 +1489,15 @@ fn judge(ctx: &Ctx, names: &Names, obs: &Observed, nats: &[&NatGateway]) -> Verd
     );
 
     let mut nat_problems = Vec::new();
-    if nats.is_empty() {
+    let without_nat = obs.without_nat();
+    if without_nat {
+        nat_problems.extend(nats.iter().map(|n| {
+            format!(
+                "NAT gateway {} runs in a network made without one ({TAG_NAT} = {NO_NAT})",
+                n.nat_gateway_id().unwrap_or_default()
+            )
+        }));
+    } else if nats.is_empty() {
         nat_problems.push("no NAT gateway".to_string());
     } else if nats.len() > 1 {
         for s in &public {
@@ -1525,7 +1551,12 @@ fn judge(ctx: &Ctx, names: &Names, obs: &Observed, nats: &[&NatGateway]) -> Verd
                 .find(|n| obs.nat_zone(n) == Some(az))
                 .and_then(|n| n.nat_gateway_id()),
         };
-        if let Some(nat) = expected {
+        if without_nat && has_default_route(table) {
+            routes.push(format!(
+                "route table {table_name} sends {ANYWHERE} out of a network made without a way out"
+            ));
+        }
+        if let Some(nat) = expected.filter(|_| !without_nat) {
             if default_route_target(table).and_then(|(_, n)| n) != Some(nat) {
                 routes.push(format!(
                     "route table {table_name} does not send {ANYWHERE} to NAT gateway {nat}"
@@ -1689,8 +1720,31 @@ pub async fn ensure(ctx: &Ctx, spec: &NetworkSpec) -> Result<NetworkState, Compo
         ensure_security_groups(ctx, &ec2, &names, &obs, &changed),
     )?;
 
+    if obs.without_nat() != spec.without_nat {
+        changed.store(true, Ordering::Relaxed);
+        let tag = Tag::builder().key(TAG_NAT).value(NO_NAT).build();
+        let what = format!("tag VPC {} {TAG_NAT}", obs.vpc_id);
+        if spec.without_nat {
+            ec2.create_tags()
+                .resources(&obs.vpc_id)
+                .tags(tag)
+                .send()
+                .await
+                .map_err(|e| aws_error(COMPONENT, what, e))?;
+        } else {
+            ec2.delete_tags()
+                .resources(&obs.vpc_id)
+                .tags(tag)
+                .send()
+                .await
+                .map_err(|e| aws_error(COMPONENT, what, e))?;
+        }
+    }
+
     ctx.check_cancelled(COMPONENT, "creating the NAT gateways")?;
-    let nat_zones: Vec<&String> = if spec.nat_gateway_per_az {
+    let nat_zones: Vec<&String> = if spec.without_nat {
+        Vec::new()
+    } else if spec.nat_gateway_per_az {
         zones.iter().collect()
     } else {
         // The single NAT gateway stays where it is if its zone is still
@@ -1712,19 +1766,19 @@ pub async fn ensure(ctx: &Ctx, spec: &NetworkSpec) -> Result<NetworkState, Compo
 
     ctx.check_cancelled(COMPONENT, "routing the subnets")?;
     let private_tables = zones.iter().enumerate().map(|(i, az)| {
-        let nat = if spec.nat_gateway_per_az {
-            nat_ids[i].clone()
+        let target = if spec.without_nat {
+            Target::Isolated
+        } else if spec.nat_gateway_per_az {
+            Target::Nat(nat_ids[i].clone())
         } else {
-            nat_ids[0].clone()
+            Target::Nat(nat_ids[0].clone())
         };
         let subnet = subnets.private[i].clone();
         let name = names.private_route_table(az);
         let changed = &changed;
         let obs = &obs;
         let ec2 = &ec2;
-        async move {
-            ensure_route_table(ctx, ec2, obs, &name, Target::Nat(nat), &[subnet], changed).await
-        }
+        async move { ensure_route_table(ctx, ec2, obs, &name, target, &[subnet], changed).await }
     });
     let public_table = names.public_route_table();
     tokio::try_join!(
@@ -2411,6 +2465,8 @@ async fn wait_nat_gateways_available(
 enum Target {
     Gateway(String),
     Nat(String),
+    /// No default route at all.
+    Isolated,
 }
 
 /// One route table named `name` with `0.0.0.0/0 -> target`, associated to
@@ -2444,10 +2500,36 @@ async fn ensure_route_table(
 
     let current = existing.and_then(default_route_target);
     let (right, target_id) = match &target {
-        Target::Gateway(id) => (current.and_then(|(g, _)| g) == Some(id.as_str()), id),
-        Target::Nat(id) => (current.and_then(|(_, n)| n) == Some(id.as_str()), id),
+        Target::Gateway(id) => (
+            current.and_then(|(g, _)| g) == Some(id.as_str()),
+            id.as_str(),
+        ),
+        Target::Nat(id) => (
+            current.and_then(|(_, n)| n) == Some(id.as_str()),
+            id.as_str(),
+        ),
+        Target::Isolated => (!existing.is_some_and(has_default_route), "nowhere"),
     };
-    if !right {
+    if !right && matches!(target, Target::Isolated) {
+        changed.store(true, Ordering::Relaxed);
+        match ec2
+            .delete_route()
+            .route_table_id(&table_id)
+            .destination_cidr_block(ANYWHERE)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if absent(&e) || e.code() == Some("InvalidRoute.NotFound") => {}
+            Err(e) => {
+                return Err(aws_error(
+                    COMPONENT,
+                    format!("delete the route {ANYWHERE} of route table {name}"),
+                    e,
+                ))
+            }
+        }
+    } else if !right {
         changed.store(true, Ordering::Relaxed);
         let replace = existing.is_some_and(has_default_route);
         let action = format!("route {ANYWHERE} of route table {name} to {target_id}");
@@ -2459,6 +2541,7 @@ async fn ensure_route_table(
             let call = match &target {
                 Target::Gateway(id) => call.gateway_id(id),
                 Target::Nat(id) => call.nat_gateway_id(id),
+                Target::Isolated => call,
             };
             call.send()
                 .await
@@ -2472,6 +2555,7 @@ async fn ensure_route_table(
             let call = match &target {
                 Target::Gateway(id) => call.gateway_id(id),
                 Target::Nat(id) => call.nat_gateway_id(id),
+                Target::Isolated => call,
             };
             match call.send().await {
                 Ok(_) => Ok(()),
