@@ -1672,6 +1672,96 @@ on PATH (`perf`, `strip` and `size` if present); no network.
     return table_text
 
 
+# The DR site's creating calls, held as the components' are: a replica key
+# as a key, the cross-Region replica as a database; a promotion is assumed
+# to take half a database's creation (no AWS figure behind that ratio).
+DR_DELAYS = {
+    **DELAYS,
+    "kms:ReplicateKey": DELAYS["kms:CreateKey"],
+    "rds:CreateDBInstanceReadReplica": DELAYS["rds:CreateDBInstance"],
+    "rds:PromoteReadReplica": DELAYS["rds:CreateDBInstance"] / 2,
+}
+
+# The calls of a promotion the runbook's timeline shows.
+DR_TIMELINE = ("rds:PromoteReadReplica", "rds:ModifyDBInstance", "elasticache:CreateReplicationGroup",
+               "ec2:CreateNatGateway", "ec2:AllocateAddress", "secretsmanager:CreateSecret")
+
+
+def dr_tf(promote: bool) -> str:
+    return REQUIRED + f"""
+resource "idis_environment" "env" {{
+  name = "bench-dr"
+  network {{
+    vpc_cidr = "10.0.0.0/16"
+  }}
+  keys {{
+    tenants = ["acme", "globex"]
+  }}
+  database {{
+    deletion_protection = false
+    skip_final_snapshot = true
+  }}
+  dr {{
+    region  = "us-west-2"
+    promote = {str(promote).lower()}
+  }}
+}}
+"""
+
+
+def bench_dr(res: Results, ctx: Context, reps: int) -> None:
+    """The DR runbook's figures: building the DR site, then promoting it,
+    with the proxy holding each creating call (DR_DELAYS)."""
+    wd = Workdir(ctx.work / "dr", ctx.cli_config, ctx.proxy.endpoint)
+    (wd.path / "main.tf").write_text(dr_tf(False))
+    wd.init()
+    build: list[float] = []
+    promote: list[float] = []
+    timeline: list[Exchange] = []
+    for _ in range(reps):
+        ctx.moto.reset()
+        ctx.proxy.forget()
+        wd.forget_state()
+        ctx.proxy.latency_ms = 0
+        ctx.proxy.delays = dict(DR_DELAYS)
+        (wd.path / "main.tf").write_text(dr_tf(False))
+        build.append(wd.apply(timeout=1800).seconds)
+        (wd.path / "main.tf").write_text(dr_tf(True))
+        ctx.proxy.journal.clear()
+        promote.append(wd.apply(timeout=1800).seconds)
+        timeline = resource_calls(list(ctx.proxy.journal))
+    ctx.proxy.delays = {}
+    t0 = min(e.started for e in timeline) if timeline else 0.0
+    last = max(e.finished for e in timeline) - t0 if timeline else 0.0
+    shown = [e for e in timeline if f"{e.service}:{e.operation}" in DR_TIMELINE]
+    res.figures["dr"] = {"build_s": build, "promote_s": promote, "delays": DR_DELAYS,
+                         "timeline": [(f"{e.service}:{e.operation}", e.started - t0, e.finished - t0) for e in shown]}
+    res.row("8", "8. DR site, simulated provisioning", f"promotion apply {Sample(promote).short()}",
+            f"building the DR site {Sample(build).short()}", "—", None)
+    res.sections["8"] = f"""## 8. DR site: build and promotion
+
+One environment with `dr {{ region = "us-west-2" }}` applied on an emptied
+moto, then applied again with `promote = true`, {reps} times, with the
+proxy holding each creating call as in section 5 plus a replica key as a
+key, the cross-Region replica as a database and `PromoteReadReplica` for
+half a database ({DR_DELAYS["rds:PromoteReadReplica"]:.0f} s, an assumption).
+These are the emulator's times for the order of the work, not AWS's: on
+AWS a promotion, a Multi-AZ conversion and a cache take minutes each.
+
+| | seconds |
+|---|---|
+| `terraform apply` building the primary and the DR site | {Sample(build).short()} |
+| `terraform apply` of the promotion | {Sample(promote).short()} |
+
+The promotion's calls that change something, in the last run (seconds
+after its first AWS call; its last call answered at {last:.2f} s):
+
+| call | started | answered |
+|---|---|---|
+{timeline_rows(shown, t0, scale=1, digits=2)}
+"""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--provider", type=Path, required=True, help="release build of terraform-provider-idis")
@@ -1681,7 +1771,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=7, help="rounds of each plan measurement")
     parser.add_argument("--apply-reps", type=int, default=3)
     parser.add_argument("--environments", type=int, default=50)
-    parser.add_argument("--only", default="", help="comma-separated parts, for trying the harness out: startup,memory,apply,scale,size")
+    parser.add_argument("--only", default="", help="comma-separated parts, for trying the harness out: startup,memory,apply,scale,size,dr")
     parser.add_argument("--compare-provider", type=Path, help="a second build to time beside the first (startup, plan overhead)")
     parser.add_argument("--compare-label", default="the second build", help="what distinguishes --compare-provider, for the report")
     args = parser.parse_args()
@@ -1743,6 +1833,9 @@ def main() -> int:
         if wanted("apply"):
             step("apply parallelism")
             bench_apply(res, ctx, args.apply_reps)
+        if wanted("dr"):
+            step("DR site: build and promotion")
+            bench_dr(res, ctx, args.apply_reps)
         if wanted("scale"):
             n = args.environments
             step(f"applying 1 + {n} environments, and terraform_data")

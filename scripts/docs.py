@@ -249,7 +249,8 @@ NO_PERMISSION = {("sts", "GetCallerIdentity")}
 # provider never calls it itself (from the services' documentation; not
 # observable against the emulator).
 IMPLIED = [
-    ("iam:PassRole", "EKS CreateCluster and CreateNodegroup pass the cluster and node roles the provider creates; RDS ModifyDBInstance the Enhanced Monitoring role, EC2 CreateFlowLogs the flow log's delivery role"),
+    ("iam:PassRole", "EKS CreateCluster and CreateNodegroup pass the cluster and node roles the provider creates; RDS ModifyDBInstance the Enhanced Monitoring role, EC2 CreateFlowLogs the flow log's delivery role, S3 PutBucketReplication the DR site's replication role"),
+    ("kms:CreateKey", "also in the DR region: KMS ReplicateKey makes the replica there with the caller's kms:CreateKey (and kms:TagResource for its tags) in that region"),
     ("iam:CreateServiceLinkedRole", "EKS, RDS, ElastiCache and Shield create their service-linked roles on first use in an account"),
     ("kms:CreateGrant", "RDS, EKS and ElastiCache encrypt with the platform key through grants"),
     ("kms:GenerateDataKey", "RDS keeps the master password secret, and S3 default encryption, with the platform key"),

@@ -304,8 +304,9 @@ def test_destroy_after_the_cache_was_deleted_by_hand_skips_it_promptly(productio
 
     # Read twice by the refresh before destroy (the cache, and monitoring's
     # reading of its log delivery) and once by the delete: no polling.
+    # (The count proves it, not the time printed above: tests run two at a
+    # time on two cores.)
     assert describes <= 3, describes
-    assert took < 30, f"destroy took {took:.1f} s"
     assert not aws("ec2").describe_vpcs(Filters=[{"Name": "tag:idis:environment", "Values": [ENV]}])["Vpcs"]
     assert PREFIX not in aws("eks").list_clusters()["clusters"]
     kept, leftovers = sweep_after_destroy(aws, aws_proxy, bucket)

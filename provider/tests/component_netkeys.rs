@@ -28,6 +28,7 @@ fn network_spec(cidr: &str, per_az: bool) -> NetworkSpec {
         vpc_cidr: cidr.to_string(),
         availability_zones: ZONES.iter().map(|z| z.to_string()).collect(),
         nat_gateway_per_az: per_az,
+        without_nat: false,
     }
 }
 
@@ -563,6 +564,56 @@ async fn switching_between_one_and_per_zone_nat_gateways_converges() {
     // The two extra NAT gateways are deleted and their addresses released.
     assert_eq!(count_network(&ctx).await, full_network(1));
     assert!(back.drift.is_empty(), "{:?}", back.drift);
+}
+
+#[tokio::test]
+async fn a_network_without_nat_has_no_way_out_and_is_judged_by_what_it_was_made_for() {
+    let moto = Moto::start();
+    let ctx = moto.ctx("nonat").await;
+    let spec = NetworkSpec {
+        without_nat: true,
+        ..network_spec("10.1.0.0/16", false)
+    };
+    let made = network::ensure(&ctx, &spec).await.unwrap();
+    assert!(
+        made.nat_gateway_ids.is_empty(),
+        "{:?}",
+        made.nat_gateway_ids
+    );
+    let routes = default_routes(&ctx, &made.vpc_id).await;
+    for (name, (gateway, nat, _)) in &routes {
+        if name.contains("-private-") {
+            assert_eq!((gateway, nat), (&None, &None), "{name} has a way out");
+        }
+    }
+    let found = network::find(&ctx).await.unwrap().unwrap();
+    assert!(found.verdicts.is_clean(), "{:?}", found.verdicts);
+
+    // Turning NAT on (a DR site's promotion) gives every private subnet its
+    // way out again and judges the network as any other.
+    let with_nat = network::ensure(&ctx, &network_spec("10.1.0.0/16", true))
+        .await
+        .unwrap();
+    assert_eq!(with_nat.nat_gateway_ids.len(), 3);
+    assert_routing(&ctx, &with_nat, |i| with_nat.nat_gateway_ids[i].clone()).await;
+    let found = network::find(&ctx).await.unwrap().unwrap();
+    assert!(found.verdicts.is_clean(), "{:?}", found.verdicts);
+
+    // And back: the NAT gateways go, and a NAT gateway left behind would be
+    // a problem of the network made without one.
+    let back = network::ensure(&ctx, &spec).await.unwrap();
+    assert!(back.nat_gateway_ids.is_empty());
+    let routes = default_routes(&ctx, &back.vpc_id).await;
+    assert!(routes
+        .iter()
+        .filter(|(name, _)| name.contains("-private-"))
+        .all(|(_, (g, n, _))| g.is_none() && n.is_none()));
+    assert!(network::find(&ctx)
+        .await
+        .unwrap()
+        .unwrap()
+        .verdicts
+        .is_clean());
 }
 
 #[tokio::test]

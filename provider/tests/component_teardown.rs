@@ -36,6 +36,7 @@ fn network_spec() -> NetworkSpec {
         vpc_cidr: "10.0.0.0/16".to_string(),
         availability_zones: ZONES.iter().map(|z| z.to_string()).collect(),
         nat_gateway_per_az: false,
+        without_nat: false,
     }
 }
 

@@ -442,9 +442,22 @@ impl Component for DisasterRecovery {
 
     fn read(state: &DrState, stored: &DrSpec, _prior: &Value) -> Reading<DrSpec, DrOutputs> {
         let Some(region) = state.region.clone() else {
+            // No DR site: nothing in AWS to read the settings from; they
+            // stay as stored, or take their defaults where the state has
+            // no `dr` block (a state from before it).
             return Reading {
                 settings: DrSpec {
                     region: None,
+                    vpc_cidr: if stored.vpc_cidr.is_empty() {
+                        DEFAULT_VPC_CIDR.to_string()
+                    } else {
+                        stored.vpc_cidr.clone()
+                    },
+                    rpo_seconds: if stored.rpo_seconds == 0 {
+                        DEFAULT_RPO_SECONDS
+                    } else {
+                        stored.rpo_seconds
+                    },
                     ..stored.clone()
                 },
                 outputs: DrOutputs::default(),
@@ -1220,8 +1233,9 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
     };
 
     ctx.check_cancelled(COMPONENT, "building the DR network")?;
-    let zones = match network::find(&dr).await? {
-        Some(n) if !n.availability_zones.is_empty() => n.availability_zones,
+    let found_network = network::find(&dr).await?;
+    let zones = match &found_network {
+        Some(n) if !n.availability_zones.is_empty() => n.availability_zones.clone(),
         _ => choose_zones(&dr).await?,
     };
     let net_spec = NetworkSpec {
@@ -1230,7 +1244,6 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
         nat_gateway_per_az: spec.promote && primary_network.nat_gateway_per_az,
         without_nat: !spec.promote && !spec.nat_gateway,
     };
-    // The copies and the role do not wait for the network.
     let audit_spec = storage::AuditStorageSpec {
         retain_on_destroy: true,
         ..built.need_spec::<AuditBucket>(COMPONENT)?.clone()
@@ -1239,14 +1252,56 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
         retain_on_destroy: true,
         ..built.need_spec::<DocumentsBucket>(COMPONENT)?.clone()
     };
+
+    if spec.promote {
+        // The recovery time: the database is what the application waits
+        // for, so it is promoted first, while the network gets its NAT
+        // gateways and the cache is made in the network as it stands.
+        let standing = found_network.ok_or_else(|| {
+            conflict(format!(
+                "dr.promote is true but there is no DR network in {region} to promote into; set promote = false and apply to build the DR site first"
+            ))
+        })?;
+        let cache_spec = built.need_spec::<Cache>(COMPONENT)?;
+        ctx.check_cancelled(COMPONENT, "promoting the DR site")?;
+        let (_, net, _, _, _) = tokio::try_join!(
+            promote_replica(ctx, &dr, built, &dr_keys),
+            network::ensure(&dr, &net_spec),
+            cache::ensure(&dr, cache_spec, &standing, &dr_keys),
+            storage::ensure(&dr, &audit_spec, &dr_keys),
+            documents::ensure(&dr, &documents_spec, &dr_keys),
+        )?;
+        database::ensure(&dr, built.need_spec::<Database>(COMPONENT)?, &net, &dr_keys).await?;
+        ensure_role_and_replication(ctx, &dr, keys, &dr_keys).await?;
+        ensure_topic(&dr, &dr_keys).await?;
+        delete_alarm(&dr).await?;
+        return observe(ctx, &region, keys).await;
+    }
+
+    // The copies do not wait for the network.
     let (net, _, _) = tokio::try_join!(
         network::ensure(&dr, &net_spec),
         storage::ensure(&dr, &audit_spec, &dr_keys),
         documents::ensure(&dr, &documents_spec, &dr_keys),
     )?;
+    ensure_role_and_replication(ctx, &dr, keys, &dr_keys).await?;
+    ctx.check_cancelled(COMPONENT, "making the DR database")?;
+    ensure_replica_database(&dr, primary_db, &net, &dr_keys).await?;
+    let topic = ensure_topic(&dr, &dr_keys).await?;
+    ensure_alarm(&dr, spec, &topic).await?;
+    observe(ctx, &region, keys).await
+}
+
+/// The replication role, and the rule on each source bucket.
+async fn ensure_role_and_replication(
+    ctx: &Ctx,
+    dr: &Ctx,
+    keys: &KeysState,
+    dr_keys: &KeysState,
+) -> Result<(), ComponentError> {
     let want = role_wanted(
         &Names::of(ctx),
-        &Names::of(&dr),
+        &Names::of(dr),
         &keys.platform_key_arn,
         &dr_keys.platform_key_arn,
     );
@@ -1260,27 +1315,17 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
                 want.name
             ))
         })?;
-    for (source, copy) in bucket_pairs(ctx, &dr) {
+    for (source, copy) in bucket_pairs(ctx, dr) {
         ensure_replication(
             ctx,
             &source,
             &role.arn,
-            &bucket_arn(&region, &copy),
+            &bucket_arn(&dr.region, &copy),
             &dr_keys.platform_key_arn,
         )
         .await?;
     }
-
-    ctx.check_cancelled(COMPONENT, "making the DR database")?;
-    ensure_replica_database(ctx, &dr, spec, primary_db, &net, &dr_keys).await?;
-    let topic = ensure_topic(&dr, &dr_keys).await?;
-    if spec.promote {
-        promote(ctx, &dr, built, &net, &dr_keys).await?;
-        delete_alarm(&dr).await?;
-    } else {
-        ensure_alarm(&dr, spec, &topic).await?;
-    }
-    observe(ctx, &region, keys).await
+    Ok(())
 }
 
 /// The first three available zones of the DR region.
@@ -1528,9 +1573,7 @@ async fn ensure_replication(
 
 /// The cross-Region read replica, made if missing, waited for.
 async fn ensure_replica_database(
-    ctx: &Ctx,
     dr: &Ctx,
-    spec: &DrSpec,
     primary: &DatabaseState,
     net: &NetworkState,
     dr_keys: &KeysState,
@@ -1541,12 +1584,6 @@ async fn ensure_replica_database(
     database::ensure_subnet_group(dr, &rds, net, &tags).await?;
     let existing = describe_db(dr).await?;
     if existing.is_none() {
-        if spec.promote {
-            return Err(conflict(format!(
-                "dr.promote is true but there is no DR database {id} in {} to promote; set promote = false and apply to make the replica first",
-                dr.region
-            )));
-        }
         let created = rds
             .create_db_instance_read_replica()
             .db_instance_identifier(&id)
@@ -1578,7 +1615,6 @@ async fn ensure_replica_database(
             }
         }
     }
-    let _ = ctx;
     dr.wait_for(
         COMPONENT,
         &format!("the DR database {id} to become available"),
@@ -1592,23 +1628,37 @@ async fn ensure_replica_database(
     Ok(())
 }
 
-/// Promotes the replica (once) and builds the DR site up to serve from
-/// the primary's planned settings.
-async fn promote(
+/// Promotes the replica (once, with the primary's backup retention) and
+/// has RDS keep its master password in the DR region.
+async fn promote_replica(
     ctx: &Ctx,
     dr: &Ctx,
     built: &Observed,
-    net: &NetworkState,
     dr_keys: &KeysState,
 ) -> Result<(), ComponentError> {
     let rds = dr.aws.rds();
     let id = database::identifier(dr);
     let db_spec = built.need_spec::<Database>(COMPONENT)?;
-    let cache_spec = built.need_spec::<Cache>(COMPONENT)?;
-    if describe_db(dr)
-        .await?
-        .is_some_and(|db| db.read_replica_source_db_instance_identifier().is_some())
-    {
+    let Some(db) = describe_db(dr).await? else {
+        return Err(conflict(format!(
+            "dr.promote is true but there is no DR database {id} in {} to promote; set promote = false and apply to make the replica first",
+            dr.region
+        )));
+    };
+    if db.read_replica_source_db_instance_identifier().is_some() {
+        // RDS promotes an available replica only.
+        if db.db_instance_status() != Some("available") {
+            dr.wait_for(
+                COMPONENT,
+                &format!("the DR database {id} to become available"),
+                || async {
+                    Ok(describe_db(dr)
+                        .await?
+                        .filter(|db| db.db_instance_status() == Some("available")))
+                },
+            )
+            .await?;
+        }
         crate::logging::info(&format!(
             "{}: promoting the DR database {id} in {} to a standalone instance",
             ctx.env, dr.region
@@ -1655,10 +1705,6 @@ async fn promote(
                 )
             })?;
     }
-    tokio::try_join!(
-        database::ensure(dr, db_spec, net, dr_keys),
-        cache::ensure(dr, cache_spec, net, dr_keys),
-    )?;
     Ok(())
 }
 
