@@ -874,55 +874,26 @@ fn bucket_pairs(ctx: &Ctx, dr: &Ctx) -> [(String, String); 2] {
     ]
 }
 
-/// What names are made of, without a context.
-struct Names {
-    env: String,
-    account: String,
-    region: String,
-}
-
-impl Names {
-    fn of(ctx: &Ctx) -> Names {
-        Names {
-            env: ctx.env.clone(),
-            account: ctx.account_id.clone(),
-            region: ctx.region.clone(),
-        }
-    }
-
-    fn buckets(&self) -> [String; 2] {
-        [
-            format!("idis-{}-audit-{}-{}", self.env, self.account, self.region),
-            format!(
-                "idis-{}-documents-{}-{}",
-                self.env, self.account, self.region
-            ),
-        ]
-    }
-}
-
 /// The replication role (S3 User Guide, "Setting up permissions for live
 /// replication"; "Replicating encrypted objects": decrypt with the source
 /// key via S3 in the source region, encrypt with the replica key via S3
 /// in the destination region).
-fn role_wanted(primary: &Names, dr: &Names, source_key: &str, replica_key: &str) -> Wanted {
-    let p = partition(&primary.region);
-    let sources: Vec<String> = primary
-        .buckets()
+fn role_wanted(ctx: &Ctx, dr: &Ctx, source_key: &str, replica_key: &str) -> Wanted {
+    let pairs = bucket_pairs(ctx, dr);
+    let sources: Vec<String> = pairs
         .iter()
-        .map(|b| format!("arn:{p}:s3:::{b}"))
+        .map(|(source, _)| bucket_arn(&ctx.region, source))
         .collect();
     let source_objects: Vec<String> = sources.iter().map(|b| format!("{b}/*")).collect();
-    let copies: Vec<String> = dr
-        .buckets()
+    let copies: Vec<String> = pairs
         .iter()
-        .map(|b| format!("arn:{p}:s3:::{b}/*"))
+        .map(|(_, copy)| format!("{}/*", bucket_arn(&dr.region, copy)))
         .collect();
     Wanted {
-        name: format!("idis-{}-replication", primary.env),
+        name: role_name(ctx),
         description: format!(
             "IDIS environment {}: S3 replication of the audit and documents buckets to the DR region {}",
-            primary.env, dr.region
+            ctx.env, dr.region
         ),
         trust: json!({
             "Version": "2012-10-17",
@@ -966,7 +937,7 @@ fn role_wanted(primary: &Names, dr: &Names, source_key: &str, replica_key: &str)
                         "Effect": "Allow",
                         "Action": "kms:Decrypt",
                         "Resource": source_key,
-                        "Condition": {"StringLike": {"kms:ViaService": format!("s3.{}.amazonaws.com", primary.region)}},
+                        "Condition": {"StringLike": {"kms:ViaService": format!("s3.{}.amazonaws.com", ctx.region)}},
                     },
                     {
                         "Sid": "EncryptCopies",
@@ -1146,12 +1117,7 @@ async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, C
     let role_problems = match (&role, &replica_key) {
         (Some(seen), Some(replica)) => iam_role::problems(
             seen,
-            &role_wanted(
-                &Names::of(ctx),
-                &Names::of(&dr),
-                &keys.platform_key_arn,
-                replica,
-            ),
+            &role_wanted(ctx, &dr, &keys.platform_key_arn, replica),
         ),
         _ => Vec::new(),
     };
@@ -1299,12 +1265,7 @@ async fn ensure_role_and_replication(
     keys: &KeysState,
     dr_keys: &KeysState,
 ) -> Result<(), ComponentError> {
-    let want = role_wanted(
-        &Names::of(ctx),
-        &Names::of(dr),
-        &keys.platform_key_arn,
-        &dr_keys.platform_key_arn,
-    );
+    let want = role_wanted(ctx, dr, &keys.platform_key_arn, &dr_keys.platform_key_arn);
     let seen = iam_role::read(ctx, COMPONENT, &want.name, Some(ROLE_POLICY)).await?;
     iam_role::ensure(ctx, COMPONENT, seen.as_ref(), &want).await?;
     let role = iam_role::read(ctx, COMPONENT, &want.name, Some(ROLE_POLICY))
