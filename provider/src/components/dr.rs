@@ -1291,27 +1291,13 @@ async fn ensure_role_and_replication(
 
 /// The first three available zones of the DR region.
 async fn choose_zones(dr: &Ctx) -> Result<Vec<String>, ComponentError> {
-    let zones = dr
-        .aws
-        .ec2()
-        .describe_availability_zones()
-        .send()
-        .await
-        .map_err(|e| {
-            aws_error(
-                COMPONENT,
-                format!("list the availability zones of {}", dr.region),
-                e,
-            )
-        })?;
-    let mut names: Vec<String> = zones
-        .availability_zones()
-        .iter()
-        .filter(|z| z.state().is_none_or(|s| s.as_str() == "available"))
-        .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
-        .filter_map(|z| z.zone_name().map(str::to_string))
-        .collect();
-    names.sort();
+    let mut names = network::available_zones(dr).await.map_err(|e| {
+        aws_error(
+            COMPONENT,
+            format!("list the availability zones of {}", dr.region),
+            e,
+        )
+    })?;
     if names.len() < 3 {
         return Err(conflict(format!(
             "the DR region {} offers {} available zones; the DR network needs three",

@@ -1612,6 +1612,29 @@ fn judge(ctx: &Ctx, names: &Names, obs: &Observed, nats: &[&NatGateway]) -> Verd
     v
 }
 
+/// The region's available availability zones (no Local or Wavelength
+/// Zones), sorted: what a network whose zones were left to the provider
+/// picks its first three from.
+pub async fn available_zones(
+    ctx: &Ctx,
+) -> Result<
+    Vec<String>,
+    aws_sdk_ec2::error::SdkError<
+        aws_sdk_ec2::operation::describe_availability_zones::DescribeAvailabilityZonesError,
+    >,
+> {
+    let zones = ctx.aws.ec2().describe_availability_zones().send().await?;
+    let mut names: Vec<String> = zones
+        .availability_zones()
+        .iter()
+        .filter(|z| z.state().is_none_or(|s| s.as_str() == "available"))
+        .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
+        .filter_map(|z| z.zone_name().map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 // ---------------------------------------------------------------------------
 // find
 

@@ -290,21 +290,9 @@ async fn find_missing(ctx: &Ctx, built: &mut Observed) -> Vec<ComponentError> {
 /// The first three available zones of the region, for a network whose
 /// zones were left to the provider.
 async fn choose_zones(ctx: &Ctx) -> Result<Vec<String>, Diagnostics> {
-    let zones = ctx
-        .aws
-        .ec2()
-        .describe_availability_zones()
-        .send()
+    let mut names = crate::components::network::available_zones(ctx)
         .await
         .map_err(|e| Diagnostics::from(ctx.aws.explain("ec2", "list availability zones", &e)))?;
-    let mut names: Vec<String> = zones
-        .availability_zones()
-        .iter()
-        .filter(|z| z.state().is_none_or(|s| s.as_str() == "available"))
-        .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
-        .filter_map(|z| z.zone_name().map(str::to_string))
-        .collect();
-    names.sort();
     if names.len() < 3 {
         return Err(Diagnostic::error(
             "Not enough availability zones",
