@@ -125,6 +125,20 @@ def test_a_dr_site_is_built_in_the_second_region_and_read_back(tmp_path, terrafo
     assert s3.get_bucket_versioning(Bucket=docs_copy)["Status"] == "Enabled"
     assert_quiet(tf)
 
+    # The RPO alarm told to ignore missing data is drift too (it would stay
+    # quiet while replication is stopped), and apply puts it back.
+    cw = aws("cloudwatch", DR)
+    changed = {k: alarm[k] for k in ("AlarmName", "Namespace", "MetricName", "Dimensions", "Statistic", "Period",
+                                     "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator",
+                                     "AlarmActions", "OKActions")}
+    cw.put_metric_alarm(**changed, TreatMissingData="notBreaching")
+    plan = refresh(tf)
+    assert plan.returncode == 2 and "rpo_alarm" in plan.stdout + plan.stderr, plan.stdout
+    tf.apply(*UNPROTECTED, timeout=600)
+    [alarm] = cw.describe_alarms(AlarmNames=[f"{PREFIX}-dr-replica-lag"])["MetricAlarms"]
+    assert alarm["TreatMissingData"] == "breaching", alarm
+    assert_quiet(tf)
+
     # Removing dr tears the DR site down and keeps the copies.
     set_inputs(tf, "")
     tf.apply(*UNPROTECTED, timeout=600)

@@ -152,6 +152,44 @@ pub struct AlarmSeen {
     pub metric: String,
     pub instance: String,
     pub actions: Vec<String>,
+    /// How it judges the metric, in words (`alarm_shape`).
+    pub shape: String,
+}
+
+/// How the RPO alarm judges the metric: namespace, statistic, period,
+/// datapoints of evaluation periods, comparison, missing data, actions on.
+const RPO_ALARM: (&str, &str, i32, i32, i32, &str, &str) = (
+    "AWS/RDS",
+    "Maximum",
+    60,
+    3,
+    5,
+    "GreaterThanThreshold",
+    "breaching",
+);
+
+#[allow(clippy::too_many_arguments)]
+fn alarm_shape(
+    namespace: &str,
+    statistic: &str,
+    period: i32,
+    datapoints: i32,
+    periods: i32,
+    comparison: &str,
+    missing: &str,
+    enabled: bool,
+) -> String {
+    format!(
+        "{namespace} {statistic} over {period} s, {datapoints} of {periods} periods {comparison}, missing data {missing}, actions {}",
+        if enabled { "on" } else { "off" }
+    )
+}
+
+fn rpo_alarm_shape() -> String {
+    let (namespace, statistic, period, datapoints, periods, comparison, missing) = RPO_ALARM;
+    alarm_shape(
+        namespace, statistic, period, datapoints, periods, comparison, missing, true,
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -669,6 +707,13 @@ fn judge(state: &DrState, spec: &DrSpec) -> Verdicts {
         match &state.alarm {
             None => alarm_problems.push("no RPO alarm".to_string()),
             Some(a) => {
+                if a.shape != rpo_alarm_shape() {
+                    alarm_problems.push(format!(
+                        "the RPO alarm judges {}, not {}",
+                        a.shape,
+                        rpo_alarm_shape()
+                    ));
+                }
                 if a.metric != "ReplicaLag" {
                     alarm_problems.push(format!(
                         "the RPO alarm watches {}, not ReplicaLag",
@@ -1089,6 +1134,18 @@ async fn read_alarm(dr: &Ctx) -> Result<Option<AlarmSeen>, ComponentError> {
             .unwrap_or_default()
             .to_string(),
         actions: a.alarm_actions().to_vec(),
+        shape: alarm_shape(
+            a.namespace().unwrap_or_default(),
+            a.statistic().map(|s| s.as_str()).unwrap_or_default(),
+            a.period().unwrap_or_default(),
+            a.datapoints_to_alarm().unwrap_or_default(),
+            a.evaluation_periods().unwrap_or_default(),
+            a.comparison_operator()
+                .map(|c| c.as_str())
+                .unwrap_or_default(),
+            a.treat_missing_data().unwrap_or_default(),
+            a.actions_enabled().unwrap_or(false),
+        ),
     }))
 }
 
@@ -1695,6 +1752,7 @@ async fn ensure_alarm(dr: &Ctx, spec: &DrSpec, topic: &str) -> Result<(), Compon
     let instance = database::identifier(dr);
     if let Some(seen) = read_alarm(dr).await? {
         if seen.metric == "ReplicaLag"
+            && seen.shape == rpo_alarm_shape()
             && seen.instance == instance
             && seen.threshold == spec.rpo_seconds as f64
             && seen.actions.iter().any(|a| a == topic)
@@ -1702,6 +1760,7 @@ async fn ensure_alarm(dr: &Ctx, spec: &DrSpec, topic: &str) -> Result<(), Compon
             return Ok(());
         }
     }
+    let (namespace, statistic, period, datapoints, periods, comparison, missing) = RPO_ALARM;
     let mut tags = dr.tags(COMPONENT);
     tags.insert("Name".to_string(), name.clone());
     let mut put = dr
@@ -1713,7 +1772,7 @@ async fn ensure_alarm(dr: &Ctx, spec: &DrSpec, topic: &str) -> Result<(), Compon
             "IDIS environment {}: the DR replica in {} lags the primary by more than the RPO ({} s)",
             dr.env, dr.region, spec.rpo_seconds
         ))
-        .namespace("AWS/RDS")
+        .namespace(namespace)
         .metric_name("ReplicaLag")
         .dimensions(
             Dimension::builder()
@@ -1721,15 +1780,15 @@ async fn ensure_alarm(dr: &Ctx, spec: &DrSpec, topic: &str) -> Result<(), Compon
                 .value(&instance)
                 .build(),
         )
-        .statistic(Statistic::Maximum)
-        .period(60)
-        .evaluation_periods(5)
-        .datapoints_to_alarm(3)
+        .statistic(Statistic::from(statistic))
+        .period(period)
+        .evaluation_periods(periods)
+        .datapoints_to_alarm(datapoints)
         .threshold(spec.rpo_seconds as f64)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .comparison_operator(ComparisonOperator::from(comparison))
         // No lag reported means replication is not running: the RPO is
         // not known to hold.
-        .treat_missing_data("breaching")
+        .treat_missing_data(missing)
         .actions_enabled(true)
         .alarm_actions(topic)
         .ok_actions(topic);
@@ -2052,6 +2111,7 @@ mod tests {
                 metric: "ReplicaLag".into(),
                 instance: "idis-p-db".into(),
                 actions: vec!["arn:aws:sns:us-west-2:1:idis-p-dr-alarms".into()],
+                shape: rpo_alarm_shape(),
             }),
             ..DrState::default()
         };
