@@ -897,8 +897,9 @@ class AwsProxy:
         # report it as still being created: an int for every kind, or
         # {kind: reads} with kinds from CREATING_KINDS.
         self.creating_reads = creating_reads
-        # (kind, id) -> status reads still to answer "creating".
-        self._creating: dict[tuple[str, str], int] = {}
+        # (kind, region, id) -> status reads still to answer "creating"
+        # (names are regional: a DR site has the primary's).
+        self._creating: dict[tuple[str, str, str], int] = {}
         # (service, operation, client token) -> the answer AWS gave.
         self._answered_tokens: dict[tuple[str, str, str], tuple[int, dict, bytes]] = {}
         # S3 origins of distributions made through the proxy (moto drops
@@ -930,9 +931,9 @@ class AwsProxy:
         # (region, replication group) -> log type -> its delivery, as
         # ModifyReplicationGroup set it (moto drops them).
         self._cache_log_delivery: dict[tuple[str, str], dict[str, dict]] = {}
-        # Cluster name -> the security group EKS made for it (see
-        # `_eks_cluster_group`).
-        self.eks_cluster_groups: dict[str, str] = {}
+        # (region, cluster name) -> the security group EKS made for it (see
+        # `_eks_cluster_group`); a DR site's cluster has the primary's name.
+        self.eks_cluster_groups: dict[tuple[str, str], str] = {}
         self.calls: list[Call] = []
         self._clients: dict[tuple[str, str], object] = {}
         # What AWS offers where moto has no such list (see the DEFAULT_*
@@ -1364,13 +1365,13 @@ class AwsProxy:
                 ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
                     {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": group}]}])
                 with self._lock:
-                    self.eks_cluster_groups[name] = group
-            return self._with_cluster_group(payload, name)
+                    self.eks_cluster_groups[(call.region, name)] = group
+            return self._with_cluster_group(payload, call.region, name)
         if operation == "DescribeCluster" and len(parts) >= 2:
-            return self._with_cluster_group(payload, parts[1])
+            return self._with_cluster_group(payload, call.region, parts[1])
         if operation == "DeleteCluster" and len(parts) >= 2:
             with self._lock:
-                group = self.eks_cluster_groups.pop(parts[1], None)
+                group = self.eks_cluster_groups.pop((call.region, parts[1]), None)
             if group:
                 ec2 = self._moto("ec2", call.region)
                 # Rules of other groups that let it in go with it.
@@ -1391,9 +1392,9 @@ class AwsProxy:
                     pass
         return payload
 
-    def _with_cluster_group(self, payload: bytes, name: str) -> bytes:
+    def _with_cluster_group(self, payload: bytes, region: str, name: str) -> bytes:
         with self._lock:
-            group = self.eks_cluster_groups.get(name)
+            group = self.eks_cluster_groups.get((region, name))
         if not group:
             return payload
         try:
@@ -1567,21 +1568,21 @@ class AwsProxy:
             return int(self.creating_reads.get(kind, 0))
         return int(self.creating_reads or 0)
 
-    def _take_creating(self, kind: str, ident: str) -> bool:
-        """True when this status read of (kind, ident) answers "creating"."""
+    def _take_creating(self, kind: str, region: str, ident: str) -> bool:
+        """True when this status read of (kind, ident) in `region` answers "creating"."""
         with self._lock:
-            left = self._creating.get((kind, ident), 0)
+            left = self._creating.get((kind, region, ident), 0)
             if left <= 0:
                 return False
-            self._creating[(kind, ident)] = left - 1
+            self._creating[(kind, region, ident)] = left - 1
             self.counters.injected_creating += 1
             return True
 
-    def _created(self, kind: str, ident: str) -> None:
+    def _created(self, kind: str, region: str, ident: str) -> None:
         reads = self._reads_for(kind)
         if reads and ident:
             with self._lock:
-                self._creating[(kind, ident)] = reads
+                self._creating[(kind, region, ident)] = reads
 
     def _creating_rewrite(self, call: Call, method: str, path: str, body: bytes, operation: str, payload: bytes) -> bytes:
         """Remembers components created through the proxy and reports them
@@ -1594,31 +1595,31 @@ class AwsProxy:
         if call.service == "eks":
             parts = [p for p in route.split("/") if p]
             if operation == "CreateCluster":
-                self._created("eks-cluster", json.loads(body or b"{}").get("name", ""))
+                self._created("eks-cluster", call.region, json.loads(body or b"{}").get("name", ""))
             elif operation == "CreateNodegroup":
                 name = json.loads(body or b"{}").get("nodegroupName", "")
-                self._created("eks-nodegroup", f"{parts[1]}/{name}")
-            elif operation == "DescribeCluster" and self._take_creating("eks-cluster", parts[1]):
+                self._created("eks-nodegroup", call.region, f"{parts[1]}/{name}")
+            elif operation == "DescribeCluster" and self._take_creating("eks-cluster", call.region, parts[1]):
                 return _json_status(payload, "cluster", "CREATING")
-            elif operation == "DescribeNodegroup" and self._take_creating("eks-nodegroup", f"{parts[1]}/{parts[3]}"):
+            elif operation == "DescribeNodegroup" and self._take_creating("eks-nodegroup", call.region, f"{parts[1]}/{parts[3]}"):
                 return _json_status(payload, "nodegroup", "CREATING")
             return payload
         if call.service == "rds":
             if operation in ("CreateDBInstance", "CreateDBInstanceReadReplica"):
-                self._created("rds", call.params.get("DBInstanceIdentifier", ""))
+                self._created("rds", call.region, call.params.get("DBInstanceIdentifier", ""))
             elif operation == "RestoreDBInstanceToPointInTime":
                 # "The new DB instance is created ... with the status
                 # creating" (RDS User Guide, Restoring a DB instance to a
                 # specified time).
-                self._created("rds", call.params.get("TargetDBInstanceIdentifier", ""))
+                self._created("rds", call.region, call.params.get("TargetDBInstanceIdentifier", ""))
             elif operation == "DescribeDBInstances":
-                return self._rewrite_xml(payload, "DBInstance", "DBInstanceIdentifier", "rds", "DBInstanceStatus", "creating")
+                return self._rewrite_xml(payload, call.region, "DBInstance", "DBInstanceIdentifier", "rds", "DBInstanceStatus", "creating")
             return payload
         if call.service == "elasticache":
             if operation == "CreateReplicationGroup":
-                self._created("elasticache", call.params.get("ReplicationGroupId", ""))
+                self._created("elasticache", call.region, call.params.get("ReplicationGroupId", ""))
             elif operation == "DescribeReplicationGroups":
-                return self._rewrite_xml(payload, "ReplicationGroup", "ReplicationGroupId", "elasticache", "Status", "creating")
+                return self._rewrite_xml(payload, call.region, "ReplicationGroup", "ReplicationGroupId", "elasticache", "Status", "creating")
             return payload
         if call.service == "ec2":
             if operation == "CreateNatGateway":
@@ -1626,13 +1627,13 @@ class AwsProxy:
                 text = payload.decode()
                 ident = re.search(r"<natGatewayId>([^<]+)</natGatewayId>", text)
                 if ident:
-                    self._created("nat", ident.group(1))
+                    self._created("nat", call.region, ident.group(1))
                     return re.sub(r"<state>[^<]*</state>", "<state>pending</state>", text, count=1).encode()
             elif operation == "DescribeNatGateways":
                 # A gateway's <state> follows its <natGatewayId> (nested
                 # address items come before it).
                 def pending(match: re.Match) -> str:
-                    if match.group(3) == "available" and self._take_creating("nat", match.group(2)):
+                    if match.group(3) == "available" and self._take_creating("nat", call.region, match.group(2)):
                         return f"{match.group(1)}pending{match.group(4)}"
                     return match.group(0)
 
@@ -1645,22 +1646,22 @@ class AwsProxy:
                 text = payload.decode()
                 ident = re.search(r"<Id>([^<]+)</Id>", text)
                 if ident:
-                    self._created("cloudfront", ident.group(1))
+                    self._created("cloudfront", call.region, ident.group(1))
                     # AWS answers a new distribution as InProgress.
                     return re.sub(r"<Status>[^<]*</Status>", "<Status>InProgress</Status>", text, count=1).encode()
             elif method == "GET" and re.match(r"^/[^/]+/distribution/[^/]+/?$", route):
                 ident = route.rstrip("/").rsplit("/", 1)[1]
-                if self._take_creating("cloudfront", ident):
+                if self._take_creating("cloudfront", call.region, ident):
                     return re.sub(r"<Status>[^<]*</Status>", "<Status>InProgress</Status>", payload.decode(), count=1).encode()
             return payload
         return payload
 
-    def _rewrite_xml(self, payload: bytes, item: str, ident: str, kind: str, field_name: str, status: str) -> bytes:
+    def _rewrite_xml(self, payload: bytes, region: str, item: str, ident: str, kind: str, field_name: str, status: str) -> bytes:
         text = payload.decode()
         pieces, last = [], 0
         for start, end, name in _xml_items(text, item, ident):
             block = text[start:end]
-            if self._take_creating(kind, name):
+            if self._take_creating(kind, region, name):
                 block = re.sub(rf"<{field_name}>[^<]*</{field_name}>", f"<{field_name}>{status}</{field_name}>", block)
                 pieces.append(text[last:start])
                 pieces.append(block)
@@ -3455,17 +3456,17 @@ class AwsProxy:
             # is done (RDS User Guide, Rebooting a DB instance).
             ident = call.params.get("DBInstanceIdentifier", "")
             with self._lock:
-                self._creating[("rds-reboot", ident)] = self.failover_reads
+                self._creating[("rds-reboot", call.region, ident)] = self.failover_reads
                 self.counters.emulated += 1
             return re.sub(r"<DBInstanceStatus>[^<]*</DBInstanceStatus>", "<DBInstanceStatus>rebooting</DBInstanceStatus>",
                           payload.decode(), count=1).encode()
         if call.service == "rds" and call.action == "DescribeDBInstances":
-            return self._rewrite_xml(payload, "DBInstance", "DBInstanceIdentifier", "rds-reboot", "DBInstanceStatus", "rebooting")
+            return self._rewrite_xml(payload, call.region, "DBInstance", "DBInstanceIdentifier", "rds-reboot", "DBInstanceStatus", "rebooting")
         if call.service == "elasticache" and call.action == "DescribeReplicationGroups":
             text = payload.decode()
             pieces, last = [], 0
             for start, end, name in _xml_items(text, "ReplicationGroup", "ReplicationGroupId"):
-                if self._take_creating("cache-failover", name):
+                if self._take_creating("cache-failover", call.region, name):
                     pieces += [text[last:start], text[start:end].replace("<Status>available</Status>", "<Status>modifying</Status>")]
                     last = end
             if pieces:
@@ -3496,7 +3497,7 @@ class AwsProxy:
         if node_group not in [n.get("NodeGroupId") for n in group.get("NodeGroups", [])]:
             return _query_error("NodeGroupNotFoundFault", f"NodeGroup {node_group} not found in {group_id}.")
         with self._lock:
-            self._creating[("cache-failover", group_id)] = self.failover_reads
+            self._creating[("cache-failover", region, group_id)] = self.failover_reads
         result = (f"<ReplicationGroup><ReplicationGroupId>{xml_escape(group_id)}</ReplicationGroupId>"
                   f"<Status>modifying</Status><AutomaticFailover>enabled</AutomaticFailover></ReplicationGroup>")
         return _query_answer("TestFailover", result, ELASTICACHE_NS)

@@ -218,12 +218,12 @@ def test_failover_drill_fails_over_database_and_cache_once_each_and_reports_time
 def test_a_drill_refuses_an_environment_that_is_not_steady(drills, proxy, aws):
     # The database reads as rebooting (a change in progress) for a while.
     with proxy._lock:
-        proxy._creating[("rds-reboot", SOURCE)] = 10**6
+        proxy._creating[("rds-reboot", AWS_REGION, SOURCE)] = 10**6
     try:
         run = drills.apply("-invoke=action.idis_failover_drill.quarterly", check=False, timeout=300)
     finally:
         with proxy._lock:
-            proxy._creating.pop(("rds-reboot", SOURCE), None)
+            proxy._creating.pop(("rds-reboot", AWS_REGION, SOURCE), None)
     text = " ".join((run.stdout + run.stderr).split())
     assert run.returncode == 1, run.describe("invoke against a rebooting database")
     assert "not ready for a failover drill" in text and f'Database {SOURCE} is "rebooting"' in text, text

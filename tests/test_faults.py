@@ -359,7 +359,7 @@ def test_slow_provisioning_is_waited_for(timed, aws, aws_proxy):
     aws_proxy.creating_reads = 4
     result = timed.apply(timeout=600)
     assert components_in_aws(aws) and duplicates(aws) == {}
-    kinds = {kind for kind, _ in aws_proxy._creating}
+    kinds = {kind for kind, _, _ in aws_proxy._creating}
     assert {"eks-cluster", "eks-nodegroup", "rds", "elasticache", "nat"} <= kinds
     assert all(left == 0 for left in aws_proxy._creating.values()), aws_proxy._creating
     report("slow provisioning", aws_proxy, retries_in(result.stderr))
