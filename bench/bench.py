@@ -1684,7 +1684,8 @@ DR_DELAYS = {
 
 # The calls of a promotion the runbook's timeline shows.
 DR_TIMELINE = ("rds:PromoteReadReplica", "rds:ModifyDBInstance", "elasticache:CreateReplicationGroup",
-               "ec2:CreateNatGateway", "ec2:AllocateAddress", "secretsmanager:CreateSecret")
+               "ec2:CreateNatGateway", "ec2:AllocateAddress", "secretsmanager:CreateSecret",
+               "logs:CreateLogGroup", "eks:CreateCluster", "eks:CreateNodegroup")
 
 
 def dr_tf(promote: bool) -> str:

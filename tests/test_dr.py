@@ -139,6 +139,19 @@ def test_a_dr_site_is_built_in_the_second_region_and_read_back(tmp_path, terrafo
     assert alarm["TreatMissingData"] == "breaching", alarm
     assert_quiet(tf)
 
+    # So is its topic encrypted with AWS's own SNS key instead of the
+    # platform key's replica.
+    sns = aws("sns", DR)
+    topic = state_of(tf)["dr_alarm_topic_arn"]
+    replica = sns.get_topic_attributes(TopicArn=topic)["Attributes"]["KmsMasterKeyId"]
+    assert replica == dr_key, replica
+    sns.set_topic_attributes(TopicArn=topic, AttributeName="KmsMasterKeyId", AttributeValue="alias/aws/sns")
+    plan = refresh(tf)
+    assert plan.returncode == 2 and "alias/aws/sns" in " ".join(plan.stdout.split()), plan.stdout
+    tf.apply(*UNPROTECTED, timeout=600)
+    assert sns.get_topic_attributes(TopicArn=topic)["Attributes"]["KmsMasterKeyId"] == replica
+    assert_quiet(tf)
+
     # Removing dr tears the DR site down and keeps the copies.
     set_inputs(tf, "")
     tf.apply(*UNPROTECTED, timeout=600)
@@ -205,7 +218,37 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
     groups = aws("elasticache", DR).describe_replication_groups()["ReplicationGroups"]
     assert [g["ReplicationGroupId"] for g in groups] == [f"{PREFIX}-cache"], groups
 
+    # The EKS cluster and its node group in the DR region, in the DR
+    # network's private subnets, secrets encrypted with the platform key's
+    # replica, running as the primary's cluster does (IAM is global).
+    eks, primary_eks = aws("eks", DR), aws("eks", "us-east-1")
+    cluster = eks.describe_cluster(name=PREFIX)["cluster"]
+    primary_cluster = primary_eks.describe_cluster(name=PREFIX)["cluster"]
+    dr_subnets = {s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]}
+    assert set(cluster["resourcesVpcConfig"]["subnetIds"]) <= dr_subnets, cluster["resourcesVpcConfig"]
+    assert cluster["roleArn"] == primary_cluster["roleArn"], (cluster["roleArn"], primary_cluster["roleArn"])
+    dr_platform_key = aws("kms", DR).describe_key(KeyId=f"alias/idis/{ENV}/platform")["KeyMetadata"]["Arn"]
+    assert [c["provider"]["keyArn"] for c in cluster["encryptionConfig"]] == [dr_platform_key], cluster
+    nodes = eks.describe_nodegroup(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default")["nodegroup"]
+    primary_nodes = primary_eks.describe_nodegroup(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default")["nodegroup"]
+    assert set(nodes["subnets"]) <= dr_subnets and nodes["nodeRole"] == primary_nodes["nodeRole"], nodes
+    assert nodes["scalingConfig"] == primary_nodes["scalingConfig"], (nodes["scalingConfig"], primary_nodes)
+
+    # Their log groups, made before their writers as the primary's are:
+    # encrypted with the replica key, keeping logs as long.
+    def log_groups(region):
+        found = aws("logs", region).describe_log_groups(logGroupNamePrefix="/aws/")["logGroups"]
+        return {g["logGroupName"]: g for g in found}
+    dr_groups, primary_groups = log_groups(DR), log_groups("us-east-1")
+    for name in (f"/aws/eks/{PREFIX}/cluster", f"/aws/rds/instance/{PREFIX}-db/postgresql",
+                 f"/aws/rds/instance/{PREFIX}-db/upgrade", f"/aws/elasticache/{PREFIX}-cache/slow-log",
+                 f"/aws/elasticache/{PREFIX}-cache/engine-log"):
+        assert dr_groups[name].get("kmsKeyId") == dr_platform_key, dr_groups.get(name)
+        assert dr_groups[name].get("retentionInDays") == primary_groups[name]["retentionInDays"], dr_groups[name]
+
     after = state_of(tf)
+    assert after["dr_cluster_endpoint"] == cluster["endpoint"] and after["dr_cluster_arn"] == cluster["arn"]
+    assert after["dr"]["enforced"]["cluster"] == "after promotion, the EKS cluster as the cluster block says"
     config = after["app_config"]
     assert config["IDIS_DATABASE_HOST"] == db["Endpoint"]["Address"] == after["dr_database_endpoint"]
     assert config["IDIS_AWS_REGION"] == DR and config["IDIS_S3_REGION"] == DR
@@ -216,10 +259,26 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
     assert_quiet(tf)
     assert tf.run("plan", "-detailed-exitcode", "-input=false", *UNPROTECTED, check=False).returncode == 0
 
-    # Going back is refused at plan: RDS cannot demote.
+    # The DR cluster is read back like the primary's: its node group
+    # deleted out of band is drift named under `cluster`, which apply
+    # repairs, and the primary's cluster is left alone.
+    eks.delete_nodegroup(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default")
+    drift = refresh(tf)
+    assert drift.returncode == 2, drift.stdout + drift.stderr[-3000:]
+    assert '"cluster"' in drift.stdout and "node group" in drift.stdout, drift.stdout[-4000:]
+    tf.apply(*UNPROTECTED, timeout=900)
+    assert eks.describe_nodegroup(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default")["nodegroup"]
+    assert primary_eks.describe_nodegroup(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default")["nodegroup"]
+    assert_quiet(tf)
+
+    # Going back is refused at plan: RDS cannot demote; and the promoted
+    # site serves, so the dr block cannot simply go.
     set_inputs(tf, DR_INPUTS)
     refused = tf.run("plan", "-no-color", "-input=false", *UNPROTECTED, check=False)
     assert refused.returncode == 1 and "cannot be demoted" in refused.stderr, refused.stderr
+    set_inputs(tf, "")
+    refused = tf.run("plan", "-no-color", "-input=false", *UNPROTECTED, check=False)
+    assert refused.returncode == 1 and "cannot be removed" in refused.stderr, refused.stderr
     set_inputs(tf, DR_INPUTS + "  dr_promote = true\n")
 
     tf.destroy(*UNPROTECTED, timeout=900)
@@ -233,3 +292,7 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
     assert elsewhere(leftovers, DR) == [], leftovers
     assert kept["bucket"] and kept["documents bucket"] and kept["keys"], kept
     assert kept["final snapshot"], kept
+    for region in ("us-east-1", DR):
+        assert aws("eks", region).list_clusters()["clusters"] == [], region
+    roles = [r["RoleName"] for r in aws("iam", "us-east-1").list_roles()["Roles"] if r["RoleName"].startswith(PREFIX)]
+    assert roles == [], roles

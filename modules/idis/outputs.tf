@@ -292,3 +292,8 @@ output "dr_alarm_topic_arn" {
   description = "The DR region's alarm topic, which the RPO alarm notifies; subscribe the on-call rotation to it."
   value       = idis_environment.this.dr_alarm_topic_arn
 }
+
+output "dr_cluster_endpoint" {
+  description = "Kubernetes API server endpoint of the EKS cluster in the DR region (null until dr_promote)."
+  value       = idis_environment.this.dr_cluster_endpoint
+}

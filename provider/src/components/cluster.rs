@@ -548,6 +548,13 @@ const AUTHENTICATION_MODE: usize = 8;
 const ACCESS_ENTRIES: usize = 9;
 const METRICS_SERVER: usize = 10;
 
+/// The guard of the EBS CSI driver add-on, which runs with a role of
+/// `workload_identity` and is installed only where that role can be
+/// assumed (the DR site's cluster has none yet).
+pub fn ebs_csi_guard() -> &'static str {
+    GUARDS[EBS_CSI].key
+}
+
 /// What the provider makes of the cluster without a knob.
 const GUARDS: &[Guard] = &[
     Guard::new(
@@ -2106,6 +2113,19 @@ async fn wait_node_group_gone(ctx: &Ctx) -> Result<(), ComponentError> {
 /// each to be gone. Absent pieces are skipped. Returns warnings for the
 /// plan/apply output (none today).
 pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
+    delete_cluster(ctx).await?;
+    let (control_plane, nodes) = (cluster_role(ctx), node_role(ctx));
+    tokio::try_join!(
+        delete_role(ctx, &control_plane.name),
+        delete_role(ctx, &nodes.name),
+    )?;
+    Ok(Vec::new())
+}
+
+/// Deletes the node group, then the cluster, of `ctx`'s region, and keeps
+/// the two IAM roles: IAM is global, and a cluster of the same environment
+/// in another region (the DR site's) runs with the same ones.
+pub async fn delete_cluster(ctx: &Ctx) -> Result<(), ComponentError> {
     delete_node_group(ctx).await?;
 
     let name = cluster_name(ctx);
@@ -2133,13 +2153,7 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
         }
         wait_cluster_gone(ctx).await?;
     }
-
-    let (control_plane, nodes) = (cluster_role(ctx), node_role(ctx));
-    tokio::try_join!(
-        delete_role(ctx, &control_plane.name),
-        delete_role(ctx, &nodes.name),
-    )?;
-    Ok(Vec::new())
+    Ok(())
 }
 
 /// Deletes the node group (if any) and waits until it is gone.

@@ -1872,23 +1872,30 @@ pub async fn delete(ctx: &Ctx, spec: &DatabaseSpec) -> Result<Vec<String>, Compo
         wait_gone(ctx, &rds, &id).await?;
     }
 
-    match rds
+    delete_subnet_group(ctx, COMPONENT).await?;
+    Ok(warnings)
+}
+
+/// Deletes the DB subnet group `idis-<env>-db` of `ctx`'s region, once no
+/// instance is in it; an absent one is success. Errors name `component`.
+pub async fn delete_subnet_group(ctx: &Ctx, component: &'static str) -> Result<(), ComponentError> {
+    let id = identifier(ctx);
+    match ctx
+        .aws
+        .rds()
         .delete_db_subnet_group()
         .db_subnet_group_name(&id)
         .send()
         .await
     {
-        Ok(_) => {}
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => {
-            return Err(aws_error(
-                COMPONENT,
-                format!("delete DB subnet group {id}"),
-                e,
-            ))
-        }
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(aws_error(
+            component,
+            format!("delete the DB subnet group {id} in {}", ctx.region),
+            e,
+        )),
     }
-    Ok(warnings)
 }
 
 #[cfg(test)]

@@ -39,9 +39,11 @@
 //! components' own code from the primary's planned settings (Multi-AZ,
 //! retention, managed master secret, replicas; the cache with its AUTH
 //! token secret in the DR region) and a NAT gateway per zone as the
-//! primary has. `app_config` then points at the DR endpoints. The EKS
-//! cluster is not made in the DR region yet (see the README's DR
-//! runbook).
+//! primary has, then the EKS cluster and its node group by the `cluster`
+//! component's own code from the cluster block (its two IAM roles are
+//! global and shared with the primary's cluster; workload identity and
+//! the EBS CSI driver are not made there yet, see the README's DR
+//! runbook). `app_config` then points at the DR endpoints.
 //!
 //! Everything is found again from AWS: the DR region is the one where the
 //! platform key has a replica that is not pending deletion, so refresh,
@@ -63,10 +65,12 @@ use aws_sdk_s3::types::{
     SseKmsEncryptedObjectsStatus,
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::cache::{self, Cache, CacheState};
+use super::cluster::{self, ClusterSpec, ClusterState, EksCluster};
 use super::database::{self, Database, DatabaseState};
 use super::describe::{
     Check, Component, Default, Guard, Output, Problem, Reading, Setting, Verdicts, When,
@@ -74,6 +78,8 @@ use super::describe::{
 use super::documents::{self, DocumentsBucket, DocumentsState};
 use super::iam_role::{self, RoleSeen, Wanted};
 use super::keys::{self, KeysState, TenantKeys, PLATFORM};
+use super::logs::{self, Group, LogsState};
+use super::monitoring::{self, Monitoring, MonitoringSpec};
 use super::network::{self, Network, NetworkSpec, NetworkState};
 use super::storage::{self, AuditBucket, AuditStorageState};
 use super::{aws_error, is_not_found, partition, ComponentError, Ctx, Observed};
@@ -133,6 +139,10 @@ pub struct DrState {
     /// The promoted database as the database component reads it.
     pub promoted: Option<DatabaseState>,
     pub cache: Option<CacheState>,
+    /// The promoted site's EKS cluster as the cluster component reads it.
+    pub cluster: Option<ClusterState>,
+    /// The promoted site's log groups (cluster, database, cache) by name.
+    pub log_groups: BTreeMap<String, Option<Group>>,
     pub audit: Option<AuditStorageState>,
     pub documents: Option<DocumentsState>,
     pub role: Option<RoleSeen>,
@@ -141,6 +151,8 @@ pub struct DrState {
     /// Source bucket to the problems of its replication (none: as made).
     pub replication: BTreeMap<String, Vec<String>>,
     pub topic_arn: Option<String>,
+    /// The key the topic encrypts with (`KmsMasterKeyId`); None: none.
+    pub topic_key: Option<String>,
     pub alarm: Option<AlarmSeen>,
 }
 
@@ -219,6 +231,9 @@ pub struct DrOutputs {
     pub dr_cache_primary_endpoint: Option<String>,
     pub dr_cache_reader_endpoint: Option<String>,
     pub dr_cache_auth_secret_arn: Option<String>,
+    pub dr_cluster_arn: Option<String>,
+    pub dr_cluster_endpoint: Option<String>,
+    pub dr_cluster_certificate_authority_data: Option<String>,
     pub dr_audit_bucket_name: Option<String>,
     pub dr_documents_bucket_name: Option<String>,
     pub dr_replication_role_arn: Option<String>,
@@ -266,6 +281,17 @@ const GUARDS: &[Guard] = &[
     )
     .when(When::Set("region"))
     .affects(&["dr_replication_role_arn"]),
+    Guard::new(
+        "cluster",
+        "after promotion, the EKS cluster as the cluster block says",
+        "Once promoted, the EKS cluster `idis-<name>` and its node group in the DR region, made by the cluster component's own code from the cluster block and judged as the primary's is (with the same two IAM roles, which are global), except the EBS CSI driver add-on: it runs with a `workload_identity` role, which is not made for the DR cluster yet.",
+    )
+    .when(When::On("promote"))
+    .affects(&[
+        "dr_cluster_arn",
+        "dr_cluster_endpoint",
+        "dr_cluster_certificate_authority_data",
+    ]),
     Guard::new(
         "rpo_alarm",
         "replica lag above rpo_seconds notifies the DR alarm topic",
@@ -362,6 +388,9 @@ impl Component for DisasterRecovery {
             Output::new("dr_cache_primary_endpoint", Type::String, "Primary endpoint of the DR cache (null until promotion)."),
             Output::new("dr_cache_reader_endpoint", Type::String, "Reader endpoint of the DR cache (null until promotion)."),
             Output::new("dr_cache_auth_secret_arn", Type::String, "ARN of the DR cache's AUTH token secret (null until promotion)."),
+            Output::new("dr_cluster_arn", Type::String, "ARN of the EKS cluster in the DR region (null until promotion)."),
+            Output::new("dr_cluster_endpoint", Type::String, "Kubernetes API server endpoint of the DR cluster (null until promotion)."),
+            Output::new("dr_cluster_certificate_authority_data", Type::String, "Base64 CA certificate of the DR cluster's API server (null until promotion)."),
             Output::new("dr_audit_bucket_name", Type::String, "Name of the audit bucket's copy in the DR region."),
             Output::new("dr_documents_bucket_name", Type::String, "Name of the documents bucket's copy in the DR region."),
             Output::new("dr_replication_role_arn", Type::String, "ARN of the IAM role S3 replicates the buckets with."),
@@ -376,6 +405,13 @@ impl Component for DisasterRecovery {
     fn check(config: &Value) -> Vec<Problem> {
         let dr = config.get_attr(COMPONENT);
         let region = dr.get_attr("region");
+        if region.is_null() && dr.get_attr("promote").as_bool() == Some(true) {
+            return vec![Problem::at(
+                "promote",
+                dr.get_attr("promote"),
+                "false without dr.region: there is no DR site to promote",
+            )];
+        }
         match (region.as_str(), config.get_attr("region").as_str()) {
             (Some(dr_region), Some(primary)) if dr_region == primary => vec![Problem::at(
                 "region",
@@ -418,6 +454,9 @@ impl Component for DisasterRecovery {
                     | "dr_cache_primary_endpoint"
                     | "dr_cache_reader_endpoint"
                     | "dr_cache_auth_secret_arn"
+                    | "dr_cluster_arn"
+                    | "dr_cluster_endpoint"
+                    | "dr_cluster_certificate_authority_data"
                     | "dr_vpc_id"
             );
             if moved || (promoting && promoted_output) {
@@ -443,6 +482,14 @@ impl Component for DisasterRecovery {
                 ).at(crate::protocol::cty::Path::root().attr(COMPONENT).attr("region")));
             }
         }
+        if before.get_attr("promote").as_bool() == Some(true) && now.is_null() {
+            if let Some(was) = was.as_str() {
+                d.push(Diagnostic::error(
+                    "A promoted DR site cannot be removed",
+                    format!("The dr block would go, but the DR site in {was} was promoted: it holds the database, cache and cluster that serve (app_config points at them), and removing dr would delete them. Keep the dr block; to retire the environment, destroy it (the promoted database's final snapshot is kept)."),
+                ).at(crate::protocol::cty::Path::root().attr(COMPONENT).attr("region")));
+            }
+        }
         if before.get_attr("promote").as_bool() == Some(true)
             && after.get_attr("promote").as_bool() == Some(false)
             && now.as_str().is_some()
@@ -459,7 +506,7 @@ impl Component for DisasterRecovery {
             d.push(Diagnostic::warning(
                 "Promoting the DR site (one way)",
                 format!(
-                    "dr.promote = true: the read replica in {} stops replicating from the primary and becomes a standalone database (RDS cannot undo this); the database and cache are built up there from this environment's settings (Multi-AZ, retention, read replicas, a NAT gateway per zone as the primary has), and app_config, secret_refs and the manifests switch to the DR endpoints. The primary region's resources are left as they are. The EKS cluster is not made in the DR region by this version.",
+                    "dr.promote = true: the read replica in {} stops replicating from the primary and becomes a standalone database (RDS cannot undo this); the database and cache are built up there from this environment's settings (Multi-AZ, retention, read replicas, a NAT gateway per zone as the primary has), and app_config, secret_refs and the manifests switch to the DR endpoints. The EKS cluster and its node group are made there from the cluster block, after the NAT gateways (workload identity and the EBS CSI driver are not made there by this version). The primary region's resources are left as they are.",
                     now.as_str().unwrap_or_default()
                 ),
             ));
@@ -471,14 +518,14 @@ impl Component for DisasterRecovery {
         match prior.get_attr(COMPONENT).get_attr("region").as_str() {
             Some(region) => Diagnostic::warning(
                 "The DR site goes too",
-                format!("Destroy tears down the DR site in {region}: replication stops, the DR database, network, alarm and role are deleted and the replica keys scheduled for deletion; the audit and documents copies there are kept."),
+                format!("Destroy tears down the DR site in {region}: replication stops, the DR database, cluster, cache, network, alarm and role are deleted and the replica keys scheduled for deletion; the audit and documents copies there are kept."),
             )
             .into(),
             None => Diagnostics::new(),
         }
     }
 
-    fn read(state: &DrState, stored: &DrSpec, _prior: &Value) -> Reading<DrSpec, DrOutputs> {
+    fn read(state: &DrState, stored: &DrSpec, prior: &Value) -> Reading<DrSpec, DrOutputs> {
         let Some(region) = state.region.clone() else {
             // No DR site: nothing in AWS to read the settings from; they
             // stay as stored, or take their defaults where the state has
@@ -523,7 +570,9 @@ impl Component for DisasterRecovery {
             },
             promote: stored.promote,
         };
-        let verdicts = judge(state, stored);
+        // The promoted site's cluster is judged against the cluster block
+        // as stored (none on import: then only its guards are judged).
+        let verdicts = judge(state, stored, &Blocks::stored(prior));
         let promoted = state.promoted.as_ref();
         let outputs = DrOutputs {
             dr_vpc_id: state.network.as_ref().map(|n| n.vpc_id.clone()),
@@ -538,6 +587,12 @@ impl Component for DisasterRecovery {
                 .and_then(|c| c.primary_endpoint.clone()),
             dr_cache_reader_endpoint: state.cache.as_ref().and_then(|c| c.reader_endpoint.clone()),
             dr_cache_auth_secret_arn: state.cache.as_ref().and_then(|c| c.auth_secret_arn.clone()),
+            dr_cluster_arn: state.cluster.as_ref().map(|c| c.arn.clone()),
+            dr_cluster_endpoint: state.cluster.as_ref().and_then(|c| c.endpoint.clone()),
+            dr_cluster_certificate_authority_data: state
+                .cluster
+                .as_ref()
+                .and_then(|c| c.certificate_authority_data.clone()),
             dr_audit_bucket_name: state.audit.as_ref().map(|b| b.bucket.clone()),
             dr_documents_bucket_name: state.documents.as_ref().map(|b| b.bucket.clone()),
             dr_replication_role_arn: state.role.as_ref().map(|r| r.arn.clone()),
@@ -581,9 +636,72 @@ impl Component for DisasterRecovery {
 // ---------------------------------------------------------------------------
 // Judging
 
-fn judge(state: &DrState, spec: &DrSpec) -> Verdicts {
+/// What the promoted site is judged against of the environment's other
+/// blocks, as stored.
+struct Blocks {
+    /// None on import: then only the cluster's guards are judged.
+    cluster: Option<ClusterSpec>,
+    log_retention_days: i64,
+}
+
+impl std::default::Default for Blocks {
+    fn default() -> Blocks {
+        Blocks {
+            cluster: None,
+            log_retention_days: logs::DEFAULT_RETENTION_DAYS,
+        }
+    }
+}
+
+impl Blocks {
+    fn stored(prior: &Value) -> Blocks {
+        let monitoring: Option<MonitoringSpec> =
+            crate::protocol::cty::from_value(prior.get_attr(monitoring::COMPONENT)).ok();
+        Blocks {
+            cluster: crate::protocol::cty::from_value(prior.get_attr(cluster::COMPONENT)).ok(),
+            log_retention_days: monitoring
+                .map(|m| m.log_retention_days)
+                .filter(|d| *d > 0)
+                .unwrap_or(logs::DEFAULT_RETENTION_DAYS),
+        }
+    }
+}
+
+/// The promoted site's log groups: the cluster's, the database's and the
+/// cache's, made before their writers as the primary's are.
+fn log_groups(dr: &Ctx) -> Vec<String> {
+    let mut groups = vec![logs::eks_group(dr)];
+    groups.extend(logs::database_groups(dr));
+    groups.extend(logs::cache_groups(dr));
+    groups
+}
+
+/// The problems of the log groups, by the group each concerns.
+fn log_group_problems(state: &DrState, retention: i64) -> Vec<(String, String)> {
+    let platform = state.keys.get(PLATFORM).map(|k| {
+        let id = k.arn.rsplit('/').next().unwrap_or_default().to_string();
+        (id, k.arn.clone())
+    });
+    state
+        .log_groups
+        .iter()
+        .flat_map(|(name, group)| {
+            let one = LogsState {
+                groups: BTreeMap::from([(name.clone(), group.clone())]),
+                platform: platform.clone(),
+                ..LogsState::default()
+            };
+            logs::problems(&one, retention)
+                .groups
+                .into_iter()
+                .map(move |p| (name.clone(), p))
+        })
+        .collect()
+}
+
+fn judge(state: &DrState, spec: &DrSpec, blocks: &Blocks) -> Verdicts {
     let mut v = Verdicts::new();
-    let [network_guard, keys_guard, database_guard, copies_guard, replication_guard, alarm_guard] =
+    let [network_guard, keys_guard, database_guard, copies_guard, replication_guard, cluster_guard, alarm_guard] =
         GUARDS
     else {
         return v;
@@ -651,7 +769,19 @@ fn judge(state: &DrState, spec: &DrSpec) -> Verdicts {
             }
         }
     }
+    let log_problems = if spec.promote {
+        log_group_problems(state, blocks.log_retention_days)
+    } else {
+        Vec::new()
+    };
+    let is_cluster_group = |name: &str| name.starts_with("/aws/eks/");
     if spec.promote {
+        db_problems.extend(
+            log_problems
+                .iter()
+                .filter(|(name, _)| !is_cluster_group(name))
+                .map(|(_, p)| p.clone()),
+        );
         if let Some(p) = &state.promoted {
             db_problems.extend(
                 p.verdicts
@@ -664,6 +794,35 @@ fn judge(state: &DrState, spec: &DrSpec) -> Verdicts {
         }
     }
     v.judge(database_guard, db_problems);
+
+    if spec.promote {
+        v.judge(
+            cluster_guard,
+            match &state.cluster {
+                None => vec![format!("no DR cluster in {region}")],
+                Some(c) => {
+                    let mut problems: Vec<String> = blocks
+                        .cluster
+                        .as_ref()
+                        .map(|wanted| cluster_settings_problems(c, wanted))
+                        .unwrap_or_default();
+                    problems.extend(
+                        log_problems
+                            .iter()
+                            .filter(|(name, _)| is_cluster_group(name))
+                            .map(|(_, p)| p.clone()),
+                    );
+                    problems.extend(
+                        c.verdicts
+                            .failing()
+                            .filter(|(key, _)| *key != cluster::ebs_csi_guard())
+                            .map(|(key, problems)| format!("{key}: {}", problems.join("; "))),
+                    );
+                    problems
+                }
+            },
+        );
+    }
 
     let mut copy_problems = Vec::new();
     for (what, verdicts) in [
@@ -702,6 +861,8 @@ fn judge(state: &DrState, spec: &DrSpec) -> Verdicts {
     let mut alarm_problems = Vec::new();
     if state.topic_arn.is_none() {
         alarm_problems.push("no DR alarm topic".to_string());
+    } else if let Some(problem) = topic_key_problem(state.topic_key.as_deref(), replica_key) {
+        alarm_problems.push(problem);
     }
     if !spec.promote {
         match &state.alarm {
@@ -743,8 +904,56 @@ fn judge(state: &DrState, spec: &DrSpec) -> Verdicts {
     v
 }
 
+/// How the promoted site's cluster differs from the cluster block: the
+/// settings an apply converges it to, as the primary's (the node group's
+/// desired size is the autoscaler's, not judged).
+fn cluster_settings_problems(c: &ClusterState, wanted: &ClusterSpec) -> Vec<String> {
+    let mut problems = Vec::new();
+    let version =
+        super::describe::version_setting(&wanted.kubernetes_version, Some(&c.kubernetes_version));
+    if version != wanted.kubernetes_version {
+        problems.push(format!(
+            "runs Kubernetes {}, not {}",
+            c.kubernetes_version, wanted.kubernetes_version
+        ));
+    }
+    if c.endpoint_public_access != wanted.endpoint_public_access {
+        problems.push(format!(
+            "public endpoint access is {}, not {}",
+            c.endpoint_public_access, wanted.endpoint_public_access
+        ));
+    }
+    if c.node_group_arn.is_none() {
+        problems.push(format!("no node group {}-default", c.name));
+        return problems;
+    }
+    if c.node_instance_types != wanted.node_instance_types {
+        problems.push(format!(
+            "the nodes are {}, not {}",
+            c.node_instance_types.join(", "),
+            wanted.node_instance_types.join(", ")
+        ));
+    }
+    if (c.node_min_size, c.node_max_size) != (wanted.node_min_size, wanted.node_max_size) {
+        problems.push(format!(
+            "the node group scales {} to {}, not {} to {}",
+            c.node_min_size, c.node_max_size, wanted.node_min_size, wanted.node_max_size
+        ));
+    }
+    problems
+}
+
 // ---------------------------------------------------------------------------
 // Finding
+
+async fn read_log_groups(dr: &Ctx) -> Result<BTreeMap<String, Option<Group>>, ComponentError> {
+    let mut groups = BTreeMap::new();
+    for name in log_groups(dr) {
+        let group = logs::read_group(dr, COMPONENT, &name).await?;
+        groups.insert(name, group);
+    }
+    Ok(groups)
+}
 
 /// The environment's context in the DR region.
 pub fn in_region(ctx: &Ctx, region: &str) -> Ctx {
@@ -1090,7 +1299,23 @@ fn replication_problems(
     problems
 }
 
-async fn read_topic(dr: &Ctx) -> Result<Option<String>, ComponentError> {
+/// What is wrong with the key the DR topic encrypts with, if anything:
+/// it is the platform key's replica (SNS keeps the ARN, alias or id it
+/// was given).
+fn topic_key_problem(key: Option<&str>, replica_key: Option<&str>) -> Option<String> {
+    let replica = replica_key?;
+    let id = replica.rsplit('/').next().unwrap_or(replica);
+    match key {
+        None | Some("") => Some("the DR alarm topic is not encrypted".to_string()),
+        Some(k) if k == replica || k == id || k.ends_with(&format!("key/{id}")) => None,
+        Some(k) => Some(format!(
+            "the DR alarm topic is encrypted with {k}, not the platform key's replica"
+        )),
+    }
+}
+
+/// The DR topic's ARN and the key it encrypts with, None when absent.
+async fn read_topic(dr: &Ctx) -> Result<Option<(String, Option<String>)>, ComponentError> {
     let arn = format!(
         "arn:{}:sns:{}:{}:{}",
         partition(&dr.region),
@@ -1106,7 +1331,13 @@ async fn read_topic(dr: &Ctx) -> Result<Option<String>, ComponentError> {
         .send()
         .await
     {
-        Ok(_) => Ok(Some(arn)),
+        Ok(out) => {
+            let key = out
+                .attributes()
+                .and_then(|a| a.get("KmsMasterKeyId"))
+                .cloned();
+            Ok(Some((arn, key)))
+        }
         Err(e) if is_not_found(&e) || e.code() == Some("NotFound") => Ok(None),
         Err(e) => Err(aws_error(COMPONENT, format!("read the topic {arn}"), e)),
     }
@@ -1165,10 +1396,15 @@ async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, C
     )?;
     let database = db.as_ref().map(dr_database);
     let standalone = database.as_ref().is_some_and(|d| d.source.is_none());
-    let (promoted, cache) = if standalone {
-        tokio::try_join!(database::find(&dr), cache::find(&dr))?
+    let (promoted, cache, cluster, log_groups) = if standalone {
+        tokio::try_join!(
+            database::find(&dr),
+            cache::find(&dr),
+            cluster::find(&dr),
+            read_log_groups(&dr),
+        )?
     } else {
-        (None, None)
+        (None, None, None, BTreeMap::new())
     };
     let replica_key = replica_keys.get(PLATFORM).map(|k| k.arn.clone());
     let role_problems = match (&role, &replica_key) {
@@ -1200,12 +1436,15 @@ async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, C
         database,
         promoted,
         cache,
+        cluster,
+        log_groups,
         audit,
         documents: docs,
         role,
         role_problems,
         replication,
-        topic_arn: topic,
+        topic_key: topic.as_ref().and_then(|(_, key)| key.clone()),
+        topic_arn: topic.map(|(arn, _)| arn),
         alarm,
     })
 }
@@ -1278,23 +1517,54 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
 
     if spec.promote {
         // The recovery time: the database is what the application waits
-        // for, so it is promoted first, while the network gets its NAT
-        // gateways and the cache is made in the network as it stands.
+        // for, so it is promoted first and then converged (Multi-AZ,
+        // replicas) in the network as it stands, which has its subnets and
+        // security groups already; beside it the cache is made, and the
+        // network gets its NAT gateways and then the cluster, whose nodes
+        // in the private subnets reach EKS and pull images through them.
         let standing = found_network.ok_or_else(|| {
             conflict(format!(
                 "dr.promote is true but there is no DR network in {region} to promote into; set promote = false and apply to build the DR site first"
             ))
         })?;
         let cache_spec = built.need_spec::<Cache>(COMPONENT)?;
+        let cluster_spec = built.need_spec::<EksCluster>(COMPONENT)?;
+        let database_spec = built.need_spec::<Database>(COMPONENT)?;
+        let retention = built.need_spec::<Monitoring>(COMPONENT)?.log_retention_days;
         ctx.check_cancelled(COMPONENT, "promoting the DR site")?;
-        let (_, net, _, _, _) = tokio::try_join!(
-            promote_replica(ctx, &dr, built, &dr_keys),
-            network::ensure(&dr, &net_spec),
+        // The log groups before their writers (the cache delivers its logs
+        // from creation), encrypted with the replica key, as the primary's.
+        let groups = log_groups(&dr);
+        try_join_all(groups.iter().map(|name| {
+            logs::ensure_group(
+                &dr,
+                COMPONENT,
+                name,
+                &dr_keys.platform_key_arn,
+                Some(retention),
+                None,
+            )
+        }))
+        .await?;
+        let database = async {
+            promote_replica(ctx, &dr, built, &dr_keys).await?;
+            database::ensure(&dr, database_spec, &standing, &dr_keys).await
+        };
+        let network_then_cluster = async {
+            let net = network::ensure(&dr, &net_spec).await?;
+            Box::pin(cluster::ensure(&dr, cluster_spec, &net, &dr_keys)).await?;
+            // The database and cache groups admit the cluster's own
+            // security group, as the network's follow-up does for the
+            // primary.
+            network::admit_cluster(&dr).await
+        };
+        tokio::try_join!(
+            database,
+            network_then_cluster,
             cache::ensure(&dr, cache_spec, &standing, &dr_keys),
             storage::ensure(&dr, &audit_spec, &dr_keys),
             documents::ensure(&dr, &documents_spec, &dr_keys),
         )?;
-        database::ensure(&dr, built.need_spec::<Database>(COMPONENT)?, &net, &dr_keys).await?;
         ensure_role_and_replication(ctx, &dr, keys, &dr_keys).await?;
         ensure_topic(&dr, &dr_keys).await?;
         delete_alarm(&dr).await?;
@@ -1730,7 +2000,18 @@ async fn ensure_topic(dr: &Ctx, dr_keys: &KeysState) -> Result<String, Component
     // attributes; SetTopicAttributes puts the key back if it changed.
     let sns = dr.aws.sns();
     let arn = match read_topic(dr).await? {
-        Some(arn) => arn,
+        Some((arn, key)) => {
+            if topic_key_problem(key.as_deref(), Some(&dr_keys.platform_key_arn)).is_some() {
+                sns.set_topic_attributes()
+                    .topic_arn(&arn)
+                    .attribute_name("KmsMasterKeyId")
+                    .attribute_value(&dr_keys.platform_key_arn)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(COMPONENT, format!("encrypt the topic {arn}"), e))?;
+            }
+            arn
+        }
         None => sns
             .create_topic()
             .name(&name)
@@ -1865,7 +2146,7 @@ async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentErro
     }
     delete_alarm(&dr).await?;
     let topic = read_topic(&dr).await?;
-    if let Some(arn) = topic {
+    if let Some((arn, _)) = topic {
         dr.aws
             .sns()
             .delete_topic()
@@ -1875,65 +2156,17 @@ async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentErro
             .map_err(|e| aws_error(COMPONENT, format!("delete the topic {arn}"), e))?;
     }
 
-    // The database (and the promoted site's cache), then the network.
-    let rds = dr.aws.rds();
-    let id = database::identifier(&dr);
-    if let Some(db) = describe_db(&dr).await? {
-        if db.read_replica_source_db_instance_identifier().is_some() {
-            database::delete_instance(&dr, &rds, &id, None).await?;
-        } else {
-            // A promoted DR database holds data of its own.
-            for replica in db.read_replica_db_instance_identifiers() {
-                database::delete_instance(&dr, &rds, replica, None).await?;
-            }
-            for replica in db.read_replica_db_instance_identifiers() {
-                database::wait_gone(&dr, &rds, replica).await?;
-            }
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let snapshot = format!("{id}-final-{now}");
-            if db.deletion_protection() == Some(true) {
-                rds.modify_db_instance()
-                    .db_instance_identifier(&id)
-                    .deletion_protection(false)
-                    .apply_immediately(true)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        aws_error(
-                            COMPONENT,
-                            format!("turn off deletion protection of {id}"),
-                            e,
-                        )
-                    })?;
-            }
-            database::delete_instance(&dr, &rds, &id, Some(&snapshot)).await?;
-            warnings.push(format!(
-                "kept the final snapshot {snapshot} of the promoted DR database {id} in {region}"
-            ));
-        }
-        database::wait_gone(&dr, &rds, &id).await?;
-    }
-    let mut cache_warnings = cache::delete(&dr).await?;
+    // The promoted site's cluster and cache and the database, then the
+    // network they stand in.
+    let (mut db_warnings, mut cache_warnings, ()) = tokio::try_join!(
+        delete_database(&dr, region),
+        cache::delete(&dr),
+        cluster::delete_cluster(&dr),
+    )?;
+    warnings.append(&mut db_warnings);
     warnings.append(&mut cache_warnings);
-    match rds
-        .delete_db_subnet_group()
-        .db_subnet_group_name(&id)
-        .send()
-        .await
-    {
-        Ok(_) => {}
-        Err(e) if is_not_found(&e) => {}
-        Err(e) => {
-            return Err(aws_error(
-                COMPONENT,
-                format!("delete the DB subnet group {id} in {region}"),
-                e,
-            ))
-        }
-    }
+    database::delete_subnet_group(&dr, COMPONENT).await?;
+    logs::delete_groups(&dr, COMPONENT, &log_groups(&dr)).await?;
     warnings.extend(network::delete(&dr).await?);
 
     // The role, once nothing replicates with it.
@@ -1985,9 +2218,95 @@ async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentErro
     Ok(warnings)
 }
 
+/// The DR database: a replica is deleted; a promoted one holds data of its
+/// own, so its replicas go and it is deleted with a final snapshot, kept.
+async fn delete_database(dr: &Ctx, region: &str) -> Result<Vec<String>, ComponentError> {
+    let mut warnings = Vec::new();
+    let rds = dr.aws.rds();
+    let id = database::identifier(dr);
+    if let Some(db) = describe_db(dr).await? {
+        if db.read_replica_source_db_instance_identifier().is_some() {
+            database::delete_instance(dr, &rds, &id, None).await?;
+        } else {
+            // A promoted DR database holds data of its own.
+            for replica in db.read_replica_db_instance_identifiers() {
+                database::delete_instance(dr, &rds, replica, None).await?;
+            }
+            for replica in db.read_replica_db_instance_identifiers() {
+                database::wait_gone(dr, &rds, replica).await?;
+            }
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let snapshot = format!("{id}-final-{now}");
+            if db.deletion_protection() == Some(true) {
+                rds.modify_db_instance()
+                    .db_instance_identifier(&id)
+                    .deletion_protection(false)
+                    .apply_immediately(true)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        aws_error(
+                            COMPONENT,
+                            format!("turn off deletion protection of {id}"),
+                            e,
+                        )
+                    })?;
+            }
+            database::delete_instance(dr, &rds, &id, Some(&snapshot)).await?;
+            warnings.push(format!(
+                "kept the final snapshot {snapshot} of the promoted DR database {id} in {region}"
+            ));
+        }
+        database::wait_gone(dr, &rds, &id).await?;
+    }
+    Ok(warnings)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_dr(region: Option<&str>, promote: bool) -> Value {
+        let mut dr = Value::Null;
+        dr.set_attr("region", Value::opt_string(region));
+        dr.set_attr("promote", Value::Bool(promote));
+        let mut resource = Value::Null;
+        resource.set_attr(COMPONENT, dr);
+        resource
+    }
+
+    #[test]
+    fn a_promoted_site_cannot_be_removed_or_demoted_but_an_unpromoted_one_can_go() {
+        let promoted = with_dr(Some("us-west-2"), true);
+        let removed = DisasterRecovery::judge(&promoted, &with_dr(None, false));
+        assert!(removed.has_errors(), "{removed:?}");
+        assert!(format!("{removed:?}").contains("cannot be removed"));
+        let demoted = DisasterRecovery::judge(&promoted, &with_dr(Some("us-west-2"), false));
+        assert!(format!("{demoted:?}").contains("cannot be demoted"));
+        let unpromoted = with_dr(Some("us-west-2"), false);
+        assert!(!DisasterRecovery::judge(&unpromoted, &with_dr(None, false)).has_errors());
+        assert!(!DisasterRecovery::judge(&promoted, &promoted).has_errors());
+    }
+
+    #[test]
+    fn the_topic_is_encrypted_with_the_replica_key_however_sns_names_it() {
+        let replica = "arn:aws:kms:us-west-2:1:key/mrk-1";
+        assert_eq!(topic_key_problem(Some(replica), Some(replica)), None);
+        assert_eq!(topic_key_problem(Some("mrk-1"), Some(replica)), None);
+        assert_eq!(
+            topic_key_problem(Some("alias/aws/sns"), Some(replica)).as_deref(),
+            Some("the DR alarm topic is encrypted with alias/aws/sns, not the platform key's replica")
+        );
+        assert_eq!(
+            topic_key_problem(None, Some(replica)).as_deref(),
+            Some("the DR alarm topic is not encrypted")
+        );
+        // Without a replica key the keys guard says what is wrong.
+        assert_eq!(topic_key_problem(None, None), None);
+    }
 
     #[test]
     fn a_replica_arn_names_the_dr_region_and_the_same_key() {
@@ -2105,6 +2424,7 @@ mod tests {
             documents: Some(DocumentsState::default()),
             role: Some(RoleSeen::default()),
             topic_arn: Some("arn:aws:sns:us-west-2:1:idis-p-dr-alarms".into()),
+            topic_key: Some("arn:aws:kms:us-west-2:1:key/mrk-1".into()),
             alarm: Some(AlarmSeen {
                 arn: "arn:aws:cloudwatch:us-west-2:1:alarm:idis-p-dr-replica-lag".into(),
                 threshold: 300.0,
@@ -2131,9 +2451,84 @@ mod tests {
         crate::components::describe::testing::description_is_whole::<DisasterRecovery>(
             &state, &spec,
         );
-        let v = judge(&state, &spec);
+        let v = judge(&state, &spec, &Blocks::default());
         assert!(v.is_clean(), "{v:?}");
-        assert_eq!(v.to_map(GUARDS).len(), GUARDS.len());
+        // Every guard but the cluster's, which applies once promoted.
+        let map = v.to_map(GUARDS);
+        assert_eq!(map.len(), GUARDS.len() - 1);
+        assert!(!map.contains_key("cluster"));
+    }
+
+    #[test]
+    fn a_promoted_site_without_its_cluster_says_so() {
+        let (mut state, mut spec) = healthy();
+        spec.promote = true;
+        let db = state.database.as_mut().unwrap();
+        db.source = None;
+        let v = judge(&state, &spec, &Blocks::default());
+        let map = v.to_map(GUARDS);
+        assert_eq!(
+            map.get("cluster").map(String::as_str),
+            Some("no DR cluster in us-west-2")
+        );
+        let wanted = ClusterSpec {
+            kubernetes_version: "1.31".into(),
+            node_instance_types: vec!["m6i.xlarge".into()],
+            node_min_size: 3,
+            node_max_size: 10,
+            ..ClusterSpec::default()
+        };
+        let mut cluster = ClusterState {
+            name: "idis-p".into(),
+            kubernetes_version: "1.31".into(),
+            node_instance_types: vec!["m6i.xlarge".into()],
+            node_min_size: 3,
+            node_max_size: 10,
+            ..ClusterState::default()
+        };
+        state.cluster = Some(cluster.clone());
+        let map = judge(
+            &state,
+            &spec,
+            &Blocks {
+                cluster: Some(wanted.clone()),
+                log_retention_days: 90,
+            },
+        )
+        .to_map(GUARDS);
+        assert_eq!(
+            map.get("cluster").map(String::as_str),
+            Some("no node group idis-p-default")
+        );
+        cluster.node_group_arn =
+            Some("arn:aws:eks:us-west-2:1:nodegroup/idis-p/idis-p-default/1".into());
+        cluster.node_max_size = 4;
+        state.cluster = Some(cluster);
+        let map = judge(
+            &state,
+            &spec,
+            &Blocks {
+                cluster: Some(wanted.clone()),
+                log_retention_days: 90,
+            },
+        )
+        .to_map(GUARDS);
+        assert_eq!(
+            map.get("cluster").map(String::as_str),
+            Some("the node group scales 3 to 4, not 3 to 10")
+        );
+        state.cluster.as_mut().unwrap().node_max_size = 10;
+        let map = judge(
+            &state,
+            &spec,
+            &Blocks {
+                cluster: Some(wanted.clone()),
+                log_retention_days: 90,
+            },
+        )
+        .to_map(GUARDS);
+        let made = GUARDS.iter().find(|g| g.key == "cluster").map(|g| g.made);
+        assert_eq!(map.get("cluster").map(String::as_str), made);
     }
 
     #[test]
@@ -2168,7 +2563,7 @@ mod tests {
             region: Some("us-west-2".into()),
             ..DrSpec::default()
         };
-        let v = judge(&state, &spec);
+        let v = judge(&state, &spec, &Blocks::default());
         let problems = v.problems("database").unwrap().join("; ");
         assert!(
             problems.contains("promoted outside Terraform"),
