@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT, REQUIRED_PROVIDERS, Terraform
+from conftest import AWS_REGION, REPO_ROOT, REQUIRED_PROVIDERS, Terraform
 
 ENV = "production"
 PREFIX = f"idis-{ENV}"
@@ -38,10 +38,11 @@ def sweep_after_destroy(aws, aws_proxy, bucket: str, region: str = "us-east-1") 
     """After a destroy: everything the tagging API still finds for the
     environment in `region`, sorted into what is kept on purpose (checked
     to be in the state it should be) and leftovers (which should be none)."""
-    ec2, kms, sm = aws("ec2", region), aws("kms", region), aws("secretsmanager", region)
+    ec2, sm = aws("ec2", region), aws("secretsmanager", region)
     kept = {"bucket": [], "documents bucket": [], "access-log bucket": [], "keys": [], "final snapshot": [], "automated backups": [], "secret pending deletion": [],
             "NAT gateways (deleted)": [], "cache (moto: deleting)": [], "cache subnet group (moto: cannot delete)": []}
     leftovers = []
+    keys: list[tuple[str, str, bool]] = []
     for arn in tagged(aws, region=region):
         if arn.endswith(f":::{bucket}"):
             kept["bucket"].append(arn)
@@ -55,7 +56,12 @@ def sweep_after_destroy(aws, aws_proxy, bucket: str, region: str = "us-east-1") 
             # The application's documents: kept (retain_on_destroy).
             kept["documents bucket"].append(arn)
         elif ":kms:" in arn:
-            assert kms.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion", arn
+            # moto's tagging API lists other regions' keys too: each is
+            # asked of its own region, and those outside the environment's
+            # region are a DR site's replicas.
+            key_region = arn.split(":")[3]
+            meta = aws("kms", key_region).describe_key(KeyId=arn)["KeyMetadata"]
+            keys.append((arn, meta["KeyState"], key_region != AWS_REGION))
             kept["keys"].append(arn)
         elif f":snapshot:{PREFIX}-db-final-" in arn:
             kept["final snapshot"].append(arn)
@@ -84,6 +90,16 @@ def sweep_after_destroy(aws, aws_proxy, bucket: str, region: str = "us-east-1") 
             kept["cache subnet group (moto: cannot delete)"].append(arn)
         else:
             leftovers.append(arn)
+    # The environment's keys stay, enabled, while what the destroy kept is
+    # encrypted with them (a kept bucket or a final snapshot, here or a DR
+    # copy elsewhere); otherwise they are pending deletion. A DR site's
+    # replicas are scheduled either way: the primary makes them again.
+    data_kept = any(kept[k] for k in ("bucket", "documents bucket", "final snapshot")) or any(
+        b["Name"].startswith((f"{PREFIX}-audit-", f"{PREFIX}-documents-"))
+        for b in aws("s3", region).list_buckets()["Buckets"])
+    for arn, state, replica in keys:
+        wanted = "PendingDeletion" if replica or not data_kept else "Enabled"
+        assert state == wanted, f"{arn} is {state}, not {wanted} (data kept: {data_kept})"
     return kept, leftovers
 
 
@@ -264,7 +280,16 @@ def test_destroy_is_refused_while_protected_then_removes_all_but_the_kept_bucket
     assert aws("rds").describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"]
 
     production.apply("-var", "deletion_protection=false")
-    production.destroy("-var", "deletion_protection=false")
+    destroyed = production.destroy("-var", "deletion_protection=false")
+    # The kept audit bucket, documents bucket and final snapshot are
+    # encrypted with the environment's keys: the keys stay, enabled and
+    # aliased, and the destroy says why.
+    said = " ".join((destroyed.stdout + destroyed.stderr).split())
+    assert f"kept the KMS keys of environment {ENV}" in said and f"bucket {bucket}" in said, said[-3000:]
+    aliases = {a["AliasName"]: a.get("TargetKeyId") for a in aws("kms").list_aliases()["Aliases"]}
+    for name in ("platform", "acme", "globex"):
+        key = aliases[f"alias/idis/{ENV}/{name}"]
+        assert aws("kms").describe_key(KeyId=key)["KeyMetadata"]["KeyState"] == "Enabled", name
 
     ec2 = aws("ec2")
     assert not ec2.describe_vpcs(Filters=[{"Name": "tag:idis:environment", "Values": [ENV]}])["Vpcs"]

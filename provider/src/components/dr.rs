@@ -82,7 +82,7 @@ use super::logs::{self, Group, LogsState};
 use super::monitoring::{self, Monitoring, MonitoringSpec};
 use super::network::{self, Network, NetworkSpec, NetworkState};
 use super::storage::{self, AuditBucket, AuditStorageState};
-use super::{aws_error, is_not_found, partition, ComponentError, Ctx, Observed};
+use super::{aws_error, is_not_found, is_region_name, partition, ComponentError, Ctx, Observed};
 use crate::protocol::cty::{Type, Value};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
 
@@ -300,19 +300,6 @@ const GUARDS: &[Guard] = &[
     .when(When::Set("region"))
     .affects(&["dr_alarm_topic_arn"]),
 ];
-
-fn is_region_name(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        })
-        && parts
-            .last()
-            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
-}
 
 /// The DR site of an environment.
 pub struct DisasterRecovery;
@@ -2205,8 +2192,12 @@ async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentErro
                 ))
             }
         }
+        // The kept copies stay readable: replicating the same primary key
+        // into the region again makes a replica with the same key id and
+        // material (KMS Developer Guide, "Create multi-Region replica
+        // keys"), and the primary is kept while data it encrypts is.
         warnings.push(format!(
-            "the replica of key {name} in {region} is scheduled for deletion in {} days",
+            "the replica of key {name} in {region} is scheduled for deletion in {} days; the kept copies there stay readable by replicating the primary key into {region} again (same key id and material)",
             keys::DEFAULT_DELETION_WINDOW_DAYS
         ));
     }

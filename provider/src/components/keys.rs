@@ -235,8 +235,8 @@ impl Component for TenantKeys {
             .as_i64()
             .unwrap_or(DEFAULT_DELETION_WINDOW_DAYS);
         Diagnostic::warning(
-            "KMS keys will be scheduled for deletion",
-            format!("keys: the platform and tenant keys are scheduled for deletion in {window} days, not deleted now; until then `aws kms cancel-key-deletion` restores them. Data encrypted with them becomes unreadable after that."),
+            "KMS keys are kept while data they encrypt is kept",
+            format!("keys: while the destroy keeps data the keys encrypt (the audit or documents bucket, the DR copies, the database's final snapshot), the platform and tenant keys are kept, enabled, and the apply's warning names what needs them; otherwise they are scheduled for deletion in {window} days, not deleted now (until then `aws kms cancel-key-deletion` restores them, and with them the database's retained automated backups)."),
         )
         .into()
     }
@@ -1310,12 +1310,27 @@ async fn schedule_deletion(
 /// Schedules the deletion of every key of the environment (aliased or only
 /// tagged) with the spec's window, then deletes the aliases. Returns a
 /// warning saying how many keys are pending deletion and when they go.
+///
+/// Unless the destroy left data the keys encrypt (`kept`: kept buckets,
+/// final snapshots): then every key and alias is kept,
+/// and the warning names what needs them. A key gone takes that data with
+/// it, and which key encrypts what inside a bucket (a tenant's objects) is
+/// the application's to know, so all of them stay.
 pub async fn delete(ctx: &Ctx, spec: &KeysSpec) -> Result<Vec<String>, ComponentError> {
     if !(7..=30).contains(&spec.deletion_window_days) {
         return Err(conflict(format!(
             "deletion_window_days = {} is not allowed: KMS takes 7 to 30 days",
             spec.deletion_window_days
         )));
+    }
+    let left = super::kept::encrypted_data_left(ctx, COMPONENT).await?;
+    if !left.is_empty() {
+        return Ok(vec![format!(
+            "kept the KMS keys of environment {} (alias/idis/{}/*), enabled and not scheduled for deletion: they encrypt what the destroy kept ({}). Schedule their deletion yourself (aws kms schedule-key-deletion) once that is gone; an environment of the same name made again adopts them.",
+            ctx.env,
+            ctx.env,
+            left.join(", ")
+        )]);
     }
     let kms = ctx.aws.kms();
     let aliases = list_aliases(ctx, &kms).await?;

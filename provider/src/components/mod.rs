@@ -28,6 +28,7 @@ pub mod edge;
 pub mod iam_role;
 pub mod identity;
 pub mod inventory;
+pub mod kept;
 pub mod keys;
 pub mod logs;
 pub mod monitoring;
@@ -644,6 +645,21 @@ where
                 | "InvalidRouteTableID.NotFound"
         )
     )
+}
+
+/// The shape of an AWS region name: dash-separated lowercase parts, the
+/// last a number (`us-west-2`, `us-gov-west-1`).
+pub fn is_region_name(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// The AWS partition of a region, for ARNs.
