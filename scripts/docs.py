@@ -231,6 +231,7 @@ CLIENTS = {
 # actions after the resource, not the API call).
 ACTION_NAMES = {
     ("s3", "HeadBucket"): ["ListBucket"],
+    ("s3", "ListBuckets"): ["ListAllMyBuckets"],
     ("s3", "GetBucketEncryption"): ["GetEncryptionConfiguration"],
     ("s3", "PutBucketEncryption"): ["PutEncryptionConfiguration"],
     ("s3", "GetObjectLockConfiguration"): ["GetBucketObjectLockConfiguration"],
