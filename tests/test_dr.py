@@ -139,6 +139,19 @@ def test_a_dr_site_is_built_in_the_second_region_and_read_back(tmp_path, terrafo
     assert alarm["TreatMissingData"] == "breaching", alarm
     assert_quiet(tf)
 
+    # The replica resized out of band (and opened to the world) is drift
+    # under `database`, and apply puts back the primary's class.
+    rds_dr = aws("rds", DR)
+    rds_dr.modify_db_instance(DBInstanceIdentifier=f"{PREFIX}-db", DBInstanceClass="db.t4g.micro",
+                              PubliclyAccessible=True, ApplyImmediately=True)
+    plan = refresh(tf)
+    said = " ".join(plan.stdout.split())
+    assert plan.returncode == 2 and "db.t4g.micro" in said and "publicly accessible" in said, plan.stdout[-4000:]
+    tf.apply(*UNPROTECTED, timeout=600)
+    replica = rds_dr.describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
+    assert replica["DBInstanceClass"] == primary_db["DBInstanceClass"] and not replica["PubliclyAccessible"], replica
+    assert_quiet(tf)
+
     # So is its topic encrypted with AWS's own SNS key instead of the
     # platform key's replica.
     sns = aws("sns", DR)

@@ -121,6 +121,15 @@ pub struct DrDatabase {
     /// The replication source (the primary's ARN); None once promoted.
     pub source: Option<String>,
     pub kms_key_id: Option<String>,
+    #[serde(default)]
+    pub instance_class: String,
+    #[serde(default)]
+    pub multi_az: bool,
+    #[serde(default)]
+    pub publicly_accessible: bool,
+    /// Its VPC security groups.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
 }
 
 /// The DR site as found; `region` None when the environment has none.
@@ -628,6 +637,8 @@ impl Component for DisasterRecovery {
 struct Blocks {
     /// None on import: then only the cluster's guards are judged.
     cluster: Option<ClusterSpec>,
+    /// The database block's instance class, which the replica is made with.
+    database_class: Option<String>,
     log_retention_days: i64,
 }
 
@@ -635,6 +646,7 @@ impl std::default::Default for Blocks {
     fn default() -> Blocks {
         Blocks {
             cluster: None,
+            database_class: None,
             log_retention_days: logs::DEFAULT_RETENTION_DAYS,
         }
     }
@@ -646,6 +658,11 @@ impl Blocks {
             crate::protocol::cty::from_value(prior.get_attr(monitoring::COMPONENT)).ok();
         Blocks {
             cluster: crate::protocol::cty::from_value(prior.get_attr(cluster::COMPONENT)).ok(),
+            database_class: prior
+                .get_attr(database::COMPONENT)
+                .get_attr("instance_class")
+                .as_str()
+                .map(str::to_string),
             log_retention_days: monitoring
                 .map(|m| m.log_retention_days)
                 .filter(|d| *d > 0)
@@ -747,6 +764,17 @@ fn judge(state: &DrState, spec: &DrSpec, blocks: &Blocks) -> Verdicts {
                 ),
                 (Some(_), true) => db_problems.push("is still a read replica".to_string()),
                 _ => {}
+            }
+            if !spec.promote {
+                db_problems.extend(replica_problems(
+                    db,
+                    blocks.database_class.as_deref(),
+                    state
+                        .network
+                        .as_ref()
+                        .map(|n| n.database_security_group_id.as_str())
+                        .filter(|g| !g.is_empty()),
+                ));
             }
             if db.kms_key_id.as_deref() != replica_key {
                 db_problems.push(format!(
@@ -1088,7 +1116,43 @@ fn dr_database(db: &DbInstance) -> DrDatabase {
             .read_replica_source_db_instance_identifier()
             .map(str::to_string),
         kms_key_id: db.kms_key_id().map(str::to_string),
+        instance_class: db.db_instance_class().unwrap_or_default().to_string(),
+        multi_az: db.multi_az().unwrap_or(false),
+        publicly_accessible: db.publicly_accessible().unwrap_or(false),
+        security_groups: db
+            .vpc_security_groups()
+            .iter()
+            .filter_map(|g| g.vpc_security_group_id())
+            .map(str::to_string)
+            .collect(),
     }
+}
+
+/// How the unpromoted replica differs from what is made: the primary's
+/// instance class (`class`, when known), in the DR network's database
+/// security group alone (`group`, when the network is there), single-AZ
+/// and private.
+fn replica_problems(db: &DrDatabase, class: Option<&str>, group: Option<&str>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(class) = class.filter(|c| *c != db.instance_class) {
+        problems.push(format!(
+            "is a {}, not the primary's {class}",
+            db.instance_class
+        ));
+    }
+    if let Some(group) = group.filter(|g| db.security_groups != [g.to_string()]) {
+        problems.push(format!(
+            "is in the security groups [{}], not the DR network's database group {group}",
+            db.security_groups.join(", ")
+        ));
+    }
+    if db.multi_az {
+        problems.push("is Multi-AZ (a replica is single-AZ until promotion)".to_string());
+    }
+    if db.publicly_accessible {
+        problems.push("is publicly accessible".to_string());
+    }
+    problems
 }
 
 fn role_name(ctx: &Ctx) -> String {
@@ -1844,6 +1908,30 @@ async fn ensure_replica_database(
     let tags = dr.tags(COMPONENT);
     database::ensure_subnet_group(dr, &rds, net, &tags).await?;
     let existing = describe_db(dr).await?;
+    if let Some(db) = existing.as_ref().map(dr_database) {
+        let wrong = replica_problems(
+            &db,
+            Some(&primary.instance_class),
+            Some(&net.database_security_group_id),
+        );
+        if db.source.is_some() && !wrong.is_empty() {
+            crate::logging::info(&format!(
+                "{}: the DR database {id} {}; putting it back",
+                dr.env,
+                wrong.join("; ")
+            ));
+            rds.modify_db_instance()
+                .db_instance_identifier(&id)
+                .db_instance_class(&primary.instance_class)
+                .vpc_security_group_ids(&net.database_security_group_id)
+                .multi_az(false)
+                .publicly_accessible(false)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map_err(|e| aws_error(COMPONENT, format!("put the DR database {id} back"), e))?;
+        }
+    }
     if existing.is_none() {
         let created = rds
             .create_db_instance_read_replica()
@@ -2300,6 +2388,32 @@ mod tests {
     }
 
     #[test]
+    fn the_replica_is_judged_by_class_group_zones_and_privacy() {
+        let mut db = DrDatabase {
+            instance_class: "db.r6g.xlarge".into(),
+            security_groups: vec!["sg-db".into()],
+            ..DrDatabase::default()
+        };
+        let judged = |db: &DrDatabase| replica_problems(db, Some("db.r6g.xlarge"), Some("sg-db"));
+        assert!(judged(&db).is_empty());
+        db.instance_class = "db.t4g.micro".into();
+        db.security_groups.push("sg-open".into());
+        db.multi_az = true;
+        db.publicly_accessible = true;
+        assert_eq!(
+            judged(&db),
+            vec![
+                "is a db.t4g.micro, not the primary's db.r6g.xlarge",
+                "is in the security groups [sg-db, sg-open], not the DR network's database group sg-db",
+                "is Multi-AZ (a replica is single-AZ until promotion)",
+                "is publicly accessible",
+            ]
+        );
+        // What is not known (an import, no DR network) is not judged.
+        assert_eq!(replica_problems(&db, None, None).len(), 2);
+    }
+
+    #[test]
     fn a_replica_arn_names_the_dr_region_and_the_same_key() {
         assert_eq!(
             replica_arn(
@@ -2410,6 +2524,7 @@ mod tests {
                 status: "available".into(),
                 source: Some("arn:aws:rds:us-east-1:1:db:idis-p-db".into()),
                 kms_key_id: Some("arn:aws:kms:us-west-2:1:key/mrk-1".into()),
+                ..DrDatabase::default()
             }),
             audit: Some(AuditStorageState::default()),
             documents: Some(DocumentsState::default()),
@@ -2483,7 +2598,7 @@ mod tests {
             &spec,
             &Blocks {
                 cluster: Some(wanted.clone()),
-                log_retention_days: 90,
+                ..Blocks::default()
             },
         )
         .to_map(GUARDS);
@@ -2500,7 +2615,7 @@ mod tests {
             &spec,
             &Blocks {
                 cluster: Some(wanted.clone()),
-                log_retention_days: 90,
+                ..Blocks::default()
             },
         )
         .to_map(GUARDS);
@@ -2514,7 +2629,7 @@ mod tests {
             &spec,
             &Blocks {
                 cluster: Some(wanted.clone()),
-                log_retention_days: 90,
+                ..Blocks::default()
             },
         )
         .to_map(GUARDS);
