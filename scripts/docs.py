@@ -504,7 +504,8 @@ def render_index(provider: dict, actions: list[str], callers: dict[str, set[str]
         "`terraform query` (Terraform 1.14+) lists the environments of a region with the list",
         "resource `idis_environment`, and writes the configuration to adopt them. Recovery drills are",
         "actions (Terraform 1.14+, `terraform apply -invoke`): `idis_restore_check` proves the",
-        "database restores, `idis_failover_drill` exercises the database's and the cache's failover.",
+        "database restores, `idis_failover_drill` exercises the database's and the cache's failover,",
+        "`idis_dr_promote` promotes the DR database asking only the DR region.",
         "",
         block.get("description", "").strip(),
         "",
@@ -667,8 +668,8 @@ def render_action(type_name_: str, schema: dict, example_path: str, extra: list[
     lines += [f"# {type_name_} (Action)", "", desc, "",
               "Actions need Terraform 1.14 or later. Invoke one with",
               f"`terraform apply -invoke=action.{type_name_}.<name>`; progress is printed as it goes. On",
-              "Terraform 1.11 run the same drill with the provider binary:",
-              "`terraform-provider-idis drill restore-check|failover --environment NAME [--region REGION]`",
+              "Terraform 1.11 run the same with the provider binary:",
+              "`terraform-provider-idis drill restore-check|failover|dr-promote --environment NAME [--region REGION]`",
               "(AWS settings from the environment; the result line on stdout).",
               "", "## Example Usage"]
     lines += example(example_path)
@@ -780,7 +781,7 @@ def render(binary: Path) -> dict[str, str]:
     expected_resources = {"idis_environment"}
     expected_data = {"idis_account", "idis_environment"}
     expected_ephemeral = {"idis_cluster_auth", "idis_database_credentials"}
-    expected_actions = {"idis_restore_check", "idis_failover_drill"}
+    expected_actions = {"idis_restore_check", "idis_failover_drill", "idis_dr_promote"}
     if set(provider.get("resource_schemas", {})) != expected_resources or set(
         provider.get("data_source_schemas", {})
     ) != expected_data or set(provider.get("ephemeral_resource_schemas", {})) != expected_ephemeral or set(
@@ -863,6 +864,25 @@ def render(binary: Path) -> dict[str, str]:
                 "`failover_drill env=<name> region=<region> ok=<true|false> database_failover_seconds=<s> cache_failover_seconds=<s>`:",
                 "each time runs from the failover call until the database (or the replication group and its node",
                 "group) is `available` again. The database fails over first; the cache only after it served again.",
+            ],
+        ),
+        "actions/dr_promote.md": render_action(
+            "idis_dr_promote",
+            provider["action_schemas"]["idis_dr_promote"],
+            "examples/dr-promote/main.tf",
+            [
+                "",
+                "## Result",
+                "",
+                "`dr_promote env=<name> region=<DR region> ok=<true|false> promoted_now=<true|false> promote_seconds=<s>`:",
+                "the time runs from the start until the database stands alone with its master password in a",
+                "secret of the DR region. `promoted_now=false`: the database stood alone already (promoted",
+                "before, by this action or an apply with `dr_promote = true`), and only the secret was checked.",
+                "",
+                "Only the DR region is asked (RDS `DescribeDBInstances`, `PromoteReadReplica`,",
+                "`ModifyDBInstance`; KMS `DescribeKey` of the platform key's alias there), so it works while",
+                "the primary region does not answer, provided the provider is configured in the DR region",
+                "(its account lookup, STS `GetCallerIdentity`, goes to the provider's region).",
             ],
         ),
         "data-sources/account.md": render_data_source(

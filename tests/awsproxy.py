@@ -150,6 +150,8 @@ class Counters:
     injected_errors_after_forwarding: int = 0
     injected_hangs_after_forwarding: int = 0
     injected_creating: int = 0
+    # Calls to a Region `down_regions` holds, answered 503.
+    refused_down: int = 0
     # Creates repeated with a client token and answered as the first one.
     repeated_tokens: int = 0
     # "service:Operation" -> faults injected into that operation's calls.
@@ -893,6 +895,16 @@ class AwsProxy:
         # fault_filter(service, operation) -> bool: which calls faults may
         # hit (all when None).
         self.fault_filter = fault_filter
+        # Regions whose endpoints are down: a regional outage. Every call
+        # signed for one of them (IAM and other global services sign for
+        # us-east-1) is answered ServiceUnavailable, HTTP 503, in the
+        # service's own protocol ("Error retries and exponential backoff
+        # in AWS", AWS General Reference: 5xx server errors are the
+        # service's failure, not the request's), and is never forwarded:
+        # nothing in that Region changes. AWS Regions are isolated from
+        # one another ("Regions and Availability Zones", AWS Global
+        # Infrastructure), so the other Regions answer as usual.
+        self.down_regions: set[str] = set()
         # How many status reads of a component created through the proxy
         # report it as still being created: an int for every kind, or
         # {kind: reads} with kinds from CREATING_KINDS.
@@ -1467,6 +1479,10 @@ class AwsProxy:
     def _fault(self, call: Call, operation: str) -> tuple[int, dict, bytes] | str | None:
         """Latency, then maybe a fault: an answer to send instead of
         forwarding, "drop", "drop-after", "5xx-after", "hang-after", or None."""
+        if call.region in self.down_regions:
+            with self._lock:
+                self.counters.refused_down += 1
+            return fault_answer(call.service, "5xx")
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
             with self._lock:

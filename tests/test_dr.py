@@ -10,7 +10,11 @@ sources), never through the provider's own reading.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import urllib.parse
+
+import pytest
 
 from test_environment import ENV, PREFIX, state_of
 from test_monitoring import monitored, set_inputs
@@ -309,3 +313,76 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
         assert aws("eks", region).list_clusters()["clusters"] == [], region
     roles = [r["RoleName"] for r in aws("iam", "us-east-1").list_roles()["Roles"] if r["RoleName"].startswith(PREFIX)]
     assert roles == [], roles
+
+
+@pytest.mark.both_clis
+def test_the_dr_database_is_promoted_while_the_primary_region_is_down(
+        tmp_path, terraform_rc, aws_proxy, moto, aws, provider_binary):
+    """A regional outage: the proxy answers every call signed for us-east-1
+    ServiceUnavailable and forwards none (awsproxy `down_regions`). The
+    promotion asks only the DR region: on Terraform 1.15 the action
+    `idis_dr_promote` (from a configuration whose provider is in the DR
+    region), on 1.11 the provider binary's `drill dr-promote`. Once the
+    primary answers again, `dr_promote = true` and an apply build the rest
+    without promoting a second time."""
+    from conftest import AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, TERRAFORM_115, Terraform, REQUIRED_PROVIDERS
+    tf = dr_site(tmp_path, terraform_rc, aws_proxy, moto)
+    tf.apply(*UNPROTECTED, timeout=900)
+    promotes = aws_proxy.counters.by_action.get("PromoteReadReplica", 0)
+
+    aws_proxy.down_regions = {"us-east-1"}
+    try:
+        if TERRAFORM_115:
+            action = Terraform(tmp_path / "promote", terraform_rc, aws_proxy.endpoint)
+            action.workdir.mkdir()
+            action.write(REQUIRED_PROVIDERS + f"""
+provider "idis" {{
+  region = "{DR}"
+}}
+
+action "idis_dr_promote" "now" {{
+  config {{
+    environment           = "{ENV}"
+    region                = "{DR}"
+    backup_retention_days = 30
+  }}
+}}
+""")
+            action.init()
+            run = action.apply("-invoke=action.idis_dr_promote.now", timeout=600)
+            said = run.stdout + run.stderr
+        else:
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "AWS_", "PLUGIN_"))}
+            env.update(AWS_ENDPOINT_URL=aws_proxy.endpoint, AWS_REGION=DR, AWS_ACCESS_KEY_ID=AWS_ACCESS_KEY_ID,
+                       AWS_SECRET_ACCESS_KEY=AWS_SECRET_ACCESS_KEY, AWS_EC2_METADATA_DISABLED="true",
+                       AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+                       IDIS_POLL_INTERVAL_MS="50")
+            run = subprocess.run([str(provider_binary), "drill", "dr-promote", "--environment", ENV,
+                                  "--region", DR, "--backup-retention-days", "30"],
+                                 env=env, capture_output=True, text=True, timeout=600)
+            assert run.returncode == 0, run.stdout + run.stderr
+            said = run.stdout + run.stderr
+    finally:
+        aws_proxy.down_regions = set()
+    text = " ".join(said.split())
+    assert f"dr_promote env={ENV} region={DR} ok=true promoted_now=true" in text, text[-3000:]
+    # Nothing was asked of the region that is down, and the replica was
+    # promoted once, in the DR region.
+    assert aws_proxy.counters.refused_down == 0, aws_proxy.counters.refused_down
+    assert aws_proxy.counters.by_action.get("PromoteReadReplica", 0) == promotes + 1
+    import boto3
+    proxied = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing").client(
+        "rds", region_name=DR, endpoint_url=aws_proxy.endpoint)
+    db = proxied.describe_db_instances(DBInstanceIdentifier=f"{PREFIX}-db")["DBInstances"][0]
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in db, db
+    assert db["BackupRetentionPeriod"] == 30, db
+    assert db["MasterUserSecret"]["SecretArn"].split(":")[3] == DR, db["MasterUserSecret"]
+
+    # The primary answers again: the apply adopts the promotion and builds
+    # the rest of the DR site.
+    set_inputs(tf, DR_INPUTS + "  dr_promote = true\n")
+    tf.apply(*UNPROTECTED, timeout=900)
+    assert aws_proxy.counters.by_action.get("PromoteReadReplica", 0) == promotes + 1
+    assert aws("eks", DR).describe_cluster(name=PREFIX)["cluster"]["status"] == "ACTIVE"
+    assert state_of(tf)["app_config"]["IDIS_DATABASE_HOST"] == db["Endpoint"]["Address"]
+    assert tf.run("plan", "-detailed-exitcode", "-input=false", *UNPROTECTED, check=False).returncode == 0

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "{}\n\nUsage: terraform-provider-idis [--version | --debug]\n       terraform-provider-idis drill restore-check|failover --environment NAME [--region REGION] [--instance-class CLASS]\n\n`drill` runs the idis_restore_check or idis_failover_drill action outside Terraform\n(for Terraform 1.11, which has no actions), with AWS settings from the environment.",
+            "{}\n\nUsage: terraform-provider-idis [--version | --debug]\n       terraform-provider-idis drill restore-check|failover|dr-promote --environment NAME [--region REGION] [--instance-class CLASS] [--backup-retention-days DAYS]\n\n`drill` runs the idis_restore_check, idis_failover_drill or idis_dr_promote action outside Terraform\n(for Terraform 1.11, which has no actions), with AWS settings from the environment.",
             handshake::NOT_BY_HAND
         );
         return ExitCode::SUCCESS;

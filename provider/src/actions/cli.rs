@@ -1,6 +1,7 @@
-//! `terraform-provider-idis drill restore-check|failover --environment
-//! NAME [--region REGION] [--instance-class CLASS]`: the drills for
-//! Terraform 1.11, which has no actions. Same code as the actions; AWS
+//! `terraform-provider-idis drill restore-check|failover|dr-promote
+//! --environment NAME [--region REGION] [--instance-class CLASS]
+//! [--backup-retention-days DAYS]`: the drills, and the DR promotion of a
+//! region outage, for Terraform 1.11, which has no actions. Same code as the actions; AWS
 //! settings from the standard environment (`AWS_REGION`, `AWS_PROFILE`,
 //! `AWS_ENDPOINT_URL`, ...), as the provider block reads them when empty.
 //! Progress goes to stderr, the result line to stdout; exit 0 when the
@@ -13,13 +14,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{drill, failover_drill, restore_check, settle, validate};
+use super::{dr_promote, drill, failover_drill, restore_check, settle, validate};
 use crate::protocol::cty::Value;
 use crate::protocol::diag::Severity;
 use crate::protocol::server::ActionProgress;
 use crate::provider::config::{Aws, ProviderConfig};
 
-pub const USAGE: &str = "Usage: terraform-provider-idis drill restore-check|failover --environment NAME [--region REGION] [--instance-class CLASS]";
+pub const USAGE: &str = "Usage: terraform-provider-idis drill restore-check|failover|dr-promote --environment NAME [--region REGION] [--instance-class CLASS (restore-check)] [--backup-retention-days DAYS (dr-promote)]";
 
 /// The action and configuration a command line asks for.
 pub fn parse(args: &[String]) -> Result<(&'static str, Value), String> {
@@ -27,15 +28,21 @@ pub fn parse(args: &[String]) -> Result<(&'static str, Value), String> {
     let type_name = match it.next().map(String::as_str) {
         Some("restore-check") => restore_check::TYPE_NAME,
         Some("failover") | Some("failover-drill") => failover_drill::TYPE_NAME,
+        Some("dr-promote") => dr_promote::TYPE_NAME,
         Some(other) => {
             return Err(format!(
-                "unknown drill {other:?}: use restore-check or failover"
+                "unknown drill {other:?}: use restore-check, failover or dr-promote"
             ))
         }
-        None => return Err("which drill? use restore-check or failover".into()),
+        None => return Err("which drill? use restore-check, failover or dr-promote".into()),
     };
     let mut config = Value::Object(BTreeMap::new());
-    for attr in ["environment", "region", "instance_class"] {
+    for attr in [
+        "environment",
+        "region",
+        "instance_class",
+        "backup_retention_days",
+    ] {
         config.set_attr(attr, Value::Null);
     }
     while let Some(flag) = it.next() {
@@ -43,12 +50,24 @@ pub fn parse(args: &[String]) -> Result<(&'static str, Value), String> {
             "--environment" => "environment",
             "--region" => "region",
             "--instance-class" if type_name == restore_check::TYPE_NAME => "instance_class",
+            "--backup-retention-days" if type_name == dr_promote::TYPE_NAME => {
+                "backup_retention_days"
+            }
             other => return Err(format!("unknown option {other:?}")),
         };
         let Some(value) = it.next() else {
             return Err(format!("{flag} needs a value"));
         };
-        config.set_attr(attr, Value::string(value));
+        let value = if attr == "backup_retention_days" {
+            Value::int(
+                value
+                    .parse()
+                    .map_err(|_| format!("{flag} takes a whole number of days, not {value:?}"))?,
+            )
+        } else {
+            Value::string(value)
+        };
+        config.set_attr(attr, value);
     }
     if config.get_attr("environment").is_null() {
         return Err("--environment is required".into());
@@ -132,6 +151,17 @@ mod tests {
         let (t, c) = parse(&args("failover --environment staging")).unwrap();
         assert_eq!(t, failover_drill::TYPE_NAME);
         assert!(c.get_attr("region").is_null());
+        let (t, c) = parse(&args(
+            "dr-promote --environment p --region us-west-2 --backup-retention-days 30",
+        ))
+        .unwrap();
+        assert_eq!(t, dr_promote::TYPE_NAME);
+        assert_eq!(c.get_attr("backup_retention_days").as_i64(), Some(30));
+        assert!(parse(&args(
+            "dr-promote --environment p --backup-retention-days a week"
+        ))
+        .unwrap_err()
+        .contains("whole number of days"));
     }
 
     #[test]

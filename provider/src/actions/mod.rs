@@ -6,6 +6,8 @@
 //!   time into a temporary instance, checks it and deletes it.
 //! - `idis_failover_drill` forces a Multi-AZ failover of the database and
 //!   of the cache and measures how long each took to serve again.
+//! - `idis_dr_promote` promotes the DR site's database asking only the DR
+//!   region: the promotion for when the primary region does not answer.
 //!
 //! An action cannot see Terraform's plan, so "no pending changes" is
 //! judged from AWS: each refuses to start unless what it drills is
@@ -18,6 +20,7 @@
 //! [`cli`]).
 
 pub mod cli;
+pub mod dr_promote;
 pub mod failover_drill;
 pub mod restore_check;
 
@@ -53,6 +56,7 @@ pub fn schemas() -> BTreeMap<String, Schema> {
             failover_drill::TYPE_NAME.to_string(),
             failover_drill::schema(),
         ),
+        (dr_promote::TYPE_NAME.to_string(), dr_promote::schema()),
     ])
 }
 
@@ -77,13 +81,17 @@ pub fn validate(type_name: &str, config: &Value) -> Diagnostics {
     if type_name == restore_check::TYPE_NAME {
         d.extend(restore_check::validate(config));
     }
+    if type_name == dr_promote::TYPE_NAME {
+        d.extend(dr_promote::validate(config));
+    }
     d
 }
 
 fn invalid(attr: &str, value: &Value, allowed: &str) -> Diagnostic {
-    let shown = match value.as_str() {
-        Some(s) => format!("{s:?}"),
-        None => "null".into(),
+    let shown = match value {
+        Value::String(s) => format!("{s:?}"),
+        Value::Number(n) => n.to_string(),
+        _ => "null".into(),
     };
     Diagnostic::error(
         format!("Invalid {attr}"),
@@ -161,6 +169,7 @@ pub async fn plan(
     let refusal = match type_name {
         restore_check::TYPE_NAME => restore_check::ready(&ctx).await.err(),
         failover_drill::TYPE_NAME => failover_drill::ready(&ctx).await.err(),
+        dr_promote::TYPE_NAME => dr_promote::ready(&ctx).await.err(),
         other => Some(unknown_type("action", other).into()),
     };
     d.extend(refusal.unwrap_or_default());
@@ -196,6 +205,7 @@ pub async fn drill(
     let cancel = stop.child_token();
     let limit = match type_name {
         restore_check::TYPE_NAME => restore_check::LIMIT,
+        dr_promote::TYPE_NAME => dr_promote::LIMIT,
         _ => failover_drill::LIMIT,
     };
     let ctx = match context(aws, config, &cancel, limit).await {
@@ -209,6 +219,9 @@ pub async fn drill(
                 restore_check::run(&drill, config.get_attr("instance_class").as_str()).await
             }
             failover_drill::TYPE_NAME => failover_drill::run(&drill).await,
+            dr_promote::TYPE_NAME => {
+                dr_promote::run(&drill, config.get_attr("backup_retention_days").as_i64()).await
+            }
             other => Outcome::refused(unknown_type("action", other).into()),
         };
         if let Some(line) = &outcome.line {

@@ -1598,7 +1598,7 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
         }))
         .await?;
         let database = async {
-            promote_replica(ctx, &dr, built, &dr_keys).await?;
+            promote_replica(&dr, built, &dr_keys).await?;
             database::ensure(&dr, database_spec, &standing, &dr_keys).await
         };
         let network_then_cluster = async {
@@ -1980,21 +1980,39 @@ async fn ensure_replica_database(
 /// Promotes the replica (once, with the primary's backup retention) and
 /// has RDS keep its master password in the DR region.
 async fn promote_replica(
-    ctx: &Ctx,
     dr: &Ctx,
     built: &Observed,
     dr_keys: &KeysState,
 ) -> Result<(), ComponentError> {
+    let db_spec = built.need_spec::<Database>(COMPONENT)?;
+    promote_database(dr, db_spec.backup_retention_days, &dr_keys.platform_key_arn)
+        .await
+        .map(|_| ())
+}
+
+/// Promotes the DR database of `dr`'s region to a standalone instance
+/// keeping automated backups `backup_retention_days` (1 to 35), once it is
+/// available, and has RDS keep its master password in a secret of that
+/// region encrypted with `key_arn` (the replica knew only the primary
+/// region's). Only the DR region is asked: this is what a promotion needs
+/// while the primary region does not answer (the `idis_dr_promote`
+/// action). Returns whether it promoted now (false: it stood alone
+/// already).
+pub async fn promote_database(
+    dr: &Ctx,
+    backup_retention_days: i64,
+    key_arn: &str,
+) -> Result<bool, ComponentError> {
     let rds = dr.aws.rds();
     let id = database::identifier(dr);
-    let db_spec = built.need_spec::<Database>(COMPONENT)?;
     let Some(db) = describe_db(dr).await? else {
         return Err(conflict(format!(
-            "dr.promote is true but there is no DR database {id} in {} to promote; set promote = false and apply to make the replica first",
+            "there is no DR database {id} in {} to promote; apply with dr.region set (and promote = false) to make the replica first",
             dr.region
         )));
     };
-    if db.read_replica_source_db_instance_identifier().is_some() {
+    let promoted_now = db.read_replica_source_db_instance_identifier().is_some();
+    if promoted_now {
         // RDS promotes an available replica only.
         if db.db_instance_status() != Some("available") {
             dr.wait_for(
@@ -2010,11 +2028,11 @@ async fn promote_replica(
         }
         crate::logging::info(&format!(
             "{}: promoting the DR database {id} in {} to a standalone instance",
-            ctx.env, dr.region
+            dr.env, dr.region
         ));
         rds.promote_read_replica()
             .db_instance_identifier(&id)
-            .backup_retention_period(db_spec.backup_retention_days.clamp(1, 35) as i32)
+            .backup_retention_period(backup_retention_days.clamp(1, 35) as i32)
             .send()
             .await
             .map_err(|e| aws_error(COMPONENT, format!("promote the DR database {id}"), e))?;
@@ -2042,7 +2060,7 @@ async fn promote_replica(
         rds.modify_db_instance()
             .db_instance_identifier(&id)
             .manage_master_user_password(true)
-            .master_user_secret_kms_key_id(&dr_keys.platform_key_arn)
+            .master_user_secret_kms_key_id(key_arn)
             .apply_immediately(true)
             .send()
             .await
@@ -2054,7 +2072,7 @@ async fn promote_replica(
                 )
             })?;
     }
-    Ok(())
+    Ok(promoted_now)
 }
 
 async fn ensure_topic(dr: &Ctx, dr_keys: &KeysState) -> Result<String, ComponentError> {
