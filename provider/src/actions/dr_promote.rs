@@ -83,31 +83,15 @@ async fn replica_key(ctx: &Ctx) -> Result<Option<String>, ComponentError> {
 /// site in `ctx`'s region to promote.
 pub async fn ready(ctx: &Ctx) -> Result<String, Diagnostics> {
     let id = database::identifier(ctx);
-    let found = ctx
-        .aws
-        .rds()
-        .describe_db_instances()
-        .db_instance_identifier(&id)
-        .send()
-        .await;
-    match found {
-        Ok(_) => {}
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_db_instance_not_found_fault()) =>
-        {
+    match database::describe_instance(&ctx.aws.rds(), &id, TYPE_NAME).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
             return Err(refused(
                 ctx,
                 format!("There is no database {id} in {}.", ctx.region),
             ))
         }
-        Err(e) => {
-            return Err(
-                crate::components::aws_error(TYPE_NAME, format!("describe {id}"), e)
-                    .to_diagnostic()
-                    .into(),
-            )
-        }
+        Err(e) => return Err(e.to_diagnostic().into()),
     }
     match replica_key(ctx).await {
         Ok(Some(key)) => Ok(key),

@@ -637,6 +637,15 @@ async fn describe_one(
     rds: &aws_sdk_rds::Client,
     id: &str,
 ) -> Result<Option<DbInstance>, ComponentError> {
+    describe_instance(rds, id, COMPONENT).await
+}
+
+/// The DB instance `id`, None when RDS has none; errors name `component`.
+pub async fn describe_instance(
+    rds: &aws_sdk_rds::Client,
+    id: &str,
+    component: &'static str,
+) -> Result<Option<DbInstance>, ComponentError> {
     match rds
         .describe_db_instances()
         .db_instance_identifier(id)
@@ -646,7 +655,7 @@ async fn describe_one(
         Ok(out) => Ok(out.db_instances().first().cloned()),
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(aws_error(
-            COMPONENT,
+            component,
             format!("describe DB instance {id}"),
             e,
         )),

@@ -1083,28 +1083,13 @@ async fn read_replica_keys(
     Ok(found)
 }
 
+/// The DR database, None when absent or being deleted.
 async fn describe_db(dr: &Ctx) -> Result<Option<DbInstance>, ComponentError> {
-    let id = database::identifier(dr);
-    match dr
-        .aws
-        .rds()
-        .describe_db_instances()
-        .db_instance_identifier(&id)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(out
-            .db_instances()
-            .first()
-            .filter(|db| db.db_instance_status() != Some("deleting"))
-            .cloned()),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(aws_error(
-            COMPONENT,
-            format!("describe the DR database {id}"),
-            e,
-        )),
-    }
+    Ok(
+        database::describe_instance(&dr.aws.rds(), &database::identifier(dr), COMPONENT)
+            .await?
+            .filter(|db| db.db_instance_status() != Some("deleting")),
+    )
 }
 
 fn dr_database(db: &DbInstance) -> DrDatabase {
