@@ -75,7 +75,14 @@ async fn metadata_and_identity_schema_name_what_terraform_1_12_and_later_use() {
         .collect();
     assert_eq!(lists, [RESOURCE]);
     let actions: Vec<&str> = meta.actions.iter().map(|a| a.type_name.as_str()).collect();
-    assert_eq!(actions, ["idis_failover_drill", "idis_restore_check"]);
+    assert_eq!(
+        actions,
+        [
+            "idis_dr_promote",
+            "idis_failover_drill",
+            "idis_restore_check"
+        ]
+    );
     let caps = meta.server_capabilities.unwrap();
     assert!(caps.plan_destroy && caps.get_provider_schema_optional);
     assert!(!caps.generate_resource_config && !caps.move_resource_state);
