@@ -251,8 +251,22 @@ impl<'a> Visit for EnsureSteps<'a, '_> {
     }
 }
 
-/// Finds every component not in `built` yet, concurrently.
-async fn find_missing(ctx: &Ctx, built: &mut Observed) -> Vec<ComponentError> {
+/// Every component's name.
+struct AllNames(BTreeSet<&'static str>);
+
+impl Visit for AllNames {
+    fn visit<C: Component>(&mut self) {
+        self.0.insert(C::NAME);
+    }
+}
+
+/// Finds every component not in `built` yet and not in `unread`,
+/// concurrently.
+async fn find_missing(
+    ctx: &Ctx,
+    built: &mut Observed,
+    unread: &BTreeSet<&'static str>,
+) -> Vec<ComponentError> {
     struct Finds<'a> {
         ctx: &'a Ctx,
         skip: BTreeSet<&'static str>,
@@ -269,9 +283,11 @@ async fn find_missing(ctx: &Ctx, built: &mut Observed) -> Vec<ComponentError> {
             }));
         }
     }
+    let mut skip = built.names();
+    skip.extend(unread.iter().copied());
     let mut finds = Finds {
         ctx,
-        skip: built.names(),
+        skip,
         finds: Vec::new(),
     };
     all::each(&mut finds);
@@ -395,8 +411,24 @@ pub async fn converge(
     let mut diagnostics = Diagnostics(errors.iter().map(|e| failed(e, &limit)).collect());
     if !errors.is_empty() {
         // What exists of the components that failed or were never
-        // reached, best effort: the state must say what exists.
-        find_missing(&ctx, &mut observed).await;
+        // reached, best effort: the state must say what exists. On a
+        // create (no prior state) a component this run never started
+        // made nothing in it and the state had nothing of it: it stays
+        // absent (the next apply adopts anything of an earlier killed
+        // run), and reading it would only keep a stopped apply waiting.
+        let unread: BTreeSet<&'static str> = if prior.is_null() {
+            let started: BTreeSet<&'static str> = errors.iter().map(|e| e.component()).collect();
+            let mut all_names = AllNames(BTreeSet::new());
+            all::each(&mut all_names);
+            all_names
+                .0
+                .into_iter()
+                .filter(|name| !started.contains(name))
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        find_missing(&ctx, &mut observed, &unread).await;
     }
     logging::info(&format!(
         "{}: apply finished after {:?}; {}",
@@ -431,7 +463,7 @@ fn prior_or_null(prior: &Value) -> Value {
 /// Reads every component concurrently.
 async fn observe_all(ctx: &Ctx) -> Result<Observed, Vec<ComponentError>> {
     let mut observed = Observed::default();
-    let errors = find_missing(ctx, &mut observed).await;
+    let errors = find_missing(ctx, &mut observed, &BTreeSet::new()).await;
     if errors.is_empty() {
         Ok(observed)
     } else {
