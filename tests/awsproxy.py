@@ -940,6 +940,10 @@ class AwsProxy:
         # (region, log group) -> the KMS key AssociateKmsKey gave it ("" once
         # DisassociateKmsKey took it away); moto has neither operation.
         self._log_keys: dict[tuple[str, str], str] = {}
+        # (primary region, secret name, replica region) -> the KMS key
+        # ReplicateSecretToRegions gave the replica (moto reports its
+        # default key for every replica).
+        self._secret_replica_keys: dict[tuple[str, str, str], str] = {}
         # (region, replication group) -> log type -> its delivery, as
         # ModifyReplicationGroup set it (moto drops them).
         self._cache_log_delivery: dict[tuple[str, str], dict[str, dict]] = {}
@@ -1701,6 +1705,8 @@ class AwsProxy:
             return self._elasticache(call), body
         if call.service == "logs":
             return self._logs(call, body), body
+        if call.service == "secretsmanager" and operation == "DeleteSecret":
+            return self._delete_replicated_secret(call, body), body
         if call.service == "wafv2" and operation == "ListResourcesForWebACL":
             return self._list_resources_for_web_acl(call, body), body
         if call.service == "cloudtrail" and operation in ("CreateTrail", "UpdateTrail"):
@@ -1777,6 +1783,7 @@ class AwsProxy:
             self._performance_insights.clear()
             self._performance_insights_key.clear()
             self._log_keys.clear()
+            self._secret_replica_keys.clear()
             self._cache_log_delivery.clear()
             self.eks_cluster_groups.clear()
             self._creating.clear()
@@ -1843,6 +1850,68 @@ class AwsProxy:
                     group["kmsKeyId"] = k
                 else:
                     group.pop("kmsKeyId", None)
+        return json.dumps(answer).encode()
+
+    # -- Secrets Manager: replicas ---------------------------------------------------------
+
+    def _secret_name(self, region: str, secret_id: str) -> str | None:
+        try:
+            return self._moto("secretsmanager", region).describe_secret(SecretId=secret_id)["Name"]
+        except botocore.exceptions.ClientError:
+            return None
+
+    def _delete_replicated_secret(self, call: Call, body: bytes) -> tuple[int, dict, bytes] | None:
+        """"You can't delete a primary secret if it is replicated to other
+        Regions. First delete the replicas, then delete the primary secret"
+        (Secrets Manager User Guide, "Delete an AWS Secrets Manager
+        secret"); DeleteSecret's error for a request the resource's state
+        does not allow is InvalidRequestException (Secrets Manager API
+        Reference, DeleteSecret, Errors). moto deletes it."""
+        try:
+            secret_id = json.loads(body or b"{}").get("SecretId", "")
+            described = self._moto("secretsmanager", call.region).describe_secret(SecretId=secret_id)
+        except (ValueError, botocore.exceptions.ClientError):
+            return None
+        regions = [r["Region"] for r in described.get("ReplicationStatus", [])]
+        if not regions or described.get("PrimaryRegion"):
+            return None
+        with self._lock:
+            self.counters.emulated += 1
+        return _json_error("InvalidRequestException",
+                           f"You can't delete secret {described['Name']} because it is replicated to "
+                           f"{', '.join(regions)}. First remove the replicas (RemoveRegionsFromReplication).")
+
+    def _secret_replicas_after(self, call: Call, operation: str, body: bytes, payload: bytes) -> bytes:
+        """A replica is encrypted with the key ReplicateSecretToRegions
+        names for its Region (`AddReplicaRegions[].KmsKeyId`; the Region's
+        `aws/secretsmanager` key without one), and `ReplicationStatus`
+        reports it (Secrets Manager API Reference, ReplicateSecretToRegions,
+        ReplicaRegionType, ReplicationStatusType). moto 5.2.5 reports its
+        default key for every replica."""
+        if operation not in ("ReplicateSecretToRegions", "RemoveRegionsFromReplication", "DescribeSecret"):
+            return payload
+        try:
+            request = json.loads(body or b"{}")
+            answer = json.loads(payload or b"{}")
+        except ValueError:
+            return payload
+        if operation == "DescribeSecret":
+            name = answer.get("Name", "")
+        else:
+            name = self._secret_name(call.region, request.get("SecretId", "")) or ""
+        with self._lock:
+            if operation == "ReplicateSecretToRegions":
+                for replica in request.get("AddReplicaRegions", []):
+                    key = replica.get("KmsKeyId") or "alias/aws/secretsmanager"
+                    self._secret_replica_keys[(call.region, name, replica.get("Region", ""))] = key
+                self.counters.emulated += 1
+            elif operation == "RemoveRegionsFromReplication":
+                for region in request.get("RemoveReplicaRegions", []):
+                    self._secret_replica_keys.pop((call.region, name, region), None)
+            for status in answer.get("ReplicationStatus", []):
+                key = self._secret_replica_keys.get((call.region, name, status.get("Region", "")))
+                if key:
+                    status["KmsKeyId"] = key
         return json.dumps(answer).encode()
 
     # -- ElastiCache: log delivery ---------------------------------------------------------
@@ -3849,6 +3918,8 @@ class AwsProxy:
         payload = self._cloudfront_after(call, method, path, body, status, payload)
         self._kms_after(call, body, status, payload)
         payload = self._s3_replication_after(operation, path, body, status, payload)
+        if call.service == "secretsmanager" and status == 200:
+            payload = self._secret_replicas_after(call, operation, body, payload)
         if status == 400 and call.service == "wafv2" and b"WafV2DuplicateItem" in payload:
             # moto names WAF's duplicate error differently from AWS (in the
             # body and in X-Amzn-ErrorType, which the SDK reads first).

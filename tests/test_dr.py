@@ -112,6 +112,24 @@ def test_a_dr_site_is_built_in_the_second_region_and_read_back(tmp_path, terrafo
     actions = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert {"s3:ReplicateObject", "s3:GetObjectRetention", "kms:Decrypt", "kms:Encrypt"} <= actions, actions
 
+    # The application's secrets have replicas there holding the primary's
+    # values (data encrypted with IDIS_ENCRYPTION_KEY is readable in the DR
+    # region only with it). moto reports its default key for every replica;
+    # the proxy reports the key the request named, as AWS does, so that one
+    # fact is asked of the proxy.
+    import boto3
+    sm, sm_dr = aws("secretsmanager"), aws("secretsmanager", DR)
+    proxied_sm = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing").client(
+        "secretsmanager", region_name="us-east-1", endpoint_url=aws_proxy.endpoint)
+    secrets = {f"idis/{ENV}/jwt-secret": "dr_jwt_secret_arn",
+               f"idis/{ENV}/encryption-key": "dr_encryption_key_secret_arn"}
+    for name, output in secrets.items():
+        there = sm_dr.describe_secret(SecretId=name)
+        assert there["PrimaryRegion"] == "us-east-1" and there["ARN"] == state[output], (there, state[output])
+        assert sm_dr.get_secret_value(SecretId=name)["SecretString"] == sm.get_secret_value(SecretId=name)["SecretString"]
+        [status] = proxied_sm.describe_secret(SecretId=name)["ReplicationStatus"]
+        assert status["Region"] == DR and status["KmsKeyId"] == dr_key, status
+
     # The RPO alarm in the DR region at the default target.
     [alarm] = aws("cloudwatch", DR).describe_alarms(AlarmNames=[f"{PREFIX}-dr-replica-lag"])["MetricAlarms"]
     assert alarm["MetricName"] == "ReplicaLag" and alarm["Threshold"] == 300.0, alarm
@@ -169,6 +187,18 @@ def test_a_dr_site_is_built_in_the_second_region_and_read_back(tmp_path, terrafo
     assert sns.get_topic_attributes(TopicArn=topic)["Attributes"]["KmsMasterKeyId"] == replica
     assert_quiet(tf)
 
+    # A secret's replica removed out of band is drift, and apply makes it
+    # again from the primary.
+    jwt = f"idis/{ENV}/jwt-secret"
+    sm.remove_regions_from_replication(SecretId=jwt, RemoveReplicaRegions=[DR])
+    plan = refresh(tf)
+    said = " ".join(plan.stdout.split())
+    assert plan.returncode == 2 and f"secret {jwt} (IDIS_JWT_SECRET) has no replica in {DR}" in said, plan.stdout[-4000:]
+    tf.apply(*UNPROTECTED, timeout=600)
+    assert sm_dr.describe_secret(SecretId=jwt)["PrimaryRegion"] == "us-east-1"
+    assert sm_dr.get_secret_value(SecretId=jwt)["SecretString"] == sm.get_secret_value(SecretId=jwt)["SecretString"]
+    assert_quiet(tf)
+
     # Removing dr tears the DR site down and keeps the copies.
     set_inputs(tf, "")
     tf.apply(*UNPROTECTED, timeout=600)
@@ -186,8 +216,12 @@ def test_a_dr_site_is_built_in_the_second_region_and_read_back(tmp_path, terrafo
         arn = state["dr_platform_key_arn"].rsplit("/", 1)[0] + "/" + kms.describe_key(
             KeyId=f"alias/idis/{ENV}/{name}")["KeyMetadata"]["KeyId"]
         assert kms_dr.describe_key(KeyId=arn)["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    # The secrets' replicas go; the primaries stay.
+    for name in secrets:
+        assert sm.describe_secret(SecretId=name).get("ReplicationStatus", []) == []
+    assert [s["Name"] for s in sm_dr.list_secrets()["SecretList"] if s["Name"].startswith(f"idis/{ENV}/")] == []
     after = state_of(tf)
-    assert after["dr"]["region"] is None and after["dr_vpc_id"] is None
+    assert after["dr"]["region"] is None and after["dr_vpc_id"] is None and after["dr_jwt_secret_arn"] is None
     assert_quiet(tf)
 
 
@@ -273,6 +307,20 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
     assert config["IDIS_REDIS_HOST"] == after["dr_cache_primary_endpoint"] != before["cache_primary_endpoint"]
     assert after["secret_refs"]["IDIS_DATABASE_URL"] == after["dr_database_master_secret_arn"]
     assert after["dr_database_master_secret_arn"].split(":")[3] == DR
+    # The application's own secrets: their replicas in the DR region.
+    assert after["secret_refs"]["IDIS_JWT_SECRET"] == after["dr_jwt_secret_arn"] != before["jwt_secret_arn"]
+    assert after["secret_refs"]["IDIS_ENCRYPTION_KEY"] == after["dr_encryption_key_secret_arn"]
+    assert after["dr_jwt_secret_arn"].split(":")[3] == DR
+    # The manifests follow: the SecretStore reads the DR region's Secrets
+    # Manager, the ExternalSecret names the DR secrets and endpoints.
+    manifests = after["kubernetes_manifests"]
+    assert f'region: "{DR}"' in manifests["secret_store"], manifests["secret_store"]
+    for arn in (after["dr_database_master_secret_arn"], after["dr_cache_auth_secret_arn"],
+                after["dr_jwt_secret_arn"], after["dr_encryption_key_secret_arn"]):
+        assert arn in manifests["external_secret"], (arn, manifests["external_secret"])
+    assert before["database_endpoint"] not in manifests["external_secret"]
+    assert after["dr_database_endpoint"] in manifests["external_secret"]
+    assert f'IDIS_AWS_REGION: "{DR}"' in manifests["config_map"], manifests["config_map"]
     assert_quiet(tf)
     assert tf.run("plan", "-detailed-exitcode", "-input=false", *UNPROTECTED, check=False).returncode == 0
 
@@ -311,6 +359,10 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
     assert kept["final snapshot"], kept
     for region in ("us-east-1", DR):
         assert aws("eks", region).list_clusters()["clusters"] == [], region
+    # No replica of the application's secrets is left in the DR region
+    # (a replica is deleted at once; the primaries wait out their window).
+    dr_secrets = [s["Name"] for s in aws("secretsmanager", DR).list_secrets()["SecretList"]]
+    assert not [n for n in dr_secrets if n in (f"idis/{ENV}/jwt-secret", f"idis/{ENV}/encryption-key")], dr_secrets
     roles = [r["RoleName"] for r in aws("iam", "us-east-1").list_roles()["Roles"] if r["RoleName"].startswith(PREFIX)]
     assert roles == [], roles
 

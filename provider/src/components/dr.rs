@@ -28,6 +28,10 @@
 //!   "Replicating objects" and "Replicating encrypted objects") through
 //!   the role `idis-<env>-replication` with the permissions that guide
 //!   lists (Object Lock retention and legal hold read on the source);
+//! - replicas of the application's secrets (`IDIS_JWT_SECRET`,
+//!   `IDIS_ENCRYPTION_KEY`) by Secrets Manager's `ReplicateSecretToRegions`,
+//!   encrypted with the platform key's replica: the DR site reads them
+//!   while the primary region is down;
 //! - the RPO alarm: `idis-<env>-dr-replica-lag` on the replica's
 //!   `ReplicaLag` above `rpo_seconds`, to the topic `idis-<env>-dr-alarms`
 //!   in the DR region (a CloudWatch alarm notifies a topic of its own
@@ -43,14 +47,16 @@
 //! component's own code from the cluster block (its two IAM roles are
 //! global and shared with the primary's cluster; workload identity and
 //! the EBS CSI driver are not made there yet, see the README's DR
-//! runbook). `app_config` then points at the DR endpoints.
+//! runbook). `app_config`, `secret_refs` and the manifests then point at the DR
+//! endpoints and secrets.
 //!
 //! Everything is found again from AWS: the DR region is the one where the
 //! platform key has a replica that is not pending deletion, so refresh,
 //! import and the removal of `dr` need no memory of it. Removing `dr` (or
-//! destroying) stops replication, deletes the replica, the alarm, the
-//! network and the role, schedules the replica keys' deletion, and keeps
-//! the bucket copies (data is never deleted on the way out).
+//! destroying) stops replication, removes the secrets' replicas, deletes
+//! the replica, the alarm, the network and the role, schedules the replica
+//! keys' deletion, and keeps the bucket copies (data is never deleted on
+//! the way out).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -81,6 +87,7 @@ use super::keys::{self, KeysState, TenantKeys, PLATFORM};
 use super::logs::{self, Group, LogsState};
 use super::monitoring::{self, Monitoring, MonitoringSpec};
 use super::network::{self, Network, NetworkSpec, NetworkState};
+use super::secrets::{self, AppSecret, Replica};
 use super::storage::{self, AuditBucket, AuditStorageState};
 use super::{aws_error, is_not_found, is_region_name, partition, ComponentError, Ctx, Observed};
 use crate::protocol::cty::{Type, Value};
@@ -136,6 +143,8 @@ pub struct DrDatabase {
 #[derive(Clone, Debug, Default)]
 pub struct DrState {
     pub region: Option<String>,
+    /// The environment's name.
+    pub env: String,
     pub network: Option<NetworkState>,
     /// Key name (`platform` or a tenant) to its replica; names of the
     /// primary's keys without a replica are absent.
@@ -163,6 +172,8 @@ pub struct DrState {
     /// The key the topic encrypts with (`KmsMasterKeyId`); None: none.
     pub topic_key: Option<String>,
     pub alarm: Option<AlarmSeen>,
+    /// The application's secrets' replicas in the DR region.
+    pub secrets: Vec<(AppSecret, Replica)>,
 }
 
 /// The RPO alarm as CloudWatch has it.
@@ -247,6 +258,8 @@ pub struct DrOutputs {
     pub dr_documents_bucket_name: Option<String>,
     pub dr_replication_role_arn: Option<String>,
     pub dr_alarm_topic_arn: Option<String>,
+    pub dr_jwt_secret_arn: Option<String>,
+    pub dr_encryption_key_secret_arn: Option<String>,
 }
 
 const GUARDS: &[Guard] = &[
@@ -308,6 +321,13 @@ const GUARDS: &[Guard] = &[
     )
     .when(When::Set("region"))
     .affects(&["dr_alarm_topic_arn"]),
+    Guard::new(
+        "secrets",
+        "the application's secrets replicated, with the replica key",
+        "`IDIS_JWT_SECRET` and `IDIS_ENCRYPTION_KEY` (`app_secrets`) have Secrets Manager replicas in the DR region, in sync and encrypted with the platform key's replica, so the DR site has them while the primary region is down; data encrypted with the encryption key is readable only with it.",
+    )
+    .when(When::Set("region"))
+    .affects(&["dr_jwt_secret_arn", "dr_encryption_key_secret_arn"]),
 ];
 
 /// The DR site of an environment.
@@ -318,6 +338,7 @@ impl Component for DisasterRecovery {
     const DOC: &'static str = "A disaster-recovery site in a second region, pilot light: the network, multi-Region replicas of every key, a cross-Region read replica of the database, replicated copies of the audit and documents buckets and an RPO alarm. `promote = true` makes the DR site the one that serves.";
     const AFTER: &'static [&'static str] = &[
         super::keys::COMPONENT,
+        super::secrets::COMPONENT,
         super::network::COMPONENT,
         super::database::COMPONENT,
         super::cache::COMPONENT,
@@ -391,6 +412,8 @@ impl Component for DisasterRecovery {
             Output::new("dr_documents_bucket_name", Type::String, "Name of the documents bucket's copy in the DR region."),
             Output::new("dr_replication_role_arn", Type::String, "ARN of the IAM role S3 replicates the buckets with."),
             Output::new("dr_alarm_topic_arn", Type::String, "ARN of the DR region's alarm topic (the RPO alarm notifies it); subscribe the on-call rotation to it."),
+            Output::new("dr_jwt_secret_arn", Type::String, "ARN of `IDIS_JWT_SECRET`'s replica in the DR region (`secret_refs` names it once promoted)."),
+            Output::new("dr_encryption_key_secret_arn", Type::String, "ARN of `IDIS_ENCRYPTION_KEY`'s replica in the DR region (`secret_refs` names it once promoted)."),
         ]
     }
 
@@ -455,7 +478,10 @@ impl Component for DisasterRecovery {
                     | "dr_cluster_certificate_authority_data"
                     | "dr_vpc_id"
             );
-            if moved || (promoting && promoted_output) {
+            // A replica made by this apply (none in the state yet).
+            let new_replica = matches!(name, "dr_jwt_secret_arn" | "dr_encryption_key_secret_arn")
+                && prior.get_attr(name).is_null();
+            if moved || new_replica || (promoting && promoted_output) {
                 planned.set_attr(name, Value::Unknown);
             }
         }
@@ -593,6 +619,8 @@ impl Component for DisasterRecovery {
             dr_documents_bucket_name: state.documents.as_ref().map(|b| b.bucket.clone()),
             dr_replication_role_arn: state.role.as_ref().map(|r| r.arn.clone()),
             dr_alarm_topic_arn: state.topic_arn.clone(),
+            dr_jwt_secret_arn: secret_replica_arn(state, AppSecret::Jwt),
+            dr_encryption_key_secret_arn: secret_replica_arn(state, AppSecret::EncryptionKey),
         };
         Reading {
             settings,
@@ -705,7 +733,7 @@ fn log_group_problems(state: &DrState, retention: i64) -> Vec<(String, String)> 
 
 fn judge(state: &DrState, spec: &DrSpec, blocks: &Blocks) -> Verdicts {
     let mut v = Verdicts::new();
-    let [network_guard, keys_guard, database_guard, copies_guard, replication_guard, cluster_guard, alarm_guard] =
+    let [network_guard, keys_guard, database_guard, copies_guard, replication_guard, cluster_guard, alarm_guard, secrets_guard] =
         GUARDS
     else {
         return v;
@@ -916,7 +944,25 @@ fn judge(state: &DrState, spec: &DrSpec, blocks: &Blocks) -> Verdicts {
         }
     }
     v.judge(alarm_guard, alarm_problems);
+
+    let env = state.env.as_str();
+    let alias = format!("alias/idis/{env}/{PLATFORM}");
+    v.judge(
+        secrets_guard,
+        state.secrets.iter().flat_map(|(which, replica)| {
+            secrets::replica_problems(env, region, *which, replica, replica_key, &alias)
+        }),
+    );
     v
+}
+
+/// The ARN of the replica of `which` in the DR region, when it is one.
+fn secret_replica_arn(state: &DrState, which: AppSecret) -> Option<String> {
+    state
+        .secrets
+        .iter()
+        .find(|(w, _)| *w == which)
+        .and_then(|(_, r)| r.arn.clone().filter(|_| r.primary_region.is_some()))
 }
 
 /// How the promoted site's cluster differs from the cluster block: the
@@ -1420,7 +1466,7 @@ async fn read_alarm(dr: &Ctx) -> Result<Option<AlarmSeen>, ComponentError> {
 async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, ComponentError> {
     let dr = in_region(ctx, region);
     let role_name = role_name(ctx);
-    let (net, replica_keys, db, audit, docs, role, topic, alarm) = tokio::try_join!(
+    let (net, replica_keys, db, audit, docs, role, topic, alarm, secret_replicas) = tokio::try_join!(
         network::find(&dr),
         read_replica_keys(ctx, &dr, keys),
         describe_db(&dr),
@@ -1429,6 +1475,7 @@ async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, C
         iam_role::read(ctx, COMPONENT, &role_name, Some(ROLE_POLICY)),
         read_topic(&dr),
         read_alarm(&dr),
+        secrets::replicas(ctx, &dr),
     )?;
     let database = db.as_ref().map(dr_database);
     let standalone = database.as_ref().is_some_and(|d| d.source.is_none());
@@ -1465,6 +1512,7 @@ async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, C
     }
     Ok(DrState {
         region: Some(region.to_string()),
+        env: ctx.env.clone(),
         network: net,
         keys: replica_keys,
         primary_keys: primary_keys(keys).into_keys().collect(),
@@ -1482,6 +1530,7 @@ async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, C
         topic_key: topic.as_ref().and_then(|(_, key)| key.clone()),
         topic_arn: topic.map(|(arn, _)| arn),
         alarm,
+        secrets: secret_replicas,
     })
 }
 
@@ -1602,16 +1651,18 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
             documents::ensure(&dr, &documents_spec, &dr_keys),
         )?;
         ensure_role_and_replication(ctx, &dr, keys, &dr_keys).await?;
+        ensure_secret_replicas(ctx, &dr, &dr_keys).await?;
         ensure_topic(&dr, &dr_keys).await?;
         delete_alarm(&dr).await?;
         return observe(ctx, &region, keys).await;
     }
 
     // The copies do not wait for the network.
-    let (net, _, _) = tokio::try_join!(
+    let (net, _, _, ()) = tokio::try_join!(
         network::ensure(&dr, &net_spec),
         storage::ensure(&dr, &audit_spec, &dr_keys),
         documents::ensure(&dr, &documents_spec, &dr_keys),
+        ensure_secret_replicas(ctx, &dr, &dr_keys),
     )?;
     ensure_role_and_replication(ctx, &dr, keys, &dr_keys).await?;
     ctx.check_cancelled(COMPONENT, "making the DR database")?;
@@ -1619,6 +1670,21 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
     let topic = ensure_topic(&dr, &dr_keys).await?;
     ensure_alarm(&dr, spec, &topic).await?;
     observe(ctx, &region, keys).await
+}
+
+/// The application's secrets' replicas, with the platform key's replica.
+async fn ensure_secret_replicas(
+    ctx: &Ctx,
+    dr: &Ctx,
+    dr_keys: &KeysState,
+) -> Result<(), ComponentError> {
+    secrets::ensure_replicas(
+        ctx,
+        dr,
+        &dr_keys.platform_key_arn,
+        &keys::alias_name(dr, PLATFORM),
+    )
+    .await
 }
 
 /// The replication role, and the rule on each source bucket.
@@ -2184,7 +2250,9 @@ async fn delete_alarm(dr: &Ctx) -> Result<(), ComponentError> {
 async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentError> {
     let dr = in_region(ctx, region);
     let mut warnings = Vec::new();
-    // Replication first: nothing new goes to the copies.
+    // Replication first: nothing new goes to the copies. The secrets'
+    // replicas go at once (the primaries keep the values).
+    secrets::remove_replicas(ctx, Some(region)).await?;
     for (source, _) in bucket_pairs(ctx, &dr) {
         let Some(config) = read_replication(ctx, &source).await? else {
             continue;

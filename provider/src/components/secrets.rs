@@ -78,6 +78,23 @@ pub struct SecretSeen {
     pub scheduled_for_deletion: bool,
     pub kms_key_id: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// Its replicas in other Regions, by Region, as its
+    /// `ReplicationStatus` lists them.
+    #[serde(default)]
+    pub replicas: BTreeMap<String, ReplicaSeen>,
+    /// For a replica, its primary's Region (`PrimaryRegion`).
+    #[serde(default)]
+    pub primary_region: Option<String>,
+}
+
+/// One Region's replica of a secret, as the primary's `ReplicationStatus`
+/// describes it (Secrets Manager API Reference, DescribeSecret).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaSeen {
+    pub kms_key_id: Option<String>,
+    /// `InSync`, `InProgress` or `Failed`.
+    pub status: String,
+    pub message: Option<String>,
 }
 
 /// What exists in AWS for this component.
@@ -256,6 +273,24 @@ fn seen(out: DescribeSecretOutput) -> SecretSeen {
             .iter()
             .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
             .collect(),
+        replicas: out
+            .replication_status()
+            .iter()
+            .filter_map(|r| {
+                Some((
+                    r.region()?.to_string(),
+                    ReplicaSeen {
+                        kms_key_id: r.kms_key_id().map(str::to_string),
+                        status: r
+                            .status()
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_default(),
+                        message: r.status_message().map(str::to_string),
+                    },
+                ))
+            })
+            .collect(),
+        primary_region: out.primary_region().map(str::to_string),
     }
 }
 
@@ -512,6 +547,205 @@ pub async fn ensure(ctx: &Ctx, keys: &KeysState) -> Result<AppSecretsState, Comp
     Ok(judged(ctx, seen, Some(&platform)))
 }
 
+// ---------------------------------------------------------------- replicas
+
+/// One application secret's replica in another Region (the DR site's).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Replica {
+    /// The primary exists and is not scheduled for deletion.
+    pub primary: bool,
+    /// The primary's `ReplicationStatus` entry for the Region.
+    pub status: Option<ReplicaSeen>,
+    /// The Region's secret of that name: its ARN, and its primary's Region
+    /// (None: a secret of its own, not a replica).
+    pub arn: Option<String>,
+    pub primary_region: Option<String>,
+}
+
+/// Both secrets' replicas in `region` (`dr` a context in that Region):
+/// the primary's `ReplicationStatus`, and the secret there.
+pub async fn replicas(ctx: &Ctx, dr: &Ctx) -> Result<Vec<(AppSecret, Replica)>, ComponentError> {
+    futures_util::future::try_join_all(AppSecret::ALL.iter().map(|which| async move {
+        let name = which.name(&ctx.env);
+        let (primary, there) = tokio::try_join!(describe(ctx, &name), describe(dr, &name))?;
+        let primary = primary.map(seen);
+        let there = there.map(seen);
+        Ok((
+            *which,
+            Replica {
+                primary: primary.as_ref().is_some_and(|p| !p.scheduled_for_deletion),
+                status: primary.and_then(|p| p.replicas.get(&dr.region).cloned()),
+                arn: there.as_ref().map(|t| t.arn.clone()),
+                primary_region: there.and_then(|t| t.primary_region),
+            },
+        ))
+    }))
+    .await
+}
+
+/// Whether `key` (as `ReplicationStatus` gives it: an ARN, an id or an
+/// alias) names the key `arn` of alias `alias`.
+pub fn names_key(key: &str, arn: &str, alias: &str) -> bool {
+    key == arn || key == alias || arn.rsplit('/').next().is_some_and(|id| key == id)
+}
+
+/// How the replica of `which` in `region` differs from one in sync,
+/// encrypted with the platform key's replica `key_arn` (alias `alias`).
+pub fn replica_problems(
+    env: &str,
+    region: &str,
+    which: AppSecret,
+    replica: &Replica,
+    key_arn: Option<&str>,
+    alias: &str,
+) -> Vec<String> {
+    let name = which.name(env);
+    if !replica.primary {
+        // The app_secrets guard names a missing primary.
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    match &replica.status {
+        None => {
+            problems.push(format!(
+                "secret {name} ({}) has no replica in {region}",
+                which.setting()
+            ));
+        }
+        Some(status) => {
+            if status.status == "Failed" {
+                problems.push(format!(
+                    "the replication of secret {name} to {region} failed: {}",
+                    status.message.as_deref().unwrap_or("no message")
+                ));
+            }
+            match (status.kms_key_id.as_deref(), key_arn) {
+                (Some(key), Some(arn)) if names_key(key, arn, alias) => {}
+                (key, _) => problems.push(format!(
+                    "the replica of secret {name} in {region} is encrypted with {}, not the platform key's replica",
+                    key.unwrap_or("the AWS managed key")
+                )),
+            }
+        }
+    }
+    if replica.arn.is_some() && replica.primary_region.is_none() {
+        problems.push(format!(
+            "{region} holds a secret {name} of its own, not a replica of the environment's"
+        ));
+    }
+    problems
+}
+
+async fn replicate(ctx: &Ctx, name: &str, region: &str, key: &str) -> Result<(), ComponentError> {
+    let add = aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
+        .region(region)
+        .kms_key_id(key)
+        .build();
+    let out = ctx
+        .aws
+        .secretsmanager()
+        .replicate_secret_to_regions()
+        .secret_id(name)
+        .add_replica_regions(add)
+        .send()
+        .await
+        .map_err(|e| aws_error(COMPONENT, format!("replicate secret {name} to {region}"), e))?;
+    // "Failed" is answered, not raised: a secret of that name in the
+    // Region (ReplicateSecretToRegions, ForceOverwriteReplicaSecret).
+    if let Some(failed) = out
+        .replication_status()
+        .iter()
+        .find(|r| r.region() == Some(region) && r.status().map(|s| s.as_str()) == Some("Failed"))
+    {
+        return Err(ComponentError::Conflict {
+            component: COMPONENT,
+            message: format!(
+                "Secrets Manager could not replicate secret {name} to {region}: {}",
+                failed.status_message().unwrap_or("no message")
+            ),
+        });
+    }
+    Ok(())
+}
+
+async fn unreplicate(ctx: &Ctx, name: &str, regions: Vec<String>) -> Result<(), ComponentError> {
+    if regions.is_empty() {
+        return Ok(());
+    }
+    match ctx
+        .aws
+        .secretsmanager()
+        .remove_regions_from_replication()
+        .secret_id(name)
+        .set_remove_replica_regions(Some(regions.clone()))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(aws_error(
+            COMPONENT,
+            format!(
+                "remove the replicas of secret {name} in {}",
+                regions.join(", ")
+            ),
+            e,
+        )),
+    }
+}
+
+/// Replicates both secrets to `dr`'s Region, encrypted there with the
+/// platform key's replica `key_arn`. A replica with another key, or whose
+/// replication failed, is removed and made again: Secrets Manager offers
+/// no call that changes a replica's key, and the primary holds the value.
+pub async fn ensure_replicas(
+    ctx: &Ctx,
+    dr: &Ctx,
+    key_arn: &str,
+    alias: &str,
+) -> Result<(), ComponentError> {
+    let region = dr.region.as_str();
+    let now = replicas(ctx, dr).await?;
+    futures_util::future::try_join_all(now.into_iter().map(|(which, replica)| async move {
+        let name = which.name(&ctx.env);
+        if let Some(status) = &replica.status {
+            let fine = status.status != "Failed"
+                && status
+                    .kms_key_id
+                    .as_deref()
+                    .is_some_and(|k| names_key(k, key_arn, alias));
+            if fine {
+                return Ok(());
+            }
+            unreplicate(ctx, &name, vec![region.to_string()]).await?;
+        }
+        replicate(ctx, &name, region, key_arn).await
+    }))
+    .await?;
+    Ok(())
+}
+
+/// Removes both secrets' replicas in `region`, or in every Region when
+/// None. A replica is deleted at once (Secrets Manager User Guide, "Delete
+/// an AWS Secrets Manager secret"); the primary keeps the value.
+pub async fn remove_replicas(ctx: &Ctx, region: Option<&str>) -> Result<(), ComponentError> {
+    futures_util::future::try_join_all(AppSecret::ALL.iter().map(|which| async move {
+        let name = which.name(&ctx.env);
+        let Some(primary) = describe(ctx, &name).await?.map(seen) else {
+            return Ok(());
+        };
+        let regions = primary
+            .replicas
+            .keys()
+            .filter(|r| region.is_none_or(|only| only == r.as_str()))
+            .cloned()
+            .collect();
+        unreplicate(ctx, &name, regions).await
+    }))
+    .await?;
+    Ok(())
+}
+
 /// True when Secrets Manager refuses a call because the secret is already
 /// scheduled for deletion: "You tried to perform the operation on a secret
 /// that's currently marked deleted" (InvalidRequestException, DeleteSecret
@@ -526,6 +760,11 @@ where
 
 /// Schedules both secrets for deletion with the recovery window.
 pub async fn delete(ctx: &Ctx, spec: &AppSecretsSpec) -> Result<Vec<String>, ComponentError> {
+    // "You can't delete a primary secret if it is replicated to other
+    // Regions. First delete the replicas" (Secrets Manager User Guide,
+    // "Delete an AWS Secrets Manager secret"). The DR site removes its
+    // own first; these are any left.
+    remove_replicas(ctx, None).await?;
     let seen = read(ctx).await?;
     let days = spec.recovery_window_days.clamp(7, 30);
     let sm = ctx.aws.secretsmanager();
@@ -558,4 +797,76 @@ pub async fn delete(ctx: &Ctx, spec: &AppSecretsSpec) -> Result<Vec<String>, Com
         }
     }
     Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "arn:aws:kms:us-west-2:123456789012:key/mrk-1";
+    const ALIAS: &str = "alias/idis/production/platform";
+
+    fn replica(status: Option<(&str, Option<&str>)>) -> Replica {
+        Replica {
+            primary: true,
+            status: status.map(|(s, key)| ReplicaSeen {
+                kms_key_id: key.map(str::to_string),
+                status: s.to_string(),
+                message: Some("Replication failed: name taken".to_string()),
+            }),
+            arn: Some("arn:aws:secretsmanager:us-west-2:123456789012:secret:x".to_string()),
+            primary_region: Some("us-east-1".to_string()),
+        }
+    }
+
+    fn problems(r: &Replica) -> Vec<String> {
+        replica_problems(
+            "production",
+            "us-west-2",
+            AppSecret::Jwt,
+            r,
+            Some(KEY),
+            ALIAS,
+        )
+    }
+
+    #[test]
+    fn a_replica_in_sync_with_the_replica_key_is_fine_by_arn_id_or_alias() {
+        for key in [KEY, "mrk-1", ALIAS] {
+            assert!(
+                problems(&replica(Some(("InSync", Some(key))))).is_empty(),
+                "{key}"
+            );
+        }
+        // Still copying is what Secrets Manager does on its own.
+        assert!(problems(&replica(Some(("InProgress", Some(KEY))))).is_empty());
+    }
+
+    #[test]
+    fn a_missing_failed_or_otherwise_keyed_replica_is_named() {
+        let mut none = replica(None);
+        none.arn = None;
+        assert_eq!(
+            problems(&none),
+            ["secret idis/production/jwt-secret (IDIS_JWT_SECRET) has no replica in us-west-2"]
+        );
+        let failed = problems(&replica(Some(("Failed", Some(KEY)))));
+        assert_eq!(failed.len(), 1);
+        assert!(
+            failed[0].contains("failed: Replication failed: name taken"),
+            "{failed:?}"
+        );
+        let managed = problems(&replica(Some(("InSync", Some("alias/aws/secretsmanager")))));
+        assert!(managed[0].contains("alias/aws/secretsmanager, not the platform key's replica"));
+        let mut own = replica(None);
+        own.primary_region = None;
+        assert_eq!(problems(&own).len(), 2, "{:?}", problems(&own));
+    }
+
+    #[test]
+    fn no_primary_leaves_the_judgement_to_app_secrets() {
+        let mut r = replica(None);
+        r.primary = false;
+        assert!(problems(&r).is_empty());
+    }
 }

@@ -8,35 +8,40 @@ use std::collections::BTreeMap;
 
 use crate::protocol::cty::Value;
 
+/// The attribute `name` of the site that serves: once the DR site is
+/// promoted, the DR region's endpoints, buckets, key and secrets (the
+/// `dr_*` outputs) instead of the primary's; otherwise, and for what the
+/// DR site has no copy of of its own, the attribute itself.
+pub fn serving(state: &Value, name: &str) -> Value {
+    let dr = state.get_attr("dr");
+    let promoted =
+        dr.get_attr("promote").as_bool() == Some(true) && !dr.get_attr("region").is_null();
+    if !promoted {
+        return state.get_attr(name).clone();
+    }
+    match name {
+        "region" => dr.get_attr("region").clone(),
+        "documents_bucket_name"
+        | "audit_bucket_name"
+        | "platform_key_arn"
+        | "database_endpoint"
+        | "database_replica_endpoints"
+        | "database_master_secret_arn"
+        | "cache_primary_endpoint"
+        | "cache_reader_endpoint"
+        | "cache_auth_secret_arn"
+        | "jwt_secret_arn"
+        | "encryption_key_secret_arn" => state.get_attr(&format!("dr_{name}")).clone(),
+        // Ports: the DR database and cache are made as the primary's.
+        _ => state.get_attr(name).clone(),
+    }
+}
+
 /// `app_config` and `secret_refs` from the other attributes: the non-secret
 /// `IDIS_*` settings, and the secret ones as Secrets Manager ARNs. Unknown
 /// while anything they depend on is unknown.
 pub fn derive_app_settings(state: &mut Value) {
-    // Once the DR site is promoted, the application is given the DR
-    // region's endpoints, buckets, key and secrets (the `dr_*` outputs)
-    // instead of the primary's.
-    let promoted = state.get_attr("dr").get_attr("promote").as_bool() == Some(true)
-        && !state.get_attr("dr").get_attr("region").is_null();
-    let s = |name: &str| {
-        let dr = match name {
-            "region" => Some(state.get_attr("dr").get_attr("region").clone()),
-            "documents_bucket_name"
-            | "audit_bucket_name"
-            | "platform_key_arn"
-            | "database_endpoint"
-            | "database_replica_endpoints"
-            | "database_master_secret_arn"
-            | "cache_primary_endpoint"
-            | "cache_reader_endpoint"
-            | "cache_auth_secret_arn" => Some(state.get_attr(&format!("dr_{name}")).clone()),
-            // Ports: the DR database and cache are made as the primary's.
-            _ => None,
-        };
-        match dr {
-            Some(v) if promoted => v,
-            _ => state.get_attr(name).clone(),
-        }
-    };
+    let s = |name: &str| serving(state, name);
     let text = |v: &Value| -> Option<String> {
         match v {
             Value::String(s) => Some(s.clone()),

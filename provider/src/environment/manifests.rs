@@ -216,7 +216,8 @@ pub fn manifests(i: &Inputs) -> BTreeMap<String, String> {
 /// `kubernetes_manifests` from the resource's other attributes: unknown
 /// while anything it is made of is unknown, null while any is missing.
 pub fn derive(state: &Value) -> Value {
-    let top = |name: &str| state.get_attr(name).clone();
+    // The site that serves: the DR site's once promoted.
+    let top = |name: &str| super::app::serving(state, name);
     let identity = state.get_attr("workload_identity");
     let values = [
         top("name"),
