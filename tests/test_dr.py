@@ -321,6 +321,38 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
     assert before["database_endpoint"] not in manifests["external_secret"]
     assert after["dr_database_endpoint"] in manifests["external_secret"]
     assert f'IDIS_AWS_REGION: "{DR}"' in manifests["config_map"], manifests["config_map"]
+
+    # Workload identity for the DR cluster: its own IAM OIDC provider and
+    # roles idis-<name>-dr-<role>, trusting that provider only and allowed
+    # the DR site's resources; the manifests' service accounts name them.
+    # (The proxy plays EKS's OIDC issuer: asked of it.)
+    proxied_eks = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing").client(
+        "eks", region_name=DR, endpoint_url=aws_proxy.endpoint)
+    iam = aws("iam")
+    dr_issuer = proxied_eks.describe_cluster(name=PREFIX)["cluster"]["identity"]["oidc"]["issuer"]
+    assert f"oidc.eks.{DR}." in dr_issuer, dr_issuer
+    providers = [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]]
+    dr_provider = [p for p in providers if dr_issuer.removeprefix("https://") in p]
+    assert dr_provider == [after["dr_oidc_provider_arn"]], (providers, after["dr_oidc_provider_arn"])
+    def document(doc):
+        return json.loads(urllib.parse.unquote(doc)) if isinstance(doc, str) else doc
+    api = iam.get_role(RoleName=f"{PREFIX}-dr-api")["Role"]
+    assert api["Arn"] == after["dr_api_role_arn"] != before["api_role_arn"]
+    [trust] = document(api["AssumeRolePolicyDocument"])["Statement"]
+    assert trust["Principal"]["Federated"] == dr_provider[0], trust
+    allowed = json.dumps(document(iam.get_role_policy(RoleName=f"{PREFIX}-dr-api",
+                                                      PolicyName="idis-workload-identity")["PolicyDocument"]))
+    assert f"arn:aws:s3:::{after['dr_documents_bucket_name']}" in allowed, allowed
+    assert after["dr_jwt_secret_arn"] in allowed and after["dr_database_master_secret_arn"] in allowed, allowed
+    assert before["documents_bucket_name"] not in allowed and before["jwt_secret_arn"] not in allowed, allowed
+    for role in ("external-secrets", "load-balancer-controller", "ebs-csi-driver", "cluster-autoscaler"):
+        iam.get_role(RoleName=f"{PREFIX}-dr-{role}")
+    assert f'eks.amazonaws.com/role-arn: "{after["dr_api_role_arn"]}"' in manifests["service_account"], \
+        manifests["service_account"]
+    # The EBS CSI driver add-on runs there with the DR role (EKS add-ons
+    # are played by the proxy: asked of it).
+    addon = proxied_eks.describe_addon(clusterName=PREFIX, addonName="aws-ebs-csi-driver")["addon"]
+    assert addon["serviceAccountRoleArn"] == after["dr_ebs_csi_driver_role_arn"], addon
     assert_quiet(tf)
     assert tf.run("plan", "-detailed-exitcode", "-input=false", *UNPROTECTED, check=False).returncode == 0
 
@@ -365,6 +397,7 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
     assert not [n for n in dr_secrets if n in (f"idis/{ENV}/jwt-secret", f"idis/{ENV}/encryption-key")], dr_secrets
     roles = [r["RoleName"] for r in aws("iam", "us-east-1").list_roles()["Roles"] if r["RoleName"].startswith(PREFIX)]
     assert roles == [], roles
+    assert aws("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"] == []
 
 
 @pytest.mark.both_clis

@@ -174,6 +174,7 @@ async fn ctx_at(endpoint: &str) -> Ctx {
         cancel: CancellationToken::new(),
         deadline: Instant::now() + Duration::from_secs(300),
         poll_interval: Duration::from_millis(50),
+        dr_site: false,
     }
 }
 

@@ -548,13 +548,6 @@ const AUTHENTICATION_MODE: usize = 8;
 const ACCESS_ENTRIES: usize = 9;
 const METRICS_SERVER: usize = 10;
 
-/// The guard of the EBS CSI driver add-on, which runs with a role of
-/// `workload_identity` and is installed only where that role can be
-/// assumed (the DR site's cluster has none yet).
-pub fn ebs_csi_guard() -> &'static str {
-    GUARDS[EBS_CSI].key
-}
-
 /// What the provider makes of the cluster without a knob.
 const GUARDS: &[Guard] = &[
     Guard::new(
@@ -1002,12 +995,14 @@ async fn read_addons(ctx: &Ctx, cluster: &Cluster) -> Result<Addons, ComponentEr
     })
 }
 
-/// The role the EBS CSI driver runs with (made by `workload_identity`).
-fn ebs_csi_role_arn(ctx: &Ctx) -> String {
-    super::identity::Role::EbsCsiDriver.arn(
+/// The role the EBS CSI driver runs with (made by `workload_identity`,
+/// or for the DR site's cluster by `dr`).
+pub fn ebs_csi_role_arn(ctx: &Ctx) -> String {
+    super::identity::Role::EbsCsiDriver.arn_at(
         super::partition(&ctx.region),
         &ctx.account_id,
         &ctx.env,
+        ctx.dr_site,
     )
 }
 

@@ -45,9 +45,11 @@
 //! token secret in the DR region) and a NAT gateway per zone as the
 //! primary has, then the EKS cluster and its node group by the `cluster`
 //! component's own code from the cluster block (its two IAM roles are
-//! global and shared with the primary's cluster; workload identity and
-//! the EBS CSI driver are not made there yet, see the README's DR
-//! runbook). `app_config`, `secret_refs` and the manifests then point at the DR
+//! global and shared with the primary's cluster), then the cluster's
+//! IAM OIDC provider and service-account roles by the
+//! `workload_identity` component's own code, named `idis-<env>-dr-<role>`
+//! (IAM names are global) and allowed the DR site's resources only, and
+//! the EBS CSI driver add-on with its role. `app_config`, `secret_refs` and the manifests then point at the DR
 //! endpoints and secrets.
 //!
 //! Everything is found again from AWS: the DR region is the one where the
@@ -83,6 +85,7 @@ use super::describe::{
 };
 use super::documents::{self, DocumentsBucket, DocumentsState};
 use super::iam_role::{self, RoleSeen, Wanted};
+use super::identity::{self, IdentitySpec, IdentityState, Role, WorkloadIdentity};
 use super::keys::{self, KeysState, TenantKeys, PLATFORM};
 use super::logs::{self, Group, LogsState};
 use super::monitoring::{self, Monitoring, MonitoringSpec};
@@ -159,6 +162,9 @@ pub struct DrState {
     pub cache: Option<CacheState>,
     /// The promoted site's EKS cluster as the cluster component reads it.
     pub cluster: Option<ClusterState>,
+    /// The promoted cluster's OIDC provider and service-account roles
+    /// (`idis-<env>-dr-<role>`).
+    pub identity: Option<IdentityState>,
     /// The promoted site's log groups (cluster, database, cache) by name.
     pub log_groups: BTreeMap<String, Option<Group>>,
     pub audit: Option<AuditStorageState>,
@@ -260,6 +266,12 @@ pub struct DrOutputs {
     pub dr_alarm_topic_arn: Option<String>,
     pub dr_jwt_secret_arn: Option<String>,
     pub dr_encryption_key_secret_arn: Option<String>,
+    pub dr_oidc_provider_arn: Option<String>,
+    pub dr_api_role_arn: Option<String>,
+    pub dr_external_secrets_role_arn: Option<String>,
+    pub dr_load_balancer_controller_role_arn: Option<String>,
+    pub dr_ebs_csi_driver_role_arn: Option<String>,
+    pub dr_cluster_autoscaler_role_arn: Option<String>,
 }
 
 const GUARDS: &[Guard] = &[
@@ -306,7 +318,7 @@ const GUARDS: &[Guard] = &[
     Guard::new(
         "cluster",
         "after promotion, the EKS cluster as the cluster block says",
-        "Once promoted, the EKS cluster `idis-<name>` and its node group in the DR region, made by the cluster component's own code from the cluster block and judged as the primary's is (with the same two IAM roles, which are global), except the EBS CSI driver add-on: it runs with a `workload_identity` role, which is not made for the DR cluster yet.",
+        "Once promoted, the EKS cluster `idis-<name>` and its node group in the DR region, made by the cluster component's own code from the cluster block and judged as the primary's is (with the same two IAM roles, which are global), with its own IAM OIDC provider and service-account roles `idis-<name>-dr-<role>` (trusting the workload_identity block's service accounts of the DR cluster, allowed the DR site's buckets, keys and secrets) and the EBS CSI driver add-on running with its role.",
     )
     .when(When::On("promote"))
     .affects(&[
@@ -414,6 +426,12 @@ impl Component for DisasterRecovery {
             Output::new("dr_alarm_topic_arn", Type::String, "ARN of the DR region's alarm topic (the RPO alarm notifies it); subscribe the on-call rotation to it."),
             Output::new("dr_jwt_secret_arn", Type::String, "ARN of `IDIS_JWT_SECRET`'s replica in the DR region (`secret_refs` names it once promoted)."),
             Output::new("dr_encryption_key_secret_arn", Type::String, "ARN of `IDIS_ENCRYPTION_KEY`'s replica in the DR region (`secret_refs` names it once promoted)."),
+            Output::new("dr_oidc_provider_arn", Type::String, "ARN of the DR cluster's IAM OIDC provider (null until promotion)."),
+            Output::new("dr_api_role_arn", Type::String, "IAM role `idis-<name>-dr-api` of the API and workers on the DR cluster (null until promotion; the manifests' service account names it once promoted)."),
+            Output::new("dr_external_secrets_role_arn", Type::String, "IAM role `idis-<name>-dr-external-secrets` the DR cluster's `SecretStore` reads the DR region's secrets with (null until promotion)."),
+            Output::new("dr_load_balancer_controller_role_arn", Type::String, "IAM role of the AWS Load Balancer Controller on the DR cluster (null until promotion)."),
+            Output::new("dr_ebs_csi_driver_role_arn", Type::String, "IAM role the DR cluster's `aws-ebs-csi-driver` add-on runs with (null until promotion)."),
+            Output::new("dr_cluster_autoscaler_role_arn", Type::String, "IAM role of the cluster autoscaler on the DR cluster (null until promotion)."),
         ]
     }
 
@@ -476,6 +494,12 @@ impl Component for DisasterRecovery {
                     | "dr_cluster_arn"
                     | "dr_cluster_endpoint"
                     | "dr_cluster_certificate_authority_data"
+                    | "dr_oidc_provider_arn"
+                    | "dr_api_role_arn"
+                    | "dr_external_secrets_role_arn"
+                    | "dr_load_balancer_controller_role_arn"
+                    | "dr_ebs_csi_driver_role_arn"
+                    | "dr_cluster_autoscaler_role_arn"
                     | "dr_vpc_id"
             );
             // A replica made by this apply (none in the state yet).
@@ -528,7 +552,7 @@ impl Component for DisasterRecovery {
             d.push(Diagnostic::warning(
                 "Promoting the DR site (one way)",
                 format!(
-                    "dr.promote = true: the read replica in {} stops replicating from the primary and becomes a standalone database (RDS cannot undo this); the database and cache are built up there from this environment's settings (Multi-AZ, retention, read replicas, a NAT gateway per zone as the primary has), and app_config, secret_refs and the manifests switch to the DR endpoints. The EKS cluster and its node group are made there from the cluster block, after the NAT gateways (workload identity and the EBS CSI driver are not made there by this version). The primary region's resources are left as they are.",
+                    "dr.promote = true: the read replica in {} stops replicating from the primary and becomes a standalone database (RDS cannot undo this); the database and cache are built up there from this environment's settings (Multi-AZ, retention, read replicas, a NAT gateway per zone as the primary has), and app_config, secret_refs and the manifests switch to the DR endpoints. The EKS cluster and its node group are made there from the cluster block, after the NAT gateways, with its own OIDC provider and service-account roles idis-<name>-dr-<role> (the manifests' service accounts name them) and the EBS CSI driver. The primary region's resources are left as they are.",
                     now.as_str().unwrap_or_default()
                 ),
             ));
@@ -621,6 +645,19 @@ impl Component for DisasterRecovery {
             dr_alarm_topic_arn: state.topic_arn.clone(),
             dr_jwt_secret_arn: secret_replica_arn(state, AppSecret::Jwt),
             dr_encryption_key_secret_arn: secret_replica_arn(state, AppSecret::EncryptionKey),
+            dr_oidc_provider_arn: state
+                .identity
+                .as_ref()
+                .and_then(|i| i.oidc.as_ref())
+                .map(|o| o.arn.clone()),
+            dr_api_role_arn: site_role_arn(state, Role::Api),
+            dr_external_secrets_role_arn: site_role_arn(state, Role::ExternalSecrets),
+            dr_load_balancer_controller_role_arn: site_role_arn(
+                state,
+                Role::LoadBalancerController,
+            ),
+            dr_ebs_csi_driver_role_arn: site_role_arn(state, Role::EbsCsiDriver),
+            dr_cluster_autoscaler_role_arn: site_role_arn(state, Role::ClusterAutoscaler),
         };
         Reading {
             settings,
@@ -665,6 +702,10 @@ impl Component for DisasterRecovery {
 struct Blocks {
     /// None on import: then only the cluster's guards are judged.
     cluster: Option<ClusterSpec>,
+    /// The workload_identity block (the DR cluster's roles trust its
+    /// service accounts); None on import: then the roles' trust and
+    /// permissions are not judged.
+    identity: Option<IdentitySpec>,
     /// The database block's instance class, which the replica is made with.
     database_class: Option<String>,
     log_retention_days: i64,
@@ -674,6 +715,7 @@ impl std::default::Default for Blocks {
     fn default() -> Blocks {
         Blocks {
             cluster: None,
+            identity: None,
             database_class: None,
             log_retention_days: logs::DEFAULT_RETENTION_DAYS,
         }
@@ -686,6 +728,7 @@ impl Blocks {
             crate::protocol::cty::from_value(prior.get_attr(monitoring::COMPONENT)).ok();
         Blocks {
             cluster: crate::protocol::cty::from_value(prior.get_attr(cluster::COMPONENT)).ok(),
+            identity: crate::protocol::cty::from_value(prior.get_attr(identity::COMPONENT)).ok(),
             database_class: prior
                 .get_attr(database::COMPONENT)
                 .get_attr("instance_class")
@@ -858,9 +901,9 @@ fn judge(state: &DrState, spec: &DrSpec, blocks: &Blocks) -> Verdicts {
                     problems.extend(
                         c.verdicts
                             .failing()
-                            .filter(|(key, _)| *key != cluster::ebs_csi_guard())
                             .map(|(key, problems)| format!("{key}: {}", problems.join("; "))),
                     );
+                    problems.extend(identity_problems(state, blocks.identity.as_ref()));
                     problems
                 }
             },
@@ -956,6 +999,59 @@ fn judge(state: &DrState, spec: &DrSpec, blocks: &Blocks) -> Verdicts {
     v
 }
 
+/// How the DR cluster's workload identity differs from the primary's
+/// shape, with the DR site's resources: the OIDC provider and tags, and
+/// with the workload_identity block, every role's trust and permissions.
+fn identity_problems(state: &DrState, spec: Option<&IdentitySpec>) -> Vec<String> {
+    let Some(found) = &state.identity else {
+        return vec!["no workload identity for the DR cluster".to_string()];
+    };
+    let mut v = found.verdicts.clone();
+    if let Some(spec) = spec {
+        identity::policy_verdicts(found, &site_targets(state, &found.account_id), spec, &mut v);
+    }
+    v.failing()
+        .map(|(key, problems)| format!("workload identity {key}: {}", problems.join("; ")))
+        .collect()
+}
+
+/// What the DR cluster's roles may use: the DR site's own network, replica
+/// keys, bucket copies and secrets (the promoted database's and cache's,
+/// the application secrets' replicas).
+fn site_targets(state: &DrState, account: &str) -> identity::Targets {
+    let region = state.region.as_deref().unwrap_or_default();
+    let mut t = identity::Targets::new(&state.env, account, region);
+    t.vpc_id = state.network.as_ref().map(|n| n.vpc_id.clone());
+    t.platform_key = state.keys.get(PLATFORM).map(|k| k.arn.clone());
+    t.keys = state.keys.values().map(|k| k.arn.clone()).collect();
+    if let Some(d) = &state.documents {
+        t.documents_bucket = d.arn.clone();
+    }
+    t.audit_bucket = state.audit.as_ref().map(|a| a.arn.clone());
+    t.secrets = state
+        .promoted
+        .iter()
+        .filter_map(|p| p.master_secret_arn.clone())
+        .chain(state.cache.iter().filter_map(|c| c.auth_secret_arn.clone()))
+        .chain(
+            AppSecret::ALL
+                .iter()
+                .filter_map(|w| secret_replica_arn(state, *w)),
+        )
+        .collect();
+    t.normalise();
+    t
+}
+
+/// The ARN of the DR cluster's role `role`, when it exists.
+fn site_role_arn(state: &DrState, role: Role) -> Option<String> {
+    state
+        .identity
+        .as_ref()
+        .and_then(|i| i.roles.get(&role))
+        .map(|r| r.arn.clone())
+}
+
 /// The ARN of the replica of `which` in the DR region, when it is one.
 fn secret_replica_arn(state: &DrState, which: AppSecret) -> Option<String> {
     state
@@ -1021,6 +1117,7 @@ pub fn in_region(ctx: &Ctx, region: &str) -> Ctx {
     Ctx {
         aws: Arc::new(ctx.aws.with_region(region)),
         region: region.to_string(),
+        dr_site: true,
         ..ctx.clone()
     }
 }
@@ -1479,15 +1576,17 @@ async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, C
     )?;
     let database = db.as_ref().map(dr_database);
     let standalone = database.as_ref().is_some_and(|d| d.source.is_none());
-    let (promoted, cache, cluster, log_groups) = if standalone {
-        tokio::try_join!(
+    let (promoted, cache, cluster, log_groups, site_identity) = if standalone {
+        let (promoted, cache, cluster, log_groups, site_identity) = tokio::try_join!(
             database::find(&dr),
             cache::find(&dr),
             cluster::find(&dr),
             read_log_groups(&dr),
-        )?
+            identity::read(&dr),
+        )?;
+        (promoted, cache, cluster, log_groups, Some(site_identity))
     } else {
-        (None, None, None, BTreeMap::new())
+        (None, None, None, BTreeMap::new(), None)
     };
     let replica_key = replica_keys.get(PLATFORM).map(|k| k.arn.clone());
     let role_problems = match (&role, &replica_key) {
@@ -1521,6 +1620,7 @@ async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, C
         promoted,
         cache,
         cluster,
+        identity: site_identity,
         log_groups,
         audit,
         documents: docs,
@@ -1654,6 +1754,12 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
         ensure_secret_replicas(ctx, &dr, &dr_keys).await?;
         ensure_topic(&dr, &dr_keys).await?;
         delete_alarm(&dr).await?;
+        // Workload identity for the DR cluster, from what now stands in
+        // the DR region, then the EBS CSI driver that runs with one of its
+        // roles (as the cluster's follow-up does for the primary).
+        let standing = observe(ctx, &region, keys).await?;
+        let identity_spec = built.need_spec::<WorkloadIdentity>(COMPONENT)?;
+        ensure_site_identity(&dr, &standing, identity_spec).await?;
         return observe(ctx, &region, keys).await;
     }
 
@@ -1670,6 +1776,34 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
     let topic = ensure_topic(&dr, &dr_keys).await?;
     ensure_alarm(&dr, spec, &topic).await?;
     observe(ctx, &region, keys).await
+}
+
+/// The DR cluster's IAM OIDC provider and roles `idis-<env>-dr-<role>`,
+/// allowed the DR site's resources, and its EBS CSI driver add-on.
+async fn ensure_site_identity(
+    dr: &Ctx,
+    standing: &DrState,
+    spec: &IdentitySpec,
+) -> Result<(), ComponentError> {
+    let cluster = standing
+        .cluster
+        .as_ref()
+        .ok_or_else(|| conflict(format!("no DR cluster in {} after it was made", dr.region)))?;
+    let issuer = cluster.oidc_issuer.clone().ok_or_else(|| {
+        conflict(format!(
+            "EKS reports no OIDC issuer for the DR cluster {}; IAM roles for service accounts need one",
+            cluster.name
+        ))
+    })?;
+    identity::ensure(dr, spec, &issuer, &site_targets(standing, &dr.account_id)).await?;
+    super::addons::ensure_ebs_csi(
+        dr,
+        &cluster.name,
+        &cluster.kubernetes_version,
+        &cluster::ebs_csi_role_arn(dr),
+        &dr.tags(cluster::COMPONENT),
+    )
+    .await
 }
 
 /// The application's secrets' replicas, with the platform key's replica.
@@ -2302,8 +2436,10 @@ async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentErro
             .map_err(|e| aws_error(COMPONENT, format!("delete the topic {arn}"), e))?;
     }
 
-    // The promoted site's cluster and cache and the database, then the
-    // network they stand in.
+    // The DR cluster's roles and OIDC provider (none before promotion),
+    // then the promoted site's cluster and cache and the database, then
+    // the network they stand in.
+    identity::delete(&dr).await?;
     let (mut db_warnings, mut cache_warnings, ()) = tokio::try_join!(
         delete_database(&dr, region),
         cache::delete(&dr),
@@ -2664,6 +2800,42 @@ mod tests {
             ..ClusterState::default()
         };
         state.cluster = Some(cluster.clone());
+        let map = judge(
+            &state,
+            &spec,
+            &Blocks {
+                cluster: Some(wanted.clone()),
+                ..Blocks::default()
+            },
+        )
+        .to_map(GUARDS);
+        assert_eq!(
+            map.get("cluster").map(String::as_str),
+            Some("no node group idis-p-default; no workload identity for the DR cluster")
+        );
+        // The DR cluster's roles, judged with the workload_identity block:
+        // none made yet names each.
+        state.identity = Some(IdentityState {
+            env: "p".into(),
+            dr_site: true,
+            ..IdentityState::default()
+        });
+        let map = judge(
+            &state,
+            &spec,
+            &Blocks {
+                cluster: Some(wanted.clone()),
+                identity: Some(IdentitySpec::default()),
+                ..Blocks::default()
+            },
+        )
+        .to_map(GUARDS);
+        let said = map.get("cluster").cloned().unwrap_or_default();
+        assert!(
+            said.contains("IAM role idis-p-dr-api (the API and workers) is missing"),
+            "{said}"
+        );
+        // Without the block (an import), only the provider and tags are.
         let map = judge(
             &state,
             &spec,

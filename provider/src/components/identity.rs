@@ -114,12 +114,28 @@ impl Role {
 
     /// `idis-<env>-<role>`.
     pub fn name(self, env: &str) -> String {
-        format!("idis-{env}-{}", self.suffix())
+        self.name_at(env, false)
+    }
+
+    /// `idis-<env>-<role>`, or `idis-<env>-dr-<role>` for the DR site's
+    /// cluster (IAM names are global; an environment name has at most 23
+    /// characters, so this has at most 56 of IAM's 64).
+    pub fn name_at(self, env: &str, dr_site: bool) -> String {
+        let site = if dr_site { "dr-" } else { "" };
+        format!("idis-{env}-{site}{}", self.suffix())
     }
 
     /// The ARN of the role of environment `env` (deterministic).
     pub fn arn(self, partition: &str, account: &str, env: &str) -> String {
-        format!("arn:{partition}:iam::{account}:role/{}", self.name(env))
+        self.arn_at(partition, account, env, false)
+    }
+
+    /// The ARN of the role of environment `env`'s site.
+    pub fn arn_at(self, partition: &str, account: &str, env: &str, dr_site: bool) -> String {
+        format!(
+            "arn:{partition}:iam::{account}:role/{}",
+            self.name_at(env, dr_site)
+        )
     }
 
     /// Who the role is for, in words.
@@ -175,6 +191,9 @@ pub struct IdentityState {
     pub env: String,
     pub account_id: String,
     pub region: String,
+    /// The DR site's roles (`idis-<env>-dr-<role>`).
+    #[serde(default)]
+    pub dr_site: bool,
     /// The cluster's issuer, when the cluster exists.
     pub issuer: Option<String>,
     pub oidc: Option<OidcSeen>,
@@ -230,7 +249,7 @@ pub struct Targets {
 }
 
 impl Targets {
-    fn new(env: &str, account: &str, region: &str) -> Targets {
+    pub fn new(env: &str, account: &str, region: &str) -> Targets {
         Targets {
             partition: partition(region).to_string(),
             region: region.to_string(),
@@ -318,7 +337,7 @@ impl Targets {
         t
     }
 
-    fn normalise(&mut self) {
+    pub fn normalise(&mut self) {
         self.keys.sort();
         self.keys.dedup();
         self.secrets.sort();
@@ -900,7 +919,7 @@ fn own_verdicts(ctx_tags: &BTreeMap<String, String>, state: &IdentityState) -> V
     for role in Role::ALL {
         if let Some(r) = state.roles.get(&role) {
             tags.extend(super::tag_problems(
-                &format!("IAM role {}", role.name(&state.env)),
+                &format!("IAM role {}", role.name_at(&state.env, state.dr_site)),
                 &r.tags,
                 ctx_tags,
             ));
@@ -912,11 +931,11 @@ fn own_verdicts(ctx_tags: &BTreeMap<String, String>, state: &IdentityState) -> V
 }
 
 /// Adds the verdicts on trust and permissions, against `t` and `spec`.
-fn policy_verdicts(state: &IdentityState, t: &Targets, spec: &IdentitySpec, v: &mut Verdicts) {
+pub fn policy_verdicts(state: &IdentityState, t: &Targets, spec: &IdentitySpec, v: &mut Verdicts) {
     let mut trust = Vec::new();
     let mut permissions = Vec::new();
     for role in Role::ALL {
-        let name = role.name(&state.env);
+        let name = role.name_at(&state.env, state.dr_site);
         let Some(r) = state.roles.get(&role) else {
             trust.push(format!("IAM role {name} ({}) is missing", role.what()));
             continue;
@@ -1185,13 +1204,17 @@ async fn read_all(ctx: &Ctx, issuer: Option<&str>) -> Result<IdentityState, Comp
         }
     };
     let roles = futures_util::future::try_join_all(Role::ALL.iter().map(|role| async move {
-        Ok::<_, ComponentError>((*role, read_role(ctx, &role.name(&ctx.env)).await?))
+        Ok::<_, ComponentError>((
+            *role,
+            read_role(ctx, &role.name_at(&ctx.env, ctx.dr_site)).await?,
+        ))
     }));
     let (oidc, roles) = tokio::try_join!(oidc, roles)?;
     let mut state = IdentityState {
         env: ctx.env.clone(),
         account_id: ctx.account_id.clone(),
         region: ctx.region.clone(),
+        dr_site: ctx.dr_site,
         issuer,
         oidc,
         roles: roles
@@ -1202,6 +1225,12 @@ async fn read_all(ctx: &Ctx, issuer: Option<&str>) -> Result<IdentityState, Comp
     };
     state.verdicts = own_verdicts(&ctx.tags(COMPONENT), &state);
     Ok(state)
+}
+
+/// The OIDC provider and roles as IAM has them, for the cluster of `ctx`'s
+/// site (its verdicts without the policies': see [`policy_verdicts`]).
+pub async fn read(ctx: &Ctx) -> Result<IdentityState, ComponentError> {
+    read_all(ctx, None).await
 }
 
 // ---------------------------------------------------------------- ensure
@@ -1287,11 +1316,16 @@ async fn ensure_role(
     policy: &Json,
 ) -> Result<(), ComponentError> {
     let want = iam_role::Wanted {
-        name: role.name(&ctx.env),
+        name: role.name_at(&ctx.env, ctx.dr_site),
         description: format!(
-            "IDIS environment {}: {} (IAM role for a service account)",
+            "IDIS environment {}: {} (IAM role for a service account{})",
             ctx.env,
-            role.what()
+            role.what(),
+            if ctx.dr_site {
+                " of the DR site's cluster"
+            } else {
+                ""
+            }
         ),
         trust: trust.clone(),
         inline: Some((POLICY_NAME, policy.clone())),
@@ -1319,8 +1353,11 @@ pub async fn ensure(
 
 // ---------------------------------------------------------------- delete
 
-/// The OIDC providers tagged for this environment (the cluster may be gone
-/// already, and with it the issuer that names the provider).
+/// The OIDC providers tagged for this environment in this context's
+/// region (the cluster may be gone already, and with it the issuer that
+/// names the provider; an EKS issuer names its region,
+/// `oidc.eks.<region>.amazonaws.com`, so the DR site's is not the
+/// primary's).
 async fn tagged_providers(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
     let iam = ctx.aws.iam();
     let list = iam
@@ -1334,7 +1371,7 @@ async fn tagged_providers(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
         .iter()
         .filter_map(|p| p.arn())
     {
-        if !arn.contains("oidc.eks.") {
+        if !arn.contains(&format!("oidc.eks.{}.", ctx.region)) {
             continue;
         }
         let tags = match iam
@@ -1359,7 +1396,7 @@ async fn tagged_providers(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
 }
 
 async fn delete_role(ctx: &Ctx, role: Role) -> Result<(), ComponentError> {
-    iam_role::delete(ctx, COMPONENT, &role.name(&ctx.env)).await
+    iam_role::delete(ctx, COMPONENT, &role.name_at(&ctx.env, ctx.dr_site)).await
 }
 
 /// Deletes the roles and the OIDC provider: they hold no data.

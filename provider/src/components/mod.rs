@@ -196,6 +196,9 @@ pub struct Ctx {
     pub deadline: Instant,
     /// First poll interval of waits; grows by half each poll up to 15 s.
     pub poll_interval: Duration,
+    /// The DR site's context (`dr::in_region`): the IAM names of what is
+    /// made for its cluster alone (IAM names are global) carry `dr`.
+    pub dr_site: bool,
 }
 
 impl Ctx {

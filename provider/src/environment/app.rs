@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use crate::protocol::cty::Value;
 
 /// The attribute `name` of the site that serves: once the DR site is
-/// promoted, the DR region's endpoints, buckets, key and secrets (the
-/// `dr_*` outputs) instead of the primary's; otherwise, and for what the
-/// DR site has no copy of of its own, the attribute itself.
+/// promoted, the DR region's endpoints, buckets, key, secrets and
+/// service-account roles (the `dr_*` outputs) instead of the primary's;
+/// otherwise, and for what the DR site has no copy of, the attribute
+/// itself.
 pub fn serving(state: &Value, name: &str) -> Value {
     let dr = state.get_attr("dr");
     let promoted =
@@ -31,7 +32,9 @@ pub fn serving(state: &Value, name: &str) -> Value {
         | "cache_reader_endpoint"
         | "cache_auth_secret_arn"
         | "jwt_secret_arn"
-        | "encryption_key_secret_arn" => state.get_attr(&format!("dr_{name}")).clone(),
+        | "encryption_key_secret_arn"
+        | "api_role_arn"
+        | "external_secrets_role_arn" => state.get_attr(&format!("dr_{name}")).clone(),
         // Ports: the DR database and cache are made as the primary's.
         _ => state.get_attr(name).clone(),
     }

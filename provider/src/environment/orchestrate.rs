@@ -94,6 +94,7 @@ pub(super) async fn context(
         cancel: cancel.clone(),
         deadline: Instant::now() + timeout,
         poll_interval: poll_interval(),
+        dr_site: false,
     })
 }
 

@@ -128,6 +128,7 @@ impl Moto {
             cancel: CancellationToken::new(),
             deadline: Instant::now() + Duration::from_secs(300),
             poll_interval: Duration::from_millis(100),
+            dr_site: false,
         }
     }
 }
