@@ -3055,7 +3055,8 @@ class AwsProxy:
     def _cloudfront_oac_refusal(self, call: Call, method: str, path: str, body: bytes):
         """CreateDistribution/UpdateDistribution naming an Origin Access
         Control that does not exist is refused (NoSuchOriginAccessControl,
-        404); DeleteOriginAccessControl while a distribution's origin uses
+        404); CreateOriginAccessControl of a name that exists is refused
+        (OriginAccessControlAlreadyExists, 409); DeleteOriginAccessControl while a distribution's origin uses
         it is refused (OriginAccessControlInUse, 409) (CloudFront API
         Reference, each operation's Errors). Assumption: the messages."""
         route = path.split("?")[0]
@@ -3073,6 +3074,19 @@ class AwsProxy:
                 missing = sorted(wanted - known)
                 if missing:
                     return error(404, "NoSuchOriginAccessControl", f"The origin access control {missing[0]} does not exist.")
+        if method == "POST" and re.match(r"^/[^/]+/origin-access-control/?$", route):
+            # Names are unique: "An origin access control with the
+            # specified parameters already exists" (OriginAccessControlAlreadyExists,
+            # 409; CloudFront API Reference, CreateOriginAccessControl,
+            # Errors). moto makes a second one, so a create repeated after a
+            # lost answer would leave two.
+            name = re.search(rb"<Name>([^<]*)</Name>", body or b"")
+            items = cf.list_origin_access_controls()["OriginAccessControlList"].get("Items", [])
+            if name and any(c["Name"] == name[1].decode() for c in items):
+                with self._lock:
+                    self.counters.emulated += 1
+                return error(409, "OriginAccessControlAlreadyExists",
+                             f"An origin access control with the name {name[1].decode()} already exists.")
         match = re.match(r"^/[^/]+/origin-access-control/([^/]+)/?$", route)
         if method == "DELETE" and match:
             with self._lock:

@@ -252,6 +252,10 @@ impl<'a> Visit for EnsureSteps<'a, '_> {
     }
 }
 
+/// How long an apply that was stopped reads what its stopped components
+/// made before it answers.
+const READ_AFTER_STOP: Duration = Duration::from_millis(500);
+
 /// Every component's name.
 struct AllNames(BTreeSet<&'static str>);
 
@@ -429,7 +433,17 @@ pub async fn converge(
         } else {
             BTreeSet::new()
         };
-        find_missing(&ctx, &mut observed, &unread).await;
+        if cancel.is_cancelled() {
+            // Stopped (Ctrl-C): Terraform waits for this answer before it
+            // exits, so what the stopped components made is read for a
+            // moment only; the next refresh or apply finds the rest by
+            // name and tags.
+            let _ =
+                tokio::time::timeout(READ_AFTER_STOP, find_missing(&ctx, &mut observed, &unread))
+                    .await;
+        } else {
+            find_missing(&ctx, &mut observed, &unread).await;
+        }
     }
     logging::info(&format!(
         "{}: apply finished after {:?}; {}",
