@@ -259,10 +259,13 @@ def test_creates_whose_answer_is_lost_are_adopted_not_duplicated(production, aws
     # max_retries = 5) happen in about one run in six: the apply then fails
     # naming the call, and the operator applies again, which must adopt
     # and not duplicate what the failed run made (as in the many-seeds
-    # test below, untainting first).
+    # test below, untainting first). The second apply meets the same rate
+    # on what is left (some hundred creates and retries: six lost answers
+    # in a row on one of them in several percent of runs, seen in CI), so
+    # the operator may apply a third time.
     logs = ""
-    for attempt in range(2):
-        result = production.apply(*UNPROTECTED, timeout=600, check=attempt == 1)
+    for attempt in range(3):
+        result = production.apply(*UNPROTECTED, timeout=600, check=attempt == 2)
         # What a failed first run adopted counts: the second may find
         # nothing left to adopt.
         logs += result.stderr
