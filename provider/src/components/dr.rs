@@ -989,7 +989,7 @@ fn judge(state: &DrState, spec: &DrSpec, blocks: &Blocks) -> Verdicts {
     v.judge(alarm_guard, alarm_problems);
 
     let env = state.env.as_str();
-    let alias = format!("alias/idis/{env}/{PLATFORM}");
+    let alias = keys::alias_of(env, PLATFORM);
     v.judge(
         secrets_guard,
         state.secrets.iter().flat_map(|(which, replica)| {

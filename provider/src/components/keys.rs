@@ -314,11 +314,17 @@ fn conflict(message: String) -> ComponentError {
 }
 
 fn alias_prefix(ctx: &Ctx) -> String {
-    format!("alias/idis/{}/", ctx.env)
+    alias_of(&ctx.env, "")
+}
+
+/// `alias/idis/<env>/<name>`: the alias of key `name` of environment `env`,
+/// the same in every region.
+pub fn alias_of(env: &str, name: &str) -> String {
+    format!("alias/idis/{env}/{name}")
 }
 
 pub fn alias_name(ctx: &Ctx, name: &str) -> String {
-    format!("{}{name}", alias_prefix(ctx))
+    alias_of(&ctx.env, name)
 }
 
 pub fn description(ctx: &Ctx, name: &str) -> String {

@@ -310,7 +310,7 @@ async fn read(ctx: &Ctx) -> Result<AppSecretsState, ComponentError> {
 
 /// Whether a secret's key (an id, an ARN or an alias) is the platform key.
 fn is_platform(ctx: &Ctx, key: &str, platform: Option<&(String, String)>) -> bool {
-    key.ends_with(&format!("alias/idis/{}/{}", ctx.env, super::keys::PLATFORM))
+    key.ends_with(&super::keys::alias_of(&ctx.env, super::keys::PLATFORM))
         || platform
             .is_some_and(|(id, arn)| key == id || key == arn || key.ends_with(&format!("key/{id}")))
 }
@@ -729,9 +729,17 @@ pub async fn ensure_replicas(
 /// None. A replica is deleted at once (Secrets Manager User Guide, "Delete
 /// an AWS Secrets Manager secret"); the primary keeps the value.
 pub async fn remove_replicas(ctx: &Ctx, region: Option<&str>) -> Result<(), ComponentError> {
+    remove_replicas_of(ctx, &read(ctx).await?, region).await
+}
+
+/// [`remove_replicas`] of the secrets as already read.
+async fn remove_replicas_of(
+    ctx: &Ctx,
+    seen: &AppSecretsState,
+    region: Option<&str>,
+) -> Result<(), ComponentError> {
     futures_util::future::try_join_all(AppSecret::ALL.iter().map(|which| async move {
-        let name = which.name(&ctx.env);
-        let Some(primary) = describe(ctx, &name).await?.map(seen) else {
+        let Some(primary) = seen.get(*which) else {
             return Ok(());
         };
         let regions = primary
@@ -740,7 +748,7 @@ pub async fn remove_replicas(ctx: &Ctx, region: Option<&str>) -> Result<(), Comp
             .filter(|r| region.is_none_or(|only| only == r.as_str()))
             .cloned()
             .collect();
-        unreplicate(ctx, &name, regions).await
+        unreplicate(ctx, &which.name(&ctx.env), regions).await
     }))
     .await?;
     Ok(())
@@ -764,8 +772,8 @@ pub async fn delete(ctx: &Ctx, spec: &AppSecretsSpec) -> Result<Vec<String>, Com
     // Regions. First delete the replicas" (Secrets Manager User Guide,
     // "Delete an AWS Secrets Manager secret"). The DR site removes its
     // own first; these are any left.
-    remove_replicas(ctx, None).await?;
     let seen = read(ctx).await?;
+    remove_replicas_of(ctx, &seen, None).await?;
     let days = spec.recovery_window_days.clamp(7, 30);
     let sm = ctx.aws.secretsmanager();
     let mut warnings = Vec::new();
