@@ -137,6 +137,8 @@ type Run<'a, T> = Pin<Box<dyn Future<Output = Result<T, ComponentError>> + Send 
 
 /// One piece of work on a component, and the pieces it waits for.
 struct Step<'a, T> {
+    /// The component it works on.
+    component: &'static str,
     /// What it does, for the log; its name among the steps.
     name: String,
     /// Names of the steps that must have succeeded before it starts.
@@ -150,8 +152,16 @@ struct Step<'a, T> {
 /// same time; a step whose predecessor failed (or was skipped) is skipped.
 /// `done` takes each success; the errors are returned. Returns the names
 /// of the steps that succeeded.
+///
+/// Once `cancel` fires (Terraform's StopProvider, on Ctrl-C) nothing more
+/// starts, and a running step that has not ended by itself within
+/// [`STOP_GRACE`] is dropped where it stands, as `Cancelled`: a component
+/// in the middle of a chain of AWS calls would otherwise hold up the
+/// stop until its next wait. What a dropped call made is found by name
+/// and tags on the next run, like a call whose answer was lost.
 async fn run_steps<'a, T>(
     env: &str,
+    cancel: &CancellationToken,
     mut waiting: Vec<Step<'a, T>>,
     built: &mut Observed,
     mut done: impl FnMut(&mut Observed, T),
@@ -181,9 +191,27 @@ async fn run_steps<'a, T>(
             .partition(|s| s.after.iter().all(|a| succeeded.contains(a)));
         waiting = rest;
         for step in ready {
-            let name = step.name;
+            if cancel.is_cancelled() {
+                logging::info(&format!("{env}: {} not started: stopped", step.name));
+                continue;
+            }
+            let (component, name) = (step.component, step.name);
             let run = (step.start)(built.clone());
-            running.push(async move { (name, run.await) });
+            let stop = cancel.clone();
+            running.push(async move {
+                let dropped = async {
+                    stop.cancelled().await;
+                    tokio::time::sleep(STOP_GRACE).await;
+                };
+                let result = tokio::select! {
+                    result = run => result,
+                    _ = dropped => Err(ComponentError::Cancelled {
+                        component,
+                        what: format!("{name} was under way"),
+                    }),
+                };
+                (name, result)
+            });
         }
         let Some((name, result)) = running.next().await else {
             break;
@@ -226,6 +254,7 @@ impl<'a> Visit for EnsureSteps<'a, '_> {
         self.specs.put_spec::<C>(spec.clone());
         let ctx = self.ctx;
         self.steps.push(Step {
+            component: C::NAME,
             name: C::NAME.to_string(),
             after: C::AFTER.iter().map(|a| a.to_string()).collect(),
             start: Box::new(move |built| {
@@ -236,6 +265,7 @@ impl<'a> Visit for EnsureSteps<'a, '_> {
             let mut after = vec![C::NAME.to_string()];
             after.extend(C::FOLLOW_UP_AFTER.iter().map(|a| a.to_string()));
             self.steps.push(Step {
+                component: C::NAME,
                 name: format!("{} after {}", C::NAME, C::FOLLOW_UP_AFTER.join(", ")),
                 after,
                 start: Box::new(move |built| {
@@ -251,6 +281,11 @@ impl<'a> Visit for EnsureSteps<'a, '_> {
         }
     }
 }
+
+/// How long a running step has, once Terraform asked the provider to
+/// stop, to end by itself (its waits end at once, naming what they
+/// waited for) before it is dropped.
+const STOP_GRACE: Duration = Duration::from_millis(200);
 
 /// How long an apply that was stopped reads what its stopped components
 /// made before it answers.
@@ -407,6 +442,7 @@ pub async fn converge(
     let mut errors = Vec::new();
     run_steps(
         &ctx.env,
+        &ctx.cancel,
         steps.steps,
         &mut observed,
         |built, found| built.insert(found),
@@ -657,6 +693,7 @@ pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) 
             let ctx = self.ctx;
             self.after.push((C::NAME, C::AFTER));
             self.steps.push(Step {
+                component: C::NAME,
                 name: C::NAME.to_string(),
                 after: Vec::new(),
                 start: Box::new(move |_| Box::pin(async move { C::delete(ctx, &spec).await })),
@@ -687,6 +724,7 @@ pub async fn destroy(aws: &Arc<Aws>, prior: &Value, cancel: &CancellationToken) 
     let mut errors = Vec::new();
     run_steps(
         &ctx.env,
+        &ctx.cancel,
         deletes.steps,
         &mut Observed::default(),
         |_, warnings| kept.extend(warnings),
@@ -820,6 +858,7 @@ mod tests {
     fn step(name: &str, after: &[&str], fails: bool) -> Step<'static, Vec<String>> {
         let who = name.to_string();
         Step {
+            component: "test",
             name: name.to_string(),
             after: after.iter().map(|a| a.to_string()).collect(),
             start: Box::new(move |_| {
@@ -839,6 +878,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stop_drops_a_step_that_does_not_end_by_itself_and_starts_nothing_more() {
+        let cancel = CancellationToken::new();
+        // A component busy with AWS calls that never looks at the token.
+        let busy: Step<'static, Vec<String>> = Step {
+            component: "database",
+            name: "database".to_string(),
+            after: Vec::new(),
+            start: Box::new(|_| Box::pin(std::future::pending())),
+        };
+        let steps = vec![
+            step("network", &[], false),
+            busy,
+            step("edge", &["database"], false),
+        ];
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            stop.cancel();
+        });
+        let mut order = Vec::new();
+        let mut errors = Vec::new();
+        let started = Instant::now();
+        let ok = tokio::time::timeout(
+            Duration::from_secs(5),
+            run_steps(
+                "test",
+                &cancel,
+                steps,
+                &mut Observed::default(),
+                |_, names| order.extend(names),
+                &mut errors,
+            ),
+        )
+        .await
+        .expect("a stopped run ends");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(order, ["network"]);
+        assert_eq!(ok, BTreeSet::from(["network".to_string()]));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].component(), "database");
+        assert!(
+            errors[0].to_string().contains("stopped by Terraform"),
+            "{}",
+            errors[0]
+        );
+    }
+
+    #[tokio::test]
     async fn a_failure_stops_what_waits_for_it_and_nothing_else() {
         let steps = vec![
             step("network", &[], false),
@@ -850,6 +937,7 @@ mod tests {
         let mut errors = Vec::new();
         let ok = run_steps(
             "test",
+            &CancellationToken::new(),
             steps,
             &mut Observed::default(),
             |_, names| order.extend(names),
