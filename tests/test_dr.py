@@ -359,13 +359,25 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
     # The DR cluster is read back like the primary's: its node group
     # deleted out of band is drift named under `cluster`, which apply
     # repairs, and the primary's cluster is left alone.
+    # So are its workload identity roles: the DR API role's trust widened
+    # by hand to any principal of the account is drift under the same
+    # guard, and apply puts back the one service account of the DR issuer.
     eks.delete_nodegroup(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default")
+    account = api["Arn"].split(":")[4]
+    widened = {"Version": "2012-10-17", "Statement": [trust, {
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}]}
+    iam.update_assume_role_policy(RoleName=f"{PREFIX}-dr-api", PolicyDocument=json.dumps(widened))
+    primary_trust = document(iam.get_role(RoleName=f"{PREFIX}-api")["Role"]["AssumeRolePolicyDocument"])
     drift = refresh(tf)
     assert drift.returncode == 2, drift.stdout + drift.stderr[-3000:]
     assert '"cluster"' in drift.stdout and "node group" in drift.stdout, drift.stdout[-4000:]
+    assert f"trust policy of {PREFIX}-dr-api" in drift.stdout, drift.stdout[-4000:]
     tf.apply(*UNPROTECTED, timeout=900)
     assert eks.describe_nodegroup(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default")["nodegroup"]
     assert primary_eks.describe_nodegroup(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default")["nodegroup"]
+    repaired = document(iam.get_role(RoleName=f"{PREFIX}-dr-api")["Role"]["AssumeRolePolicyDocument"])
+    assert repaired["Statement"] == [trust], repaired
+    assert document(iam.get_role(RoleName=f"{PREFIX}-api")["Role"]["AssumeRolePolicyDocument"]) == primary_trust
     assert_quiet(tf)
 
     # Going back is refused at plan: RDS cannot demote; and the promoted

@@ -1577,12 +1577,11 @@ async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, C
     let database = db.as_ref().map(dr_database);
     let standalone = database.as_ref().is_some_and(|d| d.source.is_none());
     let (promoted, cache, cluster, log_groups, site_identity) = if standalone {
-        let (promoted, cache, cluster, log_groups, site_identity) = tokio::try_join!(
+        let (promoted, cache, (cluster, site_identity), log_groups) = tokio::try_join!(
             database::find(&dr),
             cache::find(&dr),
-            cluster::find(&dr),
+            read_cluster_and_identity(&dr),
             read_log_groups(&dr),
-            identity::read(&dr),
         )?;
         (promoted, cache, cluster, log_groups, Some(site_identity))
     } else {
@@ -1632,6 +1631,17 @@ async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, C
         alarm,
         secrets: secret_replicas,
     })
+}
+
+/// The promoted site's cluster, then its workload identity: the cluster's
+/// issuer names the OIDC provider (one DescribeCluster, not two).
+async fn read_cluster_and_identity(
+    dr: &Ctx,
+) -> Result<(Option<ClusterState>, IdentityState), ComponentError> {
+    let cluster = cluster::find(dr).await?;
+    let issuer = cluster.as_ref().and_then(|c| c.oidc_issuer.as_deref());
+    let site_identity = identity::read(dr, issuer).await?;
+    Ok((cluster, site_identity))
 }
 
 // ---------------------------------------------------------------------------
@@ -1757,10 +1767,14 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
         // Workload identity for the DR cluster, from what now stands in
         // the DR region, then the EBS CSI driver that runs with one of its
         // roles (as the cluster's follow-up does for the primary).
-        let standing = observe(ctx, &region, keys).await?;
+        let mut standing = observe(ctx, &region, keys).await?;
         let identity_spec = built.need_spec::<WorkloadIdentity>(COMPONENT)?;
         ensure_site_identity(&dr, &standing, identity_spec).await?;
-        return observe(ctx, &region, keys).await;
+        // Only the identity and the cluster's add-ons changed since.
+        let (cluster, site_identity) = read_cluster_and_identity(&dr).await?;
+        standing.cluster = cluster;
+        standing.identity = Some(site_identity);
+        return Ok(standing);
     }
 
     // The copies do not wait for the network.

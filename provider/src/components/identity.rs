@@ -1025,7 +1025,7 @@ impl Component for WorkloadIdentity {
     type Outputs = IdentityOutputs;
 
     async fn find(ctx: &Ctx) -> Result<Option<IdentityState>, ComponentError> {
-        let state = read_all(ctx, None).await?;
+        let state = read_all(ctx, issuer_of(ctx).await?).await?;
         if state.oidc.is_none() && state.roles.is_empty() {
             return Ok(None);
         }
@@ -1189,14 +1189,11 @@ async fn read_role(ctx: &Ctx, name: &str) -> Result<Option<RoleSeen>, ComponentE
     iam_role::read(ctx, COMPONENT, name, Some(POLICY_NAME)).await
 }
 
-/// Reads the cluster's issuer (unless given), the OIDC provider and every
-/// role concurrently, and judges what needs no other component.
-async fn read_all(ctx: &Ctx, issuer: Option<&str>) -> Result<IdentityState, ComponentError> {
+/// Reads the OIDC provider of `issuer` (the cluster's; None when there is
+/// no cluster or it has none) and every role concurrently, and judges
+/// what needs no other component.
+async fn read_all(ctx: &Ctx, issuer: Option<String>) -> Result<IdentityState, ComponentError> {
     let part = partition(&ctx.region);
-    let issuer = match issuer {
-        Some(i) => Some(i.to_string()),
-        None => issuer_of(ctx).await?,
-    };
     let oidc = async {
         match &issuer {
             Some(i) => read_oidc(ctx, &oidc_provider_arn(part, &ctx.account_id, i)).await,
@@ -1228,9 +1225,10 @@ async fn read_all(ctx: &Ctx, issuer: Option<&str>) -> Result<IdentityState, Comp
 }
 
 /// The OIDC provider and roles as IAM has them, for the cluster of `ctx`'s
-/// site (its verdicts without the policies': see [`policy_verdicts`]).
-pub async fn read(ctx: &Ctx) -> Result<IdentityState, ComponentError> {
-    read_all(ctx, None).await
+/// site whose issuer the caller has read (its verdicts without the
+/// policies': see [`policy_verdicts`]).
+pub async fn read(ctx: &Ctx, issuer: Option<&str>) -> Result<IdentityState, ComponentError> {
+    read_all(ctx, issuer.map(str::to_string)).await
 }
 
 // ---------------------------------------------------------------- ensure
@@ -1340,7 +1338,7 @@ pub async fn ensure(
     issuer: &str,
     targets: &Targets,
 ) -> Result<IdentityState, ComponentError> {
-    let seen = read_all(ctx, Some(issuer)).await?;
+    let seen = read_all(ctx, Some(issuer.to_string())).await?;
     let roles = futures_util::future::try_join_all(Role::ALL.iter().map(|role| {
         let trust = trust_policy(targets, issuer, *role, spec);
         let policy = permission_policy(targets, *role);
@@ -1348,7 +1346,7 @@ pub async fn ensure(
         async move { ensure_role(ctx, *role, seen, &trust, &policy).await }
     }));
     tokio::try_join!(ensure_oidc(ctx, issuer, seen.oidc.as_ref()), roles)?;
-    read_all(ctx, Some(issuer)).await
+    read_all(ctx, Some(issuer.to_string())).await
 }
 
 // ---------------------------------------------------------------- delete
