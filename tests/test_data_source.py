@@ -70,7 +70,7 @@ def test_an_application_stack_reads_the_same_outputs_the_managing_stack_has(stac
 
     # Every output of the resource, and nothing the data source invents.
     outputs = sorted(k for k in everything if k not in ("name", "region"))
-    assert len(outputs) == 76, outputs
+    assert len(outputs) == 77, outputs
     differing = {k: (everything[k], managed[k]) for k in outputs if everything[k] != managed[k]}
     assert differing == {}
     assert (everything["name"], everything["region"]) == (ENV, "us-east-1")

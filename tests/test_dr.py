@@ -241,6 +241,10 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
     tf.apply(*UNPROTECTED, timeout=900)
     before = state_of(tf)
     assert before["app_config"]["IDIS_DATABASE_HOST"] == before["database_endpoint"]
+    WAF_ANNOTATION = "alb.ingress.kubernetes.io/wafv2-acl-arn"
+    assert before["ingress_annotations"][WAF_ANNOTATION] == before["web_acl_arn"] is not None
+    assert before["dr_web_acl_arn"] is None
+    assert aws("wafv2", DR).list_web_acls(Scope="REGIONAL")["WebACLs"] == []  # pilot light: none yet
 
     set_inputs(tf, DR_INPUTS + "  dr_promote = true\n")
     plan = tf.run("plan", "-no-color", "-input=false", *UNPROTECTED).stdout
@@ -353,6 +357,21 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
     # are played by the proxy: asked of it).
     addon = proxied_eks.describe_addon(clusterName=PREFIX, addonName="aws-ebs-csi-driver")["addon"]
     assert addon["serviceAccountRoleArn"] == after["dr_ebs_csi_driver_role_arn"], addon
+
+    # The DR load balancers' own regional web ACL (WAF attaches a regional
+    # ACL only in its region), with the primary's rules and limit; the
+    # ingress annotations name it.
+    def acl_in(region):
+        waf = aws("wafv2", region)
+        [summary] = [a for a in waf.list_web_acls(Scope="REGIONAL")["WebACLs"] if a["Name"] == PREFIX]
+        return waf.get_web_acl(Name=PREFIX, Scope="REGIONAL", Id=summary["Id"])
+    dr_acl, primary_acl = acl_in(DR)["WebACL"], acl_in("us-east-1")["WebACL"]
+    assert dr_acl["ARN"] == after["dr_web_acl_arn"] and f":{DR}:" in dr_acl["ARN"], (dr_acl["ARN"], after)
+    def rules(acl):
+        return [(r["Name"], r["Priority"], r["Statement"]) for r in acl["Rules"]]
+    assert rules(dr_acl) == rules(primary_acl) and len(rules(dr_acl)) == 4, (rules(dr_acl), rules(primary_acl))
+    assert after["ingress_annotations"][WAF_ANNOTATION] == after["dr_web_acl_arn"]
+    assert after["web_acl_arn"] == before["web_acl_arn"]  # the primary's stays as it is
     assert_quiet(tf)
     assert tf.run("plan", "-detailed-exitcode", "-input=false", *UNPROTECTED, check=False).returncode == 0
 
@@ -367,12 +386,19 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
     widened = {"Version": "2012-10-17", "Statement": [trust, {
         "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}]}
     iam.update_assume_role_policy(RoleName=f"{PREFIX}-dr-api", PolicyDocument=json.dumps(widened))
+    # And its web ACL deleted by hand.
+    gone = acl_in(DR)
+    aws("wafv2", DR).delete_web_acl(Name=PREFIX, Scope="REGIONAL", Id=gone["WebACL"]["Id"],
+                                    LockToken=gone["LockToken"])
     primary_trust = document(iam.get_role(RoleName=f"{PREFIX}-api")["Role"]["AssumeRolePolicyDocument"])
     drift = refresh(tf)
     assert drift.returncode == 2, drift.stdout + drift.stderr[-3000:]
     assert '"cluster"' in drift.stdout and "node group" in drift.stdout, drift.stdout[-4000:]
     assert f"trust policy of {PREFIX}-dr-api" in drift.stdout, drift.stdout[-4000:]
+    assert f"no regional web ACL in {DR}" in drift.stdout, drift.stdout[-4000:]
     tf.apply(*UNPROTECTED, timeout=900)
+    remade = state_of(tf)
+    assert acl_in(DR)["WebACL"]["ARN"] == remade["dr_web_acl_arn"] == remade["ingress_annotations"][WAF_ANNOTATION]
     assert eks.describe_nodegroup(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default")["nodegroup"]
     assert primary_eks.describe_nodegroup(clusterName=PREFIX, nodegroupName=f"{PREFIX}-default")["nodegroup"]
     repaired = document(iam.get_role(RoleName=f"{PREFIX}-dr-api")["Role"]["AssumeRolePolicyDocument"])
@@ -403,6 +429,7 @@ def test_promotion_makes_the_dr_site_serve_and_destroy_clears_both_regions(
     assert kept["final snapshot"], kept
     for region in ("us-east-1", DR):
         assert aws("eks", region).list_clusters()["clusters"] == [], region
+        assert aws("wafv2", region).list_web_acls(Scope="REGIONAL")["WebACLs"] == [], region
     # No replica of the application's secrets is left in the DR region
     # (a replica is deleted at once; the primaries wait out their window).
     dr_secrets = [s["Name"] for s in aws("secretsmanager", DR).list_secrets()["SecretList"]]

@@ -49,14 +49,18 @@
 //! IAM OIDC provider and service-account roles by the
 //! `workload_identity` component's own code, named `idis-<env>-dr-<role>`
 //! (IAM names are global) and allowed the DR site's resources only, and
-//! the EBS CSI driver add-on with its role. `app_config`, `secret_refs` and the manifests then point at the DR
-//! endpoints and secrets.
+//! the EBS CSI driver add-on with its role; beside them, with `edge.waf`,
+//! the regional web ACL `idis-<env>` by the `edge` component's own code
+//! (WAF attaches a regional web ACL only to resources of its own region).
+//! `app_config`, `secret_refs`, the manifests and `ingress_annotations`
+//! then point at the DR endpoints, secrets and web ACL.
 //!
 //! Everything is found again from AWS: the DR region is the one where the
 //! platform key has a replica that is not pending deletion, so refresh,
 //! import and the removal of `dr` need no memory of it. Removing `dr` (or
 //! destroying) stops replication, removes the secrets' replicas, deletes
-//! the replica, the alarm, the network and the role, schedules the replica
+//! the replica, the alarm, the promoted site (cluster, cache, web ACL),
+//! the network and the role, schedules the replica
 //! keys' deletion, and keeps the bucket copies (data is never deleted on
 //! the way out).
 
@@ -84,6 +88,7 @@ use super::describe::{
     Check, Component, Default, Guard, Output, Problem, Reading, Setting, Verdicts, When,
 };
 use super::documents::{self, DocumentsBucket, DocumentsState};
+use super::edge::{self, Edge, EdgeSpec, RegionalAcl};
 use super::iam_role::{self, RoleSeen, Wanted};
 use super::identity::{self, IdentitySpec, IdentityState, Role, WorkloadIdentity};
 use super::keys::{self, KeysState, TenantKeys, PLATFORM};
@@ -165,6 +170,8 @@ pub struct DrState {
     /// The promoted cluster's OIDC provider and service-account roles
     /// (`idis-<env>-dr-<role>`).
     pub identity: Option<IdentityState>,
+    /// The promoted site's regional web ACL `idis-<env>`.
+    pub web_acl: Option<RegionalAcl>,
     /// The promoted site's log groups (cluster, database, cache) by name.
     pub log_groups: BTreeMap<String, Option<Group>>,
     pub audit: Option<AuditStorageState>,
@@ -272,6 +279,7 @@ pub struct DrOutputs {
     pub dr_load_balancer_controller_role_arn: Option<String>,
     pub dr_ebs_csi_driver_role_arn: Option<String>,
     pub dr_cluster_autoscaler_role_arn: Option<String>,
+    pub dr_web_acl_arn: Option<String>,
 }
 
 const GUARDS: &[Guard] = &[
@@ -340,6 +348,13 @@ const GUARDS: &[Guard] = &[
     )
     .when(When::Set("region"))
     .affects(&["dr_jwt_secret_arn", "dr_encryption_key_secret_arn"]),
+    Guard::new(
+        "web_acl",
+        "after promotion, the regional web ACL as the edge block says",
+        "Once promoted, with `edge.waf`, the regional WAF web ACL `idis-<name>` in the DR region for the DR site's load balancers (WAF attaches a regional web ACL only to resources of its region), made by the edge component's own code with the same rules and `rate_limit`, and judged as the primary's is; without `edge.waf`, none. `ingress_annotations` names it once promoted.",
+    )
+    .when(When::On("promote"))
+    .affects(&["dr_web_acl_arn"]),
 ];
 
 /// The DR site of an environment.
@@ -432,6 +447,7 @@ impl Component for DisasterRecovery {
             Output::new("dr_load_balancer_controller_role_arn", Type::String, "IAM role of the AWS Load Balancer Controller on the DR cluster (null until promotion)."),
             Output::new("dr_ebs_csi_driver_role_arn", Type::String, "IAM role the DR cluster's `aws-ebs-csi-driver` add-on runs with (null until promotion)."),
             Output::new("dr_cluster_autoscaler_role_arn", Type::String, "IAM role of the cluster autoscaler on the DR cluster (null until promotion)."),
+            Output::new("dr_web_acl_arn", Type::String, "ARN of the regional WAF web ACL for the DR site's load balancers (null until promotion, and without `edge.waf`; `ingress_annotations` names it once promoted)."),
         ]
     }
 
@@ -500,6 +516,7 @@ impl Component for DisasterRecovery {
                     | "dr_load_balancer_controller_role_arn"
                     | "dr_ebs_csi_driver_role_arn"
                     | "dr_cluster_autoscaler_role_arn"
+                    | "dr_web_acl_arn"
                     | "dr_vpc_id"
             );
             // A replica made by this apply (none in the state yet).
@@ -552,7 +569,7 @@ impl Component for DisasterRecovery {
             d.push(Diagnostic::warning(
                 "Promoting the DR site (one way)",
                 format!(
-                    "dr.promote = true: the read replica in {} stops replicating from the primary and becomes a standalone database (RDS cannot undo this); the database and cache are built up there from this environment's settings (Multi-AZ, retention, read replicas, a NAT gateway per zone as the primary has), and app_config, secret_refs and the manifests switch to the DR endpoints. The EKS cluster and its node group are made there from the cluster block, after the NAT gateways, with its own OIDC provider and service-account roles idis-<name>-dr-<role> (the manifests' service accounts name them) and the EBS CSI driver. The primary region's resources are left as they are.",
+                    "dr.promote = true: the read replica in {} stops replicating from the primary and becomes a standalone database (RDS cannot undo this); the database and cache are built up there from this environment's settings (Multi-AZ, retention, read replicas, a NAT gateway per zone as the primary has), and app_config, secret_refs and the manifests switch to the DR endpoints. The EKS cluster and its node group are made there from the cluster block, after the NAT gateways, with its own OIDC provider and service-account roles idis-<name>-dr-<role> (the manifests' service accounts name them) and the EBS CSI driver; with edge.waf, the regional web ACL idis-<name> there, which ingress_annotations then names. The primary region's resources are left as they are.",
                     now.as_str().unwrap_or_default()
                 ),
             ));
@@ -564,7 +581,7 @@ impl Component for DisasterRecovery {
         match prior.get_attr(COMPONENT).get_attr("region").as_str() {
             Some(region) => Diagnostic::warning(
                 "The DR site goes too",
-                format!("Destroy tears down the DR site in {region}: replication stops, the DR database, cluster, cache, network, alarm and role are deleted and the replica keys scheduled for deletion; the audit and documents copies there are kept."),
+                format!("Destroy tears down the DR site in {region}: replication stops, the DR database, cluster, cache, web ACL, network, alarm and role are deleted and the replica keys scheduled for deletion; the audit and documents copies there are kept."),
             )
             .into(),
             None => Diagnostics::new(),
@@ -658,6 +675,7 @@ impl Component for DisasterRecovery {
             ),
             dr_ebs_csi_driver_role_arn: site_role_arn(state, Role::EbsCsiDriver),
             dr_cluster_autoscaler_role_arn: site_role_arn(state, Role::ClusterAutoscaler),
+            dr_web_acl_arn: state.web_acl.as_ref().map(|a| a.arn.clone()),
         };
         Reading {
             settings,
@@ -709,6 +727,9 @@ struct Blocks {
     /// The database block's instance class, which the replica is made with.
     database_class: Option<String>,
     log_retention_days: i64,
+    /// The edge block (the DR web ACL's rules); None on import: then the
+    /// web ACL found is judged, and its absence is not.
+    edge: Option<EdgeSpec>,
 }
 
 impl std::default::Default for Blocks {
@@ -718,6 +739,7 @@ impl std::default::Default for Blocks {
             identity: None,
             database_class: None,
             log_retention_days: logs::DEFAULT_RETENTION_DAYS,
+            edge: None,
         }
     }
 }
@@ -738,6 +760,7 @@ impl Blocks {
                 .map(|m| m.log_retention_days)
                 .filter(|d| *d > 0)
                 .unwrap_or(logs::DEFAULT_RETENTION_DAYS),
+            edge: crate::protocol::cty::from_value(prior.get_attr(edge::COMPONENT)).ok(),
         }
     }
 }
@@ -776,7 +799,7 @@ fn log_group_problems(state: &DrState, retention: i64) -> Vec<(String, String)> 
 
 fn judge(state: &DrState, spec: &DrSpec, blocks: &Blocks) -> Verdicts {
     let mut v = Verdicts::new();
-    let [network_guard, keys_guard, database_guard, copies_guard, replication_guard, cluster_guard, alarm_guard, secrets_guard] =
+    let [network_guard, keys_guard, database_guard, copies_guard, replication_guard, cluster_guard, alarm_guard, secrets_guard, web_acl_guard] =
         GUARDS
     else {
         return v;
@@ -996,7 +1019,42 @@ fn judge(state: &DrState, spec: &DrSpec, blocks: &Blocks) -> Verdicts {
             secrets::replica_problems(env, region, *which, replica, replica_key, &alias)
         }),
     );
+
+    if spec.promote {
+        v.judge(
+            web_acl_guard,
+            web_acl_problems(state.web_acl.as_ref(), blocks.edge.as_ref(), region),
+        );
+    }
     v
+}
+
+/// How the promoted site's regional web ACL differs from the edge block.
+fn web_acl_problems(
+    acl: Option<&RegionalAcl>,
+    edge: Option<&EdgeSpec>,
+    region: &str,
+) -> Vec<String> {
+    match (acl, edge.map(|e| (e.waf, e.rate_limit))) {
+        (None, Some((true, _))) => vec![format!("no regional web ACL in {region}")],
+        (None, _) => Vec::new(),
+        (Some(acl), Some((false, _))) => vec![format!(
+            "the web ACL {} is there though edge.waf is false",
+            acl.arn
+        )],
+        (Some(acl), wanted) => {
+            let mut problems = acl.problems.clone();
+            if let Some((_, limit)) = wanted {
+                if acl.rate_limit.is_some_and(|l| l != limit) {
+                    problems.push(format!(
+                        "the rate rule blocks above {} requests, not rate_limit = {limit}",
+                        acl.rate_limit.unwrap_or_default()
+                    ));
+                }
+            }
+            problems
+        }
+    }
 }
 
 /// How the DR cluster's workload identity differs from the primary's
@@ -1576,16 +1634,24 @@ async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, C
     )?;
     let database = db.as_ref().map(dr_database);
     let standalone = database.as_ref().is_some_and(|d| d.source.is_none());
-    let (promoted, cache, cluster, log_groups, site_identity) = if standalone {
-        let (promoted, cache, (cluster, site_identity), log_groups) = tokio::try_join!(
+    let (promoted, cache, cluster, log_groups, site_identity, web_acl) = if standalone {
+        let (promoted, cache, (cluster, site_identity), log_groups, web_acl) = tokio::try_join!(
             database::find(&dr),
             cache::find(&dr),
             read_cluster_and_identity(&dr),
             read_log_groups(&dr),
+            edge::read_regional(&dr),
         )?;
-        (promoted, cache, cluster, log_groups, Some(site_identity))
+        (
+            promoted,
+            cache,
+            cluster,
+            log_groups,
+            Some(site_identity),
+            web_acl,
+        )
     } else {
-        (None, None, None, BTreeMap::new(), None)
+        (None, None, None, BTreeMap::new(), None, None)
     };
     let replica_key = replica_keys.get(PLATFORM).map(|k| k.arn.clone());
     let role_problems = match (&role, &replica_key) {
@@ -1620,6 +1686,7 @@ async fn observe(ctx: &Ctx, region: &str, keys: &KeysState) -> Result<DrState, C
         cache,
         cluster,
         identity: site_identity,
+        web_acl,
         log_groups,
         audit,
         documents: docs,
@@ -1725,6 +1792,7 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
         let cache_spec = built.need_spec::<Cache>(COMPONENT)?;
         let cluster_spec = built.need_spec::<EksCluster>(COMPONENT)?;
         let database_spec = built.need_spec::<Database>(COMPONENT)?;
+        let edge_spec = built.need_spec::<Edge>(COMPONENT)?;
         let retention = built.need_spec::<Monitoring>(COMPONENT)?.log_retention_days;
         ctx.check_cancelled(COMPONENT, "promoting the DR site")?;
         // The log groups before their writers (the cache delivers its logs
@@ -1759,6 +1827,8 @@ pub async fn ensure(ctx: &Ctx, spec: &DrSpec, built: &Observed) -> Result<DrStat
             cache::ensure(&dr, cache_spec, &standing, &dr_keys),
             storage::ensure(&dr, &audit_spec, &dr_keys),
             documents::ensure(&dr, &documents_spec, &dr_keys),
+            // The DR load balancers' web ACL, beside the rest.
+            edge::ensure_regional(&dr, edge_spec),
         )?;
         ensure_role_and_replication(ctx, &dr, keys, &dr_keys).await?;
         ensure_secret_replicas(ctx, &dr, &dr_keys).await?;
@@ -2454,10 +2524,11 @@ async fn tear_down(ctx: &Ctx, region: &str) -> Result<Vec<String>, ComponentErro
     // then the promoted site's cluster and cache and the database, then
     // the network they stand in.
     identity::delete(&dr).await?;
-    let (mut db_warnings, mut cache_warnings, ()) = tokio::try_join!(
+    let (mut db_warnings, mut cache_warnings, (), ()) = tokio::try_join!(
         delete_database(&dr, region),
         cache::delete(&dr),
         cluster::delete_cluster(&dr),
+        edge::delete_regional(&dr),
     )?;
     warnings.append(&mut db_warnings);
     warnings.append(&mut cache_warnings);
@@ -2589,6 +2660,47 @@ mod tests {
         let unpromoted = with_dr(Some("us-west-2"), false);
         assert!(!DisasterRecovery::judge(&unpromoted, &with_dr(None, false)).has_errors());
         assert!(!DisasterRecovery::judge(&promoted, &promoted).has_errors());
+    }
+
+    #[test]
+    fn the_promoted_web_acl_follows_the_edge_block() {
+        let edge = |waf: bool| EdgeSpec {
+            waf,
+            rate_limit: 2000,
+            ..EdgeSpec::default()
+        };
+        let acl = RegionalAcl {
+            arn: "arn:aws:wafv2:us-west-2:1:regional/webacl/idis-p/1".into(),
+            rate_limit: Some(2000),
+            problems: Vec::new(),
+        };
+        assert!(web_acl_problems(Some(&acl), Some(&edge(true)), "us-west-2").is_empty());
+        assert_eq!(
+            web_acl_problems(None, Some(&edge(true)), "us-west-2"),
+            vec!["no regional web ACL in us-west-2"]
+        );
+        assert!(web_acl_problems(None, Some(&edge(false)), "us-west-2").is_empty());
+        // On import (no edge block): what is there is judged, not absence.
+        assert!(web_acl_problems(None, None, "us-west-2").is_empty());
+        let changed = RegionalAcl {
+            rate_limit: Some(100_000),
+            problems: vec!["rule AWSManagedRulesCommonRuleSet removed".into()],
+            ..acl.clone()
+        };
+        assert_eq!(
+            web_acl_problems(Some(&changed), Some(&edge(true)), "us-west-2"),
+            vec![
+                "rule AWSManagedRulesCommonRuleSet removed",
+                "the rate rule blocks above 100000 requests, not rate_limit = 2000",
+            ]
+        );
+        assert_eq!(
+            web_acl_problems(Some(&acl), Some(&edge(false)), "us-west-2"),
+            vec![format!(
+                "the web ACL {} is there though edge.waf is false",
+                acl.arn
+            )]
+        );
     }
 
     #[test]
@@ -2780,10 +2892,11 @@ mod tests {
         );
         let v = judge(&state, &spec, &Blocks::default());
         assert!(v.is_clean(), "{v:?}");
-        // Every guard but the cluster's, which applies once promoted.
+        // Every guard but the cluster's and the web ACL's, which apply
+        // once promoted.
         let map = v.to_map(GUARDS);
-        assert_eq!(map.len(), GUARDS.len() - 1);
-        assert!(!map.contains_key("cluster"));
+        assert_eq!(map.len(), GUARDS.len() - 2);
+        assert!(!map.contains_key("cluster") && !map.contains_key("web_acl"));
     }
 
     #[test]

@@ -391,7 +391,7 @@ impl Component for Edge {
             Output::new(
                 "ingress_annotations",
                 Type::map(Type::String),
-                "Annotations for the platform's Kubernetes ingress: the AWS Load Balancer Controller attaches the regional web ACL and turns on Shield Advanced for the load balancer it makes.",
+                "Annotations for the platform's Kubernetes ingress: the AWS Load Balancer Controller attaches the regional web ACL and turns on Shield Advanced for the load balancer it makes. Once `dr.promote`, the DR region's web ACL (`dr_web_acl_arn`): WAF attaches a regional web ACL only to load balancers of its own region.",
             ),
         ]
     }
@@ -2319,18 +2319,7 @@ pub async fn find(ctx: &Ctx) -> Result<Option<EdgeState>, ComponentError> {
 /// distribution before its protection; what goes, goes the other way
 /// round (protection, distribution, then the ACL it let go of).
 pub async fn ensure(ctx: &Ctx, spec: &EdgeSpec) -> Result<EdgeState, ComponentError> {
-    let regional = async {
-        let existing = read_acl(ctx, At::Regional).await?;
-        match (spec.waf, existing) {
-            (true, existing) => Box::pin(ensure_acl(ctx, spec, At::Regional, existing))
-                .await
-                .map(Some),
-            (false, Some(acl)) => Box::pin(delete_acl(ctx, At::Regional, acl))
-                .await
-                .map(|()| None),
-            (false, None) => Ok(None),
-        }
-    };
+    let regional = ensure_regional_acl(ctx, spec);
     let cdn_side = async {
         let (mut protection, existing, old_acl, mut assets) = tokio::try_join!(
             Box::pin(read_protection(ctx)),
@@ -2398,6 +2387,66 @@ pub async fn ensure(ctx: &Ctx, spec: &EdgeSpec) -> Result<EdgeState, ComponentEr
     ))
 }
 
+/// A regional web ACL `idis-<env>` as read in another site's region (the
+/// DR site's load balancers need one of their own: WAF associates a
+/// regional web ACL only with resources of its region, "Associating or
+/// disassociating protection", AWS WAF Developer Guide).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RegionalAcl {
+    pub arn: String,
+    /// The rate rule's limit, when it has one.
+    pub rate_limit: Option<i64>,
+    /// How it differs from what the provider makes, but for the limit:
+    /// the rules, the default action and the ownership tags.
+    pub problems: Vec<String>,
+}
+
+/// The regional web ACL of `ctx`'s region, judged as the primary's is.
+pub async fn read_regional(ctx: &Ctx) -> Result<Option<RegionalAcl>, ComponentError> {
+    Ok(read_acl(ctx, At::Regional).await?.map(|acl| {
+        let name = At::Regional.name(ctx);
+        let mut problems = acl_problems(&acl.acl);
+        problems.extend(super::tag_problems(
+            &format!("web ACL {name}"),
+            &acl.tags,
+            &ctx.tags(COMPONENT),
+        ));
+        RegionalAcl {
+            arn: acl.acl.arn().to_string(),
+            rate_limit: acl.rate_limit(),
+            problems,
+        }
+    }))
+}
+
+/// The regional web ACL of `ctx`'s region as the edge block says: made
+/// and repaired with `waf`, deleted without. Returns its ARN.
+pub async fn ensure_regional(ctx: &Ctx, spec: &EdgeSpec) -> Result<Option<String>, ComponentError> {
+    Ok(ensure_regional_acl(ctx, spec)
+        .await?
+        .map(|acl| acl.acl.arn().to_string()))
+}
+
+async fn ensure_regional_acl(ctx: &Ctx, spec: &EdgeSpec) -> Result<Option<Acl>, ComponentError> {
+    match (spec.waf, read_acl(ctx, At::Regional).await?) {
+        (true, existing) => Box::pin(ensure_acl(ctx, spec, At::Regional, existing))
+            .await
+            .map(Some),
+        (false, Some(acl)) => Box::pin(delete_acl(ctx, At::Regional, acl))
+            .await
+            .map(|()| None),
+        (false, None) => Ok(None),
+    }
+}
+
+/// Deletes the regional web ACL of `ctx`'s region, detaching what uses it.
+pub async fn delete_regional(ctx: &Ctx) -> Result<(), ComponentError> {
+    match read_acl(ctx, At::Regional).await? {
+        Some(acl) => Box::pin(delete_acl(ctx, At::Regional, acl)).await,
+        None => Ok(()),
+    }
+}
+
 /// Removes the protection, then the distribution (disable, wait, delete)
 /// and the CloudFront ACL it used, and the regional web ACL alongside.
 /// Returns warnings for the plan/apply output (none today).
@@ -2422,13 +2471,7 @@ pub async fn delete(ctx: &Ctx) -> Result<Vec<String>, ComponentError> {
         }
         Box::pin(cdn_assets::delete(ctx)).await
     };
-    let acl_side = async {
-        if let Some(acl) = read_acl(ctx, At::Regional).await? {
-            delete_acl(ctx, At::Regional, acl).await?;
-        }
-        Ok::<(), ComponentError>(())
-    };
-    let (warnings, ()) = tokio::try_join!(cdn_side, acl_side)?;
+    let (warnings, ()) = tokio::try_join!(cdn_side, delete_regional(ctx))?;
     Ok(warnings)
 }
 

@@ -120,7 +120,7 @@ mod tests {
             .iter()
             .filter(|a| a.computed && !a.optional)
             .collect();
-        assert_eq!(outputs.len(), 76);
+        assert_eq!(outputs.len(), 77);
         for a in outputs {
             let mine = ours.block.attribute(&a.name).expect(&a.name);
             assert!(mine.computed && !mine.optional, "{}", a.name);

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::components::edge::ANNOTATION_WAF;
 use crate::protocol::cty::Value;
 
 /// The attribute `name` of the site that serves: once the DR site is
@@ -14,14 +15,11 @@ use crate::protocol::cty::Value;
 /// otherwise, and for what the DR site has no copy of, the attribute
 /// itself.
 pub fn serving(state: &Value, name: &str) -> Value {
-    let dr = state.get_attr("dr");
-    let promoted =
-        dr.get_attr("promote").as_bool() == Some(true) && !dr.get_attr("region").is_null();
-    if !promoted {
+    if !promoted(state) {
         return state.get_attr(name).clone();
     }
     match name {
-        "region" => dr.get_attr("region").clone(),
+        "region" => state.get_attr("dr").get_attr("region").clone(),
         "documents_bucket_name"
         | "audit_bucket_name"
         | "platform_key_arn"
@@ -34,10 +32,42 @@ pub fn serving(state: &Value, name: &str) -> Value {
         | "jwt_secret_arn"
         | "encryption_key_secret_arn"
         | "api_role_arn"
-        | "external_secrets_role_arn" => state.get_attr(&format!("dr_{name}")).clone(),
+        | "external_secrets_role_arn"
+        | "web_acl_arn" => state.get_attr(&format!("dr_{name}")).clone(),
         // Ports: the DR database and cache are made as the primary's.
         _ => state.get_attr(name).clone(),
     }
+}
+
+/// Whether the DR site serves.
+fn promoted(state: &Value) -> bool {
+    let dr = state.get_attr("dr");
+    dr.get_attr("promote").as_bool() == Some(true) && !dr.get_attr("region").is_null()
+}
+
+/// Once the DR site serves, `ingress_annotations` attach the DR region's
+/// web ACL: WAF attaches a regional web ACL only to load balancers of its
+/// own region. Unknown while that ACL is.
+fn serve_ingress_annotations(state: &mut Value) {
+    if !promoted(state) {
+        return;
+    }
+    let Some(mut annotations) = state.get_attr("ingress_annotations").as_string_map() else {
+        return;
+    };
+    match serving(state, "web_acl_arn") {
+        Value::String(arn) => {
+            annotations.insert(ANNOTATION_WAF.to_string(), arn);
+        }
+        Value::Null => {
+            annotations.remove(ANNOTATION_WAF);
+        }
+        _ => {
+            state.set_attr("ingress_annotations", Value::Unknown);
+            return;
+        }
+    }
+    state.set_attr("ingress_annotations", Value::string_map(annotations));
 }
 
 /// `app_config` and `secret_refs` from the other attributes: the non-secret
@@ -122,4 +152,65 @@ pub fn derive_app_settings(state: &mut Value) {
     state.set_attr("secret_refs", secret_refs);
     let manifests = super::manifests::derive(state);
     state.set_attr("kubernetes_manifests", manifests);
+    serve_ingress_annotations(state);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(promote: bool, dr_acl: Value) -> Value {
+        let mut s = Value::Null;
+        let mut dr = Value::Null;
+        dr.set_attr("region", Value::string("us-west-2"));
+        dr.set_attr("promote", Value::Bool(promote));
+        s.set_attr("dr", dr);
+        s.set_attr("web_acl_arn", Value::string("arn:primary"));
+        s.set_attr("dr_web_acl_arn", dr_acl);
+        s.set_attr(
+            "ingress_annotations",
+            Value::string_map([
+                (ANNOTATION_WAF, "arn:primary"),
+                (crate::components::edge::ANNOTATION_SHIELD, "true"),
+            ]),
+        );
+        s
+    }
+
+    fn waf(s: &Value) -> Option<String> {
+        s.get_attr("ingress_annotations")
+            .as_string_map()
+            .and_then(|m| m.get(ANNOTATION_WAF).cloned())
+    }
+
+    #[test]
+    fn the_ingress_attaches_the_web_acl_of_the_site_that_serves() {
+        let mut before = state(false, Value::Null);
+        serve_ingress_annotations(&mut before);
+        assert_eq!(waf(&before).as_deref(), Some("arn:primary"));
+
+        let mut promoted = state(true, Value::string("arn:dr"));
+        serve_ingress_annotations(&mut promoted);
+        assert_eq!(waf(&promoted).as_deref(), Some("arn:dr"));
+        let shield = promoted
+            .get_attr("ingress_annotations")
+            .as_string_map()
+            .unwrap();
+        assert_eq!(
+            shield
+                .get(crate::components::edge::ANNOTATION_SHIELD)
+                .map(String::as_str),
+            Some("true")
+        );
+
+        // Promoting: the DR ACL is made by this apply.
+        let mut promoting = state(true, Value::Unknown);
+        serve_ingress_annotations(&mut promoting);
+        assert_eq!(promoting.get_attr("ingress_annotations"), &Value::Unknown);
+
+        // No DR ACL (edge.waf off there): no primary ACL either.
+        let mut without = state(true, Value::Null);
+        serve_ingress_annotations(&mut without);
+        assert_eq!(waf(&without), None);
+    }
 }
