@@ -109,6 +109,14 @@ SERVICE_IN_AUTH = re.compile(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/aws4_reque
 ELASTICACHE_NS = "http://elasticache.amazonaws.com/doc/2015-02-02/"
 
 
+# At most this many calls are forwarded to moto at once (see AwsProxy).
+UPSTREAM_SLOTS = 64
+
+
+class UpstreamFailed(RuntimeError):
+    """moto closed or reset a forwarded call: the emulator's fault."""
+
+
 class _Server(ThreadingHTTPServer):
     # socketserver's default listen backlog is 5: a client opening more
     # connections at once (the provider reads seven components
@@ -929,6 +937,14 @@ class AwsProxy:
         self.journal: list[Exchange] = []
         self.counters = Counters()
         self._lock = threading.Lock()
+        # Calls forwarded to moto at once. Not AWS's behaviour but the
+        # emulator's plumbing: moto_server accepts connections with a
+        # backlog of 128 and answers one call at a time, so a thousand
+        # connections opened at once (ten environments refreshed together,
+        # each reading its components concurrently) overflow its accept
+        # queue and some are reset after they were sent. Queued here
+        # instead, they wait as long as they would have in moto's queue.
+        self._upstream_slots = threading.BoundedSemaphore(UPSTREAM_SLOTS)
         self._random = random.Random(seed)
         # (region, name): names are regional (a DR site has the same ones).
         self._deleted_groups: set[tuple[str, str]] = set()
@@ -3913,16 +3929,22 @@ class AwsProxy:
         upstream_path = path
         if cbor:
             upstream_path, headers, body = RpcV2Cbor.request(call.service, operation, path, headers, body)
-        connection = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
-        try:
-            forwarded = {k: v for k, v in self._routable(headers, upstream_path).items() if k.lower() not in HOP_BY_HOP}
-            connection.request(method, upstream_path, body=body or None, headers=forwarded)
-            response = connection.getresponse()
-            payload = response.read()
-            status = response.status
-            reply_headers = {k: v for k, v in response.getheaders()}
-        finally:
-            connection.close()
+        forwarded = {k: v for k, v in self._routable(headers, upstream_path).items() if k.lower() not in HOP_BY_HOP}
+        with self._upstream_slots:
+            connection = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=60)
+            try:
+                connection.request(method, upstream_path, body=body or None, headers=forwarded)
+                response = connection.getresponse()
+                payload = response.read()
+                status = response.status
+                reply_headers = {k: v for k, v in response.getheaders()}
+            except (ConnectionError, http.client.HTTPException) as e:
+                # moto's failure, not the client's: said aloud (the server's
+                # handle_error stays quiet about clients that went away, and
+                # ConnectionResetError is both).
+                raise UpstreamFailed(f"moto did not answer {call.service}:{operation}: {e!r}") from e
+            finally:
+                connection.close()
         if cbor:
             reply_headers, payload = RpcV2Cbor.answer(call.service, operation, status, reply_headers, payload)
             return self._after_fault(fault, call, (status, reply_headers, payload))
