@@ -1044,11 +1044,10 @@ fn web_acl_problems(
         )],
         (Some(acl), wanted) => {
             let mut problems = acl.problems.clone();
-            if let Some((_, limit)) = wanted {
-                if acl.rate_limit.is_some_and(|l| l != limit) {
+            if let (Some(have), Some((_, limit))) = (acl.rate_limit, wanted) {
+                if have != limit {
                     problems.push(format!(
-                        "the rate rule blocks above {} requests, not rate_limit = {limit}",
-                        acl.rate_limit.unwrap_or_default()
+                        "the rate rule blocks above {have} requests, not rate_limit = {limit}"
                     ));
                 }
             }

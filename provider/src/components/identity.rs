@@ -1025,7 +1025,7 @@ impl Component for WorkloadIdentity {
     type Outputs = IdentityOutputs;
 
     async fn find(ctx: &Ctx) -> Result<Option<IdentityState>, ComponentError> {
-        let state = read_all(ctx, issuer_of(ctx).await?).await?;
+        let state = read_all(ctx, issuer_of(ctx).await?.as_deref()).await?;
         if state.oidc.is_none() && state.roles.is_empty() {
             return Ok(None);
         }
@@ -1192,8 +1192,9 @@ async fn read_role(ctx: &Ctx, name: &str) -> Result<Option<RoleSeen>, ComponentE
 /// Reads the OIDC provider of `issuer` (the cluster's; None when there is
 /// no cluster or it has none) and every role concurrently, and judges
 /// what needs no other component.
-async fn read_all(ctx: &Ctx, issuer: Option<String>) -> Result<IdentityState, ComponentError> {
+async fn read_all(ctx: &Ctx, issuer: Option<&str>) -> Result<IdentityState, ComponentError> {
     let part = partition(&ctx.region);
+    let issuer = issuer.map(str::to_string);
     let oidc = async {
         match &issuer {
             Some(i) => read_oidc(ctx, &oidc_provider_arn(part, &ctx.account_id, i)).await,
@@ -1228,7 +1229,7 @@ async fn read_all(ctx: &Ctx, issuer: Option<String>) -> Result<IdentityState, Co
 /// site whose issuer the caller has read (its verdicts without the
 /// policies': see [`policy_verdicts`]).
 pub async fn read(ctx: &Ctx, issuer: Option<&str>) -> Result<IdentityState, ComponentError> {
-    read_all(ctx, issuer.map(str::to_string)).await
+    read_all(ctx, issuer).await
 }
 
 // ---------------------------------------------------------------- ensure
@@ -1338,7 +1339,7 @@ pub async fn ensure(
     issuer: &str,
     targets: &Targets,
 ) -> Result<IdentityState, ComponentError> {
-    let seen = read_all(ctx, Some(issuer.to_string())).await?;
+    let seen = read_all(ctx, Some(issuer)).await?;
     let roles = futures_util::future::try_join_all(Role::ALL.iter().map(|role| {
         let trust = trust_policy(targets, issuer, *role, spec);
         let policy = permission_policy(targets, *role);
@@ -1346,7 +1347,7 @@ pub async fn ensure(
         async move { ensure_role(ctx, *role, seen, &trust, &policy).await }
     }));
     tokio::try_join!(ensure_oidc(ctx, issuer, seen.oidc.as_ref()), roles)?;
-    read_all(ctx, Some(issuer.to_string())).await
+    read_all(ctx, Some(issuer)).await
 }
 
 // ---------------------------------------------------------------- delete
