@@ -939,11 +939,12 @@ class AwsProxy:
         self._lock = threading.Lock()
         # Calls forwarded to moto at once. Not AWS's behaviour but the
         # emulator's plumbing: moto_server accepts connections with a
-        # backlog of 128 and answers one call at a time, so a thousand
-        # connections opened at once (ten environments refreshed together,
-        # each reading its components concurrently) overflow its accept
-        # queue and some are reset after they were sent. Queued here
-        # instead, they wait as long as they would have in moto's queue.
+        # backlog of 128 and, under the GIL, answers about one call at a
+        # time. A thousand connections opened at once (ten environments
+        # refreshed together, each reading its components concurrently)
+        # made `make bench` fail with connections closed unanswered, most
+        # likely its accept queue overflowing (inferred, not traced).
+        # Queued here instead, they wait as long as in moto's queue.
         self._upstream_slots = threading.BoundedSemaphore(UPSTREAM_SLOTS)
         self._random = random.Random(seed)
         # (region, name): names are regional (a DR site has the same ones).
